@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is installed by them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYPROJECTS := pyproject.toml shared/pyproject.toml services/manufacturer/pyproject.toml \
+              services/distributor/pyproject.toml services/warehouse/pyproject.toml
+
+.PHONY: install test demo kafka-up kafka-down asyncapi schemas clean
+
+install: $(STAMP)
+
+$(STAMP): $(PYPROJECTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e shared -e services/manufacturer -e services/distributor -e services/warehouse -e .
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest
+
+demo: install
+	$(BIN)/backflush demo
+
+kafka-up: install
+	$(BIN)/python scripts/kafka_local.py up
+
+kafka-down: install
+	$(BIN)/python scripts/kafka_local.py down
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

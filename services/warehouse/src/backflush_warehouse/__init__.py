@@ -1,0 +1,1 @@
+"""backflush_warehouse."""
