@@ -1,0 +1,78 @@
+"""The `backflush` command. Services add their own commands through their `ServiceDefinition.cli`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from backflush_shared.errors import BackflushError, ConfigurationError
+
+app = typer.Typer(
+    name="backflush",
+    help="Manufacturing backflush across a manufacturer, a distributor and a warehouse, over Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+@app.command()
+def serve(service: str = typer.Argument(..., help="manufacturer, distributor or warehouse")) -> None:
+    """Run one service until SIGTERM (configured from BACKFLUSH_* environment variables)."""
+    from backflush_shared.logging import configure_logging
+    from backflush_shared.service import load_services
+    from backflush_shared.service import serve as serve_service
+    from backflush_shared.settings import ServiceSettings
+
+    services = load_services()
+    if service not in services:
+        fail(f"unknown service {service!r}; installed: {', '.join(services) or 'none'}")
+    try:
+        settings = ServiceSettings(service=service)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        fail(f"bad setting BACKFLUSH_{str(first['loc'][0]).upper()}: {first['msg']}")
+    configure_logging(settings.log_level, service=service)
+    try:
+        asyncio.run(serve_service(services[service], settings))
+    except (ConfigurationError, BackflushError) as error:
+        fail(f"{service}: {error}")
+    except KeyboardInterrupt:
+        pass
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One clear line on stderr, no traceback, and a non-zero exit."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _add_service_commands() -> None:
+    from backflush_shared.service import load_services
+
+    for definition in load_services().values():
+        if definition.cli is None:
+            continue
+        service_app = definition.cli()
+        app.registered_commands.extend(service_app.registered_commands)
+        app.registered_groups.extend(service_app.registered_groups)
+
+
+def _add_shared_commands() -> None:
+    from backflush_shared import cli_commands
+
+    cli_commands.register(app)
+
+
+def main() -> None:
+    _add_shared_commands()
+    _add_service_commands()
+    try:
+        app()
+    except BackflushError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,30 @@
+"""Commands that need no particular service: topics, publishing, the demo."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.console import Console
+
+out = Console()
+
+
+def register(app: typer.Typer) -> None:
+    topics_app = typer.Typer(help="The system's Kafka topics.", no_args_is_help=True)
+
+    @topics_app.command("create")
+    def create_topics(
+        bootstrap_servers: str = typer.Option("127.0.0.1:9092", envvar="BACKFLUSH_BOOTSTRAP_SERVERS"),
+        prefix: str = typer.Option("", envvar="BACKFLUSH_TOPIC_PREFIX"),
+        partitions: int = typer.Option(3, envvar="BACKFLUSH_TOPIC_PARTITIONS"),
+    ) -> None:
+        """Create every topic (and dead-letter twin) that does not exist yet."""
+        from backflush_shared.contracts.topics import TopicNames
+        from backflush_shared.messaging.admin import ensure_topics
+
+        created = asyncio.run(ensure_topics(bootstrap_servers, TopicNames(prefix).all(), partitions=partitions,
+                                            replication=1))
+        out.print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
+
+    app.add_typer(topics_app, name="topics")

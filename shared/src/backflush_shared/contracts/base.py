@@ -1,0 +1,41 @@
+"""What every event on our topics is: a versioned pydantic model with a type name and a home topic.
+
+The envelope (event id, correlation and causation ids, source, time) travels in the record's headers, not in
+the model: the JSON value is the event's own data only, so one envelope serves every event type.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from backflush_shared.contracts.topics import Topic
+
+#: A quantity on the wire: a decimal string (never a float), strictly positive.
+Quantity = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=18, decimal_places=6, examples=["12", "2.750"]),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+]
+
+#: Identifiers chosen by people (order ids, item numbers, lots): short, printable, no whitespace.
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+
+
+class Event(BaseModel):
+    """Base of every event. Subclasses set `event_type`, `schema_version` and `topic` as class variables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic]
+
+    def record_key(self) -> str:
+        """The Kafka record key: the order id, so that every event of one order stays in order."""
+        order_id = getattr(self, "order_id", None)
+        if order_id is None:
+            raise NotImplementedError(f"{type(self).__name__} has no order_id; override record_key")
+        return str(order_id)

@@ -1,0 +1,160 @@
+"""Events on the `completions` topic: a step is done."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from backflush_shared.contracts.base import Event, Identifier, Quantity
+from backflush_shared.contracts.common import ConsumedComponent, QualityCertificate
+from backflush_shared.contracts.topics import Topic
+
+
+class QualityInspectionRecorded(Event):
+    """An inspector (ours by inspection plan, or an outside one) recorded the quality check of an order's goods."""
+
+    event_type: ClassVar[str] = "backflush.completion.quality-inspected"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    item: Identifier
+    passed: bool
+    inspected_by: str = Field(min_length=1, max_length=120)
+    remark: str = ""
+
+
+class ComponentsBackflushed(Event):
+    """The manufacturer consumed an order's components from stock at a flush point."""
+
+    event_type: ClassVar[str] = "backflush.completion.components-backflushed"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    flush_point: Literal["pre", "post", "manual"]
+    produced_quantity: Quantity
+    components: list[ConsumedComponent]
+
+
+class BackflushParked(Event):
+    """A backflush could not post for lack of component stock and waits whole in the exception queue."""
+
+    event_type: ClassVar[str] = "backflush.completion.backflush-parked"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    reason: str
+    missing: list[ConsumedComponent]
+
+
+class NegativeStockPosted(Event):
+    """Under the `allow` policy a backflush drove a component negative: an alert for the planner."""
+
+    event_type: ClassVar[str] = "backflush.completion.negative-stock-posted"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    item: Identifier
+    lot: Identifier
+    balance: str = Field(description="The lot's balance after the posting, a negative decimal string.")
+
+
+class ProductionCompleted(Event):
+    """The manufacturer completed (part of) an order's quantity."""
+
+    event_type: ClassVar[str] = "backflush.completion.production-completed"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+    cumulative_quantity: Quantity
+    order_quantity: Quantity
+    certificate: QualityCertificate | None = None
+
+
+class CompletionReported(Event):
+    """Someone on the shop floor reports a (partial) completion of a post-product order."""
+
+    event_type: ClassVar[str] = "backflush.completion.reported"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    quantity: Quantity
+    reported_by: str = "shop-floor"
+
+
+class InventoryCheckReturned(Event):
+    """Pre-product flow: the warehouse confirms the racked stock back to manufacturing."""
+
+    event_type: ClassVar[str] = "backflush.completion.inventory-check-returned"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+    locations: list[Identifier]
+
+
+class GoodsAllocated(Event):
+    """Pre-product flow: the goods are promised to the order ("out of stock" for new orders). The order is done."""
+
+    event_type: ClassVar[str] = "backflush.completion.goods-allocated"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+
+
+class GoodsShipped(Event):
+    """Post-product flow: the warehouse picked and shipped consignment stock on the final order."""
+
+    event_type: ClassVar[str] = "backflush.completion.goods-shipped"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    item: Identifier
+    quantity: Quantity
+    ship_to: str
+    lots: list[Identifier]
+
+
+class DeliverySigned(Event):
+    """The order holder signed for the delivery (published by `backflush sign`, a driver's app, ...)."""
+
+    event_type: ClassVar[str] = "backflush.completion.delivery-signed"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    signed_by: str = Field(min_length=1, max_length=120)
+    signed_at: datetime
+
+
+class GoodsSignedFor(Event):
+    """The warehouse recorded the signature and moved ownership of the goods to the order holder."""
+
+    event_type: ClassVar[str] = "backflush.completion.goods-signed-for"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    item: Identifier
+    quantity: Quantity
+    signed_by: str
+    signed_at: datetime
+    previous_owner: str
+    new_owner: str
+
+
+class OrderClosed(Event):
+    """The order is finished: allocated (pre) or signed for (post)."""
+
+    event_type: ClassVar[str] = "backflush.completion.order-closed"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    closed_by: str

@@ -1,0 +1,83 @@
+"""Events on the `master-data` topic: items, bills of materials, inspection plans and component receipts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backflush_shared.contracts.base import Event, Identifier, Quantity
+from backflush_shared.contracts.topics import Topic
+
+NegativeStockPolicyName = Literal["reject", "allow", "park"]
+
+
+class ItemDefined(Event):
+    """An item (component, subassembly, phantom or finished good) and its unit of measure."""
+
+    event_type: ClassVar[str] = "backflush.master.item-defined"
+    topic: ClassVar[Topic] = Topic.MASTER_DATA
+
+    item: Identifier
+    description: str = ""
+    unit: Literal["pcs", "kg", "m", "l"]
+    phantom: bool = False
+    negative_stock_policy: NegativeStockPolicyName | None = None
+
+    def record_key(self) -> str:
+        return self.item
+
+
+class BomLineDefinition(BaseModel):
+    """One component line of a bill of materials (not an event by itself)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    component: Identifier
+    quantity_per: Quantity
+    scrap_factor: Annotated[Decimal, Field(ge=0, lt=10, decimal_places=6)] = Decimal(0)
+    flush: Literal["pre", "post", "manual"]
+
+
+class BomDefined(Event):
+    """The bill of materials of a parent item; it replaces any earlier one."""
+
+    event_type: ClassVar[str] = "backflush.master.bom-defined"
+    topic: ClassVar[Topic] = Topic.MASTER_DATA
+
+    parent: Identifier
+    lines: list[BomLineDefinition] = Field(min_length=1)
+
+    def record_key(self) -> str:
+        return self.parent
+
+
+class InspectionPlanDefined(Event):
+    """How the quality check of an item is decided: `pass`, `fail`, or `external` (an inspector's event decides)."""
+
+    event_type: ClassVar[str] = "backflush.master.inspection-plan-defined"
+    topic: ClassVar[Topic] = Topic.MASTER_DATA
+
+    item: Identifier
+    rule: Literal["pass", "fail", "external"]
+    remark: str = ""
+
+    def record_key(self) -> str:
+        return self.item
+
+
+class ComponentsReceived(Event):
+    """A supplier's delivery of a component lot was received into stock (this releases parked backflushes)."""
+
+    event_type: ClassVar[str] = "backflush.master.components-received"
+    topic: ClassVar[Topic] = Topic.MASTER_DATA
+
+    receipt_id: Identifier
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+    location: Identifier = "MAIN"
+
+    def record_key(self) -> str:
+        return self.item

@@ -1,0 +1,87 @@
+"""Events on the `orders` topic: an order placed, forwarded, cancelled, rejected; the final order."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar
+
+from pydantic import Field
+
+from backflush_shared.contracts.base import Event, Identifier, Quantity
+from backflush_shared.contracts.common import Flow, OrderProcessingInfo, Priority
+from backflush_shared.contracts.topics import Topic
+
+
+class OrderPlaced(Event):
+    """An order holder placed an order. Published by anyone (`backflush order place`, a web shop, ...)."""
+
+    event_type: ClassVar[str] = "backflush.order.placed"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    order_holder: str = Field(min_length=1, max_length=120)
+    flow: Flow
+    item: Identifier
+    quantity: Quantity
+    ship_to: str = Field(min_length=1, max_length=200)
+    due_date: date
+    priority: Priority = Priority.NORMAL
+
+
+class OrderForwarded(Event):
+    """The distributor accepted an order and forwards it to the manufacturer with its processing information."""
+
+    event_type: ClassVar[str] = "backflush.order.forwarded"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    flow: Flow
+    item: Identifier
+    quantity: Quantity
+    processing: OrderProcessingInfo
+
+
+class OrderRejected(Event):
+    """A service refused an order; `reason` says why in words a person can act on, `code` for machines."""
+
+    event_type: ClassVar[str] = "backflush.order.rejected"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    code: str = Field(min_length=1, max_length=64, examples=["quality-check-failed", "unknown-item"])
+    reason: str = Field(min_length=1, max_length=1000)
+    rejected_by: str
+
+
+class OrderCancellationRequested(Event):
+    """The order holder (or an operator) asks to cancel an order, at whatever stage it is."""
+
+    event_type: ClassVar[str] = "backflush.order.cancellation-requested"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    reason: str = Field(min_length=1, max_length=1000)
+    requested_by: str = Field(min_length=1, max_length=120)
+
+
+class OrderCancelled(Event):
+    """The distributor cancelled an order; every service undoes its part (reverses flushes, releases racks)."""
+
+    event_type: ClassVar[str] = "backflush.order.cancelled"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    reason: str
+    stage: str = Field(description="The state the order was in when it was cancelled.")
+
+
+class FinalOrderPlaced(Event):
+    """Post-product flow: the distributor places the final order on consignment stock; the warehouse ships."""
+
+    event_type: ClassVar[str] = "backflush.order.final-placed"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    item: Identifier
+    quantity: Quantity
+    ship_to: str

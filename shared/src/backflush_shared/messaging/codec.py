@@ -1,0 +1,164 @@
+"""Between events and Kafka records: encoding for the outbox and the command line, decoding for consumers.
+
+Decoding never raises: a record is either a `ConsumedEvent` or a `RejectedRecord` with the reason, so that one
+bad record in a batch is dead-lettered while the rest of the batch is applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.envelope import REQUIRED_HEADERS, Envelope
+from backflush_shared.contracts.registry import known_versions, model_for
+
+#: The largest value we accept; bigger records are dead-lettered unread (the broker's default limit is 1 MiB).
+DEFAULT_MAX_VALUE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def encode(event: Event, envelope: Envelope, topic: str) -> EncodedRecord:
+    return EncodedRecord(
+        topic=topic,
+        key=event.record_key().encode(),
+        value=event.model_dump_json().encode(),
+        headers=envelope.to_headers(),
+    )
+
+
+class ConsumerRecordLike(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any  # a sequence of (name, bytes) pairs
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOrigin:
+    """Where a record was read, for dead letters and logs."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def of(cls, record: ConsumerRecordLike) -> RecordOrigin:
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=tuple((name, bytes(value or b"")) for name, value in (record.headers or ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedEvent:
+    envelope: Envelope
+    event: Event
+    origin: RecordOrigin
+    content_hash: str
+
+    @property
+    def order_id(self) -> str:
+        return self.envelope.correlation_id
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    origin: RecordOrigin
+    error_type: str
+    reason: str
+    event_id: str | None = None
+    event_type: str | None = None
+
+
+def content_hash(event_type: str, schema_version: int, value: bytes) -> str:
+    """What makes two deliveries of one event id the same event: its type, version and value."""
+    digest = hashlib.sha256()
+    digest.update(f"{event_type}\x00{schema_version}\x00".encode())
+    digest.update(value)
+    return digest.hexdigest()
+
+
+def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> ConsumedEvent | RejectedRecord:
+    origin = RecordOrigin.of(record)
+    headers: dict[str, str] = {}
+    for name, raw in origin.headers:
+        try:
+            headers[name] = raw.decode()
+        except UnicodeDecodeError:
+            return RejectedRecord(origin, "malformed-header", f"header {name!r} is not UTF-8 text")
+
+    event_id = headers.get("ce_id")
+    event_type = headers.get("ce_type")
+
+    def rejected(error_type: str, reason: str) -> RejectedRecord:
+        return RejectedRecord(origin, error_type, reason, event_id=event_id, event_type=event_type)
+
+    missing = [name for name in REQUIRED_HEADERS if not headers.get(name)]
+    if missing:
+        return rejected("missing-headers", f"missing CloudEvents headers: {', '.join(missing)}")
+    try:
+        envelope = Envelope.from_headers(headers)
+    except ValidationError as error:
+        return rejected("invalid-envelope", _summarise(error))
+
+    value = origin.value
+    if value is None:
+        return rejected("empty-value", "the record has no value")
+    if len(value) > max_value_bytes:
+        return rejected("too-large", f"the value has {len(value)} bytes, over the limit of {max_value_bytes}")
+
+    model = model_for(envelope.event_type, envelope.schema_version)
+    if model is None:
+        versions = known_versions(envelope.event_type)
+        if versions:
+            return rejected(
+                "unknown-schema-version",
+                f"{envelope.event_type} has no schema version {envelope.schema_version} "
+                f"(known: {', '.join(map(str, versions))})",
+            )
+        return rejected("unknown-event-type", f"unknown event type {envelope.event_type!r}")
+
+    try:
+        payload = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return rejected("not-json", f"the value is not JSON: {error}")
+    try:
+        event = model.model_validate(payload)
+    except ValidationError as error:
+        return rejected("invalid-event", f"{model.__name__}: {_summarise(error)}")
+
+    return ConsumedEvent(
+        envelope=envelope,
+        event=event,
+        origin=origin,
+        content_hash=content_hash(envelope.event_type, envelope.schema_version, value),
+    )
+
+
+def _summarise(error: ValidationError) -> str:
+    parts = []
+    for issue in error.errors(include_url=False)[:5]:
+        location = ".".join(str(part) for part in issue["loc"]) or "(value)"
+        parts.append(f"{location}: {issue['msg']}")
+    return "; ".join(parts)

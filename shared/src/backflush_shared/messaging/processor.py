@@ -1,0 +1,172 @@
+"""The consume -> apply -> publish path, one database transaction per batch of records.
+
+For each batch: decode every record; in ONE transaction claim each event in the inbox, apply it through the
+service's handler inside a savepoint, and write the resulting events (and any dead letters) to the outbox; commit;
+only then may the caller commit the Kafka offsets. A redelivered batch finds its events in the inbox and changes
+nothing, so exactly-once effects hold without a transaction per message (see PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.registry import model_for
+from backflush_shared.contracts.topics import TopicNames
+from backflush_shared.errors import BackflushError
+from backflush_shared.messaging.codec import (
+    DEFAULT_MAX_VALUE_BYTES,
+    ConsumedEvent,
+    ConsumerRecordLike,
+    RecordOrigin,
+    RejectedRecord,
+    decode,
+)
+from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
+from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.inbox import Claim, Inbox
+from backflush_shared.persistence.outbox import Outbox
+
+log = structlog.get_logger("backflush.processor")
+
+
+@dataclass
+class HandlerContext:
+    """What a handler gets: the open transaction, the event, and a way to emit events through the outbox."""
+
+    session: AsyncSession
+    consumed: ConsumedEvent
+    outbox: Outbox
+    log: Any
+
+    @property
+    def event(self) -> Event:
+        return self.consumed.event
+
+    async def emit(self, event: Event, *, correlation_id: str | None = None) -> None:
+        await self.outbox.emit(self.session, event, caused_by=self.consumed, correlation_id=correlation_id)
+
+
+Handler = Callable[[HandlerContext], Awaitable[None]]
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    dead_lettered: int = 0
+    ignored: int = 0
+    wrote_outbox: bool = False
+    outcomes: list[str] = field(default_factory=list)
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        *,
+        service: str,
+        database: Database,
+        inbox: Inbox,
+        outbox: Outbox,
+        topics: TopicNames,
+        handlers: Mapping[type[Event], Handler],
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        on_committed: Callable[[], None] | None = None,
+    ) -> None:
+        self.service = service
+        self.database = database
+        self.inbox = inbox
+        self.outbox = outbox
+        self.topics = topics
+        self.handlers = dict(handlers)
+        self.handled_types = {model.event_type for model in handlers}
+        self.max_value_bytes = max_value_bytes
+        self.on_committed = on_committed
+
+    async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
+        """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed)."""
+        decoded = [decode(record, max_value_bytes=self.max_value_bytes) for record in records]
+        result = BatchResult()
+        async with self.database.transaction() as session:
+            for item in decoded:
+                if isinstance(item, RejectedRecord):
+                    await self._reject(session, item, result, attempts)
+                else:
+                    await self._apply(session, item, result)
+        if result.wrote_outbox and self.on_committed is not None:
+            self.on_committed()
+        return result
+
+    async def dead_letter_unprocessable(self, record: ConsumerRecordLike, error: BaseException, attempts: int) -> None:
+        """Set aside a record whose processing kept failing, so that the partition moves on."""
+        origin = RecordOrigin.of(record)
+        async with self.database.transaction() as session:
+            await self._write_dead_letter(session, origin, type(error).__name__, str(error) or repr(error), attempts)
+        if self.on_committed is not None:
+            self.on_committed()
+
+    async def _apply(self, session: AsyncSession, consumed: ConsumedEvent, result: BatchResult) -> None:
+        handler = self.handlers.get(type(consumed.event))
+        if handler is None:
+            result.ignored += 1  # another service's event on a topic we share
+            return
+        event_log = log.bind(order_id=consumed.envelope.correlation_id, event_id=str(consumed.envelope.event_id),
+                             event_type=consumed.envelope.event_type)
+        claim = await self.inbox.claim(session, consumed)
+        if claim is Claim.DUPLICATE:
+            result.duplicates += 1
+            event_log.info("duplicate event skipped")
+            return
+        if claim is Claim.CONFLICT:
+            event_log.warning("event id reused with different content: dead-lettered")
+            await self._write_dead_letter(
+                session, consumed.origin, "event-id-conflict",
+                f"event id {consumed.envelope.event_id} was already processed with different content", 1,
+            )
+            result.dead_lettered += 1
+            result.wrote_outbox = True
+            return
+        try:
+            async with session.begin_nested():
+                await handler(HandlerContext(session, consumed, self.outbox, event_log))
+        except BackflushError as refusal:
+            # The handler's effects rolled back with the savepoint; the inbox keeps the event as refused, so a
+            # redelivery is not refused twice.
+            event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
+            await self.inbox.set_outcome(session, consumed, "refused")
+            await self._write_dead_letter(session, consumed.origin, type(refusal).__name__, str(refusal), 1)
+            result.refused += 1
+            result.dead_lettered += 1
+            result.wrote_outbox = True
+            return
+        result.applied += 1
+        result.wrote_outbox = True  # handlers usually emit; a spare wake-up costs one empty query
+        event_log.debug("event applied")
+
+    async def _reject(self, session: AsyncSession, rejected: RejectedRecord, result: BatchResult, attempts: int) -> None:
+        # An invalid event of a type that only other services handle is theirs to dead-letter, not ours.
+        if rejected.event_type and rejected.event_type not in self.handled_types and _is_known_type(rejected.event_type):
+            result.ignored += 1
+            return
+        log.warning("unreadable record dead-lettered", topic=rejected.origin.topic, partition=rejected.origin.partition,
+                    offset=rejected.origin.offset, error_type=rejected.error_type, reason=rejected.reason,
+                    event_id=rejected.event_id)
+        await self._write_dead_letter(session, rejected.origin, rejected.error_type, rejected.reason, attempts)
+        result.dead_lettered += 1
+        result.wrote_outbox = True
+
+    async def _write_dead_letter(self, session: AsyncSession, origin: RecordOrigin, error_type: str, reason: str,
+                                 attempts: int) -> None:
+        record = dead_letter_record(self.topics, origin, error_type=error_type, reason=reason,
+                                    failed_by=self.service, attempts=attempts)
+        await self.outbox.add(session, record, dedupe_id=dead_letter_id(self.service, origin))
+
+
+def _is_known_type(event_type: str) -> bool:
+    return any(model_for(event_type, version) for version in range(1, 10))

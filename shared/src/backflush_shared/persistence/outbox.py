@@ -1,0 +1,126 @@
+"""The transactional outbox: outgoing records are rows written in the transaction that caused them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.envelope import Envelope
+from backflush_shared.contracts.topics import TopicNames
+from backflush_shared.messaging.codec import ConsumedEvent, EncodedRecord, encode
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def _headers_to_text(headers: Sequence[tuple[str, bytes]]) -> str:
+    return json.dumps([[name, base64.b64encode(value).decode()] for name, value in headers])
+
+
+def _headers_from_text(text: str) -> list[tuple[str, bytes]]:
+    return [(name, base64.b64decode(value)) for name, value in json.loads(text)]
+
+
+class Outbox:
+    def __init__(self, table: Table, topics: TopicNames, source: str) -> None:
+        self.table = table
+        self.topics = topics
+        self.source = source
+
+    async def emit(
+        self,
+        session: AsyncSession,
+        event: Event,
+        *,
+        caused_by: ConsumedEvent | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope:
+        """Write an event to be published once the surrounding transaction commits."""
+        envelope = Envelope.new(
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            correlation_id=correlation_id or (caused_by.envelope.correlation_id if caused_by else event.record_key()),
+            source=self.source,
+            causation_id=caused_by.envelope.event_id if caused_by else None,
+        )
+        await self.add(session, encode(event, envelope, self.topics(event.topic)), envelope)
+        return envelope
+
+    async def add(
+        self,
+        session: AsyncSession,
+        record: EncodedRecord,
+        envelope: Envelope | None = None,
+        *,
+        dedupe_id: str | None = None,
+    ) -> None:
+        """Write one record. With `dedupe_id`, a record already written under that id is not written again."""
+        now = datetime.now(UTC)
+        if dedupe_id is not None:
+            exists = (
+                await session.execute(select(self.table.c.id).where(self.table.c.event_id == dedupe_id))
+            ).scalar_one_or_none()
+            if exists is not None:
+                return
+        event_id = dedupe_id or (str(envelope.event_id) if envelope else _header(record.headers, "ce_id") or f"raw:{uuid.uuid4()}")
+        await session.execute(
+            insert(self.table).values(
+                event_id=event_id,
+                event_type=(envelope.event_type if envelope else _header(record.headers, "ce_type") or "unknown")[:120],
+                correlation_id=(envelope.correlation_id if envelope else record.key.decode(errors="replace"))[:64],
+                topic=record.topic,
+                record_key=record.key,
+                value=record.value,
+                headers=_headers_to_text(record.headers),
+                created_at=now,
+            )
+        )
+
+    async def pending(self, session: AsyncSession, limit: int) -> list[PendingRecord]:
+        rows = (
+            await session.execute(
+                select(
+                    self.table.c.id,
+                    self.table.c.topic,
+                    self.table.c.record_key,
+                    self.table.c.value,
+                    self.table.c.headers,
+                )
+                .where(self.table.c.published_at.is_(None))
+                .order_by(self.table.c.id)
+                .limit(limit)
+            )
+        ).all()
+        return [PendingRecord(row.id, row.topic, row.record_key, row.value, _headers_from_text(row.headers)) for row in rows]
+
+    async def mark_published(self, session: AsyncSession, ids: Sequence[int]) -> None:
+        now = datetime.now(UTC)
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            await session.execute(update(self.table).where(self.table.c.id.in_(chunk)).values(published_at=now))
+
+    async def count_unpublished(self, session: AsyncSession) -> int:
+        return int(
+            (await session.execute(select(func.count()).where(self.table.c.published_at.is_(None)))).scalar_one()
+        )
+
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode(errors="replace")
+    return None

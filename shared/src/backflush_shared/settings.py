@@ -1,0 +1,36 @@
+"""Service settings, read from the environment (prefix `BACKFLUSH_`) and nowhere else."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """How one service instance connects and where it keeps its state. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="BACKFLUSH_", extra="ignore")
+
+    service: str = Field(description="Which service this is; set by `backflush serve NAME`.")
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
+    topic_prefix: str = Field("", description="Put in front of every topic name (one broker, several systems).")
+    group_id: str = Field("", description="Kafka consumer group; defaults to the topic prefix + service name.")
+    database_url: str = Field("", description="SQLAlchemy URL; defaults to a SQLite file var/<service>.db.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(8080, ge=0, le=65535, description="HTTP port of GET /health.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions of the topics the service creates if missing.")
+    topic_replication: int = Field(1, ge=1)
+    max_batch: int = Field(500, ge=1, le=10_000, description="Most records applied in one transaction.")
+    max_value_bytes: int = Field(1_000_000, ge=1024, description="Larger records are dead-lettered unread.")
+    startup_timeout_seconds: float = Field(30.0, gt=0, description="How long start-up waits for the broker.")
+
+    @model_validator(mode="after")
+    def _defaults_from_service(self) -> ServiceSettings:
+        if not self.group_id:
+            self.group_id = f"{self.topic_prefix}{self.service}"
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///var/{self.service}.db"
+        return self
