@@ -24,21 +24,21 @@ err = Console(stderr=True)
 def serve(service: str = typer.Argument(..., help="manufacturer, distributor or warehouse")) -> None:
     """Run one service until SIGTERM (configured from BACKFLUSH_* environment variables)."""
     from backflush_shared.logging import configure_logging
-    from backflush_shared.service import load_services
+    from backflush_shared.service import load_service
     from backflush_shared.service import serve as serve_service
-    from backflush_shared.settings import ServiceSettings
 
-    services = load_services()
-    if service not in services:
-        fail(f"unknown service {service!r}; installed: {', '.join(services) or 'none'}")
     try:
-        settings = ServiceSettings(service=service)
+        definition = load_service(service)
+    except ConfigurationError as error:
+        fail(str(error))
+    try:
+        settings = definition.settings_class(service=service)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         fail(f"bad setting BACKFLUSH_{str(first['loc'][0]).upper()}: {first['msg']}")
     configure_logging(settings.log_level, service=service)
     try:
-        asyncio.run(serve_service(services[service], settings))
+        asyncio.run(serve_service(definition, settings))
     except (ConfigurationError, BackflushError) as error:
         fail(f"{service}: {error}")
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ publishes) and registers it under the `backflush.services` entry point; `backflu
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -19,6 +19,7 @@ import typer
 from faststream.asgi import AsgiFastStream, make_ping_asgi
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
+from faststream.specification import AsyncAPI
 from pydantic import SkipValidation
 from sqlalchemy import MetaData, Table
 
@@ -52,6 +53,17 @@ class ServiceDefinition:
     publishes: tuple[type[Event], ...]
     cli: Callable[[], typer.Typer] | None = None
     version: str = "0.1.0"
+    settings_class: type[ServiceSettings] = ServiceSettings
+    #: Runs after migrations, before consuming: e.g. the warehouse lays out its racks from its settings.
+    on_prepare: Callable[["ServiceRuntime"], Awaitable[None]] | None = None
+
+
+def load_service(name: str) -> ServiceDefinition:
+    """One installed service by name; raises `ConfigurationError` when it is not installed."""
+    for entry in entry_points(group="backflush.services", name=name):
+        return entry.load()  # type: ignore[no-any-return]
+    installed = ", ".join(sorted(entry.name for entry in entry_points(group="backflush.services")))
+    raise ConfigurationError(f"unknown service {name!r}; installed: {installed or 'none'}")
 
 
 def load_services() -> dict[str, ServiceDefinition]:
@@ -109,6 +121,8 @@ class ServiceRuntime:
         )
         if created:
             log.info("topics created", topics=created)
+        if self.definition.on_prepare is not None:
+            await self.definition.on_prepare(self)
 
     async def consume(self, records: Sequence[Any], message: KafkaMessage) -> None:
         """Apply one batch, then commit its offsets; on failure rewind, back off, and retry."""
@@ -194,15 +208,24 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple
     app = AsgiFastStream(
         broker,
         asgi_routes=[("/health", make_ping_asgi(broker, timeout=5.0, description="204 when the broker answers"))],
-        title=f"backflush {definition.name}",
-        version=definition.version,
-        description=definition.description,
+        specification=asyncapi_of(definition, broker),
+        logger=logging.getLogger(f"backflush.{definition.name}.app"),
     )
     app.on_startup(runtime.prepare)
     app.after_startup(runtime.relay.start)
     app.after_shutdown(runtime.relay.stop)
     app.after_shutdown(runtime.database.close)
     return app, runtime
+
+
+def asyncapi_of(definition: ServiceDefinition, broker: KafkaBroker) -> AsyncAPI:
+    return AsyncAPI(
+        broker,
+        title=f"backflush {definition.name}",
+        version=definition.version,
+        description=definition.description,
+        schema_version="3.0.0",
+    )
 
 
 def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, models: list[type[Event]]) -> None:

@@ -85,3 +85,4 @@ class FinalOrderPlaced(Event):
     item: Identifier
     quantity: Quantity
     ship_to: str
+    order_holder: str = Field(min_length=1, max_length=120)

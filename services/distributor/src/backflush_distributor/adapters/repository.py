@@ -1,0 +1,117 @@
+"""Loading and saving orders; the lifecycle itself stays in the domain."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_distributor.adapters.tables import order_events, order_transitions, orders
+from backflush_distributor.domain.lifecycle import Milestones, Order, OrderStatus
+
+
+def _milestones_to_json(milestones: Milestones) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return value
+
+    return json.dumps({key: plain(value) for key, value in asdict(milestones).items()})
+
+
+def _milestones_from_json(text: str) -> Milestones:
+    raw = json.loads(text)
+    values: dict[str, Any] = {}
+    for f in fields(Milestones):
+        value = raw.get(f.name)
+        if value is None:
+            continue
+        if f.name in ("produced", "consigned"):
+            value = Decimal(value)
+        elif f.name.endswith("_since"):
+            value = datetime.fromisoformat(value)
+        values[f.name] = value
+    return Milestones(**values)
+
+
+class OrderRow:
+    """An order as stored, with what the domain needs and what the tables add."""
+
+    def __init__(self, order: Order, fingerprint: str, status: OrderStatus, waiting_since: datetime | None,
+                 details: dict[str, Any]) -> None:
+        self.order = order
+        self.fingerprint = fingerprint
+        self.status = status
+        self.waiting_since = waiting_since
+        self.details = details
+
+
+async def load(session: AsyncSession, order_id: str) -> OrderRow | None:
+    row = (await session.execute(select(orders).where(orders.c.order_id == order_id))).mappings().one_or_none()
+    if row is None:
+        return None
+    order = Order(row["order_id"], row["flow"], row["item"], row["quantity"], _milestones_from_json(row["milestones"]))
+    return OrderRow(order, row["placed_fingerprint"], order.status, row["waiting_since"], dict(row))
+
+
+async def add(session: AsyncSession, order: Order, *, fingerprint: str, order_holder: str, ship_to: str,
+              due_date: date, priority: str, at: datetime) -> None:
+    status = order.status
+    await session.execute(
+        insert(orders).values(
+            order_id=order.order_id, flow=order.flow, item=order.item, quantity=order.quantity,
+            order_holder=order_holder, ship_to=ship_to, due_date=due_date, priority=priority,
+            placed_fingerprint=fingerprint, milestones=_milestones_to_json(order.milestones),
+            state=status.state.value, waiting_for=status.waiting_for, waiting_since=at, created_at=at, updated_at=at,
+        )
+    )
+
+
+async def save(session: AsyncSession, order: Order, *, previous: OrderStatus, waiting_since: datetime | None,
+               at: datetime) -> bool:
+    """Store new milestones; returns whether the state or what it waits for changed."""
+    status = order.status
+    changed = status != previous
+    await session.execute(
+        update(orders)
+        .where(orders.c.order_id == order.order_id)
+        .values(
+            milestones=_milestones_to_json(order.milestones),
+            state=status.state.value,
+            waiting_for=status.waiting_for,
+            waiting_since=(at if changed else waiting_since) if status.waiting_for else None,
+            updated_at=at,
+        )
+    )
+    return changed
+
+
+async def record_transition(session: AsyncSession, order_id: str, status: OrderStatus, *, at: datetime,
+                            cause_event_type: str, cause_event_id: str) -> None:
+    await session.execute(
+        insert(order_transitions).values(
+            order_id=order_id, state=status.state.value, waiting_for=status.waiting_for, at=at,
+            cause_event_type=cause_event_type, cause_event_id=cause_event_id,
+        )
+    )
+
+
+async def record_event(session: AsyncSession, *, order_id: str, event_id: str, event_type: str, source: str,
+                       topic: str, occurred_at: datetime, summary: str) -> None:
+    await session.execute(
+        insert(order_events).values(
+            order_id=order_id, event_id=event_id, event_type=event_type, source=source, topic=topic,
+            occurred_at=occurred_at, summary=summary,
+        )
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

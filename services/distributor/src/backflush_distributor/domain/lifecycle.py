@@ -1,0 +1,171 @@
+"""An order's lifecycle as the distributor sees it: milestones reached, and the state derived from them.
+
+Events about one order reach the distributor on three topics, and Kafka orders records only within one
+partition of one topic: a `GoodsAllocated` on `completions` may arrive before the `GoodsRacked` on
+`inventory-details` that preceded it. So the lifecycle is not a chain of allowed transitions but a set of
+milestones, each recorded once, and the state is the furthest point they prove. Any arrival order of the same
+events gives the same state; a transition is recorded whenever the derived state or what it waits for changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from backflush_shared.errors import BackflushError
+
+
+class OrderState(StrEnum):
+    FORWARDED = "forwarded"
+    WAITING_FOR_COMPONENTS = "waiting-for-components"
+    QUALITY_CHECKED = "quality-checked"
+    IN_PRODUCTION = "in-production"
+    DIRECTED_TO_RACKS = "directed-to-racks"
+    RACKED = "racked"
+    IN_CONSIGNMENT = "in-consignment"
+    FINAL_ORDER_PLACED = "final-order-placed"
+    SHIPPED = "shipped"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (OrderState.CLOSED, OrderState.REJECTED, OrderState.CANCELLED)
+
+
+class OrderLifecycleError(BackflushError):
+    """Base of the distributor's refusals."""
+
+
+class DuplicateOrderError(OrderLifecycleError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} was already placed with different content; the first one stands")
+        self.order_id = order_id
+
+
+class UnknownOrderError(OrderLifecycleError):
+    def __init__(self, order_id: str, event_type: str) -> None:
+        super().__init__(f"{event_type} for order {order_id}, which was never placed here")
+        self.order_id = order_id
+        self.event_type = event_type
+
+
+class OrderAlreadyFinishedError(OrderLifecycleError):
+    def __init__(self, order_id: str, state: OrderState, action: str) -> None:
+        super().__init__(f"cannot {action} order {order_id}: it is already {state.value}")
+        self.order_id = order_id
+        self.state = state
+
+
+class QuantityMismatchError(OrderLifecycleError):
+    def __init__(self, order_id: str, what: str, quantity: Decimal, ordered: Decimal) -> None:
+        super().__init__(f"{what} of {quantity} for order {order_id} exceeds the ordered quantity {ordered}")
+        self.order_id = order_id
+
+
+@dataclass(frozen=True)
+class Milestones:
+    """What has happened to an order so far. Quantities accumulate; flags are set once."""
+
+    parked_since: datetime | None = None
+    quality_passed: bool = False
+    certificate_id: str | None = None
+    directed_to_racks: bool = False
+    put_away_waiting_since: datetime | None = None
+    racked: bool = False
+    allocated: bool = False
+    produced: Decimal = Decimal(0)
+    consigned: Decimal = Decimal(0)
+    final_order_placed: bool = False
+    shipped: bool = False
+    signed_by: str | None = None
+    closed: bool = False
+    rejected_reason: str | None = None
+    cancelled_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderStatus:
+    state: OrderState
+    waiting_for: str | None  # None once finished
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    flow: str  # "pre" | "post"
+    item: str
+    quantity: Decimal
+    milestones: Milestones = field(default_factory=Milestones)
+
+    def with_milestones(self, **changes: object) -> Order:
+        return replace(self, milestones=replace(self.milestones, **changes))  # type: ignore[arg-type]
+
+    @property
+    def status(self) -> OrderStatus:
+        return derive_status(self)
+
+
+def _quantity(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+
+
+def derive_status(order: Order) -> OrderStatus:
+    """The state an order's milestones prove, and what it waits for next."""
+    m = order.milestones
+    if m.cancelled_reason is not None:
+        return OrderStatus(OrderState.CANCELLED, None)
+    if m.rejected_reason is not None:
+        return OrderStatus(OrderState.REJECTED, None)
+    if m.closed or m.signed_by is not None:
+        return OrderStatus(OrderState.CLOSED, None)
+    if order.flow == "pre":
+        if m.allocated:
+            return OrderStatus(OrderState.RACKED, "closing")  # the distributor closes it in the same step
+        if m.racked:
+            return OrderStatus(OrderState.RACKED, "inventory check to return to manufacturing (allocation)")
+        if m.directed_to_racks:
+            if m.put_away_waiting_since is not None:
+                return OrderStatus(OrderState.DIRECTED_TO_RACKS, "rack space")
+            return OrderStatus(OrderState.DIRECTED_TO_RACKS, "put-away into racks")
+        if m.parked_since is not None:
+            return OrderStatus(OrderState.WAITING_FOR_COMPONENTS, "component stock")
+        if m.quality_passed:
+            return OrderStatus(OrderState.QUALITY_CHECKED, "pre-sale inventory details")
+        return OrderStatus(OrderState.FORWARDED, "quality check")
+    if m.shipped:
+        return OrderStatus(OrderState.SHIPPED, "signature")
+    if m.final_order_placed:
+        return OrderStatus(OrderState.FINAL_ORDER_PLACED, "shipment")
+    if m.consigned >= order.quantity:
+        return OrderStatus(OrderState.IN_CONSIGNMENT, "final order")
+    if m.parked_since is not None:
+        return OrderStatus(OrderState.WAITING_FOR_COMPONENTS, "component stock")
+    if m.produced > 0:
+        if m.produced >= order.quantity:
+            remaining = order.quantity - m.consigned
+            return OrderStatus(OrderState.IN_PRODUCTION, f"consignment storage of {_quantity(remaining)}")
+        return OrderStatus(OrderState.IN_PRODUCTION, f"completion of the remaining {_quantity(order.quantity - m.produced)}")
+    return OrderStatus(OrderState.FORWARDED, "production")
+
+
+def final_order_due(order: Order) -> bool:
+    """Post-product: the final order goes out once the whole quantity sits in consignment storage."""
+    m = order.milestones
+    return (
+        order.flow == "post"
+        and not order.status.state.finished
+        and m.consigned >= order.quantity
+        and not m.final_order_placed
+    )
+
+
+def should_direct_to_racks(order: Order) -> bool:
+    return order.flow == "pre" and not order.status.state.finished and not order.milestones.directed_to_racks
+
+
+def should_close_on_allocation(order: Order) -> bool:
+    return order.flow == "pre" and order.milestones.allocated and not order.status.state.finished

@@ -1,0 +1,226 @@
+"""The distributor's handlers: decode is done, so each one loads the order, moves its milestones, emits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
+from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.common import OrderProcessingInfo
+from backflush_shared.contracts.registry import events_on
+from backflush_shared.contracts.topics import Topic
+from backflush_shared.messaging.processor import Handler, HandlerContext
+
+from backflush_distributor.adapters import repository
+from backflush_distributor.domain.lifecycle import (
+    Order,
+    OrderAlreadyFinishedError,
+    DuplicateOrderError,
+    UnknownOrderError,
+    final_order_due,
+    should_close_on_allocation,
+    should_direct_to_racks,
+)
+
+SERVICE = "distributor"
+
+# What each event does to an order's milestones (beyond being recorded in its history).
+Step = Callable[[HandlerContext, Order, Any], Awaitable[Order]]
+
+
+def _fingerprint(event: o.OrderPlaced) -> str:
+    """What makes two placements of one order id the same order (the event id may differ on a retry)."""
+    return hashlib.sha256(event.model_dump_json().encode()).hexdigest()
+
+
+async def _on_order_placed(ctx: HandlerContext) -> None:
+    event = ctx.event
+    assert isinstance(event, o.OrderPlaced)
+    at = repository.now()
+    existing = await repository.load(ctx.session, event.order_id)
+    if existing is not None:
+        if existing.fingerprint == _fingerprint(event):
+            ctx.log.info("order placed again with the same content: nothing to do")
+            return
+        raise DuplicateOrderError(event.order_id)
+    order = Order(event.order_id, event.flow.value, event.item, event.quantity)
+    await repository.add(ctx.session, order, fingerprint=_fingerprint(event), order_holder=event.order_holder,
+                         ship_to=event.ship_to, due_date=event.due_date, priority=event.priority.value, at=at)
+    await _record(ctx, event.order_id)
+    await repository.record_transition(ctx.session, event.order_id, order.status, at=at,
+                                       cause_event_type=event.event_type,
+                                       cause_event_id=str(ctx.consumed.envelope.event_id))
+    await ctx.emit(
+        o.OrderForwarded(
+            order_id=event.order_id,
+            flow=event.flow,
+            item=event.item,
+            quantity=event.quantity,
+            processing=OrderProcessingInfo(order_holder=event.order_holder, ship_to=event.ship_to,
+                                           due_date=event.due_date, priority=event.priority),
+        )
+    )
+    ctx.log.info("order accepted and forwarded", flow=event.flow.value, item=event.item, quantity=str(event.quantity))
+
+
+async def _cancellation_requested(ctx: HandlerContext, order: Order, event: o.OrderCancellationRequested) -> Order:
+    status = order.status
+    if status.state.finished:
+        raise OrderAlreadyFinishedError(order.order_id, status.state, "cancel")
+    await ctx.emit(o.OrderCancelled(order_id=order.order_id, reason=event.reason, stage=status.state.value))
+    return order.with_milestones(cancelled_reason=event.reason)
+
+
+async def _rejected(ctx: HandlerContext, order: Order, event: o.OrderRejected) -> Order:
+    if order.status.state.finished:
+        return order
+    return order.with_milestones(rejected_reason=f"{event.reason} ({event.rejected_by})")
+
+
+async def _parked(ctx: HandlerContext, order: Order, event: c.BackflushParked) -> Order:
+    if order.milestones.parked_since is not None:
+        return order
+    return order.with_milestones(parked_since=ctx.consumed.envelope.occurred_at)
+
+
+async def _backflushed(ctx: HandlerContext, order: Order, event: c.ComponentsBackflushed) -> Order:
+    return order.with_milestones(parked_since=None)
+
+
+async def _inspected(ctx: HandlerContext, order: Order, event: c.QualityInspectionRecorded) -> Order:
+    return order.with_milestones(quality_passed=True) if event.passed else order
+
+
+async def _pre_sale_details(ctx: HandlerContext, order: Order, event: inv.PreSaleInventoryDetailsForwarded) -> Order:
+    order = order.with_milestones(certificate_id=event.certificate.certificate_id, quality_passed=True,
+                                  parked_since=None)
+    if not should_direct_to_racks(order):
+        return order
+    await ctx.emit(
+        inv.GoodsDirectedToRacks(order_id=order.order_id, item=event.item, lot=event.lot, quantity=event.quantity,
+                                 certificate_id=event.certificate.certificate_id)
+    )
+    return order.with_milestones(directed_to_racks=True)
+
+
+async def _put_away_waiting(ctx: HandlerContext, order: Order, event: inv.PutAwayWaiting) -> Order:
+    if order.milestones.racked or order.milestones.put_away_waiting_since is not None:
+        return order
+    return order.with_milestones(put_away_waiting_since=ctx.consumed.envelope.occurred_at)
+
+
+async def _racked(ctx: HandlerContext, order: Order, event: inv.GoodsRacked) -> Order:
+    return order.with_milestones(racked=True, put_away_waiting_since=None)
+
+
+async def _allocated(ctx: HandlerContext, order: Order, event: c.GoodsAllocated) -> Order:
+    order = order.with_milestones(allocated=True)
+    if should_close_on_allocation(order):
+        await ctx.emit(c.OrderClosed(order_id=order.order_id, closed_by=SERVICE))
+        order = order.with_milestones(closed=True)
+    return order
+
+
+async def _produced(ctx: HandlerContext, order: Order, event: c.ProductionCompleted) -> Order:
+    return order.with_milestones(produced=max(order.milestones.produced, event.cumulative_quantity), parked_since=None)
+
+
+async def _consigned(ctx: HandlerContext, order: Order, event: inv.ConsignmentStockReceived) -> Order:
+    order = order.with_milestones(consigned=order.milestones.consigned + event.quantity)
+    if final_order_due(order):
+        row = await repository.load(ctx.session, order.order_id)
+        assert row is not None
+        await ctx.emit(
+            o.FinalOrderPlaced(order_id=order.order_id, item=order.item, quantity=order.quantity,
+                               ship_to=row.details["ship_to"], order_holder=row.details["order_holder"])
+        )
+        order = order.with_milestones(final_order_placed=True)
+    return order
+
+
+async def _shipped(ctx: HandlerContext, order: Order, event: c.GoodsShipped) -> Order:
+    return order.with_milestones(shipped=True)
+
+
+async def _signed_for(ctx: HandlerContext, order: Order, event: c.GoodsSignedFor) -> Order:
+    return order.with_milestones(signed_by=event.signed_by)
+
+
+async def _closed(ctx: HandlerContext, order: Order, event: c.OrderClosed) -> Order:
+    return order.with_milestones(closed=True)
+
+
+async def _history_only(ctx: HandlerContext, order: Order, event: Event) -> Order:
+    return order
+
+
+STEPS: Mapping[type[Event], Step] = {
+    o.OrderCancellationRequested: _cancellation_requested,
+    o.OrderRejected: _rejected,
+    c.BackflushParked: _parked,
+    c.ComponentsBackflushed: _backflushed,
+    c.QualityInspectionRecorded: _inspected,
+    inv.PreSaleInventoryDetailsForwarded: _pre_sale_details,
+    inv.PutAwayWaiting: _put_away_waiting,
+    inv.GoodsRacked: _racked,
+    c.GoodsAllocated: _allocated,
+    c.ProductionCompleted: _produced,
+    inv.ConsignmentStockReceived: _consigned,
+    c.GoodsShipped: _shipped,
+    c.GoodsSignedFor: _signed_for,
+    c.OrderClosed: _closed,
+}
+
+
+async def _record(ctx: HandlerContext, order_id: str) -> None:
+    envelope = ctx.consumed.envelope
+    summary = json.dumps(ctx.event.model_dump(mode="json"), separators=(",", ":"))
+    await repository.record_event(
+        ctx.session, order_id=order_id, event_id=str(envelope.event_id), event_type=envelope.event_type,
+        source=envelope.source, topic=ctx.consumed.origin.topic, occurred_at=envelope.occurred_at,
+        summary=summary[:2000],
+    )
+
+
+async def _on_order_event(ctx: HandlerContext) -> None:
+    """Every other event about an order: record it in the order's history, then move its milestones."""
+    event = ctx.event
+    order_id = event.record_key()
+    row = await repository.load(ctx.session, order_id)
+    if row is None:
+        raise UnknownOrderError(order_id, type(event).__name__)
+    await _record(ctx, order_id)
+    step = STEPS.get(type(event), _history_only)
+    updated = await step(ctx, row.order, event)
+    if updated == row.order:
+        return
+    at = repository.now()
+    changed = await repository.save(ctx.session, updated, previous=row.status, waiting_since=row.waiting_since, at=at)
+    if changed:
+        status = updated.status
+        await repository.record_transition(ctx.session, order_id, status, at=at, cause_event_type=event.event_type,
+                                           cause_event_id=str(ctx.consumed.envelope.event_id))
+        ctx.log.info("order moved", state=status.state.value, waiting_for=status.waiting_for)
+
+
+def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
+    handlers: dict[type[Event], Handler] = {}
+    for topic in (Topic.ORDERS, Topic.INVENTORY_DETAILS, Topic.COMPLETIONS):
+        for model in events_on(topic):
+            handlers[model] = _on_order_event
+    handlers[o.OrderPlaced] = _on_order_placed
+    return handlers
+
+
+PUBLISHES: tuple[type[Event], ...] = (
+    o.OrderForwarded,
+    o.OrderCancelled,
+    o.FinalOrderPlaced,
+    inv.GoodsDirectedToRacks,
+    c.OrderClosed,
+)

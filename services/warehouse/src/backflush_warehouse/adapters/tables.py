@@ -1,0 +1,86 @@
+"""The warehouse's tables: locations, stored units per owner, waiting put-aways, shipments, signatures."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text
+
+from backflush_shared.persistence.messaging_tables import add_messaging_tables
+from backflush_shared.persistence.types import DecimalText
+
+metadata = MetaData()
+inbox, outbox = add_messaging_tables(metadata)
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("capacity", DecimalText, nullable=False),
+    Column("position", Integer, nullable=False, comment="Put-away fills locations in this order."),
+)
+
+stock_units = Table(
+    "stock_units",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False),
+    Column("item", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("quantity", DecimalText, nullable=False),
+    Column("owner", String(120), nullable=False),
+    Column("status", String(16), nullable=False, comment="stored | shipped | delivered | released"),
+    Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_stock_units_order", "order_id"),
+    Index("ix_stock_units_location_status", "location", "status"),
+)
+
+waiting_put_aways = Table(
+    "waiting_put_aways",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("item", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("quantity", DecimalText, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("owner", String(120), nullable=False),
+    Column("cause_event_id", String(36), nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("item", String(64), nullable=False),
+    Column("quantity", DecimalText, nullable=False),
+    Column("ship_to", String(200), nullable=False),
+    Column("order_holder", String(120), nullable=False),
+    Column("lots", Text, nullable=False),
+    Column("shipped_at", DateTime(timezone=True), nullable=False),
+    Column("signed_by", String(120), nullable=True),
+    Column("signed_at", DateTime(timezone=True), nullable=True),
+)
+
+ownership_transfers = Table(
+    "ownership_transfers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False, index=True),
+    Column("item", String(64), nullable=False),
+    Column("lot", String(64), nullable=False),
+    Column("quantity", DecimalText, nullable=False),
+    Column("from_owner", String(120), nullable=False),
+    Column("to_owner", String(120), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+cancelled_orders = Table(
+    "cancelled_orders",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

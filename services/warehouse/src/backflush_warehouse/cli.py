@@ -1,0 +1,65 @@
+"""`backflush racks` and `backflush consignment`: what the warehouse holds and where."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from backflush_shared.persistence.database import Database
+
+from backflush_warehouse import queries
+
+out = Console()
+DATABASE = typer.Option("sqlite+aiosqlite:///var/warehouse.db", "--database",
+                        envvar="BACKFLUSH_WAREHOUSE_DATABASE_URL", help="The warehouse's database.")
+
+
+async def _read(url: str, work):  # type: ignore[no-untyped-def]
+    database = Database(url)
+    try:
+        async with database.reading() as session:
+            return await work(session)
+    finally:
+        await database.close()
+
+
+def build_cli() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command("racks")
+    def racks(database: str = DATABASE) -> None:
+        """Racks and storage locations: capacity, units stored, free space; put-aways waiting for space."""
+        use, waiting = asyncio.run(_read(database, lambda s: _both(s)))
+        table = Table(title="locations")
+        for column in ("location", "kind", "capacity", "used", "free"):
+            table.add_column(column, justify="left" if column in ("location", "kind") else "right")
+        for u in use:
+            table.add_row(u.code, u.kind, format(u.capacity, "f"), format(u.used, "f"), format(u.capacity - u.used, "f"))
+        out.print(table)
+        if waiting:
+            pending = Table(title="put-aways waiting for space")
+            for column in ("order", "item", "qty", "kind", "since"):
+                pending.add_column(column)
+            for w in waiting:
+                pending.add_row(str(w["order_id"]), str(w["item"]), str(w["quantity"]), str(w["kind"]), str(w["since"])[:19])
+            out.print(pending)
+
+    @app.command("consignment")
+    def consignment(database: str = DATABASE) -> None:
+        """Finished goods the warehouse holds or delivered, by owner."""
+        rows = asyncio.run(_read(database, queries.stock_by_owner))
+        table = Table(title="finished goods by owner")
+        for column in ("owner", "storage", "item", "status", "units"):
+            table.add_column(column, justify="right" if column == "units" else "left")
+        for owner, kind, item, status, quantity in rows:
+            table.add_row(owner, kind, item, status, format(quantity, "f"))
+        out.print(table)
+
+    return app
+
+
+async def _both(session):  # type: ignore[no-untyped-def]
+    return await queries.location_use(session), await queries.waiting(session)

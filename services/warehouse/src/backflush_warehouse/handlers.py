@@ -1,0 +1,276 @@
+"""The warehouse's handlers: put-away into racks or consignment storage, shipping, signatures, releases."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
+from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.common import RackPlacement
+from backflush_shared.messaging.processor import Handler, HandlerContext
+
+from backflush_warehouse.adapters.tables import (
+    cancelled_orders,
+    locations,
+    ownership_transfers,
+    shipments,
+    stock_units,
+    waiting_put_aways,
+)
+from backflush_warehouse.domain.storage import (
+    Location,
+    LocationKind,
+    NotShippedError,
+    Placement,
+    ShipmentQuantityMismatchError,
+    UnknownShipmentOrderError,
+    WaitingPutAway,
+    plan_put_away,
+    put_aways_that_fit,
+)
+
+SERVICE = "warehouse"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _locations(session: AsyncSession) -> list[Location]:
+    rows = (await session.execute(select(locations).order_by(locations.c.position))).mappings().all()
+    return [Location(r["code"], LocationKind(r["kind"]), r["capacity"]) for r in rows]
+
+
+async def _occupied(session: AsyncSession) -> dict[str, Decimal]:
+    rows = (
+        await session.execute(
+            select(stock_units.c.location, stock_units.c.quantity).where(stock_units.c.status == "stored")
+        )
+    ).all()
+    occupied: dict[str, Decimal] = defaultdict(Decimal)
+    for location, quantity in rows:
+        occupied[location] += quantity
+    return occupied
+
+
+async def _is_cancelled(session: AsyncSession, order_id: str) -> bool:
+    found = await session.execute(select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id == order_id))
+    return found.scalar_one_or_none() is not None
+
+
+async def _place(ctx: HandlerContext, *, order_id: str, item: str, lot: str, kind: LocationKind, owner: str,
+                 plan: list[Placement]) -> None:
+    at = _now()
+    for placement in plan:
+        await ctx.session.execute(
+            insert(stock_units).values(order_id=order_id, item=item, lot=lot, location=placement.location,
+                                       kind=kind.value, quantity=placement.quantity, owner=owner, status="stored",
+                                       placed_at=at, updated_at=at)
+        )
+    total = sum((p.quantity for p in plan), Decimal(0))
+    if kind is LocationKind.RACK:
+        await ctx.emit(
+            inv.GoodsRacked(order_id=order_id, item=item, lot=lot,
+                            placements=[RackPlacement(location=p.location, quantity=p.quantity) for p in plan]),
+            correlation_id=order_id,
+        )
+        await ctx.emit(
+            c.InventoryCheckReturned(order_id=order_id, item=item, lot=lot, quantity=total,
+                                     locations=[p.location for p in plan]),
+            correlation_id=order_id,
+        )
+    else:
+        for placement in plan:
+            await ctx.emit(
+                inv.ConsignmentStockReceived(order_id=order_id, item=item, lot=lot, quantity=placement.quantity,
+                                             owner=owner, location=placement.location),
+                correlation_id=order_id,
+            )
+    ctx.log.info("goods put away", kind=kind.value, quantity=str(total), locations=[p.location for p in plan])
+
+
+async def _put_away(ctx: HandlerContext, *, order_id: str, item: str, lot: str, quantity: Decimal,
+                    kind: LocationKind, owner: str) -> None:
+    if await _is_cancelled(ctx.session, order_id):
+        ctx.log.info("goods for a cancelled order are not put away")
+        return
+    of_kind = [loc for loc in await _locations(ctx.session) if loc.kind is kind]
+    plan = plan_put_away(of_kind, await _occupied(ctx.session), quantity)
+    if plan is not None:
+        await _place(ctx, order_id=order_id, item=item, lot=lot, kind=kind, owner=owner, plan=plan)
+        return
+    capacity = sum((loc.capacity for loc in of_kind), Decimal(0))
+    reason = (
+        f"no {kind.value} space for {quantity} units of {item}"
+        + (f" (all {kind.value} locations together hold {capacity})" if capacity < quantity else "")
+    )
+    await ctx.session.execute(
+        insert(waiting_put_aways).values(order_id=order_id, item=item, lot=lot, quantity=quantity, kind=kind.value,
+                                         owner=owner, cause_event_id=str(ctx.consumed.envelope.event_id),
+                                         since=_now())
+    )
+    await ctx.emit(inv.PutAwayWaiting(order_id=order_id, item=item, quantity=quantity, reason=reason))
+    ctx.log.info("put-away waits for space", reason=reason)
+
+
+async def _retry_waiting_put_aways(ctx: HandlerContext) -> None:
+    rows = (await ctx.session.execute(select(waiting_put_aways).order_by(waiting_put_aways.c.id))).mappings().all()
+    if not rows:
+        return
+    by_id = {r["id"]: r for r in rows}
+    waiting = [WaitingPutAway(r["id"], r["quantity"], LocationKind(r["kind"])) for r in rows]
+    for entry, plan in put_aways_that_fit(waiting, await _locations(ctx.session), await _occupied(ctx.session)):
+        row = by_id[entry.id]
+        await ctx.session.execute(delete(waiting_put_aways).where(waiting_put_aways.c.id == entry.id))
+        await _place(ctx, order_id=row["order_id"], item=row["item"], lot=row["lot"], kind=entry.kind,
+                     owner=row["owner"], plan=plan)
+
+
+async def on_directed_to_racks(ctx: HandlerContext) -> None:
+    event = ctx.event
+    assert isinstance(event, inv.GoodsDirectedToRacks)
+    await _put_away(ctx, order_id=event.order_id, item=event.item, lot=event.lot, quantity=event.quantity,
+                    kind=LocationKind.RACK, owner="manufacturer")
+
+
+async def on_turned_over(ctx: HandlerContext) -> None:
+    event = ctx.event
+    assert isinstance(event, inv.GoodsTurnedOver)
+    await _put_away(ctx, order_id=event.order_id, item=event.item, lot=event.lot, quantity=event.quantity,
+                    kind=LocationKind.CONSIGNMENT, owner=event.owner)
+
+
+async def on_final_order(ctx: HandlerContext) -> None:
+    event = ctx.event
+    assert isinstance(event, o.FinalOrderPlaced)
+    existing = await ctx.session.execute(select(shipments.c.order_id).where(shipments.c.order_id == event.order_id))
+    if existing.scalar_one_or_none() is not None:
+        ctx.log.info("final order already shipped")
+        return
+    units = (
+        await ctx.session.execute(
+            select(stock_units).where(stock_units.c.order_id == event.order_id, stock_units.c.status == "stored",
+                                      stock_units.c.kind == LocationKind.CONSIGNMENT.value)
+            .order_by(stock_units.c.id)
+        )
+    ).mappings().all()
+    if not units:
+        raise UnknownShipmentOrderError(event.order_id, "final order")
+    stored = sum((u["quantity"] for u in units), Decimal(0))
+    if stored != event.quantity:
+        raise ShipmentQuantityMismatchError(event.order_id, event.quantity, stored)
+    at = _now()
+    await ctx.session.execute(
+        update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units])).values(status="shipped",
+                                                                                           updated_at=at)
+    )
+    lots = sorted({u["lot"] for u in units})
+    await ctx.session.execute(
+        insert(shipments).values(order_id=event.order_id, item=event.item, quantity=event.quantity,
+                                 ship_to=event.ship_to, order_holder=event.order_holder, lots=json.dumps(lots),
+                                 shipped_at=at)
+    )
+    await ctx.emit(c.GoodsShipped(order_id=event.order_id, item=event.item, quantity=event.quantity,
+                                  ship_to=event.ship_to, lots=lots))
+    ctx.log.info("final order picked and shipped", quantity=str(event.quantity), lots=lots)
+    await _retry_waiting_put_aways(ctx)
+
+
+async def on_delivery_signed(ctx: HandlerContext) -> None:
+    event = ctx.event
+    assert isinstance(event, c.DeliverySigned)
+    shipment = (
+        await ctx.session.execute(select(shipments).where(shipments.c.order_id == event.order_id))
+    ).mappings().one_or_none()
+    if shipment is None:
+        held = await ctx.session.execute(select(stock_units.c.id).where(stock_units.c.order_id == event.order_id))
+        state = "still in storage" if held.first() is not None else "nothing received for it"
+        raise NotShippedError(event.order_id, state)
+    if shipment["signed_by"] is not None:
+        ctx.log.info("delivery already signed for", signed_by=shipment["signed_by"])
+        return
+    units = (
+        await ctx.session.execute(
+            select(stock_units).where(stock_units.c.order_id == event.order_id, stock_units.c.status == "shipped")
+        )
+    ).mappings().all()
+    at = _now()
+    previous_owner = units[0]["owner"] if units else "manufacturer"
+    for unit in units:
+        await ctx.session.execute(
+            insert(ownership_transfers).values(order_id=event.order_id, item=unit["item"], lot=unit["lot"],
+                                               quantity=unit["quantity"], from_owner=unit["owner"],
+                                               to_owner=shipment["order_holder"], at=at)
+        )
+    await ctx.session.execute(
+        update(stock_units).where(stock_units.c.order_id == event.order_id, stock_units.c.status == "shipped")
+        .values(status="delivered", owner=shipment["order_holder"], updated_at=at)
+    )
+    await ctx.session.execute(
+        update(shipments).where(shipments.c.order_id == event.order_id).values(signed_by=event.signed_by,
+                                                                              signed_at=event.signed_at)
+    )
+    await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=shipment["item"], quantity=shipment["quantity"],
+                                    signed_by=event.signed_by, signed_at=event.signed_at,
+                                    previous_owner=previous_owner, new_owner=shipment["order_holder"]))
+    await ctx.emit(c.OrderClosed(order_id=event.order_id, closed_by=SERVICE))
+    ctx.log.info("goods signed for; ownership moved; order closed", signed_by=event.signed_by)
+
+
+async def on_order_cancelled(ctx: HandlerContext) -> None:
+    event = ctx.event
+    assert isinstance(event, o.OrderCancelled)
+    at = _now()
+    if await _is_cancelled(ctx.session, event.order_id):
+        return
+    await ctx.session.execute(insert(cancelled_orders).values(order_id=event.order_id, at=at))
+    await ctx.session.execute(delete(waiting_put_aways).where(waiting_put_aways.c.order_id == event.order_id))
+    units = (
+        await ctx.session.execute(
+            select(stock_units).where(stock_units.c.order_id == event.order_id, stock_units.c.status == "stored")
+        )
+    ).mappings().all()
+    if not units:
+        return
+    await ctx.session.execute(
+        update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units])).values(status="released",
+                                                                                           updated_at=at)
+    )
+    await ctx.emit(
+        inv.GoodsReleasedFromStorage(order_id=event.order_id, item=units[0]["item"],
+                                     quantity=sum((u["quantity"] for u in units), Decimal(0)),
+                                     locations=sorted({u["location"] for u in units}))
+    )
+    ctx.log.info("goods of a cancelled order released", locations=sorted({u["location"] for u in units}))
+    await _retry_waiting_put_aways(ctx)
+
+
+def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
+    return {
+        inv.GoodsDirectedToRacks: on_directed_to_racks,
+        inv.GoodsTurnedOver: on_turned_over,
+        o.FinalOrderPlaced: on_final_order,
+        c.DeliverySigned: on_delivery_signed,
+        o.OrderCancelled: on_order_cancelled,
+    }
+
+
+PUBLISHES: tuple[type[Event], ...] = (
+    inv.GoodsRacked,
+    inv.PutAwayWaiting,
+    inv.ConsignmentStockReceived,
+    inv.GoodsReleasedFromStorage,
+    c.InventoryCheckReturned,
+    c.GoodsShipped,
+    c.GoodsSignedFor,
+    c.OrderClosed,
+)
