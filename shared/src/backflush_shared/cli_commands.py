@@ -28,3 +28,17 @@ def register(app: typer.Typer) -> None:
         out.print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
 
     app.add_typer(topics_app, name="topics")
+
+    docs_app = typer.Typer(help="The published contract documents.", no_args_is_help=True)
+
+    @docs_app.command("export")
+    def export_docs(docs: str = typer.Option("docs", help="The docs folder.")) -> None:
+        """Write the JSON Schema of every event and the AsyncAPI document of every service under docs/."""
+        from pathlib import Path
+
+        from backflush_shared.docs_export import write
+
+        written = write(Path(docs))
+        out.print(f"{len(written)} files written" + "".join(f"\n  {p}" for p in written))
+
+    app.add_typer(docs_app, name="docs")

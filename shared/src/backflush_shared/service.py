@@ -199,7 +199,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple
         # Declared for the AsyncAPI document only: events leave through the outbox relay, never through these.
         broker.publisher(
             runtime.topics(topic),
-            title=f"{runtime.topics(topic)}:{definition.name}",
+            title=f"{runtime.topics(topic)}.published",
             description=f"Published by the {definition.name} through its outbox: "
             + ", ".join(model.__name__ for model in models),
             schema=Union[tuple(models)],  # type: ignore[valid-type]  # noqa: UP007
@@ -250,7 +250,7 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, model
         decoder=_records,
         max_records=runtime.settings.max_batch,
         auto_offset_reset="earliest",  # a new group must read what was published before it joined
-        title=f"{runtime.topics(topic)}:{runtime.definition.name}",
+        title=f"{runtime.topics(topic)}.consumed",
     )(handle)
 
 

@@ -27,24 +27,30 @@ class OutboxRelay:
         self.outbox = outbox
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.published = 0
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
             enable_idempotence=True,  # acks=all, and retries cannot duplicate or reorder a partition's records
             linger_ms=0,  # the burst is already a batch; a lone event must not wait
             max_batch_size=1_048_576,
             request_timeout_ms=30_000,
         )
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self.published = 0
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so that they leave at once instead of at the next poll."""
         self._wake.set()
 
     async def start(self) -> None:
+        self._producer = self._new_producer()
         await self._producer.start()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
@@ -54,7 +60,8 @@ class OutboxRelay:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._task, timeout=15)
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def publish_pending(self) -> int:
         """Publish everything pending now; returns how many records went out."""
@@ -64,6 +71,7 @@ class OutboxRelay:
                 pending = await self.outbox.pending(session, self.batch_size)
             if not pending:
                 return total
+            assert self._producer is not None, "start() the relay first"
             acknowledgements = [
                 await self._producer.send(row.topic, value=row.value, key=row.key, headers=row.headers)
                 for row in pending

@@ -1,0 +1,3 @@
+from backflush_shared.cli import main
+
+main()
