@@ -1,0 +1,316 @@
+"""The component stock ledger: append-only movements, and every balance derived from them.
+
+Nothing is stored beside the movements. On hand, allocated and available, per item, location or lot, are sums of
+movements; so are the lots' receipt order (first in, first out) and the debts carried by the negative lot.
+
+- **On hand** is the sum of every movement that is not an allocation.
+- **Allocated** is modelled as movements too (`MovementReason.ALLOCATION`, positive to promise stock of a lot to
+  an order, negative to release it): a promise is an event with a cause, like any other, and an audit trail of
+  who promised what, when, comes for free. Allocations never change on hand.
+- **Available** is on hand minus allocated. A backflush only ever takes available stock: allocated stock is
+  promised and is never flushed.
+- **Lots are consumed first in, first out**, by receipt order: the order in which each lot of an item at a
+  location first appears in the ledger. `StockLedger.from_movements` therefore expects movements in the order
+  they were appended.
+- **The negative lot.** Under the `allow` policy the part of a flush that stock cannot cover is posted on the
+  item's dedicated lot `NEGATIVE` at that location, never on a real lot, so real lots never show less than
+  zero. The next receipt of the item at that location settles it: it is received into its own lot and then
+  moves what the negative lot owes from that lot to the negative lot (`SETTLEMENT` movements), oldest debt
+  first, so the negative lot returns to zero and genealogy learns which real lot went into the finished goods.
+
+The ledger is a value: `appended(movements)` returns a new ledger and leaves this one as it was. A persistence
+layer loads the movements of the involved items, builds the ledger, calls the pure functions of this package
+and appends the movements they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from backflush_manufacturer.domain.units import as_decimal
+
+NEGATIVE_LOT = "NEGATIVE"
+"""The lot that carries an item's negative balance at a location under the `allow` policy."""
+
+DEFAULT_LOCATION = "MAIN"
+
+ZERO = Decimal(0)
+
+
+class MovementReason(StrEnum):
+    """Why stock moved. Every movement has one, and the event that caused it."""
+
+    RECEIPT = "receipt"  # from a supplier, or initial stock
+    PRODUCTION_RECEIPT = "production_receipt"  # a produced (sub)assembly put into stock
+    BACKFLUSH = "backflush"  # consumed automatically at the pre or post flush point
+    MANUAL_ISSUE = "manual_issue"  # consumed by an explicit issue (manual BOM lines)
+    SCRAP = "scrap"  # extra scrap reported against a production order
+    SETTLEMENT = "settlement"  # a receipt covering what the negative lot owes
+    REVERSAL = "reversal"  # compensates a flush (cancelled order or completion)
+    ALLOCATION = "allocation"  # promises stock of a lot to an order (+) or releases the promise (-)
+
+
+CONSUMPTION_REASONS = frozenset({MovementReason.BACKFLUSH, MovementReason.MANUAL_ISSUE, MovementReason.SCRAP})
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerMovement:
+    """One append-only ledger entry: a signed quantity of one lot of one item at one location.
+
+    `event_id` is the event that caused the movement. `flush_id` ties every movement of one flush together:
+    the flush's own consumption, the settlements of what it took from the negative lot, and its reversal.
+    `into_item` / `into_lot` name the finished lot a consumed component lot went into (genealogy).
+    """
+
+    item: str
+    location: str
+    lot: str
+    quantity: Decimal
+    reason: MovementReason
+    event_id: str
+    production_order: str | None = None
+    flush_id: str | None = None
+    into_item: str | None = None
+    into_lot: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantity", as_decimal(self.quantity))
+        object.__setattr__(self, "reason", MovementReason(self.reason))
+        for name in ("item", "location", "lot", "event_id"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"a ledger movement needs a non-empty {name}, got {value!r}")
+
+    @property
+    def is_allocation(self) -> bool:
+        return self.reason is MovementReason.ALLOCATION
+
+
+@dataclass(frozen=True, slots=True)
+class LotBalance:
+    """One lot of an item at a location: on hand, allocated and what is left available."""
+
+    item: str
+    location: str
+    lot: str
+    on_hand: Decimal
+    allocated: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.on_hand - self.allocated
+
+
+@dataclass(frozen=True, slots=True)
+class NegativeDebt:
+    """What the negative lot of an item at a location still owes for one flush, oldest first."""
+
+    item: str
+    location: str
+    flush_id: str
+    outstanding: Decimal
+    production_order: str | None
+    into_item: str | None
+    into_lot: str | None
+
+
+@dataclass(slots=True)
+class _Debt:
+    outstanding: Decimal
+    production_order: str | None
+    into_item: str | None
+    into_lot: str | None
+
+
+@dataclass(slots=True)
+class _ItemState:
+    """Everything derived for one item; cloned only when an append touches the item (copy on write)."""
+
+    on_hand: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (location, lot)
+    allocated: dict[tuple[str, str, str | None], Decimal] = field(default_factory=dict)  # (location, lot, order)
+    lots: dict[str, list[str]] = field(default_factory=dict)  # location -> lots in receipt order
+    debts: dict[str, dict[str, _Debt]] = field(default_factory=dict)  # location -> flush id -> debt
+
+    def clone(self) -> _ItemState:
+        return _ItemState(
+            dict(self.on_hand),
+            dict(self.allocated),
+            {location: list(lots) for location, lots in self.lots.items()},
+            {
+                location: {
+                    flush: _Debt(d.outstanding, d.production_order, d.into_item, d.into_lot)
+                    for flush, d in debts.items()
+                }
+                for location, debts in self.debts.items()
+            },
+        )
+
+    def add(self, m: LedgerMovement) -> None:
+        lots = self.lots.setdefault(m.location, [])
+        if m.lot not in lots:
+            lots.append(m.lot)  # first appearance = receipt order, which is what FIFO follows
+        if m.is_allocation:
+            key = (m.location, m.lot, m.production_order)
+            self.allocated[key] = self.allocated.get(key, ZERO) + m.quantity
+            return
+        self.on_hand[(m.location, m.lot)] = self.on_hand.get((m.location, m.lot), ZERO) + m.quantity
+        if m.flush_id is not None and m.lot == NEGATIVE_LOT:
+            debts = self.debts.setdefault(m.location, {})
+            debt = debts.setdefault(m.flush_id, _Debt(ZERO, m.production_order, m.into_item, m.into_lot))
+            debt.outstanding -= m.quantity
+
+
+class StockLedger:
+    """The append-only movements of some items, and every balance derived from them."""
+
+    __slots__ = ("_movements", "_items", "_flushes")
+
+    def __init__(self) -> None:
+        self._movements: tuple[LedgerMovement, ...] = ()
+        self._items: dict[str, _ItemState] = {}
+        self._flushes: dict[str, tuple[LedgerMovement, ...]] = {}
+
+    @classmethod
+    def from_movements(cls, movements: Iterable[LedgerMovement]) -> StockLedger:
+        """The ledger of `movements`, given in the order they were appended."""
+        return cls().appended(movements)
+
+    def appended(self, movements: Iterable[LedgerMovement]) -> StockLedger:
+        """A new ledger with `movements` appended; this one is left as it was."""
+        new = tuple(movements)
+        ledger = StockLedger()
+        ledger._movements = self._movements + new
+        ledger._items = dict(self._items)
+        ledger._flushes = dict(self._flushes)
+        touched: set[str] = set()
+        for movement in new:
+            if movement.item not in touched:
+                previous = ledger._items.get(movement.item)
+                ledger._items[movement.item] = previous.clone() if previous else _ItemState()
+                touched.add(movement.item)
+            ledger._items[movement.item].add(movement)
+            if movement.flush_id is not None and not movement.is_allocation:
+                ledger._flushes[movement.flush_id] = ledger._flushes.get(movement.flush_id, ()) + (movement,)
+        return ledger
+
+    @property
+    def movements(self) -> tuple[LedgerMovement, ...]:
+        return self._movements
+
+    def __len__(self) -> int:
+        return len(self._movements)
+
+    def _state(self, item: str) -> _ItemState:
+        return self._items.get(item) or _ItemState()
+
+    # -- balances ---------------------------------------------------------------------------------------------
+
+    def on_hand(self, item: str, location: str | None = None, lot: str | None = None) -> Decimal:
+        """Physical stock (negative lot included) of `item`, optionally at one location and one lot."""
+        return sum(
+            (
+                quantity
+                for (loc, lt), quantity in self._state(item).on_hand.items()
+                if location in (None, loc) and lot in (None, lt)
+            ),
+            ZERO,
+        )
+
+    def allocated(
+        self,
+        item: str,
+        location: str | None = None,
+        lot: str | None = None,
+        production_order: str | None = None,
+    ) -> Decimal:
+        """Stock of `item` promised to orders (or to one order)."""
+        return sum(
+            (
+                quantity
+                for (loc, lt, order), quantity in self._state(item).allocated.items()
+                if location in (None, loc) and lot in (None, lt) and production_order in (None, order)
+            ),
+            ZERO,
+        )
+
+    def available(self, item: str, location: str | None = None, lot: str | None = None) -> Decimal:
+        """On hand minus allocated."""
+        return self.on_hand(item, location, lot) - self.allocated(item, location, lot)
+
+    def lots(self, item: str, location: str = DEFAULT_LOCATION) -> tuple[LotBalance, ...]:
+        """Every lot of `item` at `location` in receipt order (first in, first out), the negative lot last."""
+        state = self._state(item)
+        known = state.lots.get(location, [])
+        ordered = [lot for lot in known if lot != NEGATIVE_LOT] + [lot for lot in known if lot == NEGATIVE_LOT]
+        allocated: dict[str, Decimal] = {}
+        for (loc, lot, _order), quantity in state.allocated.items():
+            if loc == location:
+                allocated[lot] = allocated.get(lot, ZERO) + quantity
+        return tuple(
+            LotBalance(item, location, lot, state.on_hand.get((location, lot), ZERO), allocated.get(lot, ZERO))
+            for lot in ordered
+        )
+
+    def balances(self) -> dict[tuple[str, str, str], Decimal]:
+        """Every non-zero on-hand balance, keyed by (item, location, lot)."""
+        return {
+            (item, location, lot): quantity
+            for item, state in self._items.items()
+            for (location, lot), quantity in state.on_hand.items()
+            if quantity
+        }
+
+    def allocations(self) -> dict[tuple[str, str, str, str | None], Decimal]:
+        """Every non-zero allocation, keyed by (item, location, lot, order)."""
+        return {
+            (item, location, lot, order): quantity
+            for item, state in self._items.items()
+            for (location, lot, order), quantity in state.allocated.items()
+            if quantity
+        }
+
+    def items(self) -> tuple[str, ...]:
+        """The items this ledger has movements of, in first-appearance order."""
+        return tuple(self._items)
+
+    # -- flushes, debts, orders -------------------------------------------------------------------------------
+
+    def flush_movements(self, flush_id: str) -> tuple[LedgerMovement, ...]:
+        """Every on-hand movement of one flush: its consumption, settlements and reversal, in ledger order."""
+        return self._flushes.get(flush_id, ())
+
+    def negative_debts(self, item: str, location: str = DEFAULT_LOCATION) -> tuple[NegativeDebt, ...]:
+        """What the negative lot of `item` at `location` still owes, per flush, oldest first."""
+        debts = self._state(item).debts.get(location, {})
+        return tuple(
+            NegativeDebt(item, location, flush_id, d.outstanding, d.production_order, d.into_item, d.into_lot)
+            for flush_id, d in debts.items()
+            if d.outstanding > 0
+        )
+
+    def flush_ids_of_order(self, production_order: str) -> tuple[str, ...]:
+        """The flushes (and issues) charged to a production order, in the order they were first posted."""
+        return tuple(
+            dict.fromkeys(
+                m.flush_id
+                for m in self._movements
+                if m.production_order == production_order and m.flush_id is not None and not m.is_allocation
+            )
+        )
+
+    def consumed_by_order(self, production_order: str) -> Mapping[str, Decimal]:
+        """Net consumption per component charged to a production order (flushes, issues, scrap, reversals).
+
+        Settlements move stock between two lots of one item, so they add nothing to an item's consumption.
+        """
+        consumed: dict[str, Decimal] = {}
+        for movement in self._movements:
+            if movement.production_order != production_order or movement.flush_id is None:
+                continue
+            if movement.is_allocation:
+                continue
+            consumed[movement.item] = consumed.get(movement.item, ZERO) - movement.quantity
+        return {item: quantity for item, quantity in consumed.items() if quantity}
