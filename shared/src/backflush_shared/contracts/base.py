@@ -33,6 +33,10 @@ class Event(BaseModel):
     schema_version: ClassVar[int] = 1
     topic: ClassVar[Topic]
 
+    def correlation_key(self) -> str:
+        """The envelope's correlation id: the order the event is about (master data: the item)."""
+        return self.record_key()
+
     def record_key(self) -> str:
         """The Kafka record key: the order id, so that every event of one order stays in order."""
         order_id = getattr(self, "order_id", None)

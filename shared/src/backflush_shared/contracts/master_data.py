@@ -12,6 +12,10 @@ from backflush_shared.contracts.topics import Topic
 
 NegativeStockPolicyName = Literal["reject", "allow", "park"]
 
+#: Every master-data event shares one record key, so one partition keeps them in order: a BOM never arrives
+#: before the items it names, nor a receipt before its item.
+MASTER_DATA_KEY = "master-data"
+
 
 class ItemDefined(Event):
     """An item (component, subassembly, phantom or finished good) and its unit of measure."""
@@ -21,11 +25,15 @@ class ItemDefined(Event):
 
     item: Identifier
     description: str = ""
-    unit: Literal["pcs", "kg", "m", "l"]
+    unit: Identifier = Field(description="Unit of measure, e.g. pcs, kg, m, l.")
+    decimals: int = Field(ge=0, le=12, description="How many decimals a quantity in this unit may carry (pcs: 0).")
     phantom: bool = False
     negative_stock_policy: NegativeStockPolicyName | None = None
 
     def record_key(self) -> str:
+        return MASTER_DATA_KEY
+
+    def correlation_key(self) -> str:
         return self.item
 
 
@@ -50,6 +58,9 @@ class BomDefined(Event):
     lines: list[BomLineDefinition] = Field(min_length=1)
 
     def record_key(self) -> str:
+        return MASTER_DATA_KEY
+
+    def correlation_key(self) -> str:
         return self.parent
 
 
@@ -64,6 +75,9 @@ class InspectionPlanDefined(Event):
     remark: str = ""
 
     def record_key(self) -> str:
+        return MASTER_DATA_KEY
+
+    def correlation_key(self) -> str:
         return self.item
 
 
@@ -80,4 +94,23 @@ class ComponentsReceived(Event):
     location: Identifier = "MAIN"
 
     def record_key(self) -> str:
+        return MASTER_DATA_KEY
+
+    def correlation_key(self) -> str:
         return self.item
+
+
+class ParkedBackflushRetryRequested(Event):
+    """An operator asks the manufacturer to try one parked backflush again now (`backflush exceptions retry`)."""
+
+    event_type: ClassVar[str] = "backflush.master.parked-backflush-retry-requested"
+    topic: ClassVar[Topic] = Topic.MASTER_DATA
+
+    entry_id: int = Field(ge=1, description="The exception queue entry, as `backflush exceptions` lists it.")
+    requested_by: str = Field("operator", min_length=1, max_length=120)
+
+    def record_key(self) -> str:
+        return MASTER_DATA_KEY
+
+    def correlation_key(self) -> str:
+        return f"exception-{self.entry_id}"

@@ -15,7 +15,7 @@ from backflush_shared.messaging.codec import EncodedRecord, encode
 
 def envelope_for(event: Event, source: str) -> Envelope:
     return Envelope.new(event_type=event.event_type, schema_version=event.schema_version,
-                        correlation_id=event.record_key(), source=source)
+                        correlation_id=event.correlation_key(), source=source)
 
 
 class EventPublisher:

@@ -53,7 +53,8 @@ class Outbox:
         envelope = Envelope.new(
             event_type=event.event_type,
             schema_version=event.schema_version,
-            correlation_id=correlation_id or (caused_by.envelope.correlation_id if caused_by else event.record_key()),
+            # the order an event is about is its correlation id, whatever caused it (a receipt may release many orders)
+            correlation_id=correlation_id or event.correlation_key(),
             source=self.source,
             causation_id=caused_by.envelope.event_id if caused_by else None,
         )

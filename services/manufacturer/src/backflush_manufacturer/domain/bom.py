@@ -100,9 +100,12 @@ class BomCatalogue:
     validated, catalogue, which is how master-data events update it.
     """
 
-    __slots__ = ("_items", "_boms")
+    __slots__ = ("_items", "_boms", "_require_phantom_boms")
 
-    def __init__(self, items: Iterable[Item], boms: Iterable[Bom] = ()) -> None:
+    def __init__(self, items: Iterable[Item], boms: Iterable[Bom] = (), *, require_phantom_boms: bool = True) -> None:
+        # Master data arriving one event at a time defines a phantom before its BOM (the BOM needs its parent
+        # to exist): such a catalogue passes `require_phantom_boms=False`, and exploding the phantom refuses.
+        self._require_phantom_boms = require_phantom_boms
         item_map: dict[str, Item] = {}
         for item in items:
             if item.code in item_map:
@@ -140,12 +143,12 @@ class BomCatalogue:
     def with_items(self, *items: Item) -> BomCatalogue:
         """A new catalogue where `items` replace (or add to) the items of the same code."""
         merged = dict(self._items) | {item.code: item for item in items}
-        return BomCatalogue(merged.values(), self._boms.values())
+        return BomCatalogue(merged.values(), self._boms.values(), require_phantom_boms=self._require_phantom_boms)
 
     def with_boms(self, *boms: Bom) -> BomCatalogue:
         """A new catalogue where `boms` replace (or add to) the BOMs of the same parent."""
         merged = dict(self._boms) | {bom.parent: bom for bom in boms}
-        return BomCatalogue(self._items.values(), merged.values())
+        return BomCatalogue(self._items.values(), merged.values(), require_phantom_boms=self._require_phantom_boms)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BomCatalogue):
@@ -164,7 +167,7 @@ class BomCatalogue:
         for parent in self._boms:
             self.item(parent, path=(parent,))
         for item in self._items.values():
-            if item.phantom and self.bom(item.code) is None:
+            if self._require_phantom_boms and item.phantom and self.bom(item.code) is None:
                 raise MissingBomError(item.code, phantom=True)
         used = {line.component for bom in self._boms.values() for line in bom.lines}
         # walk from the top items first so that an error shows the path a planner would follow

@@ -138,6 +138,8 @@ def _walk(
         need = quantity * line.factor
         line_path = path + (component.code,)
         if component.phantom:
+            if catalogue.bom(component.code) is None:
+                raise MissingBomError(component.code, path=line_path, phantom=True)
             # flushed in the phantom's place, each child at its own flush point; the phantom's line flush is ignored
             _walk(catalogue, component.code, need, line_path, found)
             continue

@@ -16,6 +16,7 @@ from backflush_manufacturer.domain.errors import UnknownInspectionRuleError
 class InspectionRule(StrEnum):
     PASS = "pass"
     FAIL = "fail"
+    EXTERNAL = "external"  # an outside inspector decides, by an event; the order waits for it
 
     @classmethod
     def parse(cls, value: object, *, item: str) -> InspectionRule:
@@ -46,6 +47,7 @@ class InspectionResult:
     item: str
     passed: bool
     reason: str = ""
+    awaiting_inspector: bool = False
 
 
 def inspect(plans: Mapping[str, InspectionPlan], item: str) -> InspectionResult:
@@ -55,4 +57,7 @@ def inspect(plans: Mapping[str, InspectionPlan], item: str) -> InspectionResult:
         return InspectionResult(item, False, f"no inspection plan for {item}")
     if plan.rule is InspectionRule.PASS:
         return InspectionResult(item, True)
+    if plan.rule is InspectionRule.EXTERNAL:
+        return InspectionResult(item, False, f"waiting for an outside inspector's result for {item}",
+                                awaiting_inspector=True)
     return InspectionResult(item, False, plan.reason or f"inspection plan of {item} fails it")

@@ -51,6 +51,7 @@ class MovementReason(StrEnum):
     SETTLEMENT = "settlement"  # a receipt covering what the negative lot owes
     REVERSAL = "reversal"  # compensates a flush (cancelled order or completion)
     ALLOCATION = "allocation"  # promises stock of a lot to an order (+) or releases the promise (-)
+    DELIVERY = "delivery"  # finished goods leave the manufacturer's books: an order holder signed for them
 
 
 CONSUMPTION_REASONS = frozenset({MovementReason.BACKFLUSH, MovementReason.MANUAL_ISSUE, MovementReason.SCRAP})

@@ -1,0 +1,315 @@
+"""Loading and saving the manufacturer's state; every rule stays in the domain.
+
+The catalogue (items, BOMs, inspection plans, policy overrides) is cached per process and keyed on a version row
+that every master-data change bumps in the same transaction, so a second instance never serves a stale BOM.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_manufacturer.adapters.tables import (
+    bom_lines,
+    finished_lots,
+    inspection_plans,
+    items,
+    ledger_movements,
+    master_data_version,
+    parked_flushes,
+    production_orders,
+)
+from backflush_manufacturer.domain.backflush import FlushRequest, ParkedFlush
+from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint
+from backflush_manufacturer.domain.explosion import Requirement
+from backflush_manufacturer.domain.inspection import InspectionPlan
+from backflush_manufacturer.domain.items import Item
+from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason, StockLedger
+from backflush_manufacturer.domain.negative_stock import NegativeStockPolicy, StockPolicies
+from backflush_manufacturer.domain.units import Unit
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class MasterData:
+    version: int
+    catalogue: BomCatalogue
+    plans: dict[str, InspectionPlan]
+    overrides: dict[str, NegativeStockPolicy]
+
+    def policies(self, default: str) -> StockPolicies:
+        return StockPolicies(NegativeStockPolicy(default), self.overrides)
+
+
+class MasterDataCache:
+    def __init__(self) -> None:
+        self._cached: MasterData | None = None
+
+    async def get(self, session: AsyncSession) -> MasterData:
+        version = await current_version(session)
+        if self._cached is None or self._cached.version != version:
+            self._cached = await load_master_data(session, version)
+        return self._cached
+
+    def forget(self) -> None:
+        self._cached = None
+
+
+async def current_version(session: AsyncSession) -> int:
+    found = (await session.execute(select(master_data_version.c.version).where(master_data_version.c.id == 1))).scalar()
+    return int(found or 0)
+
+
+async def bump_version(session: AsyncSession) -> None:
+    # a random token, not a counter: a version seen in a transaction that rolled back is never reused
+    token = secrets.randbelow(2**62) + 1
+    if await current_version(session) == 0:
+        await session.execute(insert(master_data_version).values(id=1, version=token))
+    else:
+        await session.execute(update(master_data_version).where(master_data_version.c.id == 1).values(version=token))
+
+
+async def load_master_data(session: AsyncSession, version: int) -> MasterData:
+    item_rows = (await session.execute(select(items))).mappings().all()
+    line_rows = (await session.execute(select(bom_lines).order_by(bom_lines.c.parent, bom_lines.c.position))).mappings().all()
+    plan_rows = (await session.execute(select(inspection_plans))).mappings().all()
+    catalogue_items = [_item(r) for r in item_rows]
+    boms: dict[str, list[BomLine]] = {}
+    for r in line_rows:
+        boms.setdefault(r["parent"], []).append(
+            BomLine(r["component"], r["quantity_per"], r["scrap_factor"], FlushPoint(r["flush"]))
+        )
+    catalogue = BomCatalogue(catalogue_items, [Bom(parent, tuple(lines)) for parent, lines in boms.items()],
+                             require_phantom_boms=False)
+    plans = {r["item"]: InspectionPlan(r["item"], r["rule"], r["remark"]) for r in plan_rows}
+    overrides = {r["item"]: NegativeStockPolicy(r["negative_stock_policy"]) for r in item_rows
+                 if r["negative_stock_policy"]}
+    return MasterData(version, catalogue, plans, overrides)
+
+
+def _item(row: Any) -> Item:
+    return Item(row["item"], Unit(row["unit"], row["decimals"]), bool(row["phantom"]), row["description"])
+
+
+async def save_item(session: AsyncSession, item: Item, policy: str | None) -> None:
+    values = {"description": item.description, "unit": item.unit.code, "decimals": item.unit.decimals,
+              "phantom": item.phantom, "negative_stock_policy": policy}
+    exists = (await session.execute(select(items.c.item).where(items.c.item == item.code))).scalar_one_or_none()
+    if exists:
+        await session.execute(update(items).where(items.c.item == item.code).values(**values))
+    else:
+        await session.execute(insert(items).values(item=item.code, **values))
+    await bump_version(session)
+
+
+async def save_bom(session: AsyncSession, bom: Bom) -> None:
+    await session.execute(delete(bom_lines).where(bom_lines.c.parent == bom.parent))
+    for position, line in enumerate(bom.lines):
+        await session.execute(
+            insert(bom_lines).values(parent=bom.parent, position=position, component=line.component,
+                                     quantity_per=line.quantity_per, scrap_factor=line.scrap_factor,
+                                     flush=line.flush.value)
+        )
+    await bump_version(session)
+
+
+async def save_plan(session: AsyncSession, plan: InspectionPlan) -> None:
+    await session.execute(delete(inspection_plans).where(inspection_plans.c.item == plan.item))
+    await session.execute(insert(inspection_plans).values(item=plan.item, rule=plan.rule.value, remark=plan.reason))
+    await bump_version(session)
+
+
+# -- the ledger ----------------------------------------------------------------------------------------------
+
+
+def _movement(row: Any) -> LedgerMovement:
+    return LedgerMovement(row["item"], row["location"], row["lot"], row["quantity"], MovementReason(row["reason"]),
+                          row["event_id"], row["production_order"], row["flush_id"], row["into_item"],
+                          row["into_lot"])
+
+
+async def load_ledger(session: AsyncSession, item_codes: Iterable[str] | None = None) -> StockLedger:
+    """The ledger of some items (all when None), movements in append order so that FIFO holds."""
+    query = select(ledger_movements).order_by(ledger_movements.c.id)
+    if item_codes is not None:
+        codes = sorted(set(item_codes))
+        if not codes:
+            return StockLedger()
+        query = query.where(ledger_movements.c.item.in_(codes))
+    rows = (await session.execute(query)).mappings().all()
+    return StockLedger.from_movements(_movement(r) for r in rows)
+
+
+async def items_of_order(session: AsyncSession, order_id: str) -> set[str]:
+    rows = await session.execute(
+        select(ledger_movements.c.item).where(ledger_movements.c.production_order == order_id).distinct()
+    )
+    return {r[0] for r in rows}
+
+
+async def append(session: AsyncSession, movements: Sequence[LedgerMovement]) -> None:
+    if not movements:
+        return
+    at = now()
+    await session.execute(
+        insert(ledger_movements),
+        [
+            {"item": m.item, "location": m.location, "lot": m.lot, "quantity": m.quantity, "reason": m.reason.value,
+             "event_id": m.event_id, "production_order": m.production_order, "flush_id": m.flush_id,
+             "into_item": m.into_item, "into_lot": m.into_lot, "posted_at": at}
+            for m in movements
+        ],
+    )
+
+
+async def all_movements(session: AsyncSession) -> list[tuple[int, LedgerMovement, datetime]]:
+    rows = (await session.execute(select(ledger_movements).order_by(ledger_movements.c.id))).mappings().all()
+    return [(r["id"], _movement(r), r["posted_at"]) for r in rows]
+
+
+# -- production orders -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProductionOrder:
+    order_id: str
+    item: str
+    quantity: Decimal
+    flow: str
+    status: str
+    processing: dict[str, Any]
+    completed: Decimal
+    certificate: dict[str, Any] | None
+    reason: str | None
+
+
+async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | None:
+    row = (await session.execute(select(production_orders).where(production_orders.c.order_id == order_id))).mappings().one_or_none()
+    if row is None:
+        return None
+    return ProductionOrder(row["order_id"], row["item"], row["quantity"], row["flow"], row["status"],
+                           json.loads(row["processing"]), row["completed"],
+                           json.loads(row["certificate"]) if row["certificate"] else None, row["reason"])
+
+
+async def add_order(session: AsyncSession, order: ProductionOrder) -> None:
+    at = now()
+    await session.execute(
+        insert(production_orders).values(order_id=order.order_id, item=order.item, quantity=order.quantity,
+                                         flow=order.flow, status=order.status,
+                                         processing=json.dumps(order.processing, default=str),
+                                         completed=order.completed,
+                                         certificate=json.dumps(order.certificate) if order.certificate else None,
+                                         reason=order.reason, created_at=at, updated_at=at)
+    )
+
+
+async def save_order(session: AsyncSession, order: ProductionOrder) -> None:
+    await session.execute(
+        update(production_orders).where(production_orders.c.order_id == order.order_id).values(
+            status=order.status, completed=order.completed,
+            certificate=json.dumps(order.certificate) if order.certificate else None,
+            reason=order.reason, updated_at=now())
+    )
+
+
+async def list_orders(session: AsyncSession) -> list[ProductionOrder]:
+    rows = (await session.execute(select(production_orders.c.order_id).order_by(production_orders.c.created_at))).all()
+    return [order for (order_id,) in rows if (order := await load_order(session, order_id)) is not None]
+
+
+async def add_finished_lot(session: AsyncSession, lot: str, order_id: str, item: str, quantity: Decimal) -> None:
+    await session.execute(insert(finished_lots).values(lot=lot, order_id=order_id, item=item, quantity=quantity,
+                                                       produced_at=now()))
+
+
+async def finished_lots_of(session: AsyncSession, order_id: str) -> list[tuple[str, str, Decimal]]:
+    rows = await session.execute(
+        select(finished_lots.c.lot, finished_lots.c.item, finished_lots.c.quantity)
+        .where(finished_lots.c.order_id == order_id).order_by(finished_lots.c.produced_at, finished_lots.c.lot)
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+# -- the exception queue ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParkedEntry:
+    id: int
+    flush_id: str
+    order_id: str
+    step: str
+    parked: ParkedFlush
+    reason: str
+    status: str
+    parked_at: datetime
+    cause_event_id: str
+
+
+def _request_to_json(parked: ParkedFlush) -> str:
+    request = parked.request
+    assert isinstance(request, FlushRequest)
+    return json.dumps({
+        "request": {"flush_id": request.flush_id, "production_order": request.production_order,
+                    "item": request.item, "flush": request.flush.value, "quantity": str(request.quantity),
+                    "completed_before": str(request.completed_before), "location": request.location,
+                    "finished_lot": request.finished_lot},
+        "requirements": [{"item": r.item, "quantity": str(r.quantity), "unit": r.unit.code,
+                          "decimals": r.unit.decimals, "flush": r.flush.value} for r in parked.requirements],
+    })
+
+
+def _parked_from_json(text: str) -> ParkedFlush:
+    raw = json.loads(text)
+    r = raw["request"]
+    request = FlushRequest(r["flush_id"], r["production_order"], r["item"], FlushPoint(r["flush"]),
+                           Decimal(r["quantity"]), Decimal(r["completed_before"]), r["location"], r["finished_lot"])
+    requirements = tuple(
+        Requirement(q["item"], Decimal(q["quantity"]), Unit(q["unit"], q["decimals"]), FlushPoint(q["flush"]))
+        for q in raw["requirements"]
+    )
+    return ParkedFlush(request, requirements, ())
+
+
+async def park(session: AsyncSession, parked: ParkedFlush, *, order_id: str, step: str, reason: str,
+               cause_event_id: str) -> None:
+    await session.execute(
+        insert(parked_flushes).values(flush_id=parked.flush_id, order_id=order_id, step=step,
+                                      request=_request_to_json(parked), reason=reason, status="waiting",
+                                      parked_at=now(), cause_event_id=cause_event_id)
+    )
+
+
+def _entry(row: Any) -> ParkedEntry:
+    return ParkedEntry(row["id"], row["flush_id"], row["order_id"], row["step"], _parked_from_json(row["request"]),
+                       row["reason"], row["status"], row["parked_at"], row["cause_event_id"])
+
+
+async def waiting_parked(session: AsyncSession, order_id: str | None = None) -> list[ParkedEntry]:
+    query = select(parked_flushes).where(parked_flushes.c.status == "waiting").order_by(parked_flushes.c.id)
+    if order_id is not None:
+        query = query.where(parked_flushes.c.order_id == order_id)
+    return [_entry(r) for r in (await session.execute(query)).mappings().all()]
+
+
+async def all_parked(session: AsyncSession) -> list[ParkedEntry]:
+    rows = (await session.execute(select(parked_flushes).order_by(parked_flushes.c.id))).mappings().all()
+    return [_entry(r) for r in rows]
+
+
+async def resolve_parked(session: AsyncSession, flush_id: str, status: str) -> None:
+    await session.execute(
+        update(parked_flushes).where(parked_flushes.c.flush_id == flush_id).values(status=status, resolved_at=now())
+    )

@@ -1,0 +1,42 @@
+"""The manufacturer's handlers: each event type to its use case in `production.py`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
+from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.base import Event
+from backflush_shared.messaging.processor import Handler, HandlerContext
+
+from backflush_manufacturer.production import Production, handler_table
+from backflush_manufacturer.settings import ManufacturerSettings
+
+
+def build_handlers(runtime: Any) -> dict[type[Event], Handler]:
+    settings = runtime.settings
+    assert isinstance(settings, ManufacturerSettings)
+    production = Production(settings)
+    runtime.extras["production"] = production
+
+    def bind(use_case: Any) -> Handler:
+        async def handle(ctx: HandlerContext) -> None:
+            await use_case(ctx, ctx.event)
+
+        return handle
+
+    return {model: bind(use_case) for model, use_case in handler_table(production).items()}
+
+
+PUBLISHES: tuple[type[Event], ...] = (
+    o.OrderRejected,
+    c.QualityInspectionRecorded,
+    c.ComponentsBackflushed,
+    c.BackflushParked,
+    c.NegativeStockPosted,
+    c.ProductionCompleted,
+    c.GoodsAllocated,
+    inv.PreSaleInventoryDetailsForwarded,
+    inv.GoodsTurnedOver,
+)

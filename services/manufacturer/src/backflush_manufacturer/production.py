@@ -1,0 +1,412 @@
+"""The manufacturer's use cases: production orders through the quality gate, flushes, production and allocation.
+
+Each function runs inside the batch's transaction (`HandlerContext`): it loads what it needs, asks the domain,
+appends the movements the domain returns, and emits events through the outbox. Nothing here decides a quantity.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
+from backflush_shared.contracts import master_data as md_events
+from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.common import ConsumedComponent, OrderProcessingInfo, QualityCertificate
+from backflush_shared.messaging.processor import HandlerContext
+
+from backflush_manufacturer.adapters import repository as repo
+from backflush_manufacturer.adapters.repository import MasterData, MasterDataCache, ParkedEntry, ProductionOrder
+from backflush_manufacturer.domain.allocation import allocate, release_allocations
+from backflush_manufacturer.domain.backflush import FlushRequest, ParkedFlush, PostedFlush, plan, post_or_park
+from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint
+from backflush_manufacturer.domain.errors import (
+    InsufficientComponentStockError,
+    ManufacturerDomainError,
+    MissingBomError,
+)
+from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
+from backflush_manufacturer.domain.items import Item
+from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason
+from backflush_manufacturer.domain.parking import reprocess_parked
+from backflush_manufacturer.domain.receipts import Receipt, receive
+from backflush_manufacturer.domain.reversal import reverse_order
+from backflush_manufacturer.domain.units import Unit, require_quantity
+from backflush_manufacturer.errors import (
+    CompletionExceedsOrderError,
+    CompletionNotExpectedError,
+    InventoryCheckMismatchError,
+    ProductionOrderClosedError,
+    UnknownParkedEntryError,
+    UnknownProductionOrderError,
+)
+from backflush_manufacturer.settings import ManufacturerSettings
+
+SOURCE = "/backflush/manufacturer"
+FINISHED = ("cancelled", "rejected", "quality-failed")
+
+
+def _code(error: Exception) -> str:
+    """`InsufficientComponentStockError` -> `insufficient-component-stock`."""
+    name = type(error).__name__.removesuffix("Error")
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+class Production:
+    def __init__(self, settings: ManufacturerSettings) -> None:
+        self.settings = settings
+        self.master_data = MasterDataCache()
+
+    async def _md(self, ctx: HandlerContext) -> MasterData:
+        return await self.master_data.get(ctx.session)
+
+    # -- master data -------------------------------------------------------------------------------------------
+
+    async def define_item(self, ctx: HandlerContext, event: md_events.ItemDefined) -> None:
+        md = await self._md(ctx)
+        item = Item(event.item, Unit(event.unit, event.decimals), event.phantom, event.description)
+        others = [i for code, i in md.catalogue.items.items() if code != item.code]
+        BomCatalogue(others + [item], md.catalogue.boms.values(), require_phantom_boms=False)  # raises if bad
+        await repo.save_item(ctx.session, item, event.negative_stock_policy)
+        ctx.log.info("item defined", item=item.code, unit=item.unit.code)
+
+    async def define_bom(self, ctx: HandlerContext, event: md_events.BomDefined) -> None:
+        md = await self._md(ctx)
+        bom = Bom(event.parent, tuple(
+            BomLine(line.component, line.quantity_per, line.scrap_factor, FlushPoint.parse(line.flush, item=event.parent))
+            for line in event.lines
+        ))
+        md.catalogue.with_boms(bom)  # validates the whole catalogue: unknown items, cycles at any depth
+        await repo.save_bom(ctx.session, bom)
+        ctx.log.info("BOM defined", parent=bom.parent, lines=len(bom.lines))
+
+    async def define_inspection_plan(self, ctx: HandlerContext, event: md_events.InspectionPlanDefined) -> None:
+        await repo.save_plan(ctx.session, InspectionPlan(event.item, event.rule, event.remark))
+
+    async def receive_components(self, ctx: HandlerContext, event: md_events.ComponentsReceived) -> None:
+        md = await self._md(ctx)
+        ledger = await repo.load_ledger(ctx.session, [event.item])
+        receipt = Receipt(str(ctx.consumed.envelope.event_id), event.item, event.lot, event.quantity, event.location)
+        await repo.append(ctx.session, receive(md.catalogue, ledger, receipt))
+        ctx.log.info("components received", item=event.item, lot=event.lot, quantity=str(event.quantity))
+        await self.reprocess_parked(ctx)
+
+    # -- production orders ---------------------------------------------------------------------------------------
+
+    async def start_production_order(self, ctx: HandlerContext, event: o.OrderForwarded) -> None:
+        if await repo.load_order(ctx.session, event.order_id) is not None:
+            ctx.log.info("production order exists already")
+            return
+        md = await self._md(ctx)
+        order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, "created",
+                                event.processing.model_dump(mode="json"), Decimal(0), None, None)
+        try:
+            item = md.catalogue.item(event.item)
+            if md.catalogue.bom(event.item) is None:
+                raise MissingBomError(event.item)
+            require_quantity(item.code, item.unit, event.quantity)
+        except ManufacturerDomainError as error:
+            order.status, order.reason = "rejected", str(error)
+            await repo.add_order(ctx.session, order)
+            await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
+                                           rejected_by="manufacturer"))
+            return
+        await repo.add_order(ctx.session, order)
+        if order.flow == "pre":
+            result = inspect(md.plans, order.item)
+            if result.awaiting_inspector:
+                order.status, order.reason = "awaiting-inspection", result.reason
+                await repo.save_order(ctx.session, order)
+                return
+            await self._inspected(ctx, md, order, passed=result.passed, inspector="inspection plan",
+                                  remark=result.reason)
+        else:
+            await self._release(ctx, md, order)
+
+    async def record_outside_inspection(self, ctx: HandlerContext, event: c.QualityInspectionRecorded) -> None:
+        if ctx.consumed.envelope.source == SOURCE:
+            return  # our own result, already applied when we published it
+        order = await repo.load_order(ctx.session, event.order_id)
+        if order is None:
+            raise UnknownProductionOrderError(event.order_id, "inspection result")
+        if order.status != "awaiting-inspection":
+            ctx.log.info("inspection result for an order not waiting for one: recorded only", status=order.status)
+            return
+        await self._inspected(ctx, await self._md(ctx), order, passed=event.passed, inspector=event.inspected_by,
+                              remark=event.remark, publish=False)
+
+    async def _inspected(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, *, passed: bool,
+                         inspector: str, remark: str, publish: bool = True) -> None:
+        if publish:
+            await ctx.emit(c.QualityInspectionRecorded(order_id=order.order_id, item=order.item, passed=passed,
+                                                       inspected_by=inspector, remark=remark))
+        if not passed:
+            order.status, order.reason = "quality-failed", remark
+            await repo.save_order(ctx.session, order)
+            await ctx.emit(o.OrderRejected(order_id=order.order_id, code="quality-check-failed",
+                                           reason=f"quality check of {order.item} failed: {remark}",
+                                           rejected_by="manufacturer"))
+            return
+        order.certificate = {
+            "certificate_id": f"QC-{order.order_id}", "item": order.item, "lot": _lot(order, 1),
+            "inspected_by": inspector, "inspected_at": datetime.now(UTC).isoformat(),
+            "plan": md.plans[order.item].rule.value if order.item in md.plans else "external",
+        }
+        await repo.save_order(ctx.session, order)
+        await self._release(ctx, md, order)
+
+    async def _release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
+        request = FlushRequest(f"{order.order_id}:release", order.order_id, order.item, FlushPoint.PRE,
+                               order.quantity, finished_lot=_lot(order, 1) if order.flow == "pre" else None)
+        posted = await self._flush(ctx, md, order, request, step="release")
+        if posted is not None:
+            await self._after_release(ctx, md, order)
+
+    async def _after_release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
+        if order.flow == "post":
+            order.status = "released"
+            await repo.save_order(ctx.session, order)
+            return
+        # pre-product: produced in full right after release; its post lines flush at that completion
+        order.completed = order.quantity
+        request = FlushRequest(f"{order.order_id}:completion", order.order_id, order.item, FlushPoint.POST,
+                               order.quantity, finished_lot=_lot(order, 1))
+        posted = await self._flush(ctx, md, order, request, step="completion")
+        if posted is not None:
+            await self._produce(ctx, md, order, order.quantity, _lot(order, 1))
+
+    async def report_completion(self, ctx: HandlerContext, event: c.CompletionReported) -> None:
+        order = await repo.load_order(ctx.session, event.order_id)
+        if order is None:
+            raise UnknownProductionOrderError(event.order_id, "completion reported")
+        if order.flow != "post":
+            raise CompletionNotExpectedError(order.order_id)
+        if order.status in FINISHED:
+            raise ProductionOrderClosedError(order.order_id, order.status, "completion reported")
+        remaining = order.quantity - order.completed
+        if event.quantity > remaining:
+            raise CompletionExceedsOrderError(order.order_id, event.quantity, remaining, order.quantity)
+        md = await self._md(ctx)
+        item = md.catalogue.item(order.item)
+        require_quantity(item.code, item.unit, event.quantity, what="completed quantity")
+        before = order.completed
+        order.completed = before + event.quantity
+        lot = f"{order.order_id}-C{item.unit.format(order.completed)}"
+        request = FlushRequest(str(ctx.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
+                               event.quantity, completed_before=before, finished_lot=lot)
+        posted = await self._flush(ctx, md, order, request, step="completion")
+        if posted is not None:
+            await self._produce(ctx, md, order, event.quantity, lot)
+
+    async def _flush(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, request: FlushRequest, *,
+                     step: str) -> PostedFlush | None:
+        """Post a flush, or park it whole, or reject the order; returns the posted flush or None."""
+        requirements = plan(md.catalogue, request)
+        policies = md.policies(self.settings.negative_stock_policy)
+        if await repo.waiting_parked(ctx.session, order.order_id):
+            # an earlier flush of this order waits: this one queues behind it, whole
+            outcome: PostedFlush | ParkedFlush = ParkedFlush(request, requirements, ())
+            reason = "waits behind an earlier parked flush of the same order"
+        else:
+            ledger = await repo.load_ledger(ctx.session, [r.item for r in requirements])
+            try:
+                outcome = post_or_park(ledger, request, requirements, policies)
+            except InsufficientComponentStockError as error:
+                order.status, order.reason = "rejected", str(error)
+                await repo.save_order(ctx.session, order)
+                await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
+                                               rejected_by="manufacturer"))
+                return None
+            reason = "; ".join(
+                f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
+                for s in outcome.shortages
+            ) if isinstance(outcome, ParkedFlush) else ""
+        if isinstance(outcome, ParkedFlush):
+            await repo.park(ctx.session, outcome, order_id=order.order_id, step=step, reason=reason,
+                            cause_event_id=str(ctx.consumed.envelope.event_id))
+            order.status, order.reason = "parked", reason
+            await repo.save_order(ctx.session, order)
+            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=reason, missing=[
+                ConsumedComponent(item=s.item, quantity=s.shortfall, unit=s.unit.code) for s in outcome.shortages
+            ]))
+            ctx.log.info("backflush parked", step=step, reason=reason)
+            return None
+        await self._posted(ctx, order, outcome)
+        return outcome
+
+    async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
+        await repo.append(ctx.session, posted.movements)
+        request = posted.request
+        assert isinstance(request, FlushRequest)
+        if posted.requirements:
+            lots: dict[str, list[str]] = {}
+            for m in posted.movements:
+                lots.setdefault(m.item, [])
+                if m.lot not in lots[m.item]:
+                    lots[m.item].append(m.lot)
+            await ctx.emit(c.ComponentsBackflushed(
+                order_id=order.order_id, flush_point=request.flush.value, produced_quantity=request.quantity,
+                components=[ConsumedComponent(item=r.item, quantity=r.quantity, unit=r.unit.code,
+                                              lots=lots.get(r.item, [])) for r in posted.requirements],
+            ))
+        for alert in posted.alerts:
+            ledger = await repo.load_ledger(ctx.session, [alert.item])
+            await ctx.emit(c.NegativeStockPosted(order_id=order.order_id, item=alert.item, lot=alert.lot,
+                                                 balance=format(ledger.on_hand(alert.item, alert.location, alert.lot), "f")))
+
+    async def _produce(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, quantity: Decimal,
+                       lot: str) -> None:
+        location = self.settings.finished_goods_location
+        ledger = await repo.load_ledger(ctx.session, [order.item])
+        receipt = Receipt(f"{lot}:produced", order.item, lot, quantity, location,
+                          MovementReason.PRODUCTION_RECEIPT, order.order_id)
+        await repo.append(ctx.session, receive(md.catalogue, ledger, receipt))
+        await repo.add_finished_lot(ctx.session, lot, order.order_id, order.item, quantity)
+        processing = OrderProcessingInfo.model_validate(order.processing)
+        if order.flow == "pre":
+            order.status, order.reason = "produced", None
+            await repo.save_order(ctx.session, order)
+            assert order.certificate is not None
+            await ctx.emit(inv.PreSaleInventoryDetailsForwarded(
+                order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
+                certificate=QualityCertificate.model_validate(order.certificate), processing=processing,
+            ))
+            return
+        produced = sum((q for _lot, _item, q in await repo.finished_lots_of(ctx.session, order.order_id)), Decimal(0))
+        order.status = "completed" if produced >= order.quantity else "in-production"
+        order.reason = None
+        await repo.save_order(ctx.session, order)
+        await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
+                                             cumulative_quantity=produced, order_quantity=order.quantity))
+        await ctx.emit(inv.GoodsTurnedOver(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
+                                           owner="manufacturer"))
+
+    # -- the exception queue ---------------------------------------------------------------------------------------
+
+    async def reprocess_parked(self, ctx: HandlerContext, only: str | None = None) -> int:
+        """Post the parked flushes that stock now covers, in arrival order, and carry on their orders."""
+        entries = await repo.waiting_parked(ctx.session)
+        if only is not None:
+            entries = [e for e in entries if e.flush_id == only]
+        if not entries:
+            return 0
+        md = await self._md(ctx)
+        items = {r.item for e in entries for r in e.parked.requirements}
+        ledger = await repo.load_ledger(ctx.session, items)
+        result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
+        by_flush = {e.flush_id: e for e in entries}
+        # append every posting first: continuations flush again and must see the stock these took
+        continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
+        for posted in result.posted:
+            entry = by_flush[posted.flush_id]
+            order = await repo.load_order(ctx.session, entry.order_id)
+            assert order is not None
+            await self._posted(ctx, order, posted)
+            await repo.resolve_parked(ctx.session, entry.flush_id, "posted")
+            continuations.append((entry, order))
+        for entry, order in continuations:
+            ctx.log.info("parked backflush posted", parked_order=order.order_id, step=entry.step)
+            request = entry.parked.request
+            assert isinstance(request, FlushRequest)
+            if entry.step == "release":
+                await self._after_release(ctx, md, order)
+            else:
+                await self._produce(ctx, md, order, request.quantity, request.finished_lot or _lot(order, 1))
+        return len(result.posted)
+
+    async def retry_parked(self, ctx: HandlerContext, event: md_events.ParkedBackflushRetryRequested) -> None:
+        entries = [e for e in await repo.waiting_parked(ctx.session) if e.id == event.entry_id]
+        if not entries:
+            raise UnknownParkedEntryError(event.entry_id)
+        posted = await self.reprocess_parked(ctx, only=entries[0].flush_id)
+        ctx.log.info("retry of a parked backflush", entry_id=event.entry_id, posted=bool(posted))
+
+    # -- after production ------------------------------------------------------------------------------------------
+
+    async def allocate_on_inventory_check(self, ctx: HandlerContext, event: c.InventoryCheckReturned) -> None:
+        order = await repo.load_order(ctx.session, event.order_id)
+        if order is None:
+            raise UnknownProductionOrderError(event.order_id, "inventory check")
+        if order.status in FINISHED:
+            ctx.log.info("inventory check for a closed production order: recorded only", status=order.status)
+            return
+        produced = {lot: quantity for lot, _item, quantity in await repo.finished_lots_of(ctx.session, order.order_id)}
+        if produced.get(event.lot) != event.quantity:
+            raise InventoryCheckMismatchError(order.order_id, event.lot, event.quantity, produced.get(event.lot))
+        md = await self._md(ctx)
+        ledger = await repo.load_ledger(ctx.session, [order.item])
+        if ledger.allocated(order.item, self.settings.finished_goods_location, event.lot):
+            return
+        movement = allocate(md.catalogue, ledger, item=order.item, lot=event.lot, quantity=event.quantity,
+                            production_order=order.order_id, event_id=str(ctx.consumed.envelope.event_id),
+                            location=self.settings.finished_goods_location)
+        await repo.append(ctx.session, [movement])
+        order.status = "allocated"
+        await repo.save_order(ctx.session, order)
+        await ctx.emit(c.GoodsAllocated(order_id=order.order_id, item=order.item, lot=event.lot,
+                                        quantity=event.quantity))
+
+    async def cancel(self, ctx: HandlerContext, event: o.OrderCancelled) -> None:
+        order = await repo.load_order(ctx.session, event.order_id)
+        if order is None or order.status in FINISHED:
+            return  # never reached production, or already finished here: nothing to undo
+        event_id = str(ctx.consumed.envelope.event_id)
+        ledger = await repo.load_ledger(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
+        movements: list[LedgerMovement] = list(reverse_order(ledger, order.order_id, event_id))
+        movements += release_allocations(ledger, production_order=order.order_id, event_id=event_id)
+        location = self.settings.finished_goods_location
+        for lot, item, _quantity in await repo.finished_lots_of(ctx.session, order.order_id):
+            on_hand = ledger.on_hand(item, location, lot)
+            if on_hand:
+                movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.REVERSAL, event_id,
+                                                production_order=order.order_id))
+        await repo.append(ctx.session, movements)
+        for entry in await repo.waiting_parked(ctx.session, order.order_id):
+            await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
+        order.status, order.reason = "cancelled", event.reason
+        await repo.save_order(ctx.session, order)
+        ctx.log.info("production order cancelled; flushes reversed", movements=len(movements))
+        # what this order no longer takes may let parked flushes of other orders post
+        await self.reprocess_parked(ctx)
+
+    async def record_delivery(self, ctx: HandlerContext, event: c.GoodsSignedFor) -> None:
+        order = await repo.load_order(ctx.session, event.order_id)
+        if order is None:
+            raise UnknownProductionOrderError(event.order_id, "signature")
+        if order.status in FINISHED:
+            ctx.log.warning("signature for a production order that is not open: recorded only", status=order.status)
+            return
+        location = self.settings.finished_goods_location
+        ledger = await repo.load_ledger(ctx.session, [order.item])
+        movements = []
+        for lot, item, _quantity in await repo.finished_lots_of(ctx.session, order.order_id):
+            on_hand = ledger.on_hand(item, location, lot)
+            if on_hand > 0:
+                movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.DELIVERY,
+                                                str(ctx.consumed.envelope.event_id), production_order=order.order_id))
+        await repo.append(ctx.session, movements)
+        order.status = "delivered"
+        await repo.save_order(ctx.session, order)
+
+
+def _lot(order: ProductionOrder, number: int) -> str:
+    return f"{order.order_id}-{number}"
+
+
+def handler_table(production: Production) -> dict[type[Event], object]:
+    return {
+        md_events.ItemDefined: production.define_item,
+        md_events.BomDefined: production.define_bom,
+        md_events.InspectionPlanDefined: production.define_inspection_plan,
+        md_events.ComponentsReceived: production.receive_components,
+        md_events.ParkedBackflushRetryRequested: production.retry_parked,
+        o.OrderForwarded: production.start_production_order,
+        o.OrderCancelled: production.cancel,
+        c.QualityInspectionRecorded: production.record_outside_inspection,
+        c.CompletionReported: production.report_completion,
+        c.InventoryCheckReturned: production.allocate_on_inventory_check,
+        c.GoodsSignedFor: production.record_delivery,
+    }
