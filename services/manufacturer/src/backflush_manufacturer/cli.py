@@ -1,9 +1,455 @@
-"""Manufacturer commands (filled in below)."""
+"""The manufacturer's commands: BOM explosion from files, master data to Kafka, and views of its database.
+
+- `backflush bom explode` and `backflush master-data load` read master-data files (YAML or CSV);
+- `backflush stock`, `trace`, `exceptions`, `variance` and `production-orders` read the manufacturer's database;
+- `backflush exceptions retry`, `master-data load` and `complete` publish events to the running manufacturer.
+
+A refusal (unknown item, a bad file, a quantity the unit cannot hold) is one line on stderr, `error: ...`, and exit
+code 2; a lookup that finds nothing (no such lot, order or entry) exits 1.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
 import typer
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_shared.cli import fail
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.completions import CompletionReported
+from backflush_shared.contracts.envelope import Envelope
+from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested
+from backflush_shared.errors import BackflushError
+from backflush_shared.messaging.publish import publish
+from backflush_shared.persistence.database import Database, is_sqlite
+
+from backflush_manufacturer import queries
+from backflush_manufacturer.adapters.repository import ParkedEntry
+from backflush_manufacturer.domain.bom import FlushPoint
+from backflush_manufacturer.domain.errors import format_path
+from backflush_manufacturer.domain.explosion import Requirement, explode, requirements_as_json
+from backflush_manufacturer.domain.items import Item
+from backflush_manufacturer.domain.ledger import NEGATIVE_LOT
+from backflush_manufacturer.domain.units import Unit
+from backflush_manufacturer.master_data_events import events_from
+from backflush_manufacturer.master_data_files import load_master_data
+
+T = TypeVar("T")
+
+out = Console()
+
+BOOTSTRAP = typer.Option("127.0.0.1:9092", "--bootstrap-servers", envvar="BACKFLUSH_BOOTSTRAP_SERVERS",
+                         help="The Kafka broker(s) the manufacturer consumes from.")
+PREFIX = typer.Option("", "--topic-prefix", envvar="BACKFLUSH_TOPIC_PREFIX")
+DATABASE = typer.Option(
+    "sqlite+aiosqlite:///var/manufacturer.db", "--database", envvar="BACKFLUSH_MANUFACTURER_DATABASE_URL",
+    help="The manufacturer's database (its ledger, production orders and exception queue).",
+)
+
+FLUSH_TITLES = {
+    FlushPoint.PRE: "pre: at release, once the quality check has passed",
+    FlushPoint.POST: "post: at completion, for the quantity completed",
+    FlushPoint.MANUAL: "manual: never flushed; issued by an explicit event",
+}
+
+#: How often `exceptions retry` looks at the entry while it waits for the manufacturer to process the retry.
+POLL_SECONDS = 0.25
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+# -- helpers shared by the commands ------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> NoReturn:
+    fail(message)  # the root command's one-line error, exit code 2
+    raise typer.Exit(2)  # not reached: says so to the type checker
+
+
+def _one_line(error: BaseException) -> str:
+    # A file error's notes say where in which file: part of the one line, not a traceback.
+    notes = getattr(error, "__notes__", None) or []
+    return f"{error} ({'; '.join(notes)})" if notes else str(error)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A refusal is one line on stderr and exit code 2 (checked here so that notes are kept and tests see it)."""
+    try:
+        yield
+    except BackflushError as error:
+        _fail(_one_line(error))
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        _fail(f"{error.title}: {where}: {first['msg']}")
+
+
+def _quantity(text: str, option: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        _fail(f"{option} must be a decimal number, got {text!r}")
+    if not value.is_finite():
+        _fail(f"{option} must be a finite decimal number, got {text!r}")
+    return value
+
+
+def _qty(quantity: Decimal, unit: Unit | None) -> str:
+    """A quantity at its unit's precision (`93.500` kg, `526` pcs); as it is when the unit is unknown."""
+    return unit.format(quantity) if unit is not None else format(quantity, "f")
+
+
+def _signed(quantity: Decimal, unit: Unit | None) -> str:
+    return ("+" if quantity > 0 else "") + _qty(quantity, unit)
+
+
+def _age(since: datetime, now: datetime | None = None) -> str:
+    """`45s`, `3m`, `2h`, `4d`: how long ago, in the largest whole unit."""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # SQLite hands back the naive UTC time the service wrote
+    seconds = max(0, int(((now or datetime.now(UTC)) - since).total_seconds()))
+    for size, suffix in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{suffix}"
+    return f"{seconds}s"
+
+
+def _require_database(url: str) -> None:
+    # Opening a missing SQLite file would create an empty one; say what is wrong instead.
+    try:
+        if not is_sqlite(url):
+            return
+        path = make_url(url).database or ""
+    except ArgumentError:
+        return  # Database() reports a malformed URL as a ConfigurationError
+    if path and path != ":memory:" and not Path(path).is_file():
+        _fail(f"no manufacturer database at {path}: start the manufacturer (`backflush serve manufacturer`) "
+             "or pass --database")
+
+
+async def _read(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    database = Database(url)
+    try:
+        async with database.reading() as session:
+            return await work(session)
+    finally:
+        await database.close()
+
+
+def _query(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one read-only query against the manufacturer's database; a database failure is one error line."""
+    _require_database(url)
+    with _refusals():
+        try:
+            return asyncio.run(_read(url, work))
+        except DBAPIError as error:
+            _fail(f"cannot read the manufacturer's database {url}: {error.orig} "
+                 "(the manufacturer creates its schema when it starts)")
+
+
+def _publish(bootstrap_servers: str, events: Sequence[Event], topic_prefix: str) -> list[Envelope]:
+    try:
+        return asyncio.run(publish(bootstrap_servers, events, topic_prefix=topic_prefix))
+    except (KafkaError, OSError) as error:
+        _fail(f"cannot publish to Kafka at {bootstrap_servers}: {error}")
+
+
+# -- bom explode ---------------------------------------------------------------------------------------------------
+
+
+def _explosion_tables(top: Item, quantity: Decimal, requirements: Sequence[Requirement]) -> list[Table]:
+    tables = []
+    for flush in FlushPoint:
+        lines = [r for r in requirements if r.flush is flush]
+        if not lines:
+            continue
+        table = Table(title=FLUSH_TITLES[flush], title_justify="left", title_style="bold")
+        table.add_column("component")
+        table.add_column("quantity", justify="right")
+        table.add_column("unit")
+        table.add_column("BOM path")
+        for r in lines:
+            # the path below the item asked for: a phantom shows as the level the component was flushed through
+            paths = "; ".join(format_path(path[1:]) for path in r.paths)
+            table.add_row(r.item, r.unit.format(r.quantity), r.unit.code, paths)
+        tables.append(table)
+    return tables
+
+
+# -- trace ---------------------------------------------------------------------------------------------------------
+
+
+def _add_nodes(branch: Tree, nodes: Sequence[queries.TraceNode], *, down: bool) -> None:
+    for node in nodes:
+        order = f", order {node.production_order}" if node.production_order else ""
+        if down:
+            label = f"{node.item} lot [bold]{node.lot}[/]: {_qty(node.quantity, node.unit)} {node.unit or ''}{order}"
+        else:
+            label = f"{node.item} lot [bold]{node.lot}[/] (took {_qty(node.quantity, node.unit)} {node.unit or ''}{order})"
+        _add_nodes(branch.add(label), node.children, down=down)
+
+
+def _trace_tree(result: queries.LotTrace, item: str) -> Tree:
+    tree = Tree(f"[bold]{item}[/] lot [bold]{result.lot}[/]")
+    made_from, used_in = result.made_from[item], result.used_in[item]
+    if made_from:
+        _add_nodes(tree.add("made from (component lots that went into it)"), made_from, down=True)
+    if used_in:
+        _add_nodes(tree.add("went into (finished lots made with it)"), used_in, down=False)
+    if not made_from and not used_in:
+        tree.add("[dim]no genealogy: not consumed into a finished lot, not made from component lots[/]")
+    return tree
+
+
+def _movements_table(result: queries.LotTrace) -> Table:
+    table = Table(title=f"movements of lot {result.lot}", title_justify="left", title_style="bold")
+    for column in ("#", "posted at", "item", "location", "quantity", "unit", "reason", "order", "event id"):
+        table.add_column(column, justify="right" if column in ("#", "quantity") else "left")
+    for line in result.movements:
+        m = line.movement
+        table.add_row(str(line.id), line.posted_at.strftime("%Y-%m-%d %H:%M:%S"), m.item, m.location,
+                      _signed(m.quantity, line.unit), str(line.unit or ""), m.reason.value, m.production_order or "",
+                      m.event_id)
+    return table
+
+
+# -- exceptions ----------------------------------------------------------------------------------------------------
+
+
+def _exceptions_table(entries: Sequence[ParkedEntry], *, title: str) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for column in ("id", "order", "step", "reason", "age", "status"):
+        table.add_column(column, justify="right" if column in ("id", "age") else "left")
+    for entry in entries:
+        status = entry.status if entry.status != "waiting" else "[yellow]waiting[/]"
+        table.add_row(str(entry.id), entry.order_id, entry.step, entry.reason, _age(entry.parked_at), status)
+    return table
+
+
+async def _wait_for_resolution(url: str, entry_id: int, seconds: float) -> str:
+    """The entry's status once it is no longer waiting, or `waiting` after `seconds`."""
+    database = Database(url)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    try:
+        while True:
+            async with database.reading() as session:
+                entry = await queries.parked_entry(session, entry_id)
+            status = entry.status if entry is not None else "gone"
+            if status != "waiting" or loop.time() >= deadline:
+                return status
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        await database.close()
+
+
+# -- the commands --------------------------------------------------------------------------------------------------
 
 
 def build_cli() -> typer.Typer:
-    return typer.Typer()
+    app = typer.Typer()
+    bom_app = typer.Typer(help="Bills of materials from master-data files.", no_args_is_help=True)
+    master_data_app = typer.Typer(help="Master data (items, BOMs, plans, stock) to the manufacturer.",
+                                  no_args_is_help=True)
+    exceptions_app = typer.Typer(help="The exception queue: backflushes parked for lack of stock.",
+                                 invoke_without_command=True)
+
+    @bom_app.command("explode")
+    def bom_explode(
+        item: str = typer.Option(..., "--item", help="The item to produce."),
+        qty: str = typer.Option(..., "--qty", help="How much of it, in its unit (a decimal number)."),
+        data: Path = typer.Option(..., "--data", envvar="BACKFLUSH_MASTER_DATA",
+                                  help="A directory of master-data files (YAML or CSV)."),
+        output: Format = typer.Option(Format.TABLE, "--format", help="table for people, json for programs."),
+    ) -> None:
+        """The components producing QTY of ITEM consumes, per flush point (from files: no broker, no database)."""
+        with _refusals():
+            master = load_master_data(data)
+            quantity = _quantity(qty, "--qty")
+            requirements = explode(master.catalogue, item, quantity)
+            top = master.catalogue.item(item)
+        if output is Format.JSON:
+            # plain stdout, not rich: a program reads this, and rich would wrap long lines
+            typer.echo(json.dumps(requirements_as_json(requirements), indent=2))
+            return
+        out.print(f"[bold]{top.code}[/] x {top.unit.format(quantity)} {top.unit.code}: "
+                  f"{len(requirements)} components to consume", highlight=False)
+        for table in _explosion_tables(top, quantity, requirements):
+            out.print(table)
+
+    @master_data_app.command("load")
+    def master_data_load(
+        directory: Path = typer.Argument(..., help="A directory of master-data files (YAML or CSV)."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+    ) -> None:
+        """Publish a directory's items, BOMs, inspection plans and initial stock to the running manufacturer."""
+        with _refusals():
+            events = events_from(load_master_data(directory))
+        envelopes = _publish(bootstrap_servers, events, topic_prefix)
+        counts = Counter(type(event).__name__ for event in events)
+        table = Table(title=f"{len(envelopes)} master-data events published from {directory}", title_justify="left")
+        table.add_column("event")
+        table.add_column("count", justify="right")
+        for name, count in counts.items():
+            table.add_row(name, str(count))
+        out.print(table)
+
+    @app.command("stock")
+    def stock(
+        database: str = DATABASE,
+        item: str = typer.Option("", "--item", help="Only this item."),
+        all_lots: bool = typer.Option(False, "--all-lots", help="Also the lots that are empty now."),
+    ) -> None:
+        """Stock per item, location and lot (first in, first out): on hand, allocated, available."""
+        lines = _query(database, lambda s: queries.stock(s, item or None, all_lots=all_lots))
+        if not lines:
+            out.print(f"no stock{f' of {item}' if item else ''} in the ledger")
+            raise typer.Exit(1 if item else 0)
+        table = Table(title="stock (derived from the ledger)", title_justify="left")
+        for column in ("item", "location", "lot", "on hand", "allocated", "available", "unit"):
+            table.add_column(column, justify="right" if column in ("on hand", "allocated", "available") else "left")
+        for code in dict.fromkeys(line.item for line in lines):
+            of_item = [line for line in lines if line.item == code]
+            for line in of_item:
+                style = "red" if line.lot == NEGATIVE_LOT or line.on_hand < 0 else None
+                table.add_row(line.item, line.location, line.lot, _qty(line.on_hand, line.unit),
+                              _qty(line.allocated, line.unit), _qty(line.available, line.unit),
+                              str(line.unit or ""), style=style)
+            if len(of_item) > 1:
+                on_hand, allocated = queries.total(of_item)
+                unit = of_item[0].unit
+                table.add_row(f"{code} total", "", "", _qty(on_hand, unit), _qty(allocated, unit),
+                              _qty(on_hand - allocated, unit), str(unit or ""), style="bold", end_section=True)
+        out.print(table)
+
+    @app.command("trace")
+    def trace(lot: str = typer.Argument(..., help="A component lot or a finished lot."),
+              database: str = DATABASE) -> None:
+        """A lot's genealogy both ways (what went into it, what it went into) and its own movements."""
+        result = _query(database, lambda s: queries.trace(s, lot))
+        if not result.found:
+            out.print(f"[red]no lot {lot}[/] in the manufacturer's ledger")
+            raise typer.Exit(1)
+        for item in result.items:
+            out.print(_trace_tree(result, item))
+        out.print(_movements_table(result))
+
+    @exceptions_app.callback()
+    def exceptions(
+        ctx: typer.Context,
+        database: str = DATABASE,
+        show_all: bool = typer.Option(False, "--all", help="Also the entries that posted or were cancelled."),
+    ) -> None:
+        """The parked backflushes: what each waits for and since when (`exceptions retry ID` retries one)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        entries = _query(database, lambda s: queries.exceptions(s, include_resolved=show_all))
+        waiting = sum(1 for e in entries if e.status == "waiting")
+        title = f"exception queue: {waiting} waiting" + (f", {len(entries) - waiting} resolved" if show_all else "")
+        out.print(_exceptions_table(entries, title=title))
+
+    @exceptions_app.command("retry")
+    def exceptions_retry(
+        entry_id: int = typer.Argument(..., min=1, help="The entry id, as `backflush exceptions` lists it."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+        database: str = DATABASE,
+        wait: float = typer.Option(10.0, "--wait", min=0, help="Seconds to wait for the outcome."),
+    ) -> None:
+        """Ask the manufacturer to try one parked backflush again now, and report whether it posted."""
+        entry = _query(database, lambda s: queries.parked_entry(s, entry_id))
+        if entry is None:
+            out.print(f"[red]no entry {entry_id}[/] in the exception queue")
+            raise typer.Exit(1)
+        if entry.status != "waiting":
+            out.print(f"entry {entry_id} ({entry.order_id}, {entry.step}) is {entry.status}: nothing to retry")
+            return
+        [envelope] = _publish(bootstrap_servers, [ParkedBackflushRetryRequested(entry_id=entry_id)], topic_prefix)
+        out.print(f"retry of entry {entry_id} ({entry.order_id}, {entry.step}) requested as event {envelope.event_id}")
+        _require_database(database)
+        status = asyncio.run(_wait_for_resolution(database, entry_id, wait))
+        if status == "posted":
+            out.print(f"[green]entry {entry_id} posted[/]: {entry.order_id} carries on")
+            return
+        if status != "waiting":
+            out.print(f"entry {entry_id} is {status}")
+            raise typer.Exit(1)
+        why = _query(database, lambda s: queries.why_waiting(s, entry_id))
+        out.print(f"[yellow]entry {entry_id} still waits[/] after {wait:g}s: {why}")
+        raise typer.Exit(1)
+
+    @app.command("variance")
+    def variance(order_id: str = typer.Argument(..., help="The production order (the order id)."),
+                 database: str = DATABASE) -> None:
+        """Standard (BOM for the completed quantity) against actual consumption, per component."""
+        view = _query(database, lambda s: queries.variance(s, order_id))
+        if view is None:
+            out.print(f"[red]no production order {order_id}[/]")
+            raise typer.Exit(1)
+        order = view.order
+        out.print(f"[bold]{order.order_id}[/] {order.item}: completed {_qty(order.completed, view.unit)} of "
+                  f"{_qty(order.quantity, view.unit)} {view.unit or ''} ({order.status})", highlight=False)
+        table = Table(title="standard against actual, per component", title_justify="left")
+        for column in ("component", "standard", "actual", "variance", "%", "unit"):
+            table.add_column(column, justify="left" if column in ("component", "unit") else "right")
+        for line in view.lines:
+            percent = "" if line.percent is None else f"{line.percent:+}"
+            style = "red" if line.variance > 0 else None
+            table.add_row(line.item, line.unit.format(line.standard), line.unit.format(line.actual),
+                          _signed(line.variance, line.unit), percent, line.unit.code, style=style)
+        out.print(table)
+
+    @app.command("complete")
+    def complete(
+        order_id: str = typer.Argument(..., help="A post-product production order."),
+        qty: str = typer.Option(..., "--qty", help="The quantity completed now (partial completions add up)."),
+        by: str = typer.Option("shop-floor", "--by", help="Who reports it."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+    ) -> None:
+        """Report a (partial) completion of a post-product order: its post lines flush for this quantity."""
+        quantity = _quantity(qty, "--qty")
+        with _refusals():
+            event = CompletionReported(order_id=order_id, quantity=quantity, reported_by=by)
+        [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
+        out.print(f"completion of {format(quantity, 'f')} for {order_id} reported by {by} as event {envelope.event_id}")
+
+    @app.command("production-orders")
+    def production_orders(database: str = DATABASE) -> None:
+        """The manufacturer's production orders: status, completed and ordered quantity, and why."""
+        views = _query(database, queries.production_orders)
+        table = Table(title=f"{len(views)} production orders", title_justify="left")
+        for column in ("order", "item", "flow", "status", "completed", "ordered", "unit", "reason"):
+            table.add_column(column, justify="right" if column in ("completed", "ordered") else "left")
+        for view in views:
+            o = view.order
+            table.add_row(o.order_id, o.item, o.flow, o.status, _qty(o.completed, view.unit),
+                          _qty(o.quantity, view.unit), str(view.unit or ""), o.reason or "")
+        out.print(table)
+
+    app.add_typer(bom_app, name="bom")
+    app.add_typer(master_data_app, name="master-data")
+    app.add_typer(exceptions_app, name="exceptions")
+    return app

@@ -21,7 +21,7 @@ from backflush_shared.messaging.processor import HandlerContext
 from backflush_manufacturer.adapters import repository as repo
 from backflush_manufacturer.adapters.repository import MasterData, MasterDataCache, ParkedEntry, ProductionOrder
 from backflush_manufacturer.domain.allocation import allocate, release_allocations
-from backflush_manufacturer.domain.backflush import FlushRequest, ParkedFlush, PostedFlush, plan, post_or_park
+from backflush_manufacturer.domain.backflush import ComponentIssue, FlushRequest, ParkedFlush, PostedFlush, plan, post_or_park
 from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint
 from backflush_manufacturer.domain.errors import (
     InsufficientComponentStockError,
@@ -200,6 +200,36 @@ class Production:
         posted = await self._flush(ctx, md, order, request, step="completion")
         if posted is not None:
             await self._produce(ctx, md, order, event.quantity, lot)
+
+    async def report_issue(self, ctx: HandlerContext, event: c.ComponentIssueReported) -> None:
+        """A manual line issued, or extra scrap: consumed now, charged to the order (variance shows it)."""
+        order = await repo.load_order(ctx.session, event.order_id)
+        if order is None:
+            raise UnknownProductionOrderError(event.order_id, "component issue")
+        if order.status in FINISHED:
+            raise ProductionOrderClosedError(order.order_id, order.status, "component issue")
+        md = await self._md(ctx)
+        lots = await repo.finished_lots_of(ctx.session, order.order_id)
+        request = ComponentIssue(str(ctx.consumed.envelope.event_id), order.order_id, event.component,
+                                 event.quantity, MovementReason.SCRAP if event.kind == "scrap" else
+                                 MovementReason.MANUAL_ISSUE, finished_item=order.item,
+                                 finished_lot=lots[-1][0] if lots else None)
+        requirements = plan(md.catalogue, request)
+        ledger = await repo.load_ledger(ctx.session, [event.component])
+        outcome = post_or_park(ledger, request, requirements, md.policies(self.settings.negative_stock_policy),
+                               reject_raises=False)
+        if isinstance(outcome, ParkedFlush):
+            # a hand issue records what already happened on the floor: it cannot wait for stock
+            shortage = outcome.shortages[0]
+            raise InsufficientComponentStockError(shortage.item, needed=shortage.needed,
+                                                  available=shortage.available, location=shortage.location,
+                                                  production_order=order.order_id)
+        await repo.append(ctx.session, outcome.movements)
+        await ctx.emit(c.ComponentsBackflushed(
+            order_id=order.order_id, flush_point="manual", produced_quantity=order.completed or order.quantity,
+            components=[ConsumedComponent(item=r.item, quantity=r.quantity, unit=r.unit.code,
+                                          lots=sorted({m.lot for m in outcome.movements})) for r in requirements],
+        ))
 
     async def _flush(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, request: FlushRequest, *,
                      step: str) -> PostedFlush | None:
@@ -407,6 +437,7 @@ def handler_table(production: Production) -> dict[type[Event], object]:
         o.OrderCancelled: production.cancel,
         c.QualityInspectionRecorded: production.record_outside_inspection,
         c.CompletionReported: production.report_completion,
+        c.ComponentIssueReported: production.report_issue,
         c.InventoryCheckReturned: production.allocate_on_inventory_check,
         c.GoodsSignedFor: production.record_delivery,
     }

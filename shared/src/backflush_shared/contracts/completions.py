@@ -86,6 +86,19 @@ class CompletionReported(Event):
     reported_by: str = "shop-floor"
 
 
+class ComponentIssueReported(Event):
+    """The shop floor issued a component to an order by hand: a `manual` BOM line, or `scrap` beyond the standard."""
+
+    event_type: ClassVar[str] = "backflush.completion.component-issue-reported"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    component: Identifier
+    quantity: Quantity
+    kind: Literal["manual", "scrap"]
+    reported_by: str = "shop-floor"
+
+
 class InventoryCheckReturned(Event):
     """Pre-product flow: the warehouse confirms the racked stock back to manufacturing."""
 

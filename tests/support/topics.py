@@ -1,0 +1,50 @@
+"""Reading what is on a topic, for assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: str | None
+    value: bytes | None
+    headers: dict[str, str]
+
+    @property
+    def event_type(self) -> str | None:
+        return self.headers.get("ce_type")
+
+
+async def read_topic(bootstrap_servers: str, topic: str, *, until: int = 1, timeout: float = 30.0,
+                     key: str | None = None) -> list[Record]:
+    """Every record on `topic` from the start, waiting until at least `until` (matching `key`) are there."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                for r in partition_records:
+                    records.append(Record(r.topic, r.key.decode() if r.key else None, r.value,
+                                          {k: v.decode(errors="replace") for k, v in (r.headers or ())}))
+            matching = [r for r in records if key is None or r.key == key]
+            if len(matching) >= until:
+                # one more short poll so that records published together arrive together
+                await asyncio.sleep(0.3)
+                for partition_records in (await consumer.getmany(timeout_ms=300)).values():
+                    for r in partition_records:
+                        records.append(Record(r.topic, r.key.decode() if r.key else None, r.value,
+                                              {k: v.decode(errors="replace") for k, v in (r.headers or ())}))
+                break
+    finally:
+        await consumer.stop()
+    return [r for r in records if key is None or r.key == key]
