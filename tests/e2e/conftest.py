@@ -12,7 +12,7 @@ from support.broker import Broker
 from support.flows import Flows
 from support.stack import make_stack
 
-SAMPLE_DATA = Path(__file__).resolve().parents[2] / "services" / "manufacturer" / "sample_data"
+from support.e2e_paths import SAMPLE_DATA
 
 
 @pytest.fixture

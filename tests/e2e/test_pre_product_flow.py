@@ -50,8 +50,7 @@ async def test_a_pre_product_order_is_flushed_racked_allocated_and_closed(flows:
         "backflush.inventory.racked", "backflush.completion.inventory-check-returned",
         "backflush.completion.goods-allocated", "backflush.completion.order-closed",
     ])
-    assert history[:2] == ["backflush.order.placed", "backflush.order.forwarded"]
-    assert history[-1] == "backflush.completion.order-closed"
+    assert history[0] == "backflush.order.placed"
     states = [state for state, _waiting in await flows.transitions("PRE-1")]
     assert states[0] == "forwarded" and states[-1] == "closed"
 
