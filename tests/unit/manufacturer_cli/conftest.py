@@ -6,10 +6,15 @@ applied by the service's own batch processor (inbox, handlers, outbox), only wit
 - the sample master data (items, BOMs, plans, policies, initial stock);
 - SO-PRE-1: pre-product, 10 CHAIR-ERGO. The quality check passes, the pre lines flush at release, the post lines
   at the completion that follows, into finished lot SO-PRE-1-1 (this is the flush with genealogy);
-- SO-POST-1: post-product, 20 CHAIR-ERGO: pre lines flush at release (22 BASE-STAR-5, 22 GAS-LIFT-100), then a
-  partial completion of 8 flushes its post lines into lot SO-POST-1-C8;
-- SO-POST-2: post-product, 40 CHAIR-ERGO: its release needs 41 BASE-STAR-5 (40 x 1.02 = 40.8, rounded up) while
-  60 - 11 - 22 = 27 are left, so the release flush parks whole (entry 1 of the exception queue).
+- SO-POST-1: post-product, 20 CHAIR-ERGO: pre lines flush at release (20 x 1.02 = 20.4 -> 21 BASE-STAR-5 and
+  21 GAS-LIFT-100; no finished lot exists yet, so no genealogy), then a partial completion of 8 flushes its post
+  lines into lot SO-POST-1-C8 (8 x 1.02 x 5 x 1.03 = 42.024 -> 43 CASTOR-50, 8 x 8.4 + 8.16 x 4 = 99.84 -> 100
+  SCREW-M6);
+- SO-POST-2: post-product, 40 CHAIR-ERGO: its release needs 41 BASE-STAR-5 (40.8 rounded up) while
+  60 - 11 - 21 = 28 are left, so the release flush parks whole (entry 1 of the exception queue);
+- a receipt of 13 BASE-STAR-5 in lot BS-1102 makes 41: entry 1 posts (FIFO: all 28 of BS-1001, then all 13 of
+  BS-1102, which leaves both lots empty) and SO-POST-2 is released;
+- SO-POST-3: post-product, 5 CHAIR-ERGO: its release needs 6 BASE-STAR-5 (5.1 up), none is left: entry 2 waits.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from backflush_shared import cli as root_cli
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import Flow, OrderProcessingInfo
 from backflush_shared.contracts.completions import CompletionReported
+from backflush_shared.contracts.master_data import ComponentsReceived
 from backflush_shared.contracts.orders import OrderForwarded
 from backflush_shared.messaging.codec import encode
 from backflush_shared.messaging.publish import envelope_for
@@ -103,6 +109,9 @@ async def seed(url: str) -> None:
         await feed(runtime, [_order("SO-PRE-1", Flow.PRE, 10), _order("SO-POST-1", Flow.POST, 20)])
         await feed(runtime, [CompletionReported(order_id="SO-POST-1", quantity=Decimal(8), reported_by="line 2")])
         await feed(runtime, [_order("SO-POST-2", Flow.POST, 40)])
+        await feed(runtime, [ComponentsReceived(receipt_id="R-1102", item="BASE-STAR-5", lot="BS-1102",
+                                                quantity=Decimal(13))])
+        await feed(runtime, [_order("SO-POST-3", Flow.POST, 5)])
     finally:
         await runtime.database.close()
 

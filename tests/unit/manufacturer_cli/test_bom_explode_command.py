@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import SAMPLE_DATA, WIDE
 from typer.testing import CliRunner
 
 from backflush_shared import cli as root_cli
+
+SAMPLE_DATA = Path(__file__).resolve().parents[3] / "services" / "manufacturer" / "sample_data"
+WIDE = {"COLUMNS": "250"}  # rich never wraps a row the tests read
 
 CHAIR_ERGO_10 = [
     {"item": "BASE-STAR-5", "quantity": "11", "unit": "pcs", "flush": "pre"},
