@@ -29,6 +29,21 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(topics_app, name="topics")
 
+    @app.command()
+    def demo(
+        bootstrap_servers: str = typer.Option("", envvar="BACKFLUSH_DEMO_BOOTSTRAP_SERVERS",
+                                              help="Use this broker instead of starting a local one."),
+        workdir: str = typer.Option("var/demo", help="Where the services keep their databases and logs."),
+        sample_data: str = typer.Option("services/manufacturer/sample_data", help="The master data to load."),
+    ) -> None:
+        """Both flows on a local broker: five orders through the three services, then the results."""
+        from pathlib import Path
+
+        from backflush_shared.demo import demo_command
+
+        code = demo_command(bootstrap_servers or None, Path(workdir), Path(sample_data))
+        raise typer.Exit(code)
+
     docs_app = typer.Typer(help="The published contract documents.", no_args_is_help=True)
 
     @docs_app.command("export")

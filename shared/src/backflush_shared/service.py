@@ -260,7 +260,8 @@ async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> Non
     app, _runtime = build_app(definition, settings)
     await app.run(
         log_level=logging.getLevelName(settings.log_level),
-        run_extra_options={"host": settings.health_host, "port": settings.health_port},
+        # log_config None: uvicorn logs through our JSON handlers instead of installing its own
+        run_extra_options={"host": settings.health_host, "port": settings.health_port, "log_config": None},
     )
 
 

@@ -96,7 +96,8 @@ async def feed(runtime: ServiceRuntime, events: Sequence[Event]) -> None:
 def _order(order_id: str, flow: Flow, quantity: int) -> OrderForwarded:
     return OrderForwarded(
         order_id=order_id, flow=flow, item="CHAIR-ERGO", quantity=Decimal(quantity),
-        processing=OrderProcessingInfo(order_holder="Acme Offices", ship_to="Main Street 1", due_date=date(2030, 1, 31)),
+        processing=OrderProcessingInfo(order_holder="Acme Offices", ship_to="Main Street 1",
+                                       due_date=date(2030, 1, 31)),
     )
 
 
