@@ -256,8 +256,8 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, model
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:
     """Run until SIGTERM or SIGINT; configuration errors stop start-up with one clear line."""
+    app, _runtime = build_app(definition, settings)  # a bad database URL stops us here, before any waiting
     await wait_for_broker(settings.bootstrap_servers, settings.startup_timeout_seconds)
-    app, _runtime = build_app(definition, settings)
     await app.run(
         log_level=logging.getLevelName(settings.log_level),
         # log_config None: uvicorn logs through our JSON handlers instead of installing its own

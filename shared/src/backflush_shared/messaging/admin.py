@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -15,6 +17,11 @@ from backflush_shared.errors import ConfigurationError
 async def wait_for_broker(bootstrap_servers: str, timeout_seconds: float) -> list[str]:
     """Wait until the broker answers a metadata request; return its topics. Raises `ConfigurationError`."""
     deadline = time.monotonic() + timeout_seconds
+    with _quiet("aiokafka"):  # each failed attempt would log an error; the outcome is ours to tell, once
+        return await _wait(bootstrap_servers, timeout_seconds, deadline)
+
+
+async def _wait(bootstrap_servers: str, timeout_seconds: float, deadline: float) -> list[str]:
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5_000)
@@ -29,7 +36,7 @@ async def wait_for_broker(bootstrap_servers: str, timeout_seconds: float) -> lis
             except Exception:  # noqa: BLE001 - closing a client that never connected may fail too
                 pass
         await asyncio.sleep(0.5)
-    reason = f"{type(last_error).__name__}: {last_error}" if last_error else "no answer"
+    reason = str(last_error) if last_error else "no answer"
     raise ConfigurationError(
         f"cannot reach Kafka at {bootstrap_servers} within {timeout_seconds:.0f} s ({reason})"
     )
@@ -53,3 +60,14 @@ async def ensure_topics(bootstrap_servers: str, names: Iterable[str], *, partiti
         return missing
     finally:
         await admin.close()
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
