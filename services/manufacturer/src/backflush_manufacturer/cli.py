@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -24,7 +24,9 @@ from typing import NoReturn, TypeVar
 import typer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 from sqlalchemy.engine import make_url
@@ -45,7 +47,6 @@ from backflush_manufacturer.adapters.repository import ParkedEntry
 from backflush_manufacturer.domain.bom import FlushPoint
 from backflush_manufacturer.domain.errors import format_path
 from backflush_manufacturer.domain.explosion import Requirement, explode, requirements_as_json
-from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import NEGATIVE_LOT
 from backflush_manufacturer.domain.units import Unit
 from backflush_manufacturer.master_data_events import events_from
@@ -82,7 +83,7 @@ class Format(StrEnum):
 
 
 def _fail(message: str) -> NoReturn:
-    fail(message)  # the root command's one-line error, exit code 2
+    fail(escape(message))  # the root command's one-line error, exit code 2; escaped: `[x]` in a message is text
     raise typer.Exit(2)  # not reached: says so to the type checker
 
 
@@ -135,6 +136,17 @@ def _age(since: datetime, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
+def _table(title: str, columns: Sequence[str], *, numeric: Collection[str] = (),
+           wrapping: Collection[str] = ()) -> Table:
+    """A light table that fits 80 columns: codes and figures never wrap, free text (reasons, paths) does."""
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.MINIMAL, show_edge=False,
+                  pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column not in wrapping,
+                         overflow="fold")
+    return table
+
+
 def _require_database(url: str) -> None:
     # Opening a missing SQLite file would create an empty one; say what is wrong instead.
     try:
@@ -178,17 +190,14 @@ def _publish(bootstrap_servers: str, events: Sequence[Event], topic_prefix: str)
 # -- bom explode ---------------------------------------------------------------------------------------------------
 
 
-def _explosion_tables(top: Item, quantity: Decimal, requirements: Sequence[Requirement]) -> list[Table]:
+def _explosion_tables(requirements: Sequence[Requirement]) -> list[Table]:
     tables = []
     for flush in FlushPoint:
         lines = [r for r in requirements if r.flush is flush]
         if not lines:
             continue
-        table = Table(title=FLUSH_TITLES[flush], title_justify="left", title_style="bold")
-        table.add_column("component")
-        table.add_column("quantity", justify="right")
-        table.add_column("unit")
-        table.add_column("BOM path")
+        table = _table(FLUSH_TITLES[flush], ("component", "quantity", "unit", "BOM path"), numeric={"quantity"},
+                       wrapping={"BOM path"})
         for r in lines:
             # the path below the item asked for: a phantom shows as the level the component was flushed through
             paths = "; ".join(format_path(path[1:]) for path in r.paths)
@@ -202,11 +211,11 @@ def _explosion_tables(top: Item, quantity: Decimal, requirements: Sequence[Requi
 
 def _add_nodes(branch: Tree, nodes: Sequence[queries.TraceNode], *, down: bool) -> None:
     for node in nodes:
+        quantity = f"{_qty(node.quantity, node.unit)} {node.unit or ''}".rstrip()
         order = f", order {node.production_order}" if node.production_order else ""
-        if down:
-            label = f"{node.item} lot [bold]{node.lot}[/]: {_qty(node.quantity, node.unit)} {node.unit or ''}{order}"
-        else:
-            label = f"{node.item} lot [bold]{node.lot}[/] (took {_qty(node.quantity, node.unit)} {node.unit or ''}{order})"
+        lot = f"{node.item} lot [bold]{node.lot}[/]"
+        # down: how much of that component lot went in; up: how much of the traced lot that finished lot took
+        label = f"{lot}: {quantity}{order}" if down else f"{lot} (took {quantity}{order})"
         _add_nodes(branch.add(label), node.children, down=down)
 
 
@@ -222,15 +231,17 @@ def _trace_tree(result: queries.LotTrace, item: str) -> Tree:
     return tree
 
 
-def _movements_table(result: queries.LotTrace) -> Table:
-    table = Table(title=f"movements of lot {result.lot}", title_justify="left", title_style="bold")
-    for column in ("#", "posted at", "item", "location", "quantity", "unit", "reason", "order", "event id"):
-        table.add_column(column, justify="right" if column in ("#", "quantity") else "left")
+def _movements_table(result: queries.LotTrace, item: str) -> Table:
+    table = _table(f"movements of {item} lot {result.lot}",
+                   ("#", "posted at", "location", "quantity", "reason", "order", "event id"),
+                   numeric={"#", "quantity"}, wrapping={"event id"})
     for line in result.movements:
         m = line.movement
-        table.add_row(str(line.id), line.posted_at.strftime("%Y-%m-%d %H:%M:%S"), m.item, m.location,
-                      _signed(m.quantity, line.unit), str(line.unit or ""), m.reason.value, m.production_order or "",
-                      m.event_id)
+        if m.item != item:
+            continue
+        table.add_row(str(line.id), line.posted_at.strftime("%Y-%m-%d %H:%M:%S"), m.location,
+                      f"{_signed(m.quantity, line.unit)} {line.unit or ''}".rstrip(), m.reason.value,
+                      m.production_order or "", escape(m.event_id))
     return table
 
 
@@ -238,12 +249,11 @@ def _movements_table(result: queries.LotTrace) -> Table:
 
 
 def _exceptions_table(entries: Sequence[ParkedEntry], *, title: str) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold")
-    for column in ("id", "order", "step", "reason", "age", "status"):
-        table.add_column(column, justify="right" if column in ("id", "age") else "left")
+    table = _table(title, ("id", "order", "step", "reason", "age", "status"), numeric={"id", "age"},
+                   wrapping={"reason"})
     for entry in entries:
         status = entry.status if entry.status != "waiting" else "[yellow]waiting[/]"
-        table.add_row(str(entry.id), entry.order_id, entry.step, entry.reason, _age(entry.parked_at), status)
+        table.add_row(str(entry.id), entry.order_id, entry.step, escape(entry.reason), _age(entry.parked_at), status)
     return table
 
 
@@ -272,7 +282,8 @@ def build_cli() -> typer.Typer:
     bom_app = typer.Typer(help="Bills of materials from master-data files.", no_args_is_help=True)
     master_data_app = typer.Typer(help="Master data (items, BOMs, plans, stock) to the manufacturer.",
                                   no_args_is_help=True)
-    exceptions_app = typer.Typer(help="The exception queue: backflushes parked for lack of stock.",
+    exceptions_app = typer.Typer(help="The exception queue: backflushes parked for lack of stock (lists it; `retry ID` "
+                                      "retries one).",
                                  invoke_without_command=True)
 
     @bom_app.command("explode")
@@ -295,7 +306,7 @@ def build_cli() -> typer.Typer:
             return
         out.print(f"[bold]{top.code}[/] x {top.unit.format(quantity)} {top.unit.code}: "
                   f"{len(requirements)} components to consume", highlight=False)
-        for table in _explosion_tables(top, quantity, requirements):
+        for table in _explosion_tables(requirements):
             out.print(table)
 
     @master_data_app.command("load")
@@ -309,9 +320,8 @@ def build_cli() -> typer.Typer:
             events = events_from(load_master_data(directory))
         envelopes = _publish(bootstrap_servers, events, topic_prefix)
         counts = Counter(type(event).__name__ for event in events)
-        table = Table(title=f"{len(envelopes)} master-data events published from {directory}", title_justify="left")
-        table.add_column("event")
-        table.add_column("count", justify="right")
+        out.print(f"published {len(envelopes)} master-data events from {directory}", highlight=False)
+        table = _table("", ("event", "count"), numeric={"count"})
         for name, count in counts.items():
             table.add_row(name, str(count))
         out.print(table)
@@ -327,9 +337,9 @@ def build_cli() -> typer.Typer:
         if not lines:
             out.print(f"no stock{f' of {item}' if item else ''} in the ledger")
             raise typer.Exit(1 if item else 0)
-        table = Table(title="stock (derived from the ledger)", title_justify="left")
-        for column in ("item", "location", "lot", "on hand", "allocated", "available", "unit"):
-            table.add_column(column, justify="right" if column in ("on hand", "allocated", "available") else "left")
+        table = _table("stock, derived from the ledger (lots first in, first out)",
+                       ("item", "location", "lot", "on hand", "allocated", "available", "unit"),
+                       numeric={"on hand", "allocated", "available"})
         for code in dict.fromkeys(line.item for line in lines):
             of_item = [line for line in lines if line.item == code]
             for line in of_item:
@@ -340,7 +350,7 @@ def build_cli() -> typer.Typer:
             if len(of_item) > 1:
                 on_hand, allocated = queries.total(of_item)
                 unit = of_item[0].unit
-                table.add_row(f"{code} total", "", "", _qty(on_hand, unit), _qty(allocated, unit),
+                table.add_row("", "", "total", _qty(on_hand, unit), _qty(allocated, unit),
                               _qty(on_hand - allocated, unit), str(unit or ""), style="bold", end_section=True)
         out.print(table)
 
@@ -354,7 +364,8 @@ def build_cli() -> typer.Typer:
             raise typer.Exit(1)
         for item in result.items:
             out.print(_trace_tree(result, item))
-        out.print(_movements_table(result))
+            if any(line.movement.item == item for line in result.movements):
+                out.print(_movements_table(result, item))
 
     @exceptions_app.callback()
     def exceptions(
@@ -411,15 +422,23 @@ def build_cli() -> typer.Typer:
         order = view.order
         out.print(f"[bold]{order.order_id}[/] {order.item}: completed {_qty(order.completed, view.unit)} of "
                   f"{_qty(order.quantity, view.unit)} {view.unit or ''} ({order.status})", highlight=False)
-        table = Table(title="standard against actual, per component", title_justify="left")
-        for column in ("component", "standard", "actual", "variance", "%", "unit"):
-            table.add_column(column, justify="left" if column in ("component", "unit") else "right")
+        if not view.lines:
+            out.print(f"nothing charged to {order.order_id} yet, and nothing completed")
+            return
+        table = _table("standard against actual, per component",
+                       ("component", "standard", "actual", "variance", "%", "unit"),
+                       numeric={"standard", "actual", "variance", "%"})
         for line in view.lines:
             percent = "" if line.percent is None else f"{line.percent:+}"
             style = "red" if line.variance > 0 else None
             table.add_row(line.item, line.unit.format(line.standard), line.unit.format(line.actual),
                           _signed(line.variance, line.unit), percent, line.unit.code, style=style)
         out.print(table)
+        if order.flow == "post" and order.completed < order.quantity:
+            # the standard follows the completed quantity, but release flushed the pre lines for the whole order
+            out.print(f"[dim]note: pre lines flushed at release for all {_qty(order.quantity, view.unit)}; the "
+                      "standard covers the completed quantity only, so they show over-consumption until the order "
+                      "completes[/]")
 
     @app.command("complete")
     def complete(
@@ -440,13 +459,12 @@ def build_cli() -> typer.Typer:
     def production_orders(database: str = DATABASE) -> None:
         """The manufacturer's production orders: status, completed and ordered quantity, and why."""
         views = _query(database, queries.production_orders)
-        table = Table(title=f"{len(views)} production orders", title_justify="left")
-        for column in ("order", "item", "flow", "status", "completed", "ordered", "unit", "reason"):
-            table.add_column(column, justify="right" if column in ("completed", "ordered") else "left")
+        table = _table(f"{len(views)} production orders", ("order", "item", "flow", "status", "completed", "reason"),
+                       numeric={"completed"}, wrapping={"reason"})
         for view in views:
             o = view.order
-            table.add_row(o.order_id, o.item, o.flow, o.status, _qty(o.completed, view.unit),
-                          _qty(o.quantity, view.unit), str(view.unit or ""), o.reason or "")
+            completed = f"{_qty(o.completed, view.unit)} of {_qty(o.quantity, view.unit)} {view.unit or ''}"
+            table.add_row(o.order_id, o.item, o.flow, o.status, completed.rstrip(), escape(o.reason or ""))
         out.print(table)
 
     app.add_typer(bom_app, name="bom")
