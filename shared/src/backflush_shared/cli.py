@@ -68,11 +68,23 @@ def _add_shared_commands() -> None:
     cli_commands.register(app)
 
 
+_registered = False
+
+
+def register_commands() -> None:
+    """Add the shared and the installed services' commands to the root app, once."""
+    global _registered
+    if not _registered:
+        _add_shared_commands()
+        _add_service_commands()
+        _registered = True
+
+
 def main() -> None:
-    _add_shared_commands()
-    _add_service_commands()
+    register_commands()
     try:
         app()
     except BackflushError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        notes = "".join(f" ({note})" for note in getattr(error, "__notes__", ()))
+        err.print(f"[bold red]error:[/] {error}{notes}", highlight=False, soft_wrap=True)
         sys.exit(2)

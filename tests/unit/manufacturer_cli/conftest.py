@@ -55,10 +55,7 @@ WIDE = {"COLUMNS": "250"}
 @pytest.fixture(scope="session")
 def cli_app() -> typer.Typer:
     """The root app with the shared and service commands, registered once however many tests ask for it."""
-    names = {group.name for group in root_cli.app.registered_groups}
-    if "bom" not in names:
-        root_cli._add_shared_commands()
-        root_cli._add_service_commands()
+    root_cli.register_commands()
     return root_cli.app
 
 

@@ -158,8 +158,6 @@ def test_root_main_turns_an_escaping_domain_error_into_one_line_and_exit_code_2(
     cli_app: typer.Typer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`main()` is the installed `backflush` script: it registers the commands and catches `BackflushError`."""
-    monkeypatch.setattr(root_cli, "_add_shared_commands", lambda: None)  # registered once already, by cli_app
-    monkeypatch.setattr(root_cli, "_add_service_commands", lambda: None)
     monkeypatch.setattr("sys.argv", ["backflush", "bom", "explode", "--item", "NOPE", "--qty", "1",
                                      "--data", str(SAMPLE_DATA)])
 

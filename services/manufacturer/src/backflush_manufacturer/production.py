@@ -160,20 +160,22 @@ class Production:
 
     async def _release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
         request = FlushRequest(f"{order.order_id}:release", order.order_id, order.item, FlushPoint.PRE,
-                               order.quantity, finished_lot=_lot(order, 1) if order.flow == "pre" else None)
+                               order.quantity, finished_lot=_lot(order, 1) if order.flow == "pre" else None,
+                               event_id=str(ctx.consumed.envelope.event_id))
         posted = await self._flush(ctx, md, order, request, step="release")
         if posted is not None:
             await self._after_release(ctx, md, order)
 
     async def _after_release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
         if order.flow == "post":
-            order.status = "released"
+            order.status, order.reason = "released", None
             await repo.save_order(ctx.session, order)
             return
         # pre-product: produced in full right after release; its post lines flush at that completion
         order.completed = order.quantity
         request = FlushRequest(f"{order.order_id}:completion", order.order_id, order.item, FlushPoint.POST,
-                               order.quantity, finished_lot=_lot(order, 1))
+                               order.quantity, finished_lot=_lot(order, 1),
+                               event_id=str(ctx.consumed.envelope.event_id))
         posted = await self._flush(ctx, md, order, request, step="completion")
         if posted is not None:
             await self._produce(ctx, md, order, order.quantity, _lot(order, 1))
@@ -291,7 +293,7 @@ class Production:
                        lot: str) -> None:
         location = self.settings.finished_goods_location
         ledger = await repo.load_ledger(ctx.session, [order.item])
-        receipt = Receipt(f"{lot}:produced", order.item, lot, quantity, location,
+        receipt = Receipt(str(ctx.consumed.envelope.event_id), order.item, lot, quantity, location,
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)
         await repo.append(ctx.session, receive(md.catalogue, ledger, receipt))
         await repo.add_finished_lot(ctx.session, lot, order.order_id, order.item, quantity)

@@ -265,7 +265,7 @@ def _request_to_json(parked: ParkedFlush) -> str:
         "request": {"flush_id": request.flush_id, "production_order": request.production_order,
                     "item": request.item, "flush": request.flush.value, "quantity": str(request.quantity),
                     "completed_before": str(request.completed_before), "location": request.location,
-                    "finished_lot": request.finished_lot},
+                    "finished_lot": request.finished_lot, "event_id": request.event_id},
         "requirements": [{"item": r.item, "quantity": str(r.quantity), "unit": r.unit.code,
                           "decimals": r.unit.decimals, "flush": r.flush.value} for r in parked.requirements],
     })
@@ -275,7 +275,8 @@ def _parked_from_json(text: str) -> ParkedFlush:
     raw = json.loads(text)
     r = raw["request"]
     request = FlushRequest(r["flush_id"], r["production_order"], r["item"], FlushPoint(r["flush"]),
-                           Decimal(r["quantity"]), Decimal(r["completed_before"]), r["location"], r["finished_lot"])
+                           Decimal(r["quantity"]), Decimal(r["completed_before"]), r["location"], r["finished_lot"],
+                           r.get("event_id"))
     requirements = tuple(
         Requirement(q["item"], Decimal(q["quantity"]), Unit(q["unit"], q["decimals"]), FlushPoint(q["flush"]))
         for q in raw["requirements"]

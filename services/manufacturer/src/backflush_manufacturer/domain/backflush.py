@@ -57,6 +57,9 @@ class FlushRequest:
     completed_before: Decimal = ZERO
     location: str = DEFAULT_LOCATION
     finished_lot: str | None = None
+    #: The event that asked for the flush, when it is not the flush id itself (a release and the completion that
+    #: follows it in the pre-product flow are two flushes caused by one event).
+    event_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "flush", FlushPoint.parse(self.flush, item=self.item))
@@ -255,7 +258,7 @@ def _movement(request: ConsumptionRequest, item: str, lot: str, quantity: Decima
         lot,
         quantity,
         request.reason,
-        request.flush_id,
+        getattr(request, "event_id", None) or request.flush_id,
         production_order=request.production_order,
         flush_id=request.flush_id,
         into_item=into_item,
