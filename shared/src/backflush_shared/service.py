@@ -16,6 +16,7 @@ import logging
 
 import structlog
 import typer
+from aiokafka import TopicPartition
 from faststream.asgi import AsgiFastStream, make_ping_asgi
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -125,48 +126,69 @@ class ServiceRuntime:
             await self.definition.on_prepare(self)
 
     async def consume(self, records: Sequence[Any], message: KafkaMessage) -> None:
-        """Apply one batch, then commit its offsets; on failure rewind, back off, and retry."""
-        assert self.processor is not None
-        keys = [(record.topic, record.partition, record.offset) for record in records]
-        try:
-            if any(self._failures.get(key) for key in keys):
-                await self._one_by_one(records)
-            else:
-                result = await self.processor.process(records)
-                if result.dead_lettered or result.duplicates:
-                    log.info("batch applied", records=len(records), applied=result.applied,
-                             duplicates=result.duplicates, dead_lettered=result.dead_lettered)
-        except Exception as error:  # noqa: BLE001 - anything unexpected is retried, never swallowed
-            attempts = 0
-            for key in keys:
-                self._failures[key] += 1
-                attempts = max(attempts, self._failures[key])
-            delay = min(0.1 * 2**attempts, 5.0)
-            log.error("batch failed; rewinding to retry", error_type=type(error).__name__, error=str(error),
-                      records=len(records), attempt=attempts, retry_in_seconds=delay, exc_info=True)
-            await message.nack()
-            await asyncio.sleep(delay)
-            return
-        await message.ack()
-        for key in keys:
-            self._failures.pop(key, None)
+        """Apply one batch in one transaction, then commit its offsets.
 
-    async def _one_by_one(self, records: Sequence[Any]) -> None:
-        # A batch failed before: apply its records alone so that one poisonous record cannot hold back the rest.
+        When the batch fails, its records are applied one by one, partition by partition, so that one bad
+        record holds back only its own partition: that partition is rewound to the record and paused for an
+        exponentially growing delay, the others go on, and a record still failing after MAX_ATTEMPTS is
+        dead-lettered with the attempt count. Nothing spins, and no offset passes an unapplied record.
+        """
         assert self.processor is not None
+        try:
+            result = await self.processor.process(records)
+        except Exception as error:  # noqa: BLE001 - anything unexpected is retried, never swallowed
+            log.warning("batch failed; applying its records one by one", error_type=type(error).__name__,
+                        error=str(error), records=len(records))
+            await self._record_by_record(records, message.consumer)
+        else:
+            if result.dead_lettered or result.duplicates:
+                log.info("batch applied", records=len(records), applied=result.applied,
+                         duplicates=result.duplicates, dead_lettered=result.dead_lettered)
+        await message.ack()  # commits each partition's position: past what was applied, at what was rewound
+
+    async def _record_by_record(self, records: Sequence[Any], consumer: Any) -> None:
+        assert self.processor is not None
+        by_partition: dict[TopicPartition, list[Any]] = defaultdict(list)
         for record in records:
-            key = (record.topic, record.partition, record.offset)
-            try:
-                await self.processor.process([record], attempts=self._failures.get(key, 0) + 1)
-            except Exception as error:
-                self._failures[key] += 1
-                if self._failures[key] < MAX_ATTEMPTS:
-                    raise
-                log.error("record dead-lettered after repeated failures", topic=record.topic,
-                          partition=record.partition, offset=record.offset, attempts=self._failures[key],
-                          error_type=type(error).__name__, error=str(error))
-                await self.processor.dead_letter_unprocessable(record, error, self._failures[key])
-            self._failures.pop(key, None)
+            by_partition[TopicPartition(record.topic, record.partition)].append(record)
+        for partition, partition_records in by_partition.items():
+            for record in partition_records:
+                key = (record.topic, record.partition, record.offset)
+                attempts = self._failures.get(key, 0) + 1
+                try:
+                    await self.processor.process([record], attempts=attempts)
+                    self._failures.pop(key, None)
+                    continue
+                except Exception as error:  # noqa: BLE001
+                    self._failures[key] = attempts
+                    failure = error
+                if attempts >= MAX_ATTEMPTS and await self._dead_letter(record, failure, attempts):
+                    self._failures.pop(key, None)
+                    continue
+                delay = min(0.2 * 2**attempts, 10.0)
+                log.error("record failed; its partition waits and retries", topic=record.topic,
+                          partition=record.partition, offset=record.offset, attempt=attempts,
+                          retry_in_seconds=delay, error_type=type(failure).__name__, error=str(failure))
+                consumer.seek(partition, record.offset)
+                consumer.pause(partition)
+                asyncio.get_running_loop().call_later(delay, _resume, consumer, partition)
+                break  # the rest of this partition is read again after the pause
+
+    async def _dead_letter(self, record: Any, error: BaseException, attempts: int) -> bool:
+        assert self.processor is not None
+        try:
+            await self.processor.dead_letter_unprocessable(record, error, attempts)
+        except Exception as dead_letter_error:  # noqa: BLE001 - the database itself may be what fails
+            log.error("could not dead-letter a record; it will be retried", error=str(dead_letter_error))
+            return False
+        log.error("record dead-lettered after repeated failures", topic=record.topic, partition=record.partition,
+                  offset=record.offset, attempts=attempts, error_type=type(error).__name__, error=str(error))
+        return True
+
+
+def _resume(consumer: Any, partition: TopicPartition) -> None:
+    if partition in consumer.assignment():
+        consumer.resume(partition)
 
 
 async def _records(message: Any) -> Any:
