@@ -4,7 +4,10 @@
    version cannot be read over the protocol: it is taken from `BACKFLUSH_KAFKA_BROKER_VERSION`, else from the state
    file of `make kafka-up` when that is the broker, else reported as "unknown".
 2. A Docker engine answers (the docker SDK honours `DOCKER_HOST`): the `apache/kafka` image through testcontainers
-   (`BACKFLUSH_KAFKA_IMAGE`, default apache/kafka:4.1.1).
+   (`BACKFLUSH_KAFKA_IMAGE`, default apache/kafka:4.1.1, or the local stand-in localhost/backflush-kafka:4.1.1 of
+   scripts/local_images.py when only that one is in the engine), as a generic container with a log wait strategy.
+   Against Podman's Docker API (scripts/container_engine.sh) Ryuk is disabled and the connection mode is
+   docker_host unless the environment says otherwise.
 3. Otherwise: a local JVM broker from Maven Central jars (`backflush_shared.local_kafka`).
 
 `BACKFLUSH_KAFKA_BROKER=local-jvm|testcontainers` forces one of the last two. There is no fourth option: when no
@@ -13,6 +16,7 @@ broker can be had the fixture raises, so broker tests error out loudly instead o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -79,19 +83,79 @@ def _external(bootstrap_servers: str) -> Iterator[Broker]:
     yield Broker(bootstrap_servers, "external", version)
 
 
+# The Kafka image built by scripts/local_images.py where Docker Hub is out of reach (our machines).
+LOCAL_STAND_IN_IMAGE = "localhost/backflush-kafka:{version}"
+# Engine errors that a second attempt at starting the container usually gets past (Podman under load).
+_TRANSIENT_ENGINE_ERRORS = ("database is locked", "connection reset", "connection aborted", "timed out", "eof")
+
+
+def _configure_testcontainers() -> None:
+    """Settings testcontainers needs against Podman's Docker API; an explicit environment setting wins.
+
+    - no Ryuk: its image cannot be pulled where Docker Hub is out of reach; the `with` block removes our container;
+    - connection mode docker_host: some machines have /.dockerenv, and testcontainers then believes it runs in a
+      container and looks for a bridge network (KeyError: 'HostConfig' on Podman).
+    """
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
+
+    # The configuration object may have been built before (another fixture imported testcontainers first).
+    if testcontainers_config.connection_mode_override is None:
+        testcontainers_config.connection_mode_override = ConnectionMode(os.environ["TESTCONTAINERS_CONNECTION_MODE"])
+    if os.environ["TESTCONTAINERS_RYUK_DISABLED"].lower() in ("1", "true", "yes"):
+        testcontainers_config.ryuk_disabled = True
+
+
+def _image_present(client: object, image: str) -> bool:
+    try:
+        client.images.get(image)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound, or an engine that does not know the name
+        return False
+    return True
+
+
+def _kafka_image(client: object) -> str:
+    """`BACKFLUSH_KAFKA_IMAGE`; else the official image if the engine has it, else the local stand-in if built."""
+    configured = os.environ.get("BACKFLUSH_KAFKA_IMAGE", "").strip()
+    if configured:
+        return configured
+    stand_in = LOCAL_STAND_IN_IMAGE.format(version=DEFAULT_IMAGE.rpartition(":")[2])
+    if not _image_present(client, DEFAULT_IMAGE) and _image_present(client, stand_in):
+        return stand_in
+    return DEFAULT_IMAGE
+
+
+def _docker_host_address(container: object) -> str:
+    """The address at which the container's published ports are reached from this process."""
+    docker_host = os.environ.get("DOCKER_HOST", "").strip()
+    if not docker_host or docker_host.startswith("unix://"):
+        # A local engine publishes on this machine. Not testcontainers' host(): with /.dockerenv present it answers
+        # the default gateway's address for a unix socket. And not "localhost": it may resolve to ::1 first while
+        # Podman publishes on IPv4 only.
+        return "127.0.0.1"
+    host = container.get_docker_client().host()  # type: ignore[attr-defined]
+    return "127.0.0.1" if host == "localhost" else host
+
+
 @contextmanager
 def _testcontainers() -> Iterator[Broker]:
+    _configure_testcontainers()
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-    image = os.environ.get("BACKFLUSH_KAFKA_IMAGE", "").strip() or DEFAULT_IMAGE
     # Same port number inside and outside, bound up front: the broker must advertise the address clients reach,
     # and that is only known before start when we choose the host port ourselves.
     (port,) = free_ports(1)
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        image = _kafka_image(client)
+    finally:
+        client.close()
     container = DockerContainer(image)
-    host = container.get_docker_client().host()
-    # "localhost" may resolve to ::1 first while the port is published on IPv4 only (Podman).
-    host = "127.0.0.1" if host == "localhost" else host
+    host = _docker_host_address(container)
     container.with_bind_ports(port, port).with_envs(
         CLUSTER_ID=urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
         KAFKA_NODE_ID="1",
@@ -114,13 +178,29 @@ def _testcontainers() -> Iterator[Broker]:
         KAFKA_AUTO_CREATE_TOPICS_ENABLE="false",
     ).waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(120))
     # Not KafkaContainer: it drives Confluent Platform images and fails on the plain Apache Kafka image.
-    with container:
+    for attempt in (1, 2):
+        try:
+            container.start()
+            break
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                container.stop()
+            transient = any(marker in str(exc).lower() for marker in _TRANSIENT_ENGINE_ERRORS)
+            if attempt == 2 or not transient:
+                raise RuntimeError(
+                    f"testcontainers could not start {image} (DOCKER_HOST={os.environ.get('DOCKER_HOST', '')!r}; "
+                    "where Docker Hub is out of reach build the local image with scripts/local_images.py and set "
+                    f"BACKFLUSH_KAFKA_IMAGE): {type(exc).__name__}: {exc}"
+                ) from exc
+    try:
         bootstrap = f"{host}:{port}"
         wait_for_metadata(bootstrap, timeout=30)
         stdout, _ = container.get_logs()
         match = re.search(r"Kafka version: (\S+)", stdout.decode(errors="replace"))
         version = match.group(1) if match else image.rpartition(":")[2]
         yield Broker(bootstrap, "testcontainers", version)
+    finally:
+        container.stop()
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import ConsumedComponent, OrderProcessingInfo, QualityCertificate
 from backflush_shared.messaging.processor import HandlerContext
+from backflush_shared.persistence.database import is_sqlite
 
 from backflush_manufacturer.adapters import repository as repo
 from backflush_manufacturer.adapters.repository import MasterData, MasterDataCache, ParkedEntry, ProductionOrder
@@ -59,6 +60,8 @@ class Production:
     def __init__(self, settings: ManufacturerSettings) -> None:
         self.settings = settings
         self.master_data = MasterDataCache()
+        # one writer per SQLite file; PostgreSQL may have several instances, so it reads from the database
+        self.ledgers = repo.LedgerCache(enabled=is_sqlite(settings.database_url))
 
     async def _md(self, ctx: HandlerContext) -> MasterData:
         return await self.master_data.get(ctx.session)
@@ -88,9 +91,9 @@ class Production:
 
     async def receive_components(self, ctx: HandlerContext, event: md_events.ComponentsReceived) -> None:
         md = await self._md(ctx)
-        ledger = await repo.load_ledger(ctx.session, [event.item])
+        ledger = await self.ledgers.load(ctx.session, [event.item])
         receipt = Receipt(str(ctx.consumed.envelope.event_id), event.item, event.lot, event.quantity, event.location)
-        await repo.append(ctx.session, receive(md.catalogue, ledger, receipt))
+        await self.ledgers.append(ctx.session, receive(md.catalogue, ledger, receipt))
         ctx.log.info("components received", item=event.item, lot=event.lot, quantity=str(event.quantity))
         await self.reprocess_parked(ctx)
 
@@ -217,7 +220,7 @@ class Production:
                                  MovementReason.MANUAL_ISSUE, finished_item=order.item,
                                  finished_lot=lots[-1][0] if lots else None)
         requirements = plan(md.catalogue, request)
-        ledger = await repo.load_ledger(ctx.session, [event.component])
+        ledger = await self.ledgers.load(ctx.session, [event.component])
         outcome = post_or_park(ledger, request, requirements, md.policies(self.settings.negative_stock_policy),
                                reject_raises=False)
         if isinstance(outcome, ParkedFlush):
@@ -226,7 +229,7 @@ class Production:
             raise InsufficientComponentStockError(shortage.item, needed=shortage.needed,
                                                   available=shortage.available, location=shortage.location,
                                                   production_order=order.order_id)
-        await repo.append(ctx.session, outcome.movements)
+        await self.ledgers.append(ctx.session, outcome.movements)
         await ctx.emit(c.ComponentsBackflushed(
             order_id=order.order_id, flush_point="manual", produced_quantity=order.completed or order.quantity,
             components=[ConsumedComponent(item=r.item, quantity=r.quantity, unit=r.unit.code,
@@ -243,7 +246,7 @@ class Production:
             outcome: PostedFlush | ParkedFlush = ParkedFlush(request, requirements, ())
             reason = "waits behind an earlier parked flush of the same order"
         else:
-            ledger = await repo.load_ledger(ctx.session, [r.item for r in requirements])
+            ledger = await self.ledgers.load(ctx.session, [r.item for r in requirements])
             try:
                 outcome = post_or_park(ledger, request, requirements, policies)
             except InsufficientComponentStockError as error:
@@ -270,7 +273,7 @@ class Production:
         return outcome
 
     async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
-        await repo.append(ctx.session, posted.movements)
+        await self.ledgers.append(ctx.session, posted.movements)
         request = posted.request
         assert isinstance(request, FlushRequest)
         if posted.requirements:
@@ -285,17 +288,17 @@ class Production:
                                               lots=lots.get(r.item, [])) for r in posted.requirements],
             ))
         for alert in posted.alerts:
-            ledger = await repo.load_ledger(ctx.session, [alert.item])
+            ledger = await self.ledgers.load(ctx.session, [alert.item])
             await ctx.emit(c.NegativeStockPosted(order_id=order.order_id, item=alert.item, lot=alert.lot,
                                                  balance=format(ledger.on_hand(alert.item, alert.location, alert.lot), "f")))
 
     async def _produce(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, quantity: Decimal,
                        lot: str) -> None:
         location = self.settings.finished_goods_location
-        ledger = await repo.load_ledger(ctx.session, [order.item])
+        ledger = await self.ledgers.load(ctx.session, [order.item])
         receipt = Receipt(str(ctx.consumed.envelope.event_id), order.item, lot, quantity, location,
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)
-        await repo.append(ctx.session, receive(md.catalogue, ledger, receipt))
+        await self.ledgers.append(ctx.session, receive(md.catalogue, ledger, receipt))
         await repo.add_finished_lot(ctx.session, lot, order.order_id, order.item, quantity)
         processing = OrderProcessingInfo.model_validate(order.processing)
         if order.flow == "pre":
@@ -327,7 +330,7 @@ class Production:
             return 0
         md = await self._md(ctx)
         items = {r.item for e in entries for r in e.parked.requirements}
-        ledger = await repo.load_ledger(ctx.session, items)
+        ledger = await self.ledgers.load(ctx.session, items)
         result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
         by_flush = {e.flush_id: e for e in entries}
         # append every posting first: continuations flush again and must see the stock these took
@@ -369,13 +372,13 @@ class Production:
         if produced.get(event.lot) != event.quantity:
             raise InventoryCheckMismatchError(order.order_id, event.lot, event.quantity, produced.get(event.lot))
         md = await self._md(ctx)
-        ledger = await repo.load_ledger(ctx.session, [order.item])
+        ledger = await self.ledgers.load(ctx.session, [order.item])
         if ledger.allocated(order.item, self.settings.finished_goods_location, event.lot):
             return
         movement = allocate(md.catalogue, ledger, item=order.item, lot=event.lot, quantity=event.quantity,
                             production_order=order.order_id, event_id=str(ctx.consumed.envelope.event_id),
                             location=self.settings.finished_goods_location)
-        await repo.append(ctx.session, [movement])
+        await self.ledgers.append(ctx.session, [movement])
         order.status = "allocated"
         await repo.save_order(ctx.session, order)
         await ctx.emit(c.GoodsAllocated(order_id=order.order_id, item=order.item, lot=event.lot,
@@ -386,7 +389,7 @@ class Production:
         if order is None or order.status in FINISHED:
             return  # never reached production, or already finished here: nothing to undo
         event_id = str(ctx.consumed.envelope.event_id)
-        ledger = await repo.load_ledger(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
+        ledger = await self.ledgers.load(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
         movements: list[LedgerMovement] = list(reverse_order(ledger, order.order_id, event_id))
         movements += release_allocations(ledger, production_order=order.order_id, event_id=event_id)
         location = self.settings.finished_goods_location
@@ -395,7 +398,7 @@ class Production:
             if on_hand:
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.REVERSAL, event_id,
                                                 production_order=order.order_id))
-        await repo.append(ctx.session, movements)
+        await self.ledgers.append(ctx.session, movements)
         for entry in await repo.waiting_parked(ctx.session, order.order_id):
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
         order.status, order.reason = "cancelled", event.reason
@@ -412,14 +415,14 @@ class Production:
             ctx.log.warning("signature for a production order that is not open: recorded only", status=order.status)
             return
         location = self.settings.finished_goods_location
-        ledger = await repo.load_ledger(ctx.session, [order.item])
+        ledger = await self.ledgers.load(ctx.session, [order.item])
         movements = []
         for lot, item, _quantity in await repo.finished_lots_of(ctx.session, order.order_id):
             on_hand = ledger.on_hand(item, location, lot)
             if on_hand > 0:
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.DELIVERY,
                                                 str(ctx.consumed.envelope.event_id), production_order=order.order_id))
-        await repo.append(ctx.session, movements)
+        await self.ledgers.append(ctx.session, movements)
         order.status = "delivered"
         await repo.save_order(ctx.session, order)
 

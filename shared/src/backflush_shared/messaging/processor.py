@@ -34,6 +34,10 @@ from backflush_shared.persistence.outbox import Outbox
 
 log = structlog.get_logger("backflush.processor")
 
+#: `session.info` key of what handlers keep in memory for the current transaction (e.g. a working ledger);
+#: dropped whenever a savepoint rolls back, so that they rebuild it from the database.
+TRANSACTION_CACHES = "backflush_transaction_caches"
+
 
 @dataclass
 class HandlerContext:
@@ -136,8 +140,10 @@ class BatchProcessor:
             async with session.begin_nested():
                 await handler(HandlerContext(session, consumed, self.outbox, event_log))
         except BackflushError as refusal:
-            # The handler's effects rolled back with the savepoint; the inbox keeps the event as refused, so a
-            # redelivery is not refused twice.
+            # The handler's effects rolled back with the savepoint, so whatever a handler kept in memory about
+            # this transaction is stale too; the inbox keeps the event as refused, so a redelivery is not
+            # refused twice.
+            session.info.pop(TRANSACTION_CACHES, None)
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
             await self.inbox.set_outcome(session, consumed, "refused")
             await self._write_dead_letter(session, consumed.origin, type(refusal).__name__, str(refusal), 1)

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_shared.messaging.processor import TRANSACTION_CACHES
 
 from backflush_manufacturer.adapters.tables import (
     bom_lines,
@@ -149,6 +151,66 @@ async def load_ledger(session: AsyncSession, item_codes: Iterable[str] | None = 
         query = query.where(ledger_movements.c.item.in_(codes))
     rows = (await session.execute(query)).mappings().all()
     return StockLedger.from_movements(_movement(r) for r in rows)
+
+
+class LedgerCache:
+    """The committed ledger of this service's database, in memory, caught up at the start of each transaction.
+
+    Loading every movement of an item for every flush would cost what the item's history costs; instead the
+    service keeps the ledger it last committed and reads only the movements added since (`id` above its high
+    water mark). A transaction works on its own version (`StockLedger` versions share one log) which becomes
+    the cache only when the transaction commits; a rollback leaves the cache as it was. This needs one writer
+    per database, which is how SQLite runs; with PostgreSQL and several instances (`enabled=False`) each
+    transaction loads the movements of the items it needs instead.
+    """
+
+    _KEY = "ledger"
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._ledger = StockLedger()
+        self._high_water = 0
+
+    async def load(self, session: AsyncSession, item_codes: Iterable[str] | None = None) -> StockLedger:
+        if not self.enabled:
+            return await load_ledger(session, item_codes)
+        return (await self._working(session))[0]
+
+    async def append(self, session: AsyncSession, movements: Sequence[LedgerMovement]) -> None:
+        if not movements:
+            return
+        if not self.enabled:
+            await append(session, movements)
+            return
+        ledger, _high_water = await self._working(session)
+        await append(session, movements)
+        new_high_water = (await session.execute(select(func.max(ledger_movements.c.id)))).scalar_one()
+        _caches(session)[self._KEY] = (ledger.appended(movements), int(new_high_water))
+
+    async def _working(self, session: AsyncSession) -> tuple[StockLedger, int]:
+        caches = _caches(session)
+        working = caches.get(self._KEY)
+        if working is None:
+            rows = (
+                await session.execute(
+                    select(ledger_movements).where(ledger_movements.c.id > self._high_water).order_by(ledger_movements.c.id)
+                )
+            ).mappings().all()
+            high_water = rows[-1]["id"] if rows else self._high_water
+            working = caches[self._KEY] = (self._ledger.appended(_movement(r) for r in rows), high_water)
+            if not session.info.get("ledger_cache_hooked"):
+                session.info["ledger_cache_hooked"] = True
+                event.listen(session.sync_session, "after_commit", self._adopt)
+        return working
+
+    def _adopt(self, sync_session: Any) -> None:
+        working = sync_session.info.get(TRANSACTION_CACHES, {}).get(self._KEY)
+        if working is not None:
+            self._ledger, self._high_water = working
+
+
+def _caches(session: AsyncSession) -> dict[str, Any]:
+    return session.info.setdefault(TRANSACTION_CACHES, {})
 
 
 async def items_of_order(session: AsyncSession, order_id: str) -> set[str]:

@@ -165,14 +165,23 @@ class _ItemState:
 
 
 class StockLedger:
-    """The append-only movements of some items, and every balance derived from them."""
+    """The append-only movements of some items, and every balance derived from them.
 
-    __slots__ = ("_movements", "_items", "_flushes")
+    Versions share one append-only log: `appended` extends the log in place when this ledger is its newest
+    version (the usual case: each version is appended to once), and copies it only when an older version is
+    appended to again (a branch). So appending costs what is appended, not what came before, and a service can
+    keep years of movements in memory. The per-flush and per-order indexes hold log positions, each version
+    reading only the positions below its own length.
+    """
+
+    __slots__ = ("_log", "_length", "_items", "_flushes", "_orders")
 
     def __init__(self) -> None:
-        self._movements: tuple[LedgerMovement, ...] = ()
+        self._log: list[LedgerMovement] = []
+        self._length = 0
         self._items: dict[str, _ItemState] = {}
-        self._flushes: dict[str, tuple[LedgerMovement, ...]] = {}
+        self._flushes: dict[str, list[int]] = {}  # flush id -> log positions of its on-hand movements
+        self._orders: dict[str, list[int]] = {}  # production order -> log positions of its movements
 
     @classmethod
     def from_movements(cls, movements: Iterable[LedgerMovement]) -> StockLedger:
@@ -183,9 +192,13 @@ class StockLedger:
         """A new ledger with `movements` appended; this one is left as it was."""
         new = tuple(movements)
         ledger = StockLedger()
-        ledger._movements = self._movements + new
+        if self._length == len(self._log):
+            ledger._log, ledger._flushes, ledger._orders = self._log, self._flushes, self._orders
+        else:  # an older version appended to again: it branches off with copies of its own part
+            ledger._log = self._log[: self._length]
+            ledger._flushes = _index_below(self._flushes, self._length)
+            ledger._orders = _index_below(self._orders, self._length)
         ledger._items = dict(self._items)
-        ledger._flushes = dict(self._flushes)
         touched: set[str] = set()
         for movement in new:
             if movement.item not in touched:
@@ -193,16 +206,24 @@ class StockLedger:
                 ledger._items[movement.item] = previous.clone() if previous else _ItemState()
                 touched.add(movement.item)
             ledger._items[movement.item].add(movement)
+            position = len(ledger._log)
+            ledger._log.append(movement)
             if movement.flush_id is not None and not movement.is_allocation:
-                ledger._flushes[movement.flush_id] = ledger._flushes.get(movement.flush_id, ()) + (movement,)
+                ledger._flushes.setdefault(movement.flush_id, []).append(position)
+            if movement.production_order is not None:
+                ledger._orders.setdefault(movement.production_order, []).append(position)
+        ledger._length = len(ledger._log)
         return ledger
+
+    def _at(self, positions: Iterable[int]) -> tuple[LedgerMovement, ...]:
+        return tuple(self._log[p] for p in positions if p < self._length)
 
     @property
     def movements(self) -> tuple[LedgerMovement, ...]:
-        return self._movements
+        return tuple(self._log[: self._length])
 
     def __len__(self) -> int:
-        return len(self._movements)
+        return self._length
 
     def _state(self, item: str) -> _ItemState:
         return self._items.get(item) or _ItemState()
@@ -281,7 +302,7 @@ class StockLedger:
 
     def flush_movements(self, flush_id: str) -> tuple[LedgerMovement, ...]:
         """Every on-hand movement of one flush: its consumption, settlements and reversal, in ledger order."""
-        return self._flushes.get(flush_id, ())
+        return self._at(self._flushes.get(flush_id, ()))
 
     def negative_debts(self, item: str, location: str = DEFAULT_LOCATION) -> tuple[NegativeDebt, ...]:
         """What the negative lot of `item` at `location` still owes, per flush, oldest first."""
@@ -297,8 +318,8 @@ class StockLedger:
         return tuple(
             dict.fromkeys(
                 m.flush_id
-                for m in self._movements
-                if m.production_order == production_order and m.flush_id is not None and not m.is_allocation
+                for m in self._at(self._orders.get(production_order, ()))
+                if m.flush_id is not None and not m.is_allocation
             )
         )
 
@@ -308,10 +329,15 @@ class StockLedger:
         Settlements move stock between two lots of one item, so they add nothing to an item's consumption.
         """
         consumed: dict[str, Decimal] = {}
-        for movement in self._movements:
-            if movement.production_order != production_order or movement.flush_id is None:
+        for movement in self._at(self._orders.get(production_order, ())):
+            if movement.flush_id is None:
                 continue
             if movement.is_allocation:
                 continue
             consumed[movement.item] = consumed.get(movement.item, ZERO) - movement.quantity
         return {item: quantity for item, quantity in consumed.items() if quantity}
+
+
+def _index_below(index: dict[str, list[int]], length: int) -> dict[str, list[int]]:
+    kept = {key: [p for p in positions if p < length] for key, positions in index.items()}
+    return {key: positions for key, positions in kept.items() if positions}
