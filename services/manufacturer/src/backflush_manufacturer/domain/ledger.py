@@ -132,6 +132,7 @@ class _ItemState:
 
     on_hand: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (location, lot)
     allocated: dict[tuple[str, str, str | None], Decimal] = field(default_factory=dict)  # (location, lot, order)
+    allocated_by_lot: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (location, lot)
     lots: dict[str, list[str]] = field(default_factory=dict)  # location -> lots in receipt order
     debts: dict[str, dict[str, _Debt]] = field(default_factory=dict)  # location -> flush id -> debt
 
@@ -139,6 +140,7 @@ class _ItemState:
         return _ItemState(
             dict(self.on_hand),
             dict(self.allocated),
+            dict(self.allocated_by_lot),
             {location: list(lots) for location, lots in self.lots.items()},
             {
                 location: {
@@ -156,6 +158,8 @@ class _ItemState:
         if m.is_allocation:
             key = (m.location, m.lot, m.production_order)
             self.allocated[key] = self.allocated.get(key, ZERO) + m.quantity
+            by_lot = (m.location, m.lot)
+            self.allocated_by_lot[by_lot] = self.allocated_by_lot.get(by_lot, ZERO) + m.quantity
             return
         self.on_hand[(m.location, m.lot)] = self.on_hand.get((m.location, m.lot), ZERO) + m.quantity
         if m.flush_id is not None and m.lot == NEGATIVE_LOT:
@@ -232,6 +236,8 @@ class StockLedger:
 
     def on_hand(self, item: str, location: str | None = None, lot: str | None = None) -> Decimal:
         """Physical stock (negative lot included) of `item`, optionally at one location and one lot."""
+        if location is not None and lot is not None:  # one lot: a lookup, not a scan of every lot
+            return self._state(item).on_hand.get((location, lot), ZERO)
         return sum(
             (
                 quantity
@@ -249,6 +255,8 @@ class StockLedger:
         production_order: str | None = None,
     ) -> Decimal:
         """Stock of `item` promised to orders (or to one order)."""
+        if location is not None and lot is not None and production_order is None:
+            return self._state(item).allocated_by_lot.get((location, lot), ZERO)
         return sum(
             (
                 quantity

@@ -1,0 +1,796 @@
+"""The crash test's machinery: its order mix, a publisher that survives a broker restart, the chaos that kills
+services and restarts the broker, and the independent reckoning of what every service should hold at the end.
+
+Nothing here trusts the services' own sums. What the ledger should have consumed is computed from the orders
+(`explode` and `flush_requirements` on each order's item and quantity), what the warehouse should hold from the
+quantities completed, and every effect is counted so that one applied twice shows up as a number, not a hunch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import random
+import shutil
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import Table, select
+
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
+from backflush_shared.contracts import master_data as md
+from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.topics import Topic, TopicNames
+from backflush_shared.local_kafka import LocalKafka
+from backflush_shared.local_stack import SERVICES, LocalStack
+from backflush_shared.messaging.codec import EncodedRecord, encode
+from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.persistence.database import Database
+
+from backflush_distributor.adapters import tables as dt_tables
+from backflush_manufacturer.adapters import tables as mf_tables
+from backflush_manufacturer.domain.bom import BomCatalogue, FlushPoint
+from backflush_manufacturer.domain.explosion import explode, flush_requirements
+from backflush_warehouse.adapters import tables as wh_tables
+from support.e2e_paths import SAMPLE_DATA
+
+CHAIR = "CHAIR-ERGO"
+FAILING_QC = "CHAIR-TASK"  # its inspection plan fails it: rejected with the reason
+SEAT = "SEAT-ASSY"  # deliberately short at the start: flushes park until the later receipts come
+HOLDERS = ("Acme Offices", "Bluebird Hotels", "Cobalt Cowork", "Delta Design", "Elm Street School")
+SOURCE = "/backflush/crash-test"
+
+# Plenty of everything but seat assemblies; small first lots so that flushes cross lots (first in, first out).
+AMPLE_STOCK: tuple[tuple[str, str, str], ...] = (
+    ("SEAT-SHELL", "SS-0925", "120"),
+    ("FOAM-PU", "FP-0930", "60.000"),
+    ("FABRIC-MESH", "FM-1002", "150.000"),
+    ("SCREW-M6", "SC-C1", "3000"),
+    ("SCREW-M6", "SC-C2", "60000"),
+    ("BASE-STAR-5", "BS-C1", "400"),
+    ("BASE-STAR-5", "BS-C2", "5000"),
+    ("CASTOR-50", "CA-C1", "1000"),
+    ("CASTOR-50", "CA-C2", "20000"),
+    ("GAS-LIFT-100", "GL-C1", "5000"),
+    ("GREASE-LI", "G-01", "0.500"),
+    ("BACKREST-MESH", "BM-C1", "5000"),
+    ("ARMREST-PAIR", "AR-C1", "5000"),
+    ("CARTON-CH", "CT-C1", "200"),
+)
+
+
+def say(line: str) -> None:
+    print(f"[crash {time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------- the order mix
+
+
+@dataclass
+class PlannedOrder:
+    """One order of the mix and what the driver did to it."""
+
+    order_id: str
+    kind: str  # pre | qc (rejected by the quality gate) | pre-cancel | post | post-cancel
+    item: str
+    quantity: int
+    holder: str
+    splits: tuple[int, ...] = ()  # post: the completions to report (post-cancel: only the first, then cancel)
+    sign: bool = False
+    # what the driver has done
+    completions: list[tuple[str, int, int]] = field(default_factory=list)  # (event id, quantity, completed before)
+    cancel_sent: bool = False
+    signed: bool = False
+
+    @property
+    def flow(self) -> str:
+        return "post" if self.kind.startswith("post") else "pre"
+
+    @property
+    def cancelled(self) -> bool:
+        return self.kind.endswith("cancel")
+
+    @property
+    def expected_end(self) -> tuple[str, str | None]:
+        """The distributor's end state and what the order still waits for."""
+        if self.cancelled:
+            return ("cancelled", None)
+        if self.kind == "qc":
+            return ("rejected", None)
+        if self.kind == "pre" or self.sign:
+            return ("closed", None)
+        return ("shipped", "signature")  # post, never signed: waits for its holder's signature
+
+    @property
+    def completed(self) -> int:
+        return sum(quantity for _id, quantity, _before in self.completions)
+
+
+def plan_orders(rng: random.Random, *, pre: int = 120, post: int = 80, qc: int = 4, pre_cancel: int = 4,
+                post_cancel: int = 6) -> list[PlannedOrder]:
+    """The mix, in placement order (flows interleaved): quantities 1..5, about half the post orders completed in
+    two partial completions, a quarter of them signed for, a few cancelled midway."""
+    orders: list[PlannedOrder] = []
+    for n in range(1, pre + 1):
+        orders.append(PlannedOrder(f"CR-PRE-{n:03d}", "pre", CHAIR, rng.randint(1, 5), rng.choice(HOLDERS)))
+    for n in range(1, qc + 1):
+        orders.append(PlannedOrder(f"CR-QC-{n:02d}", "qc", FAILING_QC, rng.randint(1, 5), rng.choice(HOLDERS)))
+    for n in range(1, pre_cancel + 1):
+        orders.append(PlannedOrder(f"CR-PREX-{n:02d}", "pre-cancel", CHAIR, rng.randint(1, 5), rng.choice(HOLDERS)))
+    for n in range(1, post + 1):
+        quantity = rng.randint(1, 5)
+        first = rng.randint(1, quantity - 1) if quantity >= 2 and rng.random() < 0.5 else quantity
+        splits = (first,) if first == quantity else (first, quantity - first)
+        orders.append(PlannedOrder(f"CR-POST-{n:03d}", "post", CHAIR, quantity, rng.choice(HOLDERS),
+                                   splits=splits, sign=rng.random() < 0.25))
+    for n in range(1, post_cancel + 1):
+        quantity = rng.randint(2, 5)
+        orders.append(PlannedOrder(f"CR-POSTX-{n:02d}", "post-cancel", CHAIR, quantity, rng.choice(HOLDERS),
+                                   splits=(rng.randint(1, quantity - 1),)))
+    rng.shuffle(orders)
+    return orders
+
+
+@dataclass(frozen=True)
+class StockPlan:
+    initial_seats: int
+    later_receipts: tuple[tuple[str, int], ...]  # (lot, quantity) of SEAT-ASSY, received while orders flow
+
+
+def plan_seat_stock(orders: Sequence[PlannedOrder]) -> StockPlan:
+    """Seat assemblies for about 45 % of the chairs at the start, the rest (and a few spare) in two receipts."""
+    demand = sum(order.quantity for order in orders if order.item == CHAIR)
+    initial = demand * 45 // 100
+    first = demand * 30 // 100
+    return StockPlan(initial, (("SA-C2", first), ("SA-C3", demand - initial - first + 10)))
+
+
+def write_master_data(directory: Path, stock: StockPlan) -> Path:
+    """The sample chair's items, BOMs, inspection plans and policies, with stock for a few hundred chairs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("items.yaml", "boms.yaml", "inspection.yaml", "policies.yaml"):
+        shutil.copy(SAMPLE_DATA / name, directory / name)
+    receipts = [{"item": SEAT, "lot": "SA-C1", "quantity": stock.initial_seats}]
+    receipts += [{"item": item, "lot": lot, "quantity": quantity} for item, lot, quantity in AMPLE_STOCK]
+    (directory / "stock.yaml").write_text("# Written by the crash test.\n" + yaml.safe_dump({"receipts": receipts}))
+    return directory
+
+
+# ------------------------------------------------------------------------------ a publisher for a restarting broker
+
+
+class ReliablePublisher:
+    """Publishes the driver's events; when the broker does not acknowledge, sends THE SAME records again (same
+    event ids), as any well-behaved client would, so a resend is a redelivery the inboxes must absorb."""
+
+    def __init__(self, bootstrap_servers: str, topic_prefix: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = TopicNames(topic_prefix)
+        self.producer: AIOKafkaProducer | None = None
+        self.sent = 0
+        self.resends = 0
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, enable_idempotence=True, linger_ms=0,
+                                request_timeout_ms=10_000)
+
+    async def start(self) -> None:
+        self.producer = self._new_producer()
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def publish(self, *events: Event, timeout: float = 90.0) -> list[str]:
+        envelopes = [envelope_for(event, SOURCE) for event in events]
+        records = [encode(event, envelope, self.topics(event.topic)) for event, envelope in zip(events, envelopes)]
+        await self._send(records, timeout)
+        self.sent += len(records)
+        return [str(envelope.event_id) for envelope in envelopes]
+
+    async def _send(self, records: Sequence[EncodedRecord], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.producer is not None
+            try:
+                futures = [await self.producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
+                           for r in records]
+                await asyncio.gather(*futures)
+                return
+            except Exception as error:  # noqa: BLE001 - the broker may be restarting: send the same records again
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the broker did not take {len(records)} records within {timeout:.0f} s: "
+                                         f"{type(error).__name__}: {error}") from error
+                self.resends += len(records)
+                say(f"publish failed ({type(error).__name__}: {error}); sending the same {len(records)} again")
+                await asyncio.sleep(1.0)
+                try:
+                    await self.producer.stop()
+                except Exception:  # noqa: BLE001
+                    pass
+                self.producer = self._new_producer()
+                try:
+                    await self.producer.start()
+                except Exception:  # noqa: BLE001 - still down: the next round tries again
+                    pass
+
+
+# ----------------------------------------------------------------------------------------------------- the chaos
+
+
+@dataclass
+class ChaosLog:
+    seed: int
+    kills: list[tuple[float, str]] = field(default_factory=list)
+    broker_restarts: list[tuple[float, str]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # services that died on their own, restarts that failed
+    unplanned_restarts: int = 0
+    done: bool = False
+
+    def kills_of(self, name: str) -> int:
+        return sum(1 for _t, killed in self.kills if killed == name)
+
+
+class Chaos:
+    """SIGKILLs every service at random moments (seeded) and restarts it, restarts the broker once; between its
+    own actions it watches for services that die on their own, records that as a finding and restarts them, as
+    compose's `restart: unless-stopped` would. Runs in a thread: every action here blocks."""
+
+    def __init__(self, stack: LocalStack, broker: LocalKafka, seed: int, *, kills_per_service: int = 2,
+                 first_after: float = 3.0, gap: tuple[float, float] = (3.0, 7.0), hard_broker_restart: bool = True,
+                 started: float | None = None) -> None:
+        self.stack = stack
+        self.broker = broker
+        self.rng = random.Random(seed)
+        self.log = ChaosLog(seed)
+        self.started = started or time.monotonic()
+        self.hard = hard_broker_restart
+        actions = [name for name in SERVICES for _ in range(kills_per_service)] + ["broker"]
+        self.rng.shuffle(actions)
+        self.schedule = [(first_after if n == 0 else self.rng.uniform(*gap), action) for n, action in
+                         enumerate(actions)]
+        self.stop_watching = threading.Event()
+        self._in_action: str | None = None
+
+    def at(self) -> float:
+        return round(time.monotonic() - self.started, 1)
+
+    def describe(self) -> str:
+        return ", ".join(f"+{delay:.1f}s {action}" for delay, action in self.schedule)
+
+    def run(self) -> ChaosLog:
+        try:
+            for delay, action in self.schedule:
+                self._watch(delay)
+                if action == "broker":
+                    self._restart_broker()
+                else:
+                    self._kill_and_restart(action)
+            self.log.done = True
+            while not self.stop_watching.is_set():
+                self._watch(0.5)
+        except Exception as error:  # noqa: BLE001 - reported by the test, never lost in the thread
+            self.log.findings.append(f"the chaos itself failed at +{self.at()}s: {type(error).__name__}: {error}")
+        return self.log
+
+    def _watch(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            for name, service in self.stack.processes.items():
+                if not service.running:
+                    code = service.process.returncode if service.process is not None else None
+                    self.log.findings.append(
+                        f"{name} exited on its own (code {code}) at +{self.at()}s; log tail:\n{service.log_tail(12)}")
+                    say(f"FINDING: {name} exited on its own (code {code}); restarting it as compose would")
+                    self.log.unplanned_restarts += 1
+                    self._restart(name)
+            if not self.broker.is_running():
+                self.log.findings.append(f"the broker exited on its own at +{self.at()}s:\n{self.broker.log_tail(12)}")
+                self.broker.restart()
+            if time.monotonic() >= deadline or self.stop_watching.is_set():
+                return
+            time.sleep(0.2)
+
+    def _restart(self, name: str) -> None:
+        try:
+            self.stack.restart(name, timeout=90)
+        except Exception as error:  # noqa: BLE001
+            self.log.findings.append(f"{name} could not be restarted at +{self.at()}s: {error}")
+
+    def _kill_and_restart(self, name: str) -> None:
+        self.stack.kill(name)
+        self.log.kills.append((self.at(), name))
+        down = self.rng.uniform(0.0, 1.5)
+        say(f"SIGKILL {name} at +{self.at()}s; down for {down:.1f} s")
+        time.sleep(down)
+        started = time.monotonic()
+        self._restart(name)
+        say(f"{name} restarted and healthy in {time.monotonic() - started:.1f} s")
+
+    def _restart_broker(self) -> None:
+        how = "SIGKILL" if self.hard else "SIGTERM"
+        say(f"restarting the broker ({how}) at +{self.at()}s")
+        started = time.monotonic()
+        self.broker.restart(hard=self.hard)
+        self.log.broker_restarts.append((self.at(), how))
+        say(f"broker back in {time.monotonic() - started:.1f} s")
+
+
+# ------------------------------------------------------------------------------------------------ reading back
+
+
+class Databases:
+    """One reading engine per service database for the whole test (the services write; we only read)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.urls = {name: stack.database_url(name) for name in SERVICES}
+        self.db = {name: Database(url) for name, url in self.urls.items()}
+
+    async def rows(self, service: str, table: Table, *where: Any) -> list[dict[str, Any]]:
+        query = select(table)
+        if where:
+            query = query.where(*where)
+        async with self.db[service].reading() as session:
+            return [dict(r) for r in (await session.execute(query)).mappings().all()]
+
+    async def close(self) -> None:
+        for database in self.db.values():
+            await database.close()
+
+    async def production(self) -> dict[str, dict[str, Any]]:
+        return {r["order_id"]: r for r in await self.rows("manufacturer", mf_tables.production_orders)}
+
+    async def orders(self) -> dict[str, dict[str, Any]]:
+        return {r["order_id"]: r for r in await self.rows("distributor", dt_tables.orders)}
+
+    async def unpublished(self) -> dict[str, int]:
+        counts = {}
+        for name, outbox in (("manufacturer", mf_tables.outbox), ("distributor", dt_tables.outbox),
+                             ("warehouse", wh_tables.outbox)):
+            counts[name] = len(await self.rows(name, outbox, outbox.c.published_at.is_(None)))
+        return counts
+
+
+async def consumer_lag(bootstrap_servers: str, topic_prefix: str) -> dict[str, int]:
+    """Records not yet committed by each of the services' consumer groups (by group)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        lag: dict[str, int] = {}
+        topics = TopicNames(topic_prefix)
+        partitions_of: dict[str, list[TopicPartition]] = {}
+        for service in SERVICES:
+            for topic in Topic:
+                group = f"{topic_prefix}{service}.{topic.value}"
+                committed = await admin.list_consumer_group_offsets(group)
+                if not committed:
+                    continue
+                name = topics(topic)
+                if name not in partitions_of:
+                    found = consumer.partitions_for_topic(name) or set()
+                    if not found:
+                        await consumer._client.force_metadata_update()  # noqa: SLF001
+                        found = consumer.partitions_for_topic(name) or set()
+                    partitions_of[name] = [TopicPartition(name, p) for p in sorted(found)]
+                ends = await consumer.end_offsets(partitions_of[name])
+                lag[group] = sum(max(0, end - (committed[tp].offset if tp in committed else 0))
+                                 for tp, end in ends.items())
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def records_on_topics(bootstrap_servers: str, topic_prefix: str) -> tuple[int, int, int]:
+    """(records, distinct event ids, dead letters) on every topic of this run, read from the start to the end."""
+    topics = TopicNames(topic_prefix)
+    names = [topics(topic) for topic in Topic]
+    dlq_names = [f"{name}.dlq" for name in names]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001
+        partitions = [TopicPartition(name, p) for name in names + dlq_names
+                      for p in sorted(consumer.partitions_for_topic(name) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        ids: Counter[str] = Counter()
+        dead = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(await consumer.position(tp) >= end for tp, end in ends.items()):
+                break
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for tp, records in batch.items():
+                for record in records:
+                    if tp.topic in dlq_names:
+                        dead += 1
+                        continue
+                    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+                    ids[headers.get("ce_id", f"?{tp}:{record.offset}")] += 1
+        return sum(ids.values()), len(ids), dead
+    finally:
+        await consumer.stop()
+
+
+def count_log_lines(stack: LocalStack, needle: str) -> dict[str, int]:
+    counts = {}
+    for name, service in stack.processes.items():
+        text = service.log_path.read_text(errors="replace") if service.log_path.exists() else ""
+        counts[name] = text.count(needle)
+    return counts
+
+
+# ------------------------------------------------------------------------------------- the independent reckoning
+
+
+def _requirements(requirements: Iterable[Any]) -> dict[str, Decimal]:
+    total: dict[str, Decimal] = defaultdict(Decimal)
+    for requirement in requirements:
+        total[requirement.item] += requirement.quantity
+    return dict(total)
+
+
+def expected_flushes(catalogue: BomCatalogue, orders: Sequence[PlannedOrder]) -> dict[str, tuple[str, dict[str, Decimal]]]:
+    """Every flush the ledger must hold exactly once, for the orders that went through: flush id -> (order,
+    consumption per component). Release: the pre lines for the full quantity. Pre-product completion: the post
+    lines for the full quantity. Post-product completion k: the rounded cumulative requirement minus what was
+    flushed before (`flush_requirements` with `completed_before`)."""
+    flushes: dict[str, tuple[str, dict[str, Decimal]]] = {}
+    for order in orders:
+        if order.cancelled or order.kind == "qc":
+            continue
+        quantity = Decimal(order.quantity)
+        flushes[f"{order.order_id}:release"] = (
+            order.order_id, _requirements(flush_requirements(catalogue, order.item, FlushPoint.PRE, quantity)))
+        if order.flow == "pre":
+            flushes[f"{order.order_id}:completion"] = (
+                order.order_id, _requirements(flush_requirements(catalogue, order.item, FlushPoint.POST, quantity)))
+        for event_id, completed, before in order.completions:
+            flushes[event_id] = (order.order_id, _requirements(flush_requirements(
+                catalogue, order.item, FlushPoint.POST, Decimal(completed), Decimal(before))))
+    return {flush_id: (order_id, {k: v for k, v in need.items() if v}) for flush_id, (order_id, need) in
+            flushes.items()}
+
+
+def expected_consumption(catalogue: BomCatalogue, orders: Sequence[PlannedOrder]) -> dict[str, Decimal]:
+    """Per component, straight from the BOM: pre-product orders closed consume the full explosion minus manual
+    lines; post-product orders the pre lines for the order quantity plus the post lines of one explosion of the
+    total completed quantity (partial completions never drift); rejected and cancelled orders nothing."""
+    total: dict[str, Decimal] = defaultdict(Decimal)
+    for order in orders:
+        if order.cancelled or order.kind == "qc":
+            continue
+        full = explode(catalogue, order.item, Decimal(order.quantity))
+        if order.flow == "pre":
+            lines = [r for r in full if r.flush is not FlushPoint.MANUAL]
+        else:
+            lines = [r for r in full if r.flush is FlushPoint.PRE]
+            lines += [r for r in explode(catalogue, order.item, Decimal(order.completed)) if r.flush is FlushPoint.POST]
+        for requirement in lines:
+            total[requirement.item] += requirement.quantity
+    return dict(total)
+
+
+@dataclass
+class Reckoning:
+    """What the end state showed: figures to print, duplicate effects counted, and every breach found."""
+
+    figures: dict[str, Any] = field(default_factory=dict)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < 200:
+            self.problems.append(text)
+
+    def duplicate(self, what: str, text: str, extra: int = 1) -> None:
+        self.duplicates[what] += extra
+        self.problem(f"DOUBLED {what}: {text}")
+
+
+async def reckon(dbs: Databases, catalogue: BomCatalogue, orders: Sequence[PlannedOrder],
+                 received: dict[tuple[str, str], Decimal], finished_goods_location: str = "FG") -> Reckoning:
+    result = Reckoning()
+    by_id = {order.order_id: order for order in orders}
+    await _reckon_distributor(dbs, by_id, result)
+    await _reckon_manufacturer(dbs, catalogue, orders, by_id, received, finished_goods_location, result)
+    await _reckon_warehouse(dbs, by_id, result)
+    await _reckon_outboxes(dbs, by_id, result)
+    return result
+
+
+async def _reckon_distributor(dbs: Databases, by_id: dict[str, PlannedOrder], result: Reckoning) -> None:
+    rows = await dbs.orders()
+    states: Counter[str] = Counter()
+    for order_id, order in by_id.items():
+        row = rows.get(order_id)
+        if row is None:
+            result.problem(f"{order_id}: the distributor has no such order (lost)")
+            continue
+        states[f"{order.flow} {row['state']}" + (f" (waiting for {row['waiting_for']})" if row["waiting_for"] else "")] += 1
+        finished = row["state"] in ("closed", "rejected", "cancelled")
+        if not finished and not row["waiting_for"]:
+            result.problem(f"{order_id}: {row['state']} but waits for nothing")
+        if (row["state"], row["waiting_for"]) != order.expected_end:
+            result.problem(f"{order_id} ({order.kind}): ends {row['state']} / {row['waiting_for']}, "
+                           f"expected {order.expected_end}")
+    extra = set(rows) - set(by_id)
+    if extra:
+        result.problem(f"the distributor has orders nobody placed: {sorted(extra)[:5]}")
+    result.figures["orders by end state"] = dict(sorted(states.items()))
+
+    events = await dbs.rows("distributor", dt_tables.order_events)
+    per_type: Counter[tuple[str, str]] = Counter((e["order_id"], e["event_type"]) for e in events)
+    for (order_id, event_type), count in per_type.items():
+        order = by_id.get(order_id)
+        if order is None:
+            continue
+        allowed = 1
+        if event_type in (c.ProductionCompleted.event_type, c.CompletionReported.event_type,
+                          inv.ConsignmentStockReceived.event_type, c.ComponentsBackflushed.event_type,
+                          c.BackflushParked.event_type, inv.GoodsTurnedOver.event_type):
+            continue  # several per order by nature; their effects are counted at their owners
+        if count > allowed:
+            result.duplicate("distributor history", f"{order_id} recorded {event_type} {count} times", count - 1)
+    result.figures["distributor history rows"] = len(events)
+
+
+async def _reckon_manufacturer(dbs: Databases, catalogue: BomCatalogue, orders: Sequence[PlannedOrder],
+                               by_id: dict[str, PlannedOrder], received: dict[tuple[str, str], Decimal],
+                               fg: str, result: Reckoning) -> None:
+    movements = await dbs.rows("manufacturer", mf_tables.ledger_movements)
+    result.figures["ledger movements"] = len(movements)
+    result.figures["ledger movements by reason"] = dict(sorted(Counter(m["reason"] for m in movements).items()))
+
+    # one movement per (flush, item, lot, reason): a flush applied twice doubles them
+    per_key = Counter((m["flush_id"], m["item"], m["lot"], m["into_lot"], m["reason"])
+                      for m in movements if m["flush_id"] is not None)
+    for (flush_id, item, lot, _into, reason), count in per_key.items():
+        if count > 1:
+            result.duplicate("flush movements", f"flush {flush_id}: {count} x {reason} of {item} lot {lot}", count - 1)
+    once_per_lot = {"receipt": ("item", "lot"), "production_receipt": ("item", "lot"),
+                    "delivery": ("item", "lot")}
+    for reason, key in once_per_lot.items():
+        counted = Counter(tuple(m[k] for k in key) for m in movements if m["reason"] == reason)
+        for found, count in counted.items():
+            if count > 1:
+                result.duplicate(f"{reason} movements", f"{found}: {count} times", count - 1)
+    promised = Counter((m["item"], m["lot"]) for m in movements if m["reason"] == "allocation" and m["quantity"] > 0)
+    for found, count in promised.items():
+        if count > 1:
+            result.duplicate("allocations", f"{found}: allocated {count} times", count - 1)
+
+    # every expected flush posted once, with exactly what the BOM says
+    flushes = expected_flushes(catalogue, orders)
+    posted: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for m in movements:
+        if m["reason"] == "backflush" and m["flush_id"] is not None:
+            posted[m["flush_id"]][m["item"]] -= m["quantity"]
+    for flush_id, (order_id, need) in flushes.items():
+        got = {k: v for k, v in posted.get(flush_id, {}).items() if v}
+        if got != need:
+            result.problem(f"flush {flush_id} of {order_id}: posted {got}, the BOM says {need}")
+    cancelled_orders = {o.order_id for o in orders if o.cancelled}
+    for flush_id, got in posted.items():
+        if flush_id in flushes:
+            continue
+        owners = {m["production_order"] for m in movements if m["flush_id"] == flush_id}
+        if not owners <= cancelled_orders:
+            result.problem(f"flush {flush_id} ({owners}) posted {dict(got)} but no such flush was expected")
+    result.figures["flushes posted (expected)"] = f"{sum(1 for f in flushes if f in posted)} ({len(flushes)})"
+
+    # cancelled orders: every movement netted to zero, per item, location and lot
+    net: dict[tuple[str, str, str, str, bool], Decimal] = defaultdict(Decimal)
+    for m in movements:
+        if m["production_order"] in cancelled_orders:
+            net[(m["production_order"], m["item"], m["location"], m["lot"], m["reason"] == "allocation")] += m["quantity"]
+    for key, quantity in net.items():
+        if quantity:
+            result.problem(f"cancelled order {key[0]}: {key[1]} {key[2]}/{key[3]} nets {quantity}, not 0")
+    result.figures["reversal movements"] = sum(1 for m in movements if m["reason"] == "reversal")
+
+    # ledger totals per component against the explosion of the orders
+    want = expected_consumption(catalogue, orders)
+    consumed: dict[str, Decimal] = defaultdict(Decimal)
+    on_hand: dict[str, Decimal] = defaultdict(Decimal)
+    for m in movements:
+        if m["location"] == fg or m["reason"] == "allocation":
+            continue
+        on_hand[m["item"]] += m["quantity"]
+        if m["reason"] in ("backflush", "reversal", "manual_issue", "scrap"):
+            consumed[m["item"]] -= m["quantity"]
+    consumed_nonzero = {k: v for k, v in consumed.items() if v}
+    if consumed_nonzero != want:
+        result.problem(f"ledger consumption {dict(sorted(consumed_nonzero.items()))} != computed from the orders "
+                       f"{dict(sorted(want.items()))}")
+    for item in sorted(set(on_hand) | {i for i, _lot in received}):
+        should = sum((q for (i, _lot), q in received.items() if i == item), Decimal(0)) - want.get(item, Decimal(0))
+        if on_hand.get(item, Decimal(0)) != should:
+            result.problem(f"{item}: on hand {on_hand.get(item)} != received - consumed = {should}")
+    result.figures["components consumed (ledger = computed)"] = {
+        item: f"{format(consumed.get(item, 0), 'f')} = {format(quantity, 'f')}" for item, quantity in sorted(want.items())}
+
+    # finished goods: produced lots once each, on hand what is neither delivered nor cancelled
+    production = await dbs.production()
+    lots = await dbs.rows("manufacturer", mf_tables.finished_lots)
+    produced: dict[str, Decimal] = defaultdict(Decimal)
+    for lot in lots:
+        produced[lot["order_id"]] += lot["quantity"]
+    fg_on_hand: dict[str, Decimal] = defaultdict(Decimal)
+    for m in movements:
+        if m["location"] == fg and m["reason"] != "allocation" and m["production_order"]:
+            fg_on_hand[m["production_order"]] += m["quantity"]
+    for order in orders:
+        row = production.get(order.order_id)
+        if order.kind in ("pre", "post"):
+            if row is None:
+                result.problem(f"{order.order_id}: no production order at the manufacturer")
+                continue
+            if produced.get(order.order_id) != order.quantity:
+                result.problem(f"{order.order_id}: produced {produced.get(order.order_id)}, ordered {order.quantity}")
+            want_status = "allocated" if order.kind == "pre" else "delivered" if order.sign else "completed"
+            if row["status"] != want_status:
+                result.problem(f"{order.order_id}: production order {row['status']}, expected {want_status}")
+            want_fg = Decimal(0) if order.sign else Decimal(order.quantity)
+            if fg_on_hand.get(order.order_id, Decimal(0)) != want_fg:
+                result.problem(f"{order.order_id}: {fg_on_hand.get(order.order_id)} finished on hand, expected {want_fg}")
+        elif order.cancelled and row is not None and row["status"] != "cancelled":
+            result.problem(f"{order.order_id}: production order {row['status']}, expected cancelled")
+        elif order.kind == "qc" and (row is None or row["status"] != "quality-failed"):
+            result.problem(f"{order.order_id}: production order {row and row['status']}, expected quality-failed")
+    parked = await dbs.rows("manufacturer", mf_tables.parked_flushes)
+    result.figures["parked flushes (posted / cancelled / waiting)"] = (
+        f"{sum(1 for p in parked if p['status'] == 'posted')} / {sum(1 for p in parked if p['status'] == 'cancelled')}"
+        f" / {sum(1 for p in parked if p['status'] == 'waiting')}")
+    if any(p["status"] == "waiting" for p in parked):
+        result.problem(f"parked flushes still waiting: {[p['flush_id'] for p in parked if p['status'] == 'waiting']}")
+
+
+async def _reckon_warehouse(dbs: Databases, by_id: dict[str, PlannedOrder], result: Reckoning) -> None:
+    units = await dbs.rows("warehouse", wh_tables.stock_units)
+    per_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for unit in units:
+        per_order[unit["order_id"]].append(unit)
+    lot_totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for unit in units:
+        lot_totals[(unit["order_id"], unit["lot"])] += unit["quantity"]
+    consigned = Decimal(0)
+    for order_id, order in by_id.items():
+        mine = per_order.get(order_id, [])
+        total = sum((u["quantity"] for u in mine), Decimal(0))
+        if order.kind == "pre":
+            expected_lots = {(order_id, f"{order_id}-1"): Decimal(order.quantity)}
+            shape = {(u["kind"], u["status"], u["owner"]) for u in mine}
+            if shape != {("rack", "stored", "manufacturer")}:
+                result.problem(f"{order_id}: rack units {shape}")
+        elif order.kind == "post":
+            expected_lots = {}
+            cumulative = 0
+            for _id, quantity, _before in order.completions:
+                cumulative += quantity
+                expected_lots[(order_id, f"{order_id}-C{cumulative}")] = Decimal(quantity)
+            consigned += total
+            owner = order.holder if order.sign else "manufacturer"
+            status = "delivered" if order.sign else "shipped"
+            shape = {(u["kind"], u["status"], u["owner"]) for u in mine}
+            if shape != {("consignment", status, owner)}:
+                result.problem(f"{order_id}: consignment units {shape}, expected {('consignment', status, owner)}")
+        else:
+            expected_lots = None
+            if any(u["status"] != "released" for u in mine):
+                result.problem(f"{order_id} (cancelled): units {[(u['lot'], u['status']) for u in mine]}")
+            if order.kind == "post-cancel" and total > order.completed:
+                result.duplicate("stock units", f"{order_id}: {total} units stored for {order.completed} completed")
+            continue
+        got = {key: q for key, q in lot_totals.items() if key[0] == order_id}
+        for key, quantity in got.items():
+            if key in expected_lots and quantity > expected_lots[key]:
+                result.duplicate("stock units", f"{key}: {quantity} units stored for a lot of {expected_lots[key]}")
+        if got != expected_lots:
+            result.problem(f"{order_id}: units per lot {got}, expected {expected_lots}")
+    result.figures["consignment units (= completed)"] = (
+        f"{format(consigned, 'f')} = "
+        f"{sum(o.completed for o in by_id.values() if o.kind == 'post')}")
+
+    transfers = await dbs.rows("warehouse", wh_tables.ownership_transfers)
+    moved: dict[str, Decimal] = defaultdict(Decimal)
+    for t in transfers:
+        moved[t["order_id"]] += t["quantity"]
+    for order_id, order in by_id.items():
+        want = Decimal(order.quantity) if order.sign else Decimal(0)
+        if moved.get(order_id, Decimal(0)) > want:
+            result.duplicate("ownership transfers", f"{order_id}: {moved[order_id]} moved for {want}")
+        elif moved.get(order_id, Decimal(0)) != want:
+            result.problem(f"{order_id}: ownership of {moved.get(order_id)} moved, expected {want}")
+    waiting = await dbs.rows("warehouse", wh_tables.waiting_put_aways)
+    if waiting:
+        result.problem(f"put-aways still waiting: {[w['order_id'] for w in waiting]}")
+
+
+# Events each service publishes at most once per order (a doubled effect would publish it twice, with two ids).
+ONCE_PER_ORDER = {
+    "distributor": (o.OrderForwarded, o.OrderCancelled, o.FinalOrderPlaced, inv.GoodsDirectedToRacks, c.OrderClosed),
+    "manufacturer": (o.OrderRejected, c.QualityInspectionRecorded, inv.PreSaleInventoryDetailsForwarded,
+                     c.GoodsAllocated),
+    "warehouse": (inv.GoodsRacked, c.InventoryCheckReturned, c.GoodsShipped, c.GoodsSignedFor, c.OrderClosed,
+                  inv.GoodsReleasedFromStorage),
+}
+OUTBOXES = {"manufacturer": mf_tables.outbox, "distributor": dt_tables.outbox, "warehouse": wh_tables.outbox}
+INBOXES = {"manufacturer": mf_tables.inbox, "distributor": dt_tables.inbox, "warehouse": wh_tables.inbox}
+
+
+async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], result: Reckoning) -> None:
+    unpublished: dict[str, int] = {}
+    dead: list[str] = []
+    totals: dict[str, int] = {}
+    inbox_totals: dict[str, str] = {}
+    for service, outbox in OUTBOXES.items():
+        rows = await dbs.rows(service, outbox)
+        totals[service] = len(rows)
+        unpublished[service] = sum(1 for r in rows if r["published_at"] is None)
+        per_type = Counter((r["correlation_id"], r["event_type"]) for r in rows)
+        for model in ONCE_PER_ORDER[service]:
+            for order_id in by_id:
+                count = per_type.get((order_id, model.event_type), 0)
+                if count > 1:
+                    result.duplicate(f"{service} {model.__name__}", f"{order_id}: published {count} times", count - 1)
+        for order_id, order in by_id.items():
+            if service == "manufacturer" and order.kind == "post":
+                for model in (c.ProductionCompleted, inv.GoodsTurnedOver):
+                    count = per_type.get((order_id, model.event_type), 0)
+                    if count > len(order.completions):
+                        result.duplicate(f"manufacturer {model.__name__}",
+                                         f"{order_id}: {count} for {len(order.completions)} completions",
+                                         count - len(order.completions))
+        for r in rows:
+            if r["topic"].endswith(".dlq"):
+                headers = {name: base64.b64decode(value).decode(errors="replace")
+                           for name, value in json.loads(r["headers"] or "[]")}
+                dead.append(f"{service}: {r['correlation_id']} {headers.get('ce_type')}: "
+                            f"{headers.get('dlq_error_type')}: {headers.get('dlq_error_message', '')[:200]}")
+        inbox = await dbs.rows(service, INBOXES[service])
+        outcomes = Counter(r["outcome"] for r in inbox)
+        inbox_totals[service] = f"{len(inbox)} ({', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))})"
+    result.figures["inbox rows (by outcome)"] = inbox_totals
+    result.figures["outbox rows"] = totals
+    result.figures["unpublished outbox rows"] = unpublished
+    result.figures["dead letters written"] = len(dead)
+    if any(unpublished.values()):
+        result.problem(f"outbox rows left unpublished: {unpublished}")
+    if dead:
+        result.problem(f"dead letters written during the run: {dead[:10]}")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def seat_receipt(lot: str, quantity: int) -> md.ComponentsReceived:
+    return md.ComponentsReceived(receipt_id=f"R-{lot}", item=SEAT, lot=lot, quantity=Decimal(quantity))
+
+
+def order_placed(order: PlannedOrder) -> o.OrderPlaced:
+    return o.OrderPlaced(order_id=order.order_id, order_holder=order.holder, flow=order.flow, item=order.item,
+                         quantity=Decimal(order.quantity), ship_to="7 Quay Street, Harbourtown",
+                         due_date=dt.date.today() + dt.timedelta(days=21))
+
+
+Check = Callable[[], Any]
