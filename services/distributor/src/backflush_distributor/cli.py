@@ -119,7 +119,7 @@ def build_cli() -> typer.Typer:
             history.add_column(column)
         for event in story["events"]:
             history.add_row(str(event["occurred_at"])[:23], event["source"].rsplit("/", 1)[-1],
-                            event["event_type"].split(".", 2)[-1], event["summary"][:80])
+                            event["event_type"].removeprefix("backflush."), event["summary"][:80])
         out.print(history)
 
     @app.command("orders")
