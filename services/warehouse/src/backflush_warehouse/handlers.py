@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -51,15 +52,24 @@ async def _locations(session: AsyncSession) -> list[Location]:
 
 
 async def _occupied(session: AsyncSession) -> dict[str, Decimal]:
-    rows = (
+    rows = (await session.execute(select(locations.c.code, locations.c.used))).all()
+    return {code: used for code, used in rows}
+
+
+async def _occupy(session: AsyncSession, changes: dict[str, Decimal]) -> None:
+    """Keep each location's `used` equal to the units stored there (the audit checks it)."""
+    occupied = await _occupied(session)
+    for code, change in changes.items():
         await session.execute(
-            select(stock_units.c.location, stock_units.c.quantity).where(stock_units.c.status == "stored")
+            update(locations).where(locations.c.code == code).values(used=occupied.get(code, Decimal(0)) + change)
         )
-    ).all()
-    occupied: dict[str, Decimal] = defaultdict(Decimal)
-    for location, quantity in rows:
-        occupied[location] += quantity
-    return occupied
+
+
+def _by_location(units: Sequence[Any], sign: int) -> dict[str, Decimal]:
+    changes: dict[str, Decimal] = defaultdict(Decimal)
+    for unit in units:
+        changes[unit["location"]] += sign * unit["quantity"]
+    return changes
 
 
 async def _is_cancelled(session: AsyncSession, order_id: str) -> bool:
@@ -76,6 +86,7 @@ async def _place(ctx: HandlerContext, *, order_id: str, item: str, lot: str, kin
                                        kind=kind.value, quantity=placement.quantity, owner=owner, status="stored",
                                        placed_at=at, updated_at=at)
         )
+    await _occupy(ctx.session, {p.location: p.quantity for p in plan})
     total = sum((p.quantity for p in plan), Decimal(0))
     if kind is LocationKind.RACK:
         await ctx.emit(
@@ -173,6 +184,7 @@ async def on_final_order(ctx: HandlerContext) -> None:
         update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units])).values(status="shipped",
                                                                                            updated_at=at)
     )
+    await _occupy(ctx.session, _by_location(units, -1))
     lots = sorted({u["lot"] for u in units})
     await ctx.session.execute(
         insert(shipments).values(order_id=event.order_id, item=event.item, quantity=event.quantity,
@@ -245,6 +257,7 @@ async def on_order_cancelled(ctx: HandlerContext) -> None:
         update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units])).values(status="released",
                                                                                            updated_at=at)
     )
+    await _occupy(ctx.session, _by_location(units, -1))
     await ctx.emit(
         inv.GoodsReleasedFromStorage(order_id=event.order_id, item=units[0]["item"],
                                      quantity=sum((u["quantity"] for u in units), Decimal(0)),

@@ -17,6 +17,8 @@ locations = Table(
     Column("kind", String(16), nullable=False),
     Column("capacity", DecimalText, nullable=False),
     Column("position", Integer, nullable=False, comment="Put-away fills locations in this order."),
+    Column("used", DecimalText, nullable=False, server_default="0",
+           comment="Units stored now; kept with every placement and release so put-away never scans stock."),
 )
 
 stock_units = Table(

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 57a29ccb119a
+Revision ID: 119b1634fbdb
 Revises: 
-Create Date: 2026-11-25 18:12:40.538583
+Create Date: 2026-11-25 19:01:35.560610
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import backflush_shared.persistence.types
 
-revision: str = '57a29ccb119a'
+revision: str = '119b1634fbdb'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -42,6 +42,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('capacity', backflush_shared.persistence.types.DecimalText(length=40), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False, comment='Put-away fills locations in this order.'),
+    sa.Column('used', backflush_shared.persistence.types.DecimalText(length=40), server_default='0', nullable=False, comment='Units stored now; kept with every placement and release so put-away never scans stock.'),
     sa.PrimaryKeyConstraint('code')
     )
     op.create_table('outbox',
