@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import random
 import shutil
+import sqlite3
 import threading
 import time
 from collections import Counter, defaultdict
@@ -26,8 +28,10 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import Table, select
-
+from backflush_distributor.adapters import tables as dt_tables
+from backflush_manufacturer.adapters import tables as mf_tables
+from backflush_manufacturer.domain.bom import BomCatalogue, FlushPoint
+from backflush_manufacturer.domain.explosion import explode, flush_requirements
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import master_data as md
@@ -39,12 +43,9 @@ from backflush_shared.local_stack import SERVICES, LocalStack
 from backflush_shared.messaging.codec import EncodedRecord, encode
 from backflush_shared.messaging.publish import envelope_for
 from backflush_shared.persistence.database import Database
-
-from backflush_distributor.adapters import tables as dt_tables
-from backflush_manufacturer.adapters import tables as mf_tables
-from backflush_manufacturer.domain.bom import BomCatalogue, FlushPoint
-from backflush_manufacturer.domain.explosion import explode, flush_requirements
 from backflush_warehouse.adapters import tables as wh_tables
+from sqlalchemy import Table, select
+
 from support.e2e_paths import SAMPLE_DATA
 
 CHAIR = "CHAIR-ERGO"
@@ -211,22 +212,18 @@ class ReliablePublisher:
                            for r in records]
                 await asyncio.gather(*futures)
                 return
-            except Exception as error:  # noqa: BLE001 - the broker may be restarting: send the same records again
+            except Exception as error:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"the broker did not take {len(records)} records within {timeout:.0f} s: "
                                          f"{type(error).__name__}: {error}") from error
                 self.resends += len(records)
                 say(f"publish failed ({type(error).__name__}: {error}); sending the same {len(records)} again")
                 await asyncio.sleep(1.0)
-                try:
+                with contextlib.suppress(Exception):
                     await self.producer.stop()
-                except Exception:  # noqa: BLE001
-                    pass
                 self.producer = self._new_producer()
-                try:
+                with contextlib.suppress(Exception):  # still down: the next round tries again
                     await self.producer.start()
-                except Exception:  # noqa: BLE001 - still down: the next round tries again
-                    pass
 
 
 # ----------------------------------------------------------------------------------------------------- the chaos
@@ -235,14 +232,14 @@ class ReliablePublisher:
 @dataclass
 class ChaosLog:
     seed: int
-    kills: list[tuple[float, str]] = field(default_factory=list)
-    broker_restarts: list[tuple[float, str]] = field(default_factory=list)
+    kills: list[tuple[float, str, int | None]] = field(default_factory=list)  # (when, service, orders in flight)
+    broker_restarts: list[tuple[float, str, int | None]] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # services that died on their own, restarts that failed
     unplanned_restarts: int = 0
     done: bool = False
 
     def kills_of(self, name: str) -> int:
-        return sum(1 for _t, killed in self.kills if killed == name)
+        return sum(1 for _t, killed, _busy in self.kills if killed == name)
 
 
 class Chaos:
@@ -250,10 +247,11 @@ class Chaos:
     own actions it watches for services that die on their own, records that as a finding and restarts them, as
     compose's `restart: unless-stopped` would. Runs in a thread: every action here blocks."""
 
-    def __init__(self, stack: LocalStack, broker: LocalKafka, seed: int, *, kills_per_service: int = 2,
-                 first_after: float = 3.0, gap: tuple[float, float] = (3.0, 7.0), hard_broker_restart: bool = True,
-                 started: float | None = None) -> None:
+    def __init__(self, stack: LocalStack, broker: LocalKafka, seed: int, *, in_flight: Callable[[], int | None],
+                 kills_per_service: int = 2, first_after: float = 2.0, gap: tuple[float, float] = (1.5, 4.0),
+                 hard_broker_restart: bool = True, started: float | None = None) -> None:
         self.stack = stack
+        self.in_flight = in_flight
         self.broker = broker
         self.rng = random.Random(seed)
         self.log = ChaosLog(seed)
@@ -276,6 +274,8 @@ class Chaos:
         try:
             for delay, action in self.schedule:
                 self._watch(delay)
+                if self.stop_watching.is_set():
+                    return self.log  # the test gave up early: leave the rest of the schedule undone
                 if action == "broker":
                     self._restart_broker()
                 else:
@@ -312,10 +312,11 @@ class Chaos:
             self.log.findings.append(f"{name} could not be restarted at +{self.at()}s: {error}")
 
     def _kill_and_restart(self, name: str) -> None:
+        busy = self.in_flight()
         self.stack.kill(name)
-        self.log.kills.append((self.at(), name))
+        self.log.kills.append((self.at(), name, busy))
         down = self.rng.uniform(0.0, 1.5)
-        say(f"SIGKILL {name} at +{self.at()}s; down for {down:.1f} s")
+        say(f"SIGKILL {name} at +{self.at()}s with {busy} orders in flight; down for {down:.1f} s")
         time.sleep(down)
         started = time.monotonic()
         self._restart(name)
@@ -323,11 +324,31 @@ class Chaos:
 
     def _restart_broker(self) -> None:
         how = "SIGKILL" if self.hard else "SIGTERM"
-        say(f"restarting the broker ({how}) at +{self.at()}s")
+        busy = self.in_flight()
+        at = self.at()
+        say(f"restarting the broker ({how}) at +{at}s with {busy} orders in flight")
         started = time.monotonic()
         self.broker.restart(hard=self.hard)
-        self.log.broker_restarts.append((self.at(), how))
+        self.log.broker_restarts.append((at, how, busy))
         say(f"broker back in {time.monotonic() - started:.1f} s")
+
+
+def in_flight_counter(distributor_db: Path, placed: Callable[[], int]) -> Callable[[], int | None]:
+    """How many orders the driver has placed that are not at rest yet (closed, rejected, cancelled, or shipped and
+    waiting for a signature), read straight from the distributor's SQLite file: the chaos runs in a thread of its
+    own and cannot share the test's event loop."""
+
+    def count() -> int | None:
+        try:
+            with contextlib.closing(sqlite3.connect(distributor_db, timeout=5)) as connection:
+                row = connection.execute(
+                    "SELECT count(*) FROM orders WHERE state IN ('closed', 'rejected', 'cancelled', 'shipped')"
+                ).fetchone()
+                return placed() - int(row[0])
+        except sqlite3.Error:
+            return None
+
+    return count
 
 
 # ------------------------------------------------------------------------------------------------ reading back
@@ -385,7 +406,7 @@ async def consumer_lag(bootstrap_servers: str, topic_prefix: str) -> dict[str, i
                 if name not in partitions_of:
                     found = consumer.partitions_for_topic(name) or set()
                     if not found:
-                        await consumer._client.force_metadata_update()  # noqa: SLF001
+                        await consumer._client.force_metadata_update()
                         found = consumer.partitions_for_topic(name) or set()
                     partitions_of[name] = [TopicPartition(name, p) for p in sorted(found)]
                 ends = await consumer.end_offsets(partitions_of[name])
@@ -401,11 +422,11 @@ async def records_on_topics(bootstrap_servers: str, topic_prefix: str) -> tuple[
     """(records, distinct event ids, dead letters) on every topic of this run, read from the start to the end."""
     topics = TopicNames(topic_prefix)
     names = [topics(topic) for topic in Topic]
-    dlq_names = [f"{name}.dlq" for name in names]
+    dlq_names = [topics.dead_letter(topic) for topic in Topic]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001
+        await consumer._client.force_metadata_update()
         partitions = [TopicPartition(name, p) for name in names + dlq_names
                       for p in sorted(consumer.partitions_for_topic(name) or ())]
         consumer.assign(partitions)
@@ -415,7 +436,8 @@ async def records_on_topics(bootstrap_servers: str, topic_prefix: str) -> tuple[
         dead = 0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if all(await consumer.position(tp) >= end for tp, end in ends.items()):
+            positions = [await consumer.position(tp) for tp in ends]
+            if all(position >= end for position, end in zip(positions, ends.values())):
                 break
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             for tp, records in batch.items():
@@ -779,10 +801,6 @@ async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], resul
         result.problem(f"dead letters written during the run: {dead[:10]}")
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def seat_receipt(lot: str, quantity: int) -> md.ComponentsReceived:
     return md.ComponentsReceived(receipt_id=f"R-{lot}", item=SEAT, lot=lot, quantity=Decimal(quantity))
 
@@ -792,5 +810,3 @@ def order_placed(order: PlannedOrder) -> o.OrderPlaced:
                          quantity=Decimal(order.quantity), ship_to="7 Quay Street, Harbourtown",
                          due_date=dt.date.today() + dt.timedelta(days=21))
 
-
-Check = Callable[[], Any]

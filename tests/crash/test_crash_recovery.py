@@ -1,0 +1,294 @@
+"""Crash test: 200+ orders of both flows in flight while every service is SIGKILLed at random moments (twice
+each) and the broker is restarted once. At the end nothing is lost and nothing is doubled, counted.
+
+A broker of its own (it is restarted, so it cannot be the session broker other tests share), the three services
+as separate processes. The random moments come from a seed printed at the start; run again with
+`BACKFLUSH_CRASH_SEED=<seed>` to replay the same order mix and the same kill schedule.
+
+The order mix (see `support.crash.plan_orders`): 120 pre-product orders, 80 post-product orders (about half of
+them completed in two partial completions, a quarter signed for), 4 orders of a chair whose quality check fails,
+4 pre-product orders cancelled as soon as placed, 6 post-product orders cancelled after a first partial
+completion; quantities 1 to 5. Seat assemblies cover only 45 % of the chairs at the start, so flushes park in the
+exception queue and are released by two receipts that arrive while the orders flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import time
+from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backflush_manufacturer.master_data_files import load_master_data
+from backflush_shared.audit import audit
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import orders as o
+from backflush_shared.local_kafka import LocalKafka
+from support.crash import (
+    Chaos,
+    ChaosLog,
+    Databases,
+    PlannedOrder,
+    ReliablePublisher,
+    consumer_lag,
+    count_log_lines,
+    in_flight_counter,
+    order_placed,
+    plan_orders,
+    plan_seat_stock,
+    reckon,
+    records_on_topics,
+    say,
+    seat_receipt,
+    write_master_data,
+)
+from support.flows import Flows
+from support.stack import make_stack
+
+pytestmark = [pytest.mark.crash, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(600)]
+
+PLACE_PER_SECOND = 12
+DRIVE_TIMEOUT_S = 150.0  # placing, completing, cancelling, signing: every order driven to its last step
+QUIET_TIMEOUT_S = 120.0  # then: every order at its end, every outbox drained, every consumer caught up
+WAREHOUSE_LAYOUT = {
+    # room for every chair of the mix: waiting for rack space is tested elsewhere
+    "BACKFLUSH_RACKS": "DC-A1=400,DC-A2=400,DC-B1=400",
+    "BACKFLUSH_CONSIGNMENT_LOCATIONS": "CS-01=400,CS-02=400",
+}
+
+
+class Driver:
+    """Plays the order holders and the shop floor: places the orders, reports completions once the manufacturer
+    has released an order, cancels, signs for shipped goods, and receives seat assemblies."""
+
+    def __init__(self, orders: list[PlannedOrder], publisher: ReliablePublisher, dbs: Databases,
+                 receipts: tuple[tuple[str, int], ...]) -> None:
+        self.orders = orders
+        self.publisher = publisher
+        self.dbs = dbs
+        self.receipts = receipts
+        self.placed = 0  # orders placed so far (read by the chaos thread)
+        self.receipts_sent = 0
+
+    async def place_all(self) -> None:
+        for start in range(0, len(self.orders), PLACE_PER_SECOND):
+            events: list[Any] = []
+            for order in self.orders[start:start + PLACE_PER_SECOND]:
+                events.append(order_placed(order))
+                if order.kind == "pre-cancel":  # same key, same partition: the cancellation follows the order
+                    events.append(o.OrderCancellationRequested(order_id=order.order_id, reason="ordered twice",
+                                                               requested_by=order.holder))
+                    order.cancel_sent = True
+            await self.publisher.publish(*events)
+            self.placed += sum(1 for event in events if isinstance(event, o.OrderPlaced))
+            await asyncio.sleep(1.0)
+        say(f"all {len(self.orders)} orders placed")
+        for n, (lot, quantity) in enumerate(self.receipts):
+            await asyncio.sleep(3.0 if n == 0 else 8.0)
+            await self.publisher.publish(seat_receipt(lot, quantity))
+            self.receipts_sent += 1
+            say(f"received {quantity} SEAT-ASSY, lot {lot}")
+
+    def pending(self) -> list[str]:
+        left = []
+        for order in self.orders:
+            if order.splits and not order.completions:
+                left.append(f"{order.order_id} completion")
+            if order.cancelled and not order.cancel_sent:
+                left.append(f"{order.order_id} cancel")
+            if order.sign and not order.signed:
+                left.append(f"{order.order_id} signature")
+        if self.receipts_sent < len(self.receipts):
+            left.append("receipts")
+        return left
+
+    async def react(self) -> None:
+        production = await self.dbs.production()
+        rows = await self.dbs.orders()
+        for order in self.orders:
+            made = production.get(order.order_id)
+            if order.splits and not order.completions and made and made["status"] == "released":
+                before = 0
+                events = []
+                for quantity in order.splits:
+                    events.append(c.CompletionReported(order_id=order.order_id, quantity=Decimal(quantity)))
+                ids = await self.publisher.publish(*events)
+                for event_id, quantity in zip(ids, order.splits):
+                    order.completions.append((event_id, quantity, before))
+                    before += quantity
+            if order.kind == "post-cancel" and order.completions and not order.cancel_sent and made \
+                    and made["completed"] > 0:
+                await self.publisher.publish(o.OrderCancellationRequested(
+                    order_id=order.order_id, reason="project postponed", requested_by=order.holder))
+                order.cancel_sent = True
+            row = rows.get(order.order_id)
+            if order.sign and not order.signed and row and row["state"] == "shipped":
+                await self.publisher.publish(c.DeliverySigned(order_id=order.order_id, signed_by=f"for {order.holder}",
+                                                              signed_at=dt.datetime.now(dt.UTC)))
+                order.signed = True
+
+    async def run(self, timeout: float) -> None:
+        placing = asyncio.create_task(self.place_all())
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    await self.react()
+                except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
+                    say(f"driver could not read yet: {type(error).__name__}: {error}")
+                if placing.done() and not self.pending():
+                    await placing  # surfaces a failed publish
+                    return
+                if placing.done() and placing.exception() is not None:
+                    await placing
+                await asyncio.sleep(0.5)
+            raise AssertionError(f"the driver could not finish within {timeout:.0f} s; still to do: "
+                                 f"{self.pending()[:20]}")
+        finally:
+            if not placing.done():
+                placing.cancel()
+
+
+async def wait_quiet(orders: list[PlannedOrder], dbs: Databases, bootstrap: str, prefix: str, chaos: ChaosLog,
+                     timeout: float) -> tuple[bool, str]:
+    """Every order at its end, the manufacturer told of every signature, outboxes drained, consumers caught up."""
+    deadline = time.monotonic() + timeout
+    last = "nothing read yet"
+    while time.monotonic() < deadline:
+        try:
+            rows = await dbs.orders()
+            ends = {order_id: (row["state"], row["waiting_for"]) for order_id, row in rows.items()}
+            not_there = [order.order_id for order in orders if ends.get(order.order_id) != order.expected_end]
+            production = await dbs.production()
+            undelivered = [order.order_id for order in orders if order.sign
+                           and (production.get(order.order_id) or {}).get("status") != "delivered"]
+            unpublished = await dbs.unpublished()
+            lag = await consumer_lag(bootstrap, prefix) if not not_there and not undelivered else {}
+            last = (f"{len(not_there)} orders not at their end {not_there[:5]}, {len(undelivered)} signatures not "
+                    f"at the manufacturer, unpublished {unpublished}, lag {sum(lag.values())}, chaos done "
+                    f"{chaos.done}")
+            if chaos.done and not not_there and not undelivered and not any(unpublished.values()) \
+                    and lag and not any(lag.values()):
+                return True, last
+        except Exception as error:  # noqa: BLE001 - keep polling until the deadline
+            last = f"{type(error).__name__}: {error}"
+        await asyncio.sleep(1.0)
+    return False, last
+
+
+async def run_audit(urls: dict[str, str]) -> list[tuple[bool, str]]:
+    """`backflush audit`, as its command runs it: every finding must be ok."""
+    findings = await audit(urls)
+    return [(f.ok, f"audit {'ok  ' if f.ok else 'FAIL'} {f.check}: {f.detail}") for f in findings]
+
+
+async def test_nothing_lost_nothing_doubled_through_kills_and_a_broker_restart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    seed = int(os.environ.get("BACKFLUSH_CRASH_SEED") or random.SystemRandom().randrange(1, 1_000_000))
+    say(f"seed {seed} (replay with BACKFLUSH_CRASH_SEED={seed})")
+    rng = random.Random(seed)
+    orders = plan_orders(rng)
+    stock = plan_seat_stock(orders)
+    data = write_master_data(tmp_path / "master-data", stock)
+    master = load_master_data(data)
+    received = {(r.item, r.lot): r.quantity for r in master.receipts}
+    received.update({("SEAT-ASSY", lot): Decimal(quantity) for lot, quantity in stock.later_receipts})
+
+    broker = LocalKafka(run_dir=tmp_path / "kafka", keep_data=True)
+    await broker.astart()
+    stack = make_stack(broker.bootstrap_servers, tmp_path / "stack", extra_env={"warehouse": WAREHOUSE_LAYOUT})
+    dbs: Databases | None = None
+    publisher = ReliablePublisher(broker.bootstrap_servers, stack.topic_prefix)
+    chaos: Chaos | None = None
+    chaos_task: asyncio.Future[ChaosLog] | None = None
+    try:
+        broker_up = time.monotonic()
+        await asyncio.to_thread(stack.start)
+        services_up = time.monotonic()
+        dbs = Databases(stack)
+        await publisher.start()
+        await Flows(stack).load_master_data(data)
+        say(f"broker up in {broker_up - started:.1f} s, services in {services_up - broker_up:.1f} s, master data "
+            f"loaded in {time.monotonic() - services_up:.1f} s; {len(orders)} orders to place")
+
+        driver = Driver(orders, publisher, dbs, stock.later_receipts)
+        chaos = Chaos(stack, broker, seed, started=time.monotonic(),
+                      in_flight=in_flight_counter(stack.workdir / "distributor.db", lambda: driver.placed))
+        say(f"chaos schedule: {chaos.describe()}")
+        chaos_task = asyncio.ensure_future(asyncio.to_thread(chaos.run))
+        driven_at = time.monotonic()
+        await driver.run(DRIVE_TIMEOUT_S)
+        say(f"every order driven in {time.monotonic() - driven_at:.1f} s; waiting for quiet")
+        quiet, state = await wait_quiet(orders, dbs, broker.bootstrap_servers, stack.topic_prefix, chaos.log,
+                                        QUIET_TIMEOUT_S)
+        say(f"quiet: {quiet} ({state}) after {time.monotonic() - driven_at:.1f} s of traffic")
+        chaos.stop_watching.set()
+        log = await chaos_task
+        chaos_task = None
+
+        # what the driver did (event ids of every completion), for reading a failure afterwards
+        (tmp_path / "orders.json").write_text(json.dumps([asdict(order) for order in orders], indent=1))
+        say(f"service logs, databases and orders.json in {tmp_path}")
+        catalogue = master.catalogue
+        result = await reckon(dbs, catalogue, orders, received)
+        records, distinct, dead = await records_on_topics(broker.bootstrap_servers, stack.topic_prefix)
+        skipped = count_log_lines(stack, "duplicate event skipped")
+        audit_lines = await run_audit(dbs.urls)
+        elapsed = time.monotonic() - started
+
+        figures: dict[str, Any] = {
+            "seed": seed,
+            "orders": f"{len(orders)} ({sum(1 for x in orders if x.flow == 'pre')} pre, "
+                      f"{sum(1 for x in orders if x.flow == 'post')} post)",
+            **result.figures,
+            "kills (SIGKILL)": {name: log.kills_of(name) for name in stack.processes},
+            "kill moments (s, orders in flight)": [f"+{t} {name} ({busy})" for t, name, busy in log.kills],
+            "broker restarts": [f"+{t} ({how}, {busy} in flight)" for t, how, busy in log.broker_restarts],
+            "services that died on their own": log.unplanned_restarts,
+            "duplicate effects counted": sum(result.duplicates.values()),
+            "records on the topics (distinct event ids)": f"{records} ({distinct}); republished "
+                                                          f"{records - distinct}",
+            "duplicates skipped by the inboxes (log lines)": skipped,
+            "records re-sent by the test's producer": publisher.resends,
+            "dead letters on the topics": dead,
+            "quiet reached": quiet,
+            "run time (s)": round(elapsed, 1),
+        }
+        with capsys.disabled():
+            print("\n=== crash test figures ===")
+            for key, value in figures.items():
+                print(f"{key}: {value}")
+            for _ok, line in audit_lines:
+                print(line)
+            for finding in log.findings:
+                print(f"FINDING: {finding}")
+            for problem in result.problems[:60]:
+                print(f"PROBLEM: {problem}")
+            print("=== end of crash test figures ===")
+
+        assert not log.findings, f"services misbehaved under the chaos (seed {seed}): {log.findings}"
+        assert log.done and all(log.kills_of(name) >= 2 for name in stack.processes) and log.broker_restarts
+        assert sum(result.duplicates.values()) == 0, f"doubled effects (seed {seed}): {dict(result.duplicates)}"
+        assert not result.problems, f"seed {seed}: " + "\n".join(result.problems[:40])
+        assert quiet, f"seed {seed}: never quiet: {state}"
+        assert dead == 0
+        assert audit_lines and all(ok for ok, _line in audit_lines), [line for ok, line in audit_lines if not ok]
+    finally:
+        if chaos is not None:
+            chaos.stop_watching.set()
+        if chaos_task is not None:
+            await chaos_task
+        await publisher.stop()
+        if dbs is not None:
+            await dbs.close()
+        await asyncio.to_thread(stack.stop)
+        await broker.astop(keep_data=False)
