@@ -57,3 +57,5 @@ def register(app: typer.Typer) -> None:
         out.print(f"{len(written)} files written" + "".join(f"\n  {p}" for p in written))
 
     app.add_typer(docs_app, name="docs")
+    from backflush_shared.dead_letters import register_dlq_commands  # dlq list|replay, and audit
+    register_dlq_commands(app)

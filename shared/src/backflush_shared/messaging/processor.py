@@ -34,6 +34,10 @@ from backflush_shared.persistence.outbox import Outbox
 
 log = structlog.get_logger("backflush.processor")
 
+#: Set by `backflush dlq replay` on a record it re-injects: the id of the dead letter it replays. An event this
+#: service refused before is applied again only when it arrives with this header (see `Inbox.claim`).
+HEADER_REPLAY_OF = "dlq_replay_of"
+
 #: `session.info` key of what handlers keep in memory for the current transaction (e.g. a working ledger);
 #: dropped whenever a savepoint rolls back, so that they rebuild it from the database.
 TRANSACTION_CACHES = "backflush_transaction_caches"
@@ -122,7 +126,10 @@ class BatchProcessor:
             return
         event_log = log.bind(order_id=consumed.envelope.correlation_id, event_id=str(consumed.envelope.event_id),
                              event_type=consumed.envelope.event_type)
-        claim = await self.inbox.claim(session, consumed)
+        replay_of = _header(consumed.origin.headers, HEADER_REPLAY_OF)
+        claim = await self.inbox.claim(session, consumed, retry_refused=replay_of is not None)
+        if claim is Claim.RETRY:
+            event_log.info("refused event replayed from its dead letter: applying it again", replay_of=replay_of)
         if claim is Claim.DUPLICATE:
             result.duplicates += 1
             event_log.info("duplicate event skipped")
@@ -172,6 +179,13 @@ class BatchProcessor:
         record = dead_letter_record(self.topics, origin, error_type=error_type, reason=reason,
                                     failed_by=self.service, attempts=attempts)
         await self.outbox.add(session, record, dedupe_id=dead_letter_id(self.service, origin))
+
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode(errors="replace")
+    return None
 
 
 def _is_known_type(event_type: str) -> bool:

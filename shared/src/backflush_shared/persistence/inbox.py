@@ -15,20 +15,39 @@ class Claim(StrEnum):
     NEW = "new"  # never seen: apply it
     DUPLICATE = "duplicate"  # seen with the same content: a redelivery, skip it
     CONFLICT = "conflict"  # seen with other content under the same id: refuse it
+    RETRY = "retry"  # refused before, replayed from its dead letter: apply it again
 
 
 class Inbox:
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    async def claim(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str = "applied") -> Claim:
-        """Record the event as processed unless it already was; tell which case it is."""
+    async def claim(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str = "applied", *,
+                    retry_refused: bool = False) -> Claim:
+        """Record the event as processed unless it already was; tell which case it is.
+
+        With `retry_refused` (a record replayed from its dead letter), an event this service refused before is
+        claimed again: its row now points at the replayed record, and the caller applies it once more. An event
+        applied before stays a duplicate, so a replay never applies anything twice.
+        """
         event_id = str(consumed.envelope.event_id)
         known = (
-            await session.execute(select(self.table.c.content_hash).where(self.table.c.event_id == event_id))
-        ).scalar_one_or_none()
+            await session.execute(
+                select(self.table.c.content_hash, self.table.c.outcome).where(self.table.c.event_id == event_id)
+            )
+        ).one_or_none()
         if known is not None:
-            return Claim.DUPLICATE if known == consumed.content_hash else Claim.CONFLICT
+            if known.content_hash != consumed.content_hash:
+                return Claim.CONFLICT
+            if retry_refused and known.outcome == "refused":
+                await session.execute(
+                    self.table.update().where(self.table.c.event_id == event_id).values(
+                        topic=consumed.origin.topic, partition=consumed.origin.partition,
+                        offset=consumed.origin.offset, outcome=outcome, processed_at=datetime.now(UTC),
+                    )
+                )
+                return Claim.RETRY
+            return Claim.DUPLICATE
         await session.execute(
             insert(self.table).values(
                 event_id=event_id,

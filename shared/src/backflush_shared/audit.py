@@ -1,0 +1,479 @@
+"""`backflush audit`: reconcile every service's database with itself, from the raw rows.
+
+Each check is a read of one service's database in one snapshot and returns `AuditFinding`s; `audit(urls)` runs them
+all, so tests can call it directly. The checks recompute what they verify from raw rows, independently of the code
+that wrote them:
+
+- every service: nothing committed stays unpublished (outbox rows older than a grace period; the count and the
+  oldest age are reported), every inbox row has a known outcome, every refused event has its dead letter in the
+  outbox, and every event in the outbox was caused by an event the inbox holds as applied;
+- manufacturer: the balances of the domain's `StockLedger` equal the sums of the raw movements, no real lot is
+  negative, `NEGATIVE` lots exist only for items whose policy is `allow`, and no parked flush of a cancelled (or
+  otherwise finished) production order still waits;
+- distributor: every order is closed, rejected or cancelled, or says what it waits for and since when;
+- warehouse: consignment stock equals the units stored (as announced by its `ConsignmentStockReceived` events)
+  minus the units shipped (its shipments) minus the units released; shipped units match shipments; no location
+  holds more than its capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_shared.messaging.codec import RecordOrigin
+from backflush_shared.messaging.dead_letter import dead_letter_id
+from backflush_shared.persistence.database import Database, is_sqlite
+
+SERVICES = ("manufacturer", "distributor", "warehouse")
+KNOWN_OUTCOMES = frozenset({"applied", "refused", "ignored"})
+FINISHED_ORDER_STATES = frozenset({"closed", "rejected", "cancelled"})
+FINISHED_PRODUCTION_STATES = frozenset({"cancelled", "rejected", "quality-failed"})
+NEGATIVE_LOT = "NEGATIVE"
+#: An unpublished outbox row younger than this is in flight (the relay publishes within milliseconds), not lost.
+DEFAULT_OUTBOX_GRACE_SECONDS = 10.0
+#: How many offending rows a finding names before it says "and N more".
+SHOWN = 8
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class AuditFinding:
+    """One check of one service: `check` reads `"<service>: <what>"`; `ok` False is a breach."""
+
+    check: str
+    ok: bool
+    detail: str
+
+    @property
+    def service(self) -> str:
+        return self.check.split(": ", 1)[0]
+
+
+def default_urls() -> dict[str, str]:
+    return {service: f"sqlite+aiosqlite:///var/{service}.db" for service in SERVICES}
+
+
+async def audit(urls: Mapping[str, str], *, negative_stock_policy: str = "park",
+                outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS) -> list[AuditFinding]:
+    """Audit the services named in `urls` (service name -> database URL), in the order of `SERVICES`.
+
+    `negative_stock_policy` is the manufacturer's global policy (`BACKFLUSH_NEGATIVE_STOCK_POLICY`); items may
+    override it in the database.
+    """
+    findings: list[AuditFinding] = []
+    for service in [s for s in SERVICES if s in urls] + [s for s in urls if s not in SERVICES]:
+        findings += await audit_service(service, urls[service], negative_stock_policy=negative_stock_policy,
+                                        outbox_grace_seconds=outbox_grace_seconds)
+    return findings
+
+
+def breaches(findings: list[AuditFinding]) -> list[AuditFinding]:
+    return [f for f in findings if not f.ok]
+
+
+async def audit_service(service: str, url: str, *, negative_stock_policy: str = "park",
+                        outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS) -> list[AuditFinding]:
+    missing = _missing_database(url)
+    if missing:
+        return [AuditFinding(f"{service}: database", False, missing)]
+    database = Database(url)
+    findings: list[AuditFinding] = []
+    try:
+        async with database.reading() as session:
+            if not is_sqlite(url):
+                # one snapshot for every check (SQLite's read transaction is one already)
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            findings += await messaging_checks(session, service, outbox_grace_seconds)
+            if service == "manufacturer":
+                findings += await manufacturer_checks(session, negative_stock_policy)
+            elif service == "distributor":
+                findings += await distributor_checks(session)
+            elif service == "warehouse":
+                findings += await warehouse_checks(session)
+    except SQLAlchemyError as error:
+        findings.append(AuditFinding(f"{service}: database", False, f"cannot read {url}: {_first_line(error)}"))
+    finally:
+        await database.close()
+    return findings
+
+
+def _missing_database(url: str) -> str | None:
+    """A SQLite file that does not exist would be created empty by opening it: say so instead."""
+    try:
+        parsed = make_url(url)
+    except Exception as error:  # noqa: BLE001 - any unparsable URL is the same user error
+        return f"bad database URL {url!r}: {error}"
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return f"no database at {path or url}"
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172_800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86_400}d"
+
+
+def _names(values: list[str]) -> str:
+    shown = ", ".join(values[:SHOWN])
+    return shown + (f" and {len(values) - SHOWN} more" if len(values) > SHOWN else "")
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not a decimal quantity: {value!r}") from None
+
+
+def _figure(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+
+
+# -- every service: inbox and outbox ------------------------------------------------------------------------------
+
+
+async def messaging_checks(session: AsyncSession, service: str,
+                           outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS) -> list[AuditFinding]:
+    now = datetime.now(UTC)
+    inbox = (await session.execute(text(
+        'SELECT event_id, outcome, topic, "partition", "offset" FROM inbox'
+    ))).all()
+    outbox = (await session.execute(text(
+        "SELECT id, event_id, event_type, headers, created_at, published_at FROM outbox ORDER BY id"
+    ))).all()
+    findings: list[AuditFinding] = []
+
+    unpublished = [(row.id, _aware(row.created_at)) for row in outbox if row.published_at is None]
+    grace = timedelta(seconds=outbox_grace_seconds)
+    overdue = [(row_id, created) for row_id, created in unpublished if created is None or now - created > grace]
+    if not unpublished:
+        detail = f"{len(outbox)} rows, all published"
+    else:
+        oldest = min((created for _id, created in unpublished if created is not None), default=None)
+        detail = (f"{len(unpublished)} of {len(outbox)} rows unpublished"
+                  + (f", oldest {_age(now - oldest)} old" if oldest else "")
+                  + (f"; {len(overdue)} older than {outbox_grace_seconds:g}s" if overdue else
+                     f"; all younger than {outbox_grace_seconds:g}s (in flight)"))
+    findings.append(AuditFinding(f"{service}: outbox fully published", not overdue, detail))
+
+    outcomes = Counter(row.outcome for row in inbox)
+    unknown = sorted(f"{row.event_id} ({row.outcome!r})" for row in inbox if row.outcome not in KNOWN_OUTCOMES)
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) or "empty"
+    findings.append(AuditFinding(
+        f"{service}: inbox outcomes known", not unknown,
+        f"{len(inbox)} events: {summary}" + (f"; unknown outcome: {_names(unknown)}" if unknown else ""),
+    ))
+
+    written = {row.event_id for row in outbox}
+    refused = [row for row in inbox if row.outcome == "refused"]
+    undead = sorted(
+        row.event_id for row in refused
+        if dead_letter_id(service, RecordOrigin(row.topic, row.partition, row.offset, None, None, ())) not in written
+    )
+    findings.append(AuditFinding(
+        f"{service}: refused events dead-lettered", not undead,
+        (f"{len(refused)} refused, each with its dead letter" if refused else "no refused events") if not undead
+        else f"{len(undead)} of {len(refused)} refused events have no dead letter: {_names(undead)}",
+    ))
+
+    applied = {row.event_id for row in inbox if row.outcome == "applied"}
+    caused = 0
+    orphans: list[str] = []
+    for row in outbox:
+        cause = _header(row.headers, "ce_causationid")
+        if cause is None or row.event_id.startswith("dlq:"):
+            continue
+        caused += 1
+        if cause not in applied:
+            orphans.append(f"{row.event_type.rsplit('.', 1)[-1]} {row.event_id} (cause {cause})")
+    findings.append(AuditFinding(
+        f"{service}: outbox events caused by applied events", not orphans,
+        (f"{caused} events, each caused by an applied event" if caused else "no caused events") if not orphans
+        else f"{len(orphans)} of {caused} events have a cause the inbox does not hold as applied: {_names(orphans)}",
+    ))
+    return findings
+
+
+def _header(headers_text: str | None, name: str) -> str | None:
+    if not headers_text:
+        return None
+    for key, value in json.loads(headers_text):
+        if key == name:
+            return base64.b64decode(value).decode(errors="replace")
+    return None
+
+
+# -- manufacturer ---------------------------------------------------------------------------------------------------
+
+
+async def manufacturer_checks(session: AsyncSession, negative_stock_policy: str = "park") -> list[AuditFinding]:
+    from backflush_manufacturer.adapters.repository import load_ledger
+
+    findings: list[AuditFinding] = []
+    rows = (await session.execute(text(
+        "SELECT id, item, location, lot, quantity, reason, production_order FROM ledger_movements ORDER BY id"
+    ))).all()
+    on_hand: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    allocated: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    for row in rows:
+        key = (row.item, row.location, row.lot)
+        if row.reason == "allocation":
+            allocated[key] += _decimal(row.quantity)
+        else:
+            on_hand[key] += _decimal(row.quantity)
+    raw_balances = {key: quantity for key, quantity in on_hand.items() if quantity}
+    raw_allocations = {key: quantity for key, quantity in allocated.items() if quantity}
+
+    ledger = await load_ledger(session)
+    domain_balances = dict(ledger.balances())
+    domain_allocations: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    for (item, location, lot, _order), quantity in ledger.allocations().items():
+        domain_allocations[(item, location, lot)] += quantity
+    domain_allocations = {key: quantity for key, quantity in domain_allocations.items() if quantity}
+    differences = [
+        f"{'/'.join(key)}: ledger {_figure(domain_balances.get(key, ZERO))}, movements {_figure(raw_balances.get(key, ZERO))}"
+        for key in sorted(set(raw_balances) | set(domain_balances))
+        if raw_balances.get(key, ZERO) != domain_balances.get(key, ZERO)
+    ] + [
+        f"{'/'.join(key)} allocated: ledger {_figure(domain_allocations.get(key, ZERO))}, "
+        f"movements {_figure(raw_allocations.get(key, ZERO))}"
+        for key in sorted(set(raw_allocations) | set(domain_allocations))
+        if raw_allocations.get(key, ZERO) != domain_allocations.get(key, ZERO)
+    ]
+    if len(ledger) != len(rows):
+        differences.insert(0, f"the ledger holds {len(ledger)} movements, the table {len(rows)}")
+    findings.append(AuditFinding(
+        "manufacturer: ledger balances = sums of movements", not differences,
+        f"{len(rows)} movements; {len(raw_balances)} lot balances and {len(raw_allocations)} allocations agree"
+        if not differences else f"{len(differences)} differ: {_names(differences)}",
+    ))
+
+    negative_real = [f"{'/'.join(key)} = {_figure(q)}" for key, q in sorted(on_hand.items())
+                     if key[2] != NEGATIVE_LOT and q < 0]
+    findings.append(AuditFinding(
+        "manufacturer: no real lot negative", not negative_real,
+        f"{sum(1 for key in on_hand if key[2] != NEGATIVE_LOT)} real lots, none below zero" if not negative_real
+        else f"{len(negative_real)} below zero: {_names(negative_real)}",
+    ))
+
+    overrides = {row.item: row.negative_stock_policy for row in (await session.execute(text(
+        "SELECT item, negative_stock_policy FROM items"
+    ))).all() if row.negative_stock_policy}
+    negative_items = sorted({row.item for row in rows if row.lot == NEGATIVE_LOT})
+    not_allowed = [f"{item} (policy {overrides.get(item, negative_stock_policy)})" for item in negative_items
+                   if overrides.get(item, negative_stock_policy) != "allow"]
+    carried = {key: q for key, q in on_hand.items() if key[2] == NEGATIVE_LOT and q}
+    findings.append(AuditFinding(
+        "manufacturer: NEGATIVE lots only where the policy allows", not not_allowed,
+        ((f"{len(negative_items)} items with a NEGATIVE lot, all under 'allow'" if negative_items
+          else "no NEGATIVE lot")
+         + (f"; still carried: {_names([f'{k[0]}/{k[1]} {_figure(q)}' for k, q in sorted(carried.items())])}"
+            if carried else "")
+         + f" (global policy {negative_stock_policy})")
+        if not not_allowed else f"NEGATIVE lots under a policy that does not allow them: {_names(not_allowed)}",
+    ))
+
+    parked = (await session.execute(text(
+        "SELECT p.id, p.order_id, p.status AS parked_status, o.status AS order_status "
+        "FROM parked_flushes p LEFT JOIN production_orders o ON o.order_id = p.order_id"
+    ))).all()
+    stuck = [f"#{row.id} {row.order_id} ({row.order_status or 'no production order'})" for row in parked
+             if row.parked_status == "waiting"
+             and (row.order_status is None or row.order_status in FINISHED_PRODUCTION_STATES)]
+    waiting = sum(1 for row in parked if row.parked_status == "waiting")
+    findings.append(AuditFinding(
+        "manufacturer: parked flushes of cancelled orders resolved", not stuck,
+        f"{len(parked)} parked flushes, {waiting} waiting, none for a finished order" if not stuck
+        else f"{len(stuck)} still wait for a finished order: {_names(stuck)}",
+    ))
+    return findings
+
+
+# -- distributor ----------------------------------------------------------------------------------------------------
+
+
+async def distributor_checks(session: AsyncSession) -> list[AuditFinding]:
+    rows = (await session.execute(text(
+        "SELECT order_id, state, waiting_for, waiting_since FROM orders ORDER BY created_at, order_id"
+    ))).all()
+    states = Counter(row.state for row in rows)
+    lost = [
+        f"{row.order_id} ({row.state}, waiting for {row.waiting_for!r}, since {row.waiting_since})"
+        for row in rows
+        if row.state not in FINISHED_ORDER_STATES and (not (row.waiting_for or "").strip() or row.waiting_since is None)
+    ]
+    waiting = Counter(row.waiting_for for row in rows if row.state not in FINISHED_ORDER_STATES and row.waiting_for)
+    summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "no orders"
+    if waiting:
+        summary += "; waiting for: " + ", ".join(f"{what} ({count})" for what, count in sorted(waiting.items()))
+    return [AuditFinding(
+        "distributor: every order finished or waiting with a reason", not lost,
+        f"{len(rows)} orders: {summary}" if not lost
+        else f"{len(lost)} of {len(rows)} orders neither finished nor saying what they wait for: {_names(lost)}",
+    )]
+
+
+# -- warehouse ------------------------------------------------------------------------------------------------------
+
+
+async def warehouse_checks(session: AsyncSession) -> list[AuditFinding]:
+    findings: list[AuditFinding] = []
+    units = (await session.execute(text(
+        "SELECT id, order_id, location, kind, quantity, status FROM stock_units ORDER BY id"
+    ))).all()
+    shipments = (await session.execute(text(
+        "SELECT order_id, quantity, signed_by FROM shipments"
+    ))).all()
+    announced = (await session.execute(text(
+        "SELECT value FROM outbox WHERE event_type = 'backflush.inventory.consignment-received'"
+    ))).all()
+
+    received = sum((_decimal(json.loads(row.value)["quantity"]) for row in announced), ZERO)
+    consignment = [u for u in units if u.kind == "consignment"]
+    by_status: dict[str, Decimal] = defaultdict(Decimal)
+    for unit in consignment:
+        by_status[unit.status] += _decimal(unit.quantity)
+    placed = sum(by_status.values(), ZERO)
+    shipped = sum((_decimal(s.quantity) for s in shipments), ZERO)
+    released = by_status.get("released", ZERO)
+    stored = by_status.get("stored", ZERO)
+    expected = received - shipped - released
+    problems = []
+    if placed != received:
+        problems.append(f"units placed in consignment storage ({_figure(placed)}) differ from the units announced "
+                        f"as received ({_figure(received)})")
+    if stored != expected:
+        problems.append(f"consignment stock {_figure(stored)} differs from stored - shipped - released = "
+                        f"{_figure(received)} - {_figure(shipped)} - {_figure(released)} = {_figure(expected)}")
+    findings.append(AuditFinding(
+        "warehouse: consignment stock = stored - shipped", not problems,
+        f"stored {_figure(received)} - shipped {_figure(shipped)} - released {_figure(released)} = "
+        f"{_figure(stored)} in consignment stock" if not problems else "; ".join(problems),
+    ))
+
+    out_by_order: dict[str, Decimal] = defaultdict(Decimal)
+    delivered_orders: set[str] = set()
+    shipped_orders: set[str] = set()
+    for unit in consignment:
+        if unit.status in ("shipped", "delivered"):
+            out_by_order[unit.order_id] += _decimal(unit.quantity)
+            (delivered_orders if unit.status == "delivered" else shipped_orders).add(unit.order_id)
+    by_shipment = {s.order_id: s for s in shipments}
+    mismatches = []
+    for order_id in sorted(set(out_by_order) | set(by_shipment)):
+        shipment = by_shipment.get(order_id)
+        if shipment is None:
+            mismatches.append(f"{order_id}: {_figure(out_by_order[order_id])} units out without a shipment")
+        elif _decimal(shipment.quantity) != out_by_order.get(order_id, ZERO):
+            mismatches.append(f"{order_id}: shipment of {_figure(_decimal(shipment.quantity))}, units out "
+                              f"{_figure(out_by_order.get(order_id, ZERO))}")
+        elif order_id in delivered_orders and shipment.signed_by is None:
+            mismatches.append(f"{order_id}: units delivered but the shipment is not signed for")
+        elif order_id in shipped_orders and shipment.signed_by is not None:
+            mismatches.append(f"{order_id}: signed for but units still shipped, not delivered")
+    findings.append(AuditFinding(
+        "warehouse: shipments match the units shipped", not mismatches,
+        f"{len(shipments)} shipments, {sum(1 for s in shipments if s.signed_by)} signed for, all matching their units"
+        if not mismatches else f"{len(mismatches)} differ: {_names(mismatches)}",
+    ))
+
+    capacities = {row.code: _decimal(row.capacity) for row in (await session.execute(text(
+        "SELECT code, capacity FROM locations"
+    ))).all()}
+    used: dict[str, Decimal] = defaultdict(Decimal)
+    for unit in units:
+        if unit.status == "stored":
+            used[unit.location] += _decimal(unit.quantity)
+    over = [f"{code}: {_figure(q)} stored, capacity {_figure(capacities[code])}" if code in capacities
+            else f"{code}: {_figure(q)} stored in an unknown location"
+            for code, q in sorted(used.items()) if code not in capacities or q > capacities[code]]
+    findings.append(AuditFinding(
+        "warehouse: no location over capacity", not over,
+        f"{len(capacities)} locations, {_figure(sum(used.values(), ZERO))} units stored, none over capacity"
+        if not over else f"{len(over)} over: {_names(over)}",
+    ))
+    return findings
+
+
+# -- the command ----------------------------------------------------------------------------------------------------
+
+
+def _database_option(service: str) -> Any:
+    return typer.Option(
+        f"sqlite+aiosqlite:///var/{service}.db", f"--{service}-database",
+        envvar=f"BACKFLUSH_{service.upper()}_DATABASE_URL", help=f"The {service}'s database.",
+    )
+
+
+def register_audit_command(app: typer.Typer) -> None:
+    out = Console()
+
+    @app.command("audit")
+    def audit_command(
+        manufacturer_database: str = _database_option("manufacturer"),
+        distributor_database: str = _database_option("distributor"),
+        warehouse_database: str = _database_option("warehouse"),
+        negative_stock_policy: str = typer.Option(
+            "park", envvar="BACKFLUSH_NEGATIVE_STOCK_POLICY",
+            help="The manufacturer's global negative-stock policy (items may override it)."),
+        outbox_grace_seconds: float = typer.Option(
+            DEFAULT_OUTBOX_GRACE_SECONDS, min=0,
+            help="Unpublished outbox rows younger than this are in flight, not a breach."),
+        as_json: bool = typer.Option(False, "--json", help="One JSON document instead of a table."),
+    ) -> None:
+        """Reconcile each service's database: inbox and outbox, ledger, orders, consignment stock. Exit 1 on a breach."""
+        urls = {"manufacturer": manufacturer_database, "distributor": distributor_database,
+                "warehouse": warehouse_database}
+        findings = asyncio.run(audit(urls, negative_stock_policy=negative_stock_policy.strip().lower(),
+                                     outbox_grace_seconds=outbox_grace_seconds))
+        failed = breaches(findings)
+        if as_json:
+            typer.echo(json.dumps({"ok": not failed, "findings": [asdict(f) for f in findings]}, indent=2))
+        else:
+            table = Table(title="backflush audit")
+            for column in ("service", "check", "result", "detail"):
+                table.add_column(column, overflow="fold")
+            for finding in findings:
+                table.add_row(finding.service, finding.check.split(": ", 1)[-1],
+                              "[green]pass[/]" if finding.ok else "[bold red]FAIL[/]", finding.detail)
+            out.print(table)
+            out.print(f"[bold red]{len(failed)} breaches[/]" if failed else "[green]clean: every check passed[/]")
+        raise typer.Exit(1 if failed else 0)
