@@ -29,7 +29,7 @@ from backflush_shared.messaging.codec import (
 )
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
 from backflush_shared.persistence.database import Database
-from backflush_shared.persistence.inbox import Claim, Inbox
+from backflush_shared.persistence.inbox import Claim, Inbox, InboxBatch
 from backflush_shared.persistence.outbox import Outbox
 
 log = structlog.get_logger("backflush.processor")
@@ -102,11 +102,18 @@ class BatchProcessor:
         decoded = [decode(record, max_value_bytes=self.max_value_bytes) for record in records]
         result = BatchResult()
         async with self.database.transaction() as session:
+            inbox = await InboxBatch.load(self.inbox, session, [
+                str(item.envelope.event_id) for item in decoded
+                if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
+            ])
             for item in decoded:
                 if isinstance(item, RejectedRecord):
                     await self._reject(session, item, result, attempts)
                 else:
-                    await self._apply(session, item, result)
+                    await self._apply(session, inbox, item, result)
+            # the batch's inbox rows and outgoing records, each in one statement
+            await inbox.flush(session)
+            await self.outbox.flush(session)
         if result.wrote_outbox and self.on_committed is not None:
             self.on_committed()
         return result
@@ -116,10 +123,12 @@ class BatchProcessor:
         origin = RecordOrigin.of(record)
         async with self.database.transaction() as session:
             await self._write_dead_letter(session, origin, type(error).__name__, str(error) or repr(error), attempts)
+            await self.outbox.flush(session)
         if self.on_committed is not None:
             self.on_committed()
 
-    async def _apply(self, session: AsyncSession, consumed: ConsumedEvent, result: BatchResult) -> None:
+    async def _apply(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent,
+                     result: BatchResult) -> None:
         handler = self.handlers.get(type(consumed.event))
         if handler is None:
             result.ignored += 1  # another service's event on a topic we share
@@ -127,7 +136,7 @@ class BatchProcessor:
         event_log = log.bind(order_id=consumed.envelope.correlation_id, event_id=str(consumed.envelope.event_id),
                              event_type=consumed.envelope.event_type)
         replay_of = _header(consumed.origin.headers, HEADER_REPLAY_OF)
-        claim = await self.inbox.claim(session, consumed, retry_refused=replay_of is not None)
+        claim = await inbox.claim(session, consumed, retry_refused=replay_of is not None)
         if claim is Claim.RETRY:
             event_log.info("refused event replayed from its dead letter: applying it again", replay_of=replay_of)
         if claim is Claim.DUPLICATE:
@@ -143,6 +152,7 @@ class BatchProcessor:
             result.dead_lettered += 1
             result.wrote_outbox = True
             return
+        emitted_before = self.outbox.buffered(session)
         try:
             async with session.begin_nested():
                 await handler(HandlerContext(session, consumed, self.outbox, event_log))
@@ -151,8 +161,9 @@ class BatchProcessor:
             # this transaction is stale too; the inbox keeps the event as refused, so a redelivery is not
             # refused twice.
             session.info.pop(TRANSACTION_CACHES, None)
+            self.outbox.discard_after(session, emitted_before)  # what the refused handler emitted goes too
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
-            await self.inbox.set_outcome(session, consumed, "refused")
+            await inbox.set_outcome(session, consumed, "refused")
             await self._write_dead_letter(session, consumed.origin, type(refusal).__name__, str(refusal), 1)
             result.refused += 1
             result.dead_lettered += 1

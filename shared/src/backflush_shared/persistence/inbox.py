@@ -67,3 +67,60 @@ class Inbox:
         await session.execute(
             self.table.update().where(self.table.c.event_id == str(consumed.envelope.event_id)).values(outcome=outcome)
         )
+
+
+class InboxBatch:
+    """The inbox decisions of one batch: one query for the ids already known, one insert for the new ones.
+
+    The same rules as `Inbox.claim`, without a round trip per event: within the batch, a second record with an
+    id seen earlier in the batch is a duplicate (or a conflict) just as if the first had been committed.
+    """
+
+    def __init__(self, inbox: Inbox, known: dict[str, tuple[str, str]]) -> None:
+        self.inbox = inbox
+        self.known = known  # event id -> (content hash, outcome)
+        self.new: dict[str, dict[str, object]] = {}
+
+    @classmethod
+    async def load(cls, inbox: Inbox, session: AsyncSession, event_ids: list[str]) -> InboxBatch:
+        known: dict[str, tuple[str, str]] = {}
+        table = inbox.table
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            rows = await session.execute(
+                select(table.c.event_id, table.c.content_hash, table.c.outcome).where(table.c.event_id.in_(chunk))
+            )
+            known.update({row.event_id: (row.content_hash, row.outcome) for row in rows})
+        return cls(inbox, known)
+
+    async def claim(self, session: AsyncSession, consumed: ConsumedEvent, *, retry_refused: bool = False) -> Claim:
+        event_id = str(consumed.envelope.event_id)
+        pending = self.new.get(event_id)
+        if pending is not None:
+            return Claim.DUPLICATE if pending["content_hash"] == consumed.content_hash else Claim.CONFLICT
+        if event_id in self.known:
+            return await self.inbox.claim(session, consumed, retry_refused=retry_refused)
+        self.new[event_id] = {
+            "event_id": event_id,
+            "event_type": consumed.envelope.event_type,
+            "content_hash": consumed.content_hash,
+            "correlation_id": consumed.envelope.correlation_id[:64],
+            "topic": consumed.origin.topic,
+            "partition": consumed.origin.partition,
+            "offset": consumed.origin.offset,
+            "outcome": "applied",
+            "processed_at": datetime.now(UTC),
+        }
+        return Claim.NEW
+
+    async def set_outcome(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str) -> None:
+        pending = self.new.get(str(consumed.envelope.event_id))
+        if pending is not None:
+            pending["outcome"] = outcome
+        else:
+            await self.inbox.set_outcome(session, consumed, outcome)
+
+    async def flush(self, session: AsyncSession) -> None:
+        if self.new:
+            await session.execute(insert(self.inbox.table), list(self.new.values()))
+            self.new = {}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from typing import Any
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts.base import Event
@@ -35,7 +36,16 @@ def _headers_from_text(text: str) -> list[tuple[str, bytes]]:
     return [(name, base64.b64decode(value)) for name, value in json.loads(text)]
 
 
+BUFFER = "backflush_outbox_buffer"
+
+
 class Outbox:
+    """Outgoing records are buffered per transaction and written in one statement by `flush`.
+
+    Whoever opens the transaction flushes before it commits (the batch processor does); a commit with records
+    still buffered raises instead of losing them (see `guard`).
+    """
+
     def __init__(self, table: Table, topics: TopicNames, source: str) -> None:
         self.table = table
         self.topics = topics
@@ -69,17 +79,20 @@ class Outbox:
         *,
         dedupe_id: str | None = None,
     ) -> None:
-        """Write one record. With `dedupe_id`, a record already written under that id is not written again."""
+        """Buffer one record. With `dedupe_id`, a record already written under that id is not written again."""
         now = datetime.now(UTC)
+        buffer = _buffer(session)
         if dedupe_id is not None:
+            if any(row["event_id"] == dedupe_id for row in buffer):
+                return
             exists = (
                 await session.execute(select(self.table.c.id).where(self.table.c.event_id == dedupe_id))
             ).scalar_one_or_none()
             if exists is not None:
                 return
         event_id = dedupe_id or (str(envelope.event_id) if envelope else _header(record.headers, "ce_id") or f"raw:{uuid.uuid4()}")
-        await session.execute(
-            insert(self.table).values(
+        buffer.append(
+            dict(
                 event_id=event_id,
                 event_type=(envelope.event_type if envelope else _header(record.headers, "ce_type") or "unknown")[:120],
                 correlation_id=(envelope.correlation_id if envelope else record.key.decode(errors="replace"))[:64],
@@ -90,6 +103,18 @@ class Outbox:
                 created_at=now,
             )
         )
+
+    def buffered(self, session: AsyncSession) -> int:
+        return len(_buffer(session))
+
+    def discard_after(self, session: AsyncSession, mark: int) -> None:
+        """Drop what was buffered after `mark` (a handler's savepoint rolled back)."""
+        del _buffer(session)[mark:]
+
+    async def flush(self, session: AsyncSession) -> None:
+        rows = session.info.pop(BUFFER, None)
+        if rows:
+            await session.execute(insert(self.table), rows)
 
     async def pending(self, session: AsyncSession, limit: int) -> list[PendingRecord]:
         rows = (
@@ -125,3 +150,18 @@ def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
         if key == name:
             return value.decode(errors="replace")
     return None
+
+
+def _buffer(session: AsyncSession) -> list[dict[str, object]]:
+    buffer = session.info.get(BUFFER)
+    if buffer is None:
+        buffer = session.info[BUFFER] = []
+        event.listen(session.sync_session, "before_commit", _refuse_unflushed)
+    return buffer  # type: ignore[no-any-return]
+
+
+def _refuse_unflushed(sync_session: Any) -> None:
+    if sync_session.in_nested_transaction():
+        return  # releasing a savepoint: the outer transaction flushes later
+    if sync_session.info.get(BUFFER):
+        raise RuntimeError("outbox records buffered but never flushed: call Outbox.flush before committing")
