@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from backflush_shared.local_stack import LocalStack
-from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.database import read_once as read_db
 
 T = TypeVar("T")
 
@@ -18,15 +18,6 @@ T = TypeVar("T")
 def new_prefix() -> str:
     """Topic prefix and consumer-group prefix that no other test shares on the session broker."""
     return f"t{uuid.uuid4().hex[:10]}."
-
-
-async def read_db(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    database = Database(url)
-    try:
-        async with database.reading() as session:
-            return await work(session)
-    finally:
-        await database.close()
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 45.0, what: str = "condition",

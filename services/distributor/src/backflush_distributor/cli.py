@@ -16,7 +16,7 @@ from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.common import Flow, Priority
 from backflush_shared.messaging.publish import publish
-from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.database import read_once as _read
 
 from backflush_distributor import queries
 
@@ -41,15 +41,6 @@ def _age(since: datetime | None) -> str:
     if seconds < 7200:
         return f"{seconds // 60}m"
     return f"{seconds // 3600}h"
-
-
-async def _read(url: str, work):  # type: ignore[no-untyped-def]
-    database = Database(url)
-    try:
-        async with database.reading() as session:
-            return await work(session)
-    finally:
-        await database.close()
 
 
 def build_cli() -> typer.Typer:

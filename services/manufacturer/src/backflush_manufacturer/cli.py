@@ -41,6 +41,7 @@ from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging.publish import publish
 from backflush_shared.persistence.database import Database, is_sqlite
+from backflush_shared.persistence.database import read_once as _read
 
 from backflush_manufacturer import queries
 from backflush_manufacturer.adapters.repository import ParkedEntry
@@ -158,15 +159,6 @@ def _require_database(url: str) -> None:
     if path and path != ":memory:" and not Path(path).is_file():
         _fail(f"no manufacturer database at {path}: start the manufacturer (`backflush serve manufacturer`) "
              "or pass --database")
-
-
-async def _read(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    database = Database(url)
-    try:
-        async with database.reading() as session:
-            return await work(session)
-    finally:
-        await database.close()
 
 
 def _query(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

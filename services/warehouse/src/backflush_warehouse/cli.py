@@ -8,22 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.database import read_once as _read
 
 from backflush_warehouse import queries
 
 out = Console()
 DATABASE = typer.Option("sqlite+aiosqlite:///var/warehouse.db", "--database",
                         envvar="BACKFLUSH_WAREHOUSE_DATABASE_URL", help="The warehouse's database.")
-
-
-async def _read(url: str, work):  # type: ignore[no-untyped-def]
-    database = Database(url)
-    try:
-        async with database.reading() as session:
-            return await work(session)
-    finally:
-        await database.close()
 
 
 def build_cli() -> typer.Typer:

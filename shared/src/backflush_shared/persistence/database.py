@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -13,6 +13,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from backflush_shared.errors import ConfigurationError
+
+T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -87,3 +89,13 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def read_once(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Open a service's database, read from it once, close it: what the command line and tests do."""
+    database = Database(url)
+    try:
+        async with database.reading() as session:
+            return await work(session)
+    finally:
+        await database.close()
