@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml shared/pyproject.toml services/manufacturer/pyproject.toml \
               services/distributor/pyproject.toml services/warehouse/pyproject.toml
 
-.PHONY: install test demo kafka-up kafka-down asyncapi schemas clean
+.PHONY: install test demo kafka-up kafka-down asyncapi schemas clean bench
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ test: install
 demo: install
 	$(BIN)/backflush demo
 
+# Issue 6: 10,000 orders through the services against a raw-Kafka baseline (docs/benchmarks.md); see bench/run.py.
+bench: install
+	$(BIN)/python -m bench.run --profile
+
 kafka-up: install
 	$(BIN)/python scripts/kafka_local.py up
 
@@ -31,3 +35,16 @@ kafka-down: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
+
+# docker-compose.yml and testcontainers for real. Where no Docker engine answers, engine-up sets up Podman with
+# its Docker API (scripts/container_engine.sh; prints the DOCKER_HOST to export) and engine-down stops it.
+.PHONY: compose-test engine-up engine-down
+
+compose-test: install
+	$(BIN)/python -m pytest tests/compose
+
+engine-up:
+	bash scripts/container_engine.sh start
+
+engine-down:
+	bash scripts/container_engine.sh stop

@@ -226,8 +226,7 @@ stop_pidfile() {
         log "stopping $what (pid $pid)"
         # Both were started with setsid: their process group is their own, so this ends their children too.
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        local i
-        for i in $(seq 1 50); do
+        for _ in $(seq 1 50); do
             [[ -d "/proc/$pid" ]] || break
             sleep 0.2
         done

@@ -129,6 +129,12 @@ def image_recipe(cli: str, tag: str) -> str | None:
     return str(labels.get(RECIPE_LABEL, ""))
 
 
+def image_id(cli: str, tag: str) -> str | None:
+    done = subprocess.run([cli, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True,
+                          timeout=60, check=False)
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def up_to_date(cli: str, tag: str, recipe: str, rebuild: bool) -> bool:
     found = image_recipe(cli, tag)
     if found is None or rebuild:
@@ -166,6 +172,8 @@ def debian_base(cli: str, tag: str, packages: Sequence[str], *, with_extra_cas: 
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-include=/usr/share/doc/*/copyright",
         "--dpkgopt=path-exclude=/usr/share/locale/*",
+        # Postinst scripts (openjdk's update-alternatives) still link man pages into these folders.
+        '--essential-hook=mkdir -p "$1/usr/share/man/man1" "$1/usr/share/man/man7"',
         *[f"--customize-hook={hook}" for hook in hooks],
         SUITE,
         "-",
@@ -192,7 +200,10 @@ def debian_base(cli: str, tag: str, packages: Sequence[str], *, with_extra_cas: 
         f"LABEL {RECIPE_LABEL}={recipe}",
         "LABEL org.opencontainers.image.description=local stand-in built by backflush scripts/local_images.py",
     ]
-    import_command = [cli, "import", *[arg for change in changes for arg in ("--change", change)], "-", tag]
+    # Imported under a temporary name first: a tarball cut short by a failing mmdebstrap still imports fine, and
+    # must never carry the real tag (the next run would take it for a finished image).
+    staging_tag = f"{tag}-staging-{os.getpid()}"
+    import_command = [cli, "import", *[arg for change in changes for arg in ("--change", change)], "-", staging_tag]
     STATE.mkdir(parents=True, exist_ok=True)
     log_path = STATE / f"mmdebstrap-{tag.rsplit('/', 1)[-1].replace(':', '-')}.log"
     started = time.monotonic()
@@ -207,18 +218,25 @@ def debian_base(cli: str, tag: str, packages: Sequence[str], *, with_extra_cas: 
             try:
                 importer.wait(timeout=900)
                 debootstrap.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
                 debootstrap.kill()
                 importer.kill()
-                raise ImageError(f"{tag}: mmdebstrap | {cli} import took more than 15 minutes (log {log_path})")
+                raise ImageError(
+                    f"{tag}: mmdebstrap | {cli} import took more than 15 minutes (log {log_path})"
+                ) from exc
             import_output.seek(0)
             imported = import_output.read().decode(errors="replace")
         if debootstrap.returncode == 0 and importer.returncode == 0:
+            previous = image_id(cli, tag)
+            run([cli, "tag", staging_tag, tag], what=f"tagging {tag}")
+            run([cli, "rmi", staging_tag], what=f"removing the name {staging_tag}")
+            if previous and previous != image_id(cli, tag):
+                # The image this one replaces, unless something still uses it (then the engine refuses).
+                subprocess.run([cli, "rmi", previous], capture_output=True, timeout=120, check=False)
             say(f"{tag}: built in {time.monotonic() - started:.0f} s")
             return
+        subprocess.run([cli, "rmi", "--force", staging_tag], capture_output=True, timeout=120, check=False)
         seen = log_path.read_text(errors="replace") + "\n" + imported
-        if debootstrap.returncode == 0 and image_recipe(cli, tag) == recipe:
-            return
         if attempt < 3:
             say(f"{tag}: failed (mmdebstrap exit {debootstrap.returncode}, import exit {importer.returncode}), "
                 f"retrying: {_tail(seen, 3)}")
@@ -268,7 +286,8 @@ is_jvm_variable() {
 count=0
 for name in $(env | sed -n 's/^\(KAFKA_[A-Za-z0-9_]*\)=.*/\1/p' | sort -u); do
     is_jvm_variable "$name" && continue
-    key=$(printf '%s' "${name#KAFKA_}" | tr 'A-Z' 'a-z' | sed -e 's/___/-/g' -e 's/__/\x01/g' -e 's/_/./g' -e 's/\x01/_/g')
+    key=$(printf '%s' "${name#KAFKA_}" | tr 'A-Z' 'a-z' \
+        | sed -e 's/___/-/g' -e 's/__/\x01/g' -e 's/_/./g' -e 's/\x01/_/g')
     eval "value=\${$name}"
     printf '%s=%s\n' "$key" "$value" >>"$PROPS.tmp"
     count=$((count + 1))
@@ -297,12 +316,14 @@ FIRST_DIR=${LOG_DIRS%%,*}
 if [ ! -f "$FIRST_DIR/meta.properties" ]; then
     STANDALONE=""
     # A dynamic quorum (bootstrap servers, no static voters) is formatted as a standalone controller.
-    if ! grep -q '^controller\.quorum\.voters=' "$PROPS" && grep -q '^controller\.quorum\.bootstrap\.servers=' "$PROPS"; then
+    if ! grep -q '^controller\.quorum\.voters=' "$PROPS" \
+        && grep -q '^controller\.quorum\.bootstrap\.servers=' "$PROPS"; then
         STANDALONE="--standalone"
     fi
     echo "formatting $LOG_DIRS with cluster id ${CLUSTER_ID:-5L6g3nShT-eMCtK--X86sw}"
-    "$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted -t "${CLUSTER_ID:-5L6g3nShT-eMCtK--X86sw}" \
-        -c "$PROPS" $STANDALONE
+    # `--cluster-id=ID`, not `-t ID`: a base64 id may start with "-" and would be read as an option.
+    "$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted --cluster-id="${CLUSTER_ID:-5L6g3nShT-eMCtK--X86sw}" \
+        --config "$PROPS" $STANDALONE
 fi
 
 # shellcheck disable=SC2086 # the *_OPTS variables are lists of flags
@@ -351,7 +372,7 @@ _TOOLS_LOG4J = """<?xml version="1.0" encoding="UTF-8"?>
 </Configuration>
 """
 
-_CONTAINERFILE = """# Written by scripts/local_images.py: Apache Kafka {version} from Maven Central jars, for tests only.
+_CONTAINERFILE = """# Written by scripts/local_images.py: Apache Kafka {version} from Maven Central jars, tests only.
 FROM {base}
 RUN groupadd --system --gid 1000 appuser \\
     && useradd --system --uid 1000 --gid appuser --home-dir /home/appuser --create-home appuser \\
@@ -439,7 +460,10 @@ def kafka_image(cli: str, rebuild: bool) -> str:
         build = [cli, "build", "--pull=false", "-t", tag, "-f", str(context / "Containerfile")]
         if cli == "podman":
             build.insert(2, "--format=docker")
+        previous = image_id(cli, tag)
         run([*build, str(context)], what=f"building {tag}")
+        if previous and previous != image_id(cli, tag):
+            subprocess.run([cli, "rmi", previous], capture_output=True, timeout=120, check=False)
     say(f"{tag}: built in {time.monotonic() - started:.0f} s")
     return tag
 

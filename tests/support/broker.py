@@ -126,6 +126,15 @@ def _kafka_image(client: object) -> str:
     return DEFAULT_IMAGE
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64, never starting with "-" (which a command line would
+    take for an option; Kafka's own Uuid.randomUuid() avoids it for the same reason)."""
+    while True:
+        cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _docker_host_address(container: object) -> str:
     """The address at which the container's published ports are reached from this process."""
     docker_host = os.environ.get("DOCKER_HOST", "").strip()
@@ -157,7 +166,7 @@ def _testcontainers() -> Iterator[Broker]:
     container = DockerContainer(image)
     host = _docker_host_address(container)
     container.with_bind_ports(port, port).with_envs(
-        CLUSTER_ID=urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+        CLUSTER_ID=_cluster_id(),
         KAFKA_NODE_ID="1",
         KAFKA_PROCESS_ROLES="broker,controller",
         KAFKA_LISTENERS=f"PLAINTEXT://0.0.0.0:{port},CONTROLLER://localhost:9093",
@@ -183,6 +192,10 @@ def _testcontainers() -> Iterator[Broker]:
             container.start()
             break
         except Exception as exc:
+            logs = ""
+            with contextlib.suppress(Exception):
+                stdout, stderr = container.get_logs()
+                logs = "\n".join((stdout + stderr).decode(errors="replace").splitlines()[-30:])
             with contextlib.suppress(Exception):
                 container.stop()
             transient = any(marker in str(exc).lower() for marker in _TRANSIENT_ENGINE_ERRORS)
@@ -191,6 +204,7 @@ def _testcontainers() -> Iterator[Broker]:
                     f"testcontainers could not start {image} (DOCKER_HOST={os.environ.get('DOCKER_HOST', '')!r}; "
                     "where Docker Hub is out of reach build the local image with scripts/local_images.py and set "
                     f"BACKFLUSH_KAFKA_IMAGE): {type(exc).__name__}: {exc}"
+                    + (f"\n--- the container's log:\n{logs}" if logs else "")
                 ) from exc
     try:
         bootstrap = f"{host}:{port}"

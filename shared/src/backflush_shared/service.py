@@ -271,6 +271,8 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, model
         ack_policy=AckPolicy.MANUAL,  # offsets are committed only after the batch's transaction committed
         decoder=_records,
         max_records=runtime.settings.max_batch,
+        # FastStream sleeps this long after an empty poll: the default 200 ms would add to every hop at low load
+        batch_timeout_ms=runtime.settings.poll_timeout_ms,
         auto_offset_reset="earliest",  # a new group must read what was published before it joined
         title=f"{runtime.topics(topic)}.consumed",
     )(handle)
