@@ -55,7 +55,8 @@ def expected_files() -> dict[str, str]:
 
 def write(docs: Path) -> list[Path]:
     written = []
-    for relative, content in expected_files().items():
+    expected = expected_files()  # builds every service's app: once, not once per file on disk
+    for relative, content in expected.items():
         path = docs / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != content:
@@ -63,7 +64,7 @@ def write(docs: Path) -> list[Path]:
             written.append(path)
     for folder in ("schemas", "asyncapi"):
         for stale in (docs / folder).glob("*.json"):
-            if f"{folder}/{stale.name}" not in expected_files():
+            if f"{folder}/{stale.name}" not in expected:
                 stale.unlink()
                 written.append(stale)
     return written
