@@ -458,10 +458,17 @@ def register_audit_command(app: typer.Typer) -> None:
             DEFAULT_OUTBOX_GRACE_SECONDS, min=0,
             help="Unpublished outbox rows younger than this are in flight, not a breach."),
         as_json: bool = typer.Option(False, "--json", help="One JSON document instead of a table."),
+        only: list[str] = typer.Option([], "--only", help="Audit only this service (repeatable); say, inside its "
+                                                          "container, where the others' databases are not."),
     ) -> None:
         """Reconcile each service's database: inbox and outbox, ledger, orders, consignment stock. Exit 1 on a breach."""
         urls = {"manufacturer": manufacturer_database, "distributor": distributor_database,
                 "warehouse": warehouse_database}
+        unknown = sorted(set(only) - set(urls))
+        if unknown:
+            raise typer.BadParameter(f"unknown service {unknown[0]!r}: one of {', '.join(urls)}", param_hint="--only")
+        if only:
+            urls = {service: url for service, url in urls.items() if service in only}
         findings = asyncio.run(audit(urls, negative_stock_policy=negative_stock_policy.strip().lower(),
                                      outbox_grace_seconds=outbox_grace_seconds))
         failed = breaches(findings)

@@ -35,14 +35,42 @@ def register(app: typer.Typer) -> None:
                                               help="Use this broker instead of starting a local one."),
         workdir: str = typer.Option("var/demo", help="Where the services keep their databases and logs."),
         sample_data: str = typer.Option("services/manufacturer/sample_data", help="The master data to load."),
+        compose: bool = typer.Option(False, "--compose", help="Run against a fresh `docker compose up` deployment "
+                                     "(its broker on localhost:9092 unless --bootstrap-servers) instead of "
+                                     "starting a broker and services."),
+        compose_command: str = typer.Option("docker compose", envvar="BACKFLUSH_COMPOSE_COMMAND",
+                                            help="With --compose: the compose command to read the services' "
+                                                 "state with (`... exec SERVICE backflush snapshot SERVICE`)."),
+        compose_project: str = typer.Option("", help="With --compose: the compose project name, if not the "
+                                                     "compose file's own."),
+        result_json: str = typer.Option("", help="Also write the end states, times and consumption as JSON here."),
     ) -> None:
-        """Both flows on a local broker: five orders through the three services, then the results."""
+        """Both flows: five orders through the three services, then the results (exit 1 if they differ from the
+        README's walkthrough)."""
         from pathlib import Path
 
-        from backflush_shared.demo import demo_command
+        from backflush_shared.demo import compose_demo_command, demo_command
 
-        code = demo_command(bootstrap_servers or None, Path(workdir), Path(sample_data))
+        result = Path(result_json) if result_json else None
+        if compose:
+            code = compose_demo_command(bootstrap_servers or "localhost:9092", compose_command, compose_project,
+                                        Path(sample_data), result)
+        else:
+            code = demo_command(bootstrap_servers or None, Path(workdir), Path(sample_data), result)
         raise typer.Exit(code)
+
+    @app.command()
+    def snapshot(
+        service: str = typer.Argument(..., help="manufacturer, distributor or warehouse"),
+        database: str = typer.Option("", envvar="BACKFLUSH_DATABASE_URL", help="The service's database."),
+    ) -> None:
+        """One service's state as JSON (orders; stock, production orders and parked flushes; racks and
+        consignment): what `demo --compose` reads inside each container."""
+        from backflush_shared.deployment_view import read_snapshot
+
+        if not database:
+            raise typer.BadParameter("no database: set BACKFLUSH_DATABASE_URL or --database", param_hint="--database")
+        typer.echo(asyncio.run(read_snapshot(service, database)).model_dump_json())
 
     docs_app = typer.Typer(help="The published contract documents.", no_args_is_help=True)
 

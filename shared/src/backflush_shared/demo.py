@@ -6,20 +6,23 @@ The order mix (worked out by hand in the README's walkthrough):
 - D-POST-1  post, 20 CHAIR-ERGO: completed 8 + 7 + 5, stored as consignment, shipped, signed for, closed;
 - D-POST-X  post, 10 CHAIR-ERGO: 4 completed, then cancelled: every flush reversed, consignment released;
 - D-PRE-2   pre, 15 CHAIR-ERGO: short of seat assemblies, parks, and completes after a receipt of 20.
+
+`backflush demo --compose` runs the same mix against a fresh `docker compose up` deployment instead: events go to
+the broker's published port, and the state is read inside the containers (deployment_view.ComposeView).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
+import json
+import shlex
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -31,10 +34,19 @@ from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
+from backflush_shared.deployment_view import (
+    ComponentStock,
+    ComposeView,
+    DatabaseView,
+    DeploymentView,
+    DistributorSnapshot,
+    ManufacturerSnapshot,
+    OrderRow,
+    ParkedRow,
+    WarehouseSnapshot,
+)
 from backflush_shared.errors import BackflushError
-from backflush_shared.local_stack import LocalStack
 from backflush_shared.messaging.publish import publish
-from backflush_shared.persistence.database import Database
 
 console = Console()
 
@@ -45,6 +57,8 @@ EXPECTED_END = {
     "D-POST-X": "cancelled",
     "D-PRE-2": "closed",
 }
+#: The states an order does not leave.
+END_STATES = frozenset({"closed", "rejected", "cancelled"})
 
 
 # Worked out by hand in the README's walkthrough: what the five orders consume, net of D-POST-X's reversal.
@@ -63,58 +77,87 @@ class DemoError(BackflushError):
     pass
 
 
+class DeploymentNotFreshError(DemoError):
+    """The demo's figures are worked out for an empty deployment; one that has orders or stock would differ."""
+
+
 @dataclass
-class ComponentStock:
-    unit: str
-    on_hand: Decimal = Decimal(0)
-    received: Decimal = Decimal(0)
-    consumed: Decimal = Decimal(0)
+class DemoResult:
+    """What the demo saw at the end, and whether it agrees with the README's walkthrough."""
+
+    end_states: dict[str, str]
+    #: Seconds from placing each order to first seeing it in its end state (to the poll's resolution).
+    took: dict[str, float]
+    consumed: dict[str, str]
+    seconds: float
+    ok: bool
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
 
 
 @dataclass
 class Demo:
-    stack: LocalStack
-    sample_data: Path
+    view: DeploymentView
+    bootstrap_servers: str
+    topic_prefix: str = ""
     step: str = "starting"
     started: float = 0.0
+    poll_s: float = 0.3
+    placed_at: dict[str, float] = field(default_factory=dict)
+    ended_at: dict[str, float] = field(default_factory=dict)
+    last_orders: list[OrderRow] = field(default_factory=list)
 
     async def publish(self, *events: Event) -> None:
-        await publish(self.stack.bootstrap_servers, list(events), topic_prefix=self.stack.topic_prefix,
-                      source="/backflush/demo")
+        await publish(self.bootstrap_servers, list(events), topic_prefix=self.topic_prefix, source="/backflush/demo")
+        now = time.monotonic()
+        for event in events:
+            if isinstance(event, o.OrderPlaced):
+                self.placed_at.setdefault(event.order_id, now)
 
-    async def read(self, service: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
-        database = Database(self.stack.database_url(service))
-        try:
-            async with database.reading() as session:
-                return await work(session)
-        finally:
-            await database.close()
+    async def orders(self) -> list[OrderRow]:
+        rows = (await self.view.snapshot("distributor", DistributorSnapshot)).orders
+        now = time.monotonic()
+        for row in rows:
+            if row.state in END_STATES:
+                self.ended_at.setdefault(row.order_id, now)
+        self.last_orders = rows
+        return rows
 
-    async def orders(self) -> list[Any]:
-        from backflush_distributor import queries
-
-        try:
-            return list(await self.read("distributor", queries.list_orders))
-        except Exception:  # noqa: BLE001 - the tables appear once the distributor has migrated
-            return []
+    async def manufacturer(self) -> ManufacturerSnapshot:
+        return await self.view.snapshot("manufacturer", ManufacturerSnapshot)
 
     async def production_status(self, order_id: str) -> str | None:
-        from backflush_manufacturer.adapters import repository
+        return (await self.manufacturer()).production_orders.get(order_id)
 
-        order = await self.read("manufacturer", lambda s: repository.load_order(s, order_id))
-        return order.status if order else None
+    async def component_stock(self) -> dict[str, ComponentStock]:
+        """On hand at MAIN per component, with what was received and consumed (net of reversals) so far."""
+        return (await self.manufacturer()).component_stock
+
+    async def exception_queue(self) -> list[ParkedRow]:
+        return (await self.manufacturer()).parked
+
+    def took(self, order_id: str) -> float | None:
+        if order_id in self.placed_at and order_id in self.ended_at:
+            return max(0.0, self.ended_at[order_id] - self.placed_at[order_id])
+        return None
 
     async def wait(self, what: str, check: Callable[[], Awaitable[bool]], live: Live, timeout: float = 90) -> None:
         self.step = what
         deadline = time.monotonic() + timeout
+        last_error = ""
         while time.monotonic() < deadline:
-            live.update(await self.render())
-            with contextlib.suppress(Exception):
+            try:
                 if await check():
+                    live.update(self.render())
                     return
-            await asyncio.sleep(0.3)
-        raise DemoError(f"the demo did not see '{what}' within {timeout:.0f} s; service logs are in "
-                        f"{self.stack.workdir}")
+                last_error = ""
+            except Exception as error:  # noqa: BLE001 - the tables appear once a service has migrated
+                last_error = f" (last read failed: {error})"
+            live.update(self.render())
+            await asyncio.sleep(self.poll_s)
+        raise DemoError(f"the demo did not see '{what}' within {timeout:.0f} s{last_error}; the services' logs: "
+                        f"{self.view.logs_hint}")
 
     async def state_is(self, expected: dict[str, str | tuple[str, str]]) -> bool:
         rows = {r.order_id: r for r in await self.orders()}
@@ -127,53 +170,46 @@ class Demo:
                 return False
         return True
 
-    async def render(self) -> Group:
+    def render(self) -> Group:
         table = Table(title="orders", expand=False)
         for column in ("order", "flow", "qty", "item", "state", "waiting for"):
             table.add_column(column)
-        for r in await self.orders():
+        for r in self.last_orders:
             table.add_row(r.order_id, r.flow, format(r.quantity, "f"), r.item, r.state, r.waiting_for or "")
         elapsed = time.monotonic() - self.started
         return Group(Text(f"[{elapsed:5.1f}s] {self.step} ...", style="bold cyan"), table)
 
-    async def component_stock(self) -> dict[str, ComponentStock]:
-        """On hand at MAIN per component, with what was received and consumed (net of reversals) so far."""
-        from backflush_manufacturer.adapters import repository
-        from backflush_manufacturer.domain.ledger import MovementReason
 
-        async def work(session: Any) -> dict[str, ComponentStock]:
-            master = await repository.MasterDataCache().get(session)
-            stock: dict[str, ComponentStock] = {}
-            for code, item in sorted(master.catalogue.items.items()):
-                if not item.phantom and not master.catalogue.bom(code) or code == "SEAT-ASSY":
-                    stock[code] = ComponentStock(item.unit.code)
-            for _id, movement, _at in await repository.all_movements(session):
-                entry = stock.get(movement.item)
-                if entry is None or movement.location != "MAIN" or movement.is_allocation:
-                    continue
-                entry.on_hand += movement.quantity
-                if movement.reason is MovementReason.RECEIPT:
-                    entry.received += movement.quantity
-                elif movement.reason is not MovementReason.SETTLEMENT:
-                    entry.consumed -= movement.quantity
-            return stock
-
-        return dict(await self.read("manufacturer", work))
+async def require_fresh(demo: Demo) -> None:
+    """Refuse a deployment that already has orders or stock: the walkthrough's figures start from nothing."""
+    orders = await demo.orders()
+    if orders:
+        raise DeploymentNotFreshError(
+            f"this deployment already has {len(orders)} orders ({orders[0].order_id} first); the demo's figures "
+            "start from an empty one: `docker compose down --volumes`, then `docker compose up --detach --wait`")
+    received = {item: entry.received for item, entry in (await demo.component_stock()).items() if entry.received}
+    if received:
+        raise DeploymentNotFreshError(
+            f"this deployment already holds component stock ({', '.join(sorted(received))}); the demo's figures "
+            "start from an empty one: `docker compose down --volumes`, then `docker compose up --detach --wait`")
 
 
-async def run_demo(stack: LocalStack, sample_data: Path) -> int:
+async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Path, *, topic_prefix: str = "",
+                   fresh_check: bool = False, poll_s: float = 0.3) -> DemoResult:
     from backflush_manufacturer.master_data_events import events_from
     from backflush_manufacturer.master_data_files import load_master_data
 
-    demo = Demo(stack, sample_data, started=time.monotonic())
+    demo = Demo(view, bootstrap_servers, topic_prefix, started=time.monotonic(), poll_s=poll_s)
     due = dt.date.today() + dt.timedelta(days=14)
 
     def order(order_id: str, flow: str, item: str, quantity: int, holder: str) -> o.OrderPlaced:
         return o.OrderPlaced(order_id=order_id, order_holder=holder, flow=flow, item=item,
                              quantity=Decimal(quantity), ship_to="12 Harbour Street, Rotterdam", due_date=due)
 
-    with Live(await demo.render(), console=console, refresh_per_second=4, transient=False) as live:
-        master = events_from(load_master_data(sample_data))
+    master = events_from(load_master_data(sample_data))
+    if fresh_check:
+        await require_fresh(demo)
+    with Live(demo.render(), console=console, refresh_per_second=4, transient=False) as live:
         await demo.publish(*master)
         received_items = {e.item for e in master if isinstance(e, md.ComponentsReceived)}
 
@@ -192,8 +228,10 @@ async def run_demo(stack: LocalStack, sample_data: Path) -> int:
         )
 
         async def phase_one() -> bool:
-            return await demo.state_is({"D-PRE-1": "closed", "D-PRE-QC": "rejected"}) and all(
-                [await demo.production_status(i) == "released" for i in ("D-POST-1", "D-POST-X")])
+            if not await demo.state_is({"D-PRE-1": "closed", "D-PRE-QC": "rejected"}):
+                return False
+            statuses = (await demo.manufacturer()).production_orders
+            return all(statuses.get(i) == "released" for i in ("D-POST-1", "D-POST-X"))
         await demo.wait("pre-product orders through quality check, flush, racks and allocation", phase_one, live)
 
         await demo.publish(c.CompletionReported(order_id="D-POST-1", quantity=Decimal(8)),
@@ -214,7 +252,7 @@ async def run_demo(stack: LocalStack, sample_data: Path) -> int:
         await demo.publish(order("D-PRE-2", "pre", "CHAIR-ERGO", 15, "Delta Design"))
         await demo.wait("D-PRE-2 short of seat assemblies: its completion flush parks whole",
                         lambda: demo.state_is({"D-PRE-2": ("waiting-for-components", "component stock")}), live)
-        exceptions_while_parked = await exception_queue(demo)
+        exceptions_while_parked = await demo.exception_queue()
 
         await demo.publish(md.ComponentsReceived(receipt_id="PO-4711", item="SEAT-ASSY", lot="SA-2412-02",
                                                  quantity=Decimal(20)))
@@ -225,7 +263,7 @@ async def run_demo(stack: LocalStack, sample_data: Path) -> int:
                                             signed_at=dt.datetime.now(dt.UTC)))
         await demo.wait("the order holder signs for D-POST-1", lambda: demo.state_is(EXPECTED_END), live)
         demo.step = "done"
-        live.update(await demo.render())
+        live.update(demo.render())
 
     await print_results(demo, before, exceptions_while_parked)
     rows = {r.order_id: r.state for r in await demo.orders()}
@@ -233,61 +271,62 @@ async def run_demo(stack: LocalStack, sample_data: Path) -> int:
     after = await demo.component_stock()
     consumed = {item: entry.consumed - before[item].consumed for item, entry in after.items()
                 if entry.consumed - before[item].consumed}
-    if wrong or consumed != EXPECTED_CONSUMED:
+    seconds = time.monotonic() - demo.started
+    result = DemoResult(
+        end_states=rows,
+        took={order_id: round(took, 1) for order_id in rows if (took := demo.took(order_id)) is not None},
+        consumed={item: format(quantity, "f") for item, quantity in consumed.items()},
+        seconds=round(seconds, 1),
+        ok=not wrong and consumed == EXPECTED_CONSUMED,
+    )
+    if not result.ok:
         console.print(f"[bold red]the results differ from the README's walkthrough:[/] end states {wrong}, "
                       f"consumed {consumed} instead of {EXPECTED_CONSUMED}")
-        return 1
-    console.print(f"[bold green]demo finished in {time.monotonic() - demo.started:.1f} s:[/] every order ended, "
-                  "and every component was consumed, as the README's walkthrough says.")
-    return 0
+    else:
+        console.print(f"[bold green]demo finished in {seconds:.1f} s:[/] every order ended, "
+                      "and every component was consumed, as the README's walkthrough says.")
+    return result
 
 
-async def exception_queue(demo: Demo) -> list[Any]:
-    from backflush_manufacturer.adapters import repository
-
-    return list(await demo.read("manufacturer", repository.all_parked))
-
-
-async def print_results(demo: Demo, before: dict[str, ComponentStock], parked_earlier: list[Any]) -> None:
-    from backflush_distributor import queries as distributor_queries
-    from backflush_warehouse import queries as warehouse_queries
-
+async def print_results(demo: Demo, before: dict[str, ComponentStock], parked_earlier: list[ParkedRow]) -> None:
     orders = Table(title="every order's end state")
-    for column in ("order", "flow", "item", "qty", "holder", "state", "waiting for"):
-        orders.add_column(column, justify="right" if column == "qty" else "left")
-    for r in await demo.read("distributor", distributor_queries.list_orders):
+    for column in ("order", "flow", "item", "qty", "holder", "state", "waiting for", "took"):
+        orders.add_column(column, justify="right" if column in ("qty", "took") else "left")
+    for r in await demo.orders():
+        took = demo.took(r.order_id)
         orders.add_row(r.order_id, r.flow, r.item, format(r.quantity, "f"), r.order_holder, r.state,
-                       r.waiting_for or "-")
+                       r.waiting_for or "-", "-" if took is None else f"{took:.1f} s")
     console.print(orders)
 
-    after = await demo.component_stock()
+    manufacturer = await demo.manufacturer()
     stock = Table(title="component stock at MAIN (manufacturer's ledger)")
     for column in ("item", "unit", "before", "received", "consumed", "after"):
         stock.add_column(column, justify="left" if column in ("item", "unit") else "right")
-    for item, entry in after.items():
-        start = before[item] if item in before else ComponentStock(entry.unit)
+    for item, entry in manufacturer.component_stock.items():
+        start = before[item] if item in before else ComponentStock(unit=entry.unit)
         stock.add_row(item, entry.unit, format(start.on_hand, "f"), format(entry.received - start.received, "f"),
                       format(entry.consumed - start.consumed, "f"), format(entry.on_hand, "f"))
     console.print(stock)
 
+    warehouse = await demo.view.snapshot("warehouse", WarehouseSnapshot)
     owners = Table(title="finished goods at the warehouse, by owner")
     for column in ("owner", "storage", "item", "status", "units"):
         owners.add_column(column, justify="right" if column == "units" else "left")
-    for owner, kind, item, status, quantity in await demo.read("warehouse", warehouse_queries.stock_by_owner):
-        owners.add_row(owner, kind, item, status, format(quantity, "f"))
+    for row in warehouse.stock_by_owner:
+        owners.add_row(row.owner, row.kind, row.item, row.status, format(row.quantity, "f"))
     console.print(owners)
 
     racks = Table(title="racks and storage locations")
     for column in ("location", "kind", "capacity", "used"):
         racks.add_column(column)
-    for use in await demo.read("warehouse", warehouse_queries.location_use):
+    for use in warehouse.locations:
         racks.add_row(use.code, use.kind, format(use.capacity, "f"), format(use.used, "f"))
     console.print(racks)
 
     queue = Table(title="exception queue (parked backflushes)")
     for column in ("id", "order", "step", "status", "reason"):
         queue.add_column(column)
-    for entry in await exception_queue(demo):
+    for entry in manufacturer.parked:
         queue.add_row(str(entry.id), entry.order_id, entry.step, entry.status, entry.reason)
     console.print(queue)
     if parked_earlier:
@@ -295,9 +334,18 @@ async def print_results(demo: Demo, before: dict[str, ComponentStock], parked_ea
                                 title="exception queue during the run"))
 
 
-def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path) -> int:
+def _finish(result: DemoResult, result_json: Path | None) -> int:
+    if result_json is not None:
+        result_json.parent.mkdir(parents=True, exist_ok=True)
+        result_json.write_text(result.to_json())
+    return 0 if result.ok else 1
+
+
+def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path,
+                 result_json: Path | None = None) -> int:
     """Start what is needed, run the demo, and stop everything it started, also on Ctrl-C."""
     from backflush_shared.local_kafka import LocalKafka
+    from backflush_shared.local_stack import LocalStack
 
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -314,7 +362,9 @@ def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path
                            topic_prefix=f"demo{int(time.time())}.")
         console.print(f"starting manufacturer, distributor and warehouse as separate processes (logs: {workdir}) ...")
         stack.start()
-        return asyncio.run(run_demo(stack, sample_data))
+        view = DatabaseView({name: stack.database_url(name) for name in stack.services}, f"the logs in {workdir}")
+        result = asyncio.run(run_demo(view, bootstrap_servers, sample_data, topic_prefix=stack.topic_prefix))
+        return _finish(result, result_json)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping everything the demo started[/]")
         return 130
@@ -325,3 +375,19 @@ def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path
         if broker is not None:
             broker.stop()
             console.print("broker stopped")
+
+
+def compose_demo_command(bootstrap_servers: str, compose_command: str, project: str, sample_data: Path,
+                         result_json: Path | None = None, topic_prefix: str = "") -> int:
+    """The same mix against a running `docker compose up` deployment; it starts and stops nothing."""
+    compose = shlex.split(compose_command) + (["--project-name", project] if project else [])
+    view = ComposeView(compose)
+    console.print(f"placing the demo's orders through {bootstrap_servers}; reading the services' state with "
+                  f"`{' '.join(compose)} exec` ...")
+    try:
+        result = asyncio.run(run_demo(view, bootstrap_servers, sample_data, topic_prefix=topic_prefix,
+                                      fresh_check=True, poll_s=0.5))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: the deployment keeps running (`docker compose down` stops it)[/]")
+        return 130
+    return _finish(result, result_json)
