@@ -38,7 +38,21 @@ clean:
 
 # docker-compose.yml and testcontainers for real. Where no Docker engine answers, engine-up sets up Podman with
 # its Docker API (scripts/container_engine.sh; prints the DOCKER_HOST to export) and engine-down stops it.
-.PHONY: compose-test engine-up engine-down
+.PHONY: compose-test engine-up engine-down up compose-demo down
+
+# Deploy with docker compose (README): the engine (Docker where it answers, else Podman), the images checked, then
+# `docker compose up --build --detach --wait`; `compose-demo` places the demo's orders against the deployment;
+# `down` removes it with its volumes.
+ENGINE := eval "$$(bash scripts/container_engine.sh start)"
+
+up: install
+	@$(ENGINE) && bash scripts/compose_up.sh
+
+compose-demo: install
+	@$(ENGINE) && $(BIN)/backflush demo --compose
+
+down: install
+	@$(ENGINE) && docker compose down --volumes
 
 compose-test: install
 	$(BIN)/python -m pytest tests/compose

@@ -157,15 +157,16 @@ class ComposeStack:
 
     # ---------------------------------------------------------------------------------------------- running
 
-    def compose(self, *args: str, timeout: float = 180, check: bool = True,
-                attempts: int = 3) -> subprocess.CompletedProcess[str]:
-        """One compose command; transient engine errors are retried, anything else fails with the logs."""
-        full = [*self.command, "--project-name", self.project, "--file", str(COMPOSE_FILE),
-                "--project-directory", str(ROOT), *args]
+    def compose(self, *args: str, timeout: float = 180, check: bool = True, attempts: int = 3,
+                variables: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """One compose command; transient engine errors are retried, anything else fails with the logs.
+        `variables` are set for this command only (the compose file's `${...}` read them)."""
+        full = [*self.project_command(), *args]
+        env = {**self.env, **(variables or {})}
         for attempt in range(1, attempts + 1):
             try:
                 done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False,
-                                      env=self.env, cwd=ROOT)
+                                      env=env, cwd=ROOT)
             except subprocess.TimeoutExpired as exc:
                 output = _decode(exc.stdout) + _decode(exc.stderr)
                 raise AssertionError(
@@ -186,14 +187,18 @@ class ComposeStack:
             )
         raise AssertionError("unreachable")
 
+    def project_command(self) -> list[str]:
+        """The compose command with this project's options: what `compose_run` adds `exec`, `ps`, ... to."""
+        return [*self.command, "--project-name", self.project, "--file", str(COMPOSE_FILE),
+                "--project-directory", str(ROOT)]
+
     def diagnostics(self, lines: int = 40) -> str:
         """`compose ps -a` and the last lines of every service's log, for failure messages."""
         parts = []
         for args in (("ps", "--all"), ("logs", "--no-color", "--tail", str(lines))):
             try:
                 done = subprocess.run(
-                    [*self.command, "--project-name", self.project, "--file", str(COMPOSE_FILE),
-                     "--project-directory", str(ROOT), *args],
+                    [*self.project_command(), *args],
                     capture_output=True, text=True, timeout=60, check=False, env=self.env, cwd=ROOT,
                 )
                 parts.append(f"--- compose {' '.join(args)}\n{done.stdout}{done.stderr}")
@@ -369,7 +374,3 @@ async def read_topic(bootstrap_servers: str, topic: str, timeout: float = 30) ->
                                                    headers.get("ce_type"), value))
     finally:
         await consumer.stop()
-
-
-def count(records: Sequence[TopicRecord], key: str, event_type: str) -> int:
-    return sum(1 for record in records if record.key == key and record.event_type == event_type)

@@ -1,107 +1,126 @@
-"""docker-compose.yml for real: build the three services from their Dockerfiles, `up --wait`, place orders through
-the published broker port, SIGKILL a service in mid-flow, and check that nothing is lost or posted twice.
+"""docker-compose.yml for real: build the three services from their Dockerfiles, `up --wait`, run the demo's order
+mix through the published broker port and check it ends exactly as `make demo` does, then SIGKILL the manufacturer
+in mid-flow and check that nothing is lost or posted twice.
 
 Where no Docker engine answers, scripts/container_engine.sh sets up Podman with its Docker API, and
 scripts/local_images.py builds local stand-ins for the images the compose file names (`PYTHON_IMAGE`,
 `KAFKA_IMAGE`); with both variables set already, those images are used as they are. The compose file is the one
 users run: nothing is overridden but those two variables and the project name (unique per run).
 
-The tests of this module share one stack (the `compose_run` fixture) and run in file order; add checks as further
-test functions (before the SIGKILL test if they need an undisturbed stack). Every step prints its duration.
+The tests of this module share one stack (the `compose_run` fixture) and run in file order: the demo needs a
+fresh deployment, so it comes before anything else places orders. Every step prints its duration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
+import shlex
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.common import Flow
 from backflush_shared.contracts.topics import Topic, TopicNames
+from backflush_shared.demo import EXPECTED_CONSUMED, EXPECTED_END
+from backflush_shared.deployment_view import (
+    ComposeView,
+    DistributorSnapshot,
+    ManufacturerSnapshot,
+    WarehouseSnapshot,
+)
 from backflush_shared.messaging.publish import publish
 from compose_support import (
     BOOTSTRAP_SERVERS,
     BROKER_PORT,
     HEALTH_PORTS,
+    ROOT,
     ComposeStack,
     Timeline,
-    TopicRecord,
-    compose_command,
-    count,
     new_project_name,
     ports_in_use,
     read_topic,
     remove_leftover_projects,
     remove_older_service_images,
+    tail,
 )
+from compose_support import compose_command as find_compose_command
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 
 BUILD_TIMEOUT_S = 1200
 #: `up --wait`: broker healthy, topics created by kafka-init, then the three services healthy.
 UP_TIMEOUT_S = 300
+#: The whole demo through the deployment (it reads the state with `compose exec`, a second or so a read).
+DEMO_TIMEOUT_S = 600
 #: The killed service started again until healthy.
 RESTART_TIMEOUT_S = 120
-#: From publishing an order to the distributor's `order.forwarded` on the topic.
-FORWARD_TIMEOUT_S = 90
-#: After every expected record has been seen, how long we keep looking for duplicates before counting.
-SETTLE_S = 5.0
-#: Orders published right before the distributor is killed with SIGKILL.
-MID_FLOW_ORDERS = 10
+#: From the last order placed to every order closed, the restart's rebalance included.
+CLOSE_TIMEOUT_S = 240
+#: Pre-product orders placed at once before the manufacturer is killed; as many again while it is down.
+ORDERS_BEFORE_KILL = 12
+#: Each of them and the calibration order: chairs, so that their racks and flushes are easy to count.
+CHAIRS_PER_ORDER = 2
 SOURCE = "/backflush/compose-test"
+SAMPLE_DATA = ROOT / "services" / "manufacturer" / "sample_data"
 TOPICS = TopicNames("")
 
 
 @dataclass
 class ComposeRun:
-    """The stack of this module's tests, what they placed, and the timeline they print."""
+    """The stack of this module's tests, a view of its services' state, and the timeline they print."""
 
     stack: ComposeStack
     timeline: Timeline
-    placed: list[str] = field(default_factory=list)
+    view: ComposeView
 
-    def order(self, name: str, *, flow: Flow = Flow.PRE, item: str = "CHAIR-ERGO", quantity: int = 2) -> o.OrderPlaced:
+    def order(self, name: str, *, quantity: int = CHAIRS_PER_ORDER) -> o.OrderPlaced:
         return o.OrderPlaced(
-            order_id=f"CT-{self.stack.project.rsplit('-', 1)[-1]}-{name}",
+            order_id=f"CT-{name}",
             order_holder="Acme Offices",
-            flow=flow,
-            item=item,
+            flow=Flow.PRE,
+            item="CHAIR-ERGO",
             quantity=Decimal(quantity),
             ship_to="12 Harbour Street, Rotterdam",
             due_date=dt.date.today() + dt.timedelta(days=14),
         )
 
-    async def place(self, *orders: o.OrderPlaced) -> None:
-        await publish(BOOTSTRAP_SERVERS, list(orders), source=SOURCE)
-        self.placed.extend(order.order_id for order in orders)
+    async def orders(self) -> dict[str, str]:
+        """order id -> state, as the distributor sees it."""
+        snapshot = await self.view.snapshot("distributor", DistributorSnapshot)
+        return {row.order_id: row.state for row in snapshot.orders}
 
-    async def expect_once(self, order_ids: Sequence[str], event_type: str, *, topic: Topic = Topic.ORDERS,
-                          timeout: float = FORWARD_TIMEOUT_S) -> list[TopicRecord]:
-        """Wait until every order has a record of `event_type`, wait SETTLE_S more, then require exactly one each."""
+    async def consumed(self) -> dict[str, Decimal]:
+        """Per component at MAIN, what the manufacturer's ledger says was consumed (net of reversals)."""
+        snapshot = await self.view.snapshot("manufacturer", ManufacturerSnapshot)
+        return {item: entry.consumed for item, entry in snapshot.component_stock.items()}
+
+    async def racked(self) -> Decimal:
+        """Units stored in the distribution-center racks."""
+        snapshot = await self.view.snapshot("warehouse", WarehouseSnapshot)
+        return sum((row.used for row in snapshot.locations if row.kind == "rack"), Decimal(0))
+
+    async def wait_closed(self, order_ids: list[str], timeout: float) -> dict[str, str]:
         deadline = time.monotonic() + timeout
-        while True:
-            records = await read_topic(BOOTSTRAP_SERVERS, TOPICS(topic))
-            missing = [order_id for order_id in order_ids if count(records, order_id, event_type) == 0]
-            if not missing:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"no {event_type} on {TOPICS(topic)} within {timeout:.0f} s for {missing}\n"
-                    f"{self.stack.diagnostics()}"
-                )
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(SETTLE_S)
-        records = await read_topic(BOOTSTRAP_SERVERS, TOPICS(topic))
-        counts = {order_id: count(records, order_id, event_type) for order_id in order_ids}
-        twice = {order_id: n for order_id, n in counts.items() if n != 1}
-        assert not twice, f"{event_type} expected exactly once per order, seen: {twice}"
-        return records
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            states = await self.orders()
+            if all(states.get(order_id) == "closed" for order_id in order_ids):
+                return states
+            await asyncio.sleep(1)
+        open_ = {order_id: states.get(order_id) for order_id in order_ids if states.get(order_id) != "closed"}
+        raise AssertionError(f"{len(open_)} of {len(order_ids)} orders not closed within {timeout:.0f} s: "
+                             f"{open_}\n{self.stack.diagnostics()}")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +135,7 @@ def compose_run(
         if not name.startswith(("COMPOSE_", "BACKFLUSH_")) and name not in ("KAFKA_IMAGE", "PYTHON_IMAGE")
     }
     env.update(local_images, DOCKER_HOST=container_engine)
-    command = compose_command(env)
+    command = find_compose_command(env)
     remove_leftover_projects(command, env, terminal_write)
     busy = ports_in_use([BROKER_PORT, *HEALTH_PORTS.values()])
     if busy:
@@ -133,7 +152,7 @@ def compose_run(
             timeline.note(f"removed the service images of earlier runs ({', '.join(removed)})")
         with timeline.step("compose up --wait (kafka healthy, kafka-init done, services healthy)"):
             stack.compose("up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), timeout=UP_TIMEOUT_S + 60)
-        yield ComposeRun(stack, timeline)
+        yield ComposeRun(stack, timeline, ComposeView(stack.project_command(), env=env))
     finally:
         try:
             with timeline.step("compose down --volumes"):
@@ -168,38 +187,146 @@ async def test_kafka_init_created_every_topic(compose_run: ComposeRun) -> None:
     assert set(TOPICS.all()) <= existing, f"missing: {sorted(set(TOPICS.all()) - existing)}"
 
 
-async def test_a_pre_flow_order_is_forwarded_once(compose_run: ComposeRun) -> None:
-    order = compose_run.order("first")
-    with compose_run.timeline.step(f"order {order.order_id} placed and forwarded once by the distributor"):
-        await compose_run.place(order)
-        await compose_run.expect_once([order.order_id], o.OrderForwarded.event_type)
+def test_the_demo_order_mix_ends_as_in_make_demo(compose_run: ComposeRun, tmp_path: Path) -> None:
+    """`backflush demo --compose`, as a user runs it against their deployment: the five orders of `make demo`
+    through the published broker port, the state read inside the containers, the same verdict and figures."""
+    run = compose_run
+    result_json = tmp_path / "demo.json"
+    command = [sys.executable, "-m", "backflush_shared", "demo", "--compose",
+               "--compose-command", shlex.join(run.stack.command + ["--file", str(ROOT / "docker-compose.yml"),
+                                                                     "--project-directory", str(ROOT)]),
+               "--compose-project", run.stack.project, "--bootstrap-servers", BOOTSTRAP_SERVERS,
+               "--sample-data", str(SAMPLE_DATA), "--result-json", str(result_json)]
+    with run.timeline.step("backflush demo --compose (the five orders of make demo)"):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False,
+                                  cwd=ROOT, env={**run.stack.env, "COLUMNS": "120"})
+        except subprocess.TimeoutExpired as exc:
+            output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+            pytest.fail(f"the demo did not finish within {DEMO_TIMEOUT_S} s:\n{tail(output)}\n"
+                        f"{run.stack.diagnostics()}")
+    assert result_json.is_file(), f"the demo wrote no result (exit {done.returncode}):\n" \
+                                  f"{tail(done.stdout + done.stderr, 60)}\n{run.stack.diagnostics()}"
+    result = json.loads(result_json.read_text())
+    for order_id, state in result["end_states"].items():
+        took = result["took"].get(order_id)
+        run.timeline.note(f"  {order_id:<9} {state:<10} {'-' if took is None else f'{took:.1f} s'} from placed")
+    run.timeline.note(f"  demo: {result['seconds']:.1f} s in all; consumed "
+                      + ", ".join(f"{item} {quantity}" for item, quantity in sorted(result["consumed"].items())))
+    assert result["end_states"] == EXPECTED_END
+    assert {item: Decimal(quantity) for item, quantity in result["consumed"].items()} == EXPECTED_CONSUMED
+    assert done.returncode == 0 and result["ok"], tail(done.stdout + done.stderr, 60)
 
 
-async def test_the_distributor_killed_in_mid_flow_loses_and_repeats_nothing(compose_run: ComposeRun) -> None:
+async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothing_twice(
+    compose_run: ComposeRun,
+) -> None:
+    """A dozen pre-product orders at once; the manufacturer is SIGKILLed as soon as the first of their flushes is
+    on the topic (the rest of the batch in its hands), a dozen more arrive while it is down, and it is started
+    again. Every order must close, and the ledger and the racks must hold exactly one order's worth per order: a
+    flush or a put-away applied twice (or lost) would show in the figures."""
     run, stack = compose_run, compose_run.stack
-    batch = [run.order(f"mid-{n}") for n in range(MID_FLOW_ORDERS)]
-    with run.timeline.step(f"{len(batch)} orders placed, distributor killed with SIGKILL right after"):
-        await run.place(*batch)
-        stack.compose("kill", "--signal", "SIGKILL", "distributor")
-    after_kill = stack.services_state()["distributor"]
-    run.timeline.note(f"distributor after SIGKILL: {after_kill.get('State')} ({after_kill.get('Status')})")
+    run_id = stack.project.rsplit("-", 1)[-1]
+    components = sorted((await run.view.snapshot("manufacturer", ManufacturerSnapshot)).component_stock)
 
-    with run.timeline.step("distributor started again (same container, same volume) and healthy"):
+    with run.timeline.step("receipt of 1,000 of every component, and one calibration order closed"):
+        await publish(BOOTSTRAP_SERVERS, [
+            md.ComponentsReceived(receipt_id=f"CT-{run_id}", item=item, lot=f"CT-{run_id}-{item}",
+                                  quantity=Decimal(1000))
+            for item in components
+        ], source=SOURCE)
+        # Measured, not assumed: what one order of this size consumes and racks (the walkthrough's rounding rules
+        # apply per flush, so N orders consume exactly N times this).
+        consumed_before, racked_before = await run.consumed(), await run.racked()
+        calibration = run.order(f"{run_id}-calibration")
+        await publish(BOOTSTRAP_SERVERS, [calibration], source=SOURCE)
+        await run.wait_closed([calibration.order_id], timeout=CLOSE_TIMEOUT_S)
+        consumed_after, racked_after = await run.consumed(), await run.racked()
+    per_order = {item: consumed_after[item] - consumed_before[item] for item in components}
+    assert any(per_order.values()), f"the calibration order consumed nothing: {per_order}"
+    assert racked_after - racked_before == CHAIRS_PER_ORDER
+
+    first_half = [run.order(f"{run_id}-{n:02d}") for n in range(ORDERS_BEFORE_KILL)]
+    second_half = [run.order(f"{run_id}-{n:02d}") for n in range(ORDERS_BEFORE_KILL, 2 * ORDERS_BEFORE_KILL)]
+    placed_ids = sorted(order.order_id for order in first_half + second_half)
+
+    async def seen(event_type: str) -> set[str]:
+        records = await read_topic(BOOTSTRAP_SERVERS, TOPICS(Topic.COMPLETIONS))
+        return {r.key for r in records if r.event_type == event_type and r.key in placed_ids}
+
+    with run.timeline.step(f"{len(first_half)} orders placed; manufacturer SIGKILLed at its first flush of them; "
+                           f"{len(second_half)} more placed while it is down"):
+        await publish(BOOTSTRAP_SERVERS, first_half, source=SOURCE)
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while not await seen(c.ComponentsBackflushed.event_type):
+            assert time.monotonic() < deadline, f"no flush of the placed orders\n{stack.diagnostics()}"
+            await asyncio.sleep(0.05)
+        stack.compose("kill", "--signal", "SIGKILL", "manufacturer")
+        flushed_at_kill = len(await seen(c.ComponentsBackflushed.event_type))
+        allocated_at_kill = len(await seen(c.GoodsAllocated.event_type))
+        await publish(BOOTSTRAP_SERVERS, second_half, source=SOURCE)
+    after_kill = stack.services_state()["manufacturer"]
+    run.timeline.note(f"  at the kill: {flushed_at_kill} flushed and {allocated_at_kill} allocated of the first "
+                      f"{len(first_half)}; manufacturer {after_kill.get('State')} ({after_kill.get('Status')})")
+    assert after_kill.get("State") == "exited" and after_kill.get("ExitCode") == 137, after_kill
+    assert allocated_at_kill < len(first_half), "every order was through before the kill: not mid-flow"
+
+    with run.timeline.step("manufacturer started again (same container, same volume) and healthy"):
         # `up --no-deps` starts the existing container as it is; `start` would re-run kafka-init first (a
         # dependency), which costs half a minute of JVMs and proves nothing here.
         stack.compose("up", "--detach", "--no-deps", "--wait", "--wait-timeout", str(RESTART_TIMEOUT_S),
-                      "distributor", timeout=RESTART_TIMEOUT_S + 60)
-        stack.wait_healthy("distributor")
-    restarted = stack.services_state()["distributor"]
-    assert restarted.get("ID") == after_kill.get("ID"), "compose re-created the distributor instead of starting it"
-    assert stack.health_status("distributor") == 204
+                      "manufacturer", timeout=RESTART_TIMEOUT_S + 60)
+        stack.wait_healthy("manufacturer")
+    assert stack.services_state()["manufacturer"].get("ID") == after_kill.get("ID"), \
+        "compose re-created the manufacturer instead of starting it"
 
-    second = run.order("after-restart")
-    with run.timeline.step(f"order {second.order_id} after the restart; every order forwarded exactly once"):
-        await run.place(second)
-        # Every order of this run, the one placed before the kill included: nothing lost, nothing posted twice.
-        records = await run.expect_once(run.placed, o.OrderForwarded.event_type)
-    forwarded = sum(1 for record in records if record.event_type == o.OrderForwarded.event_type)
-    run.timeline.note(f"{len(run.placed)} orders placed, {forwarded} order.forwarded records on {TOPICS(Topic.ORDERS)}")
-    # The broker is this project's own (fresh): no record on it comes from anything but this module's orders.
-    assert forwarded == len(run.placed)
+    with run.timeline.step(f"all {len(placed_ids)} orders closed"):
+        await run.wait_closed(placed_ids, timeout=CLOSE_TIMEOUT_S)
+    consumed_end, racked_end = await run.consumed(), await run.racked()
+    consumed = {item: consumed_end[item] - consumed_after[item] for item in components}
+    expected = {item: quantity * len(placed_ids) for item, quantity in per_order.items()}
+    run.timeline.note(f"  consumed by the {len(placed_ids)} orders: "
+                      + ", ".join(f"{item} {format(q, 'f')}" for item, q in consumed.items() if q)
+                      + f"; racked {format(racked_end - racked_after, 'f')}")
+    assert consumed == expected, "flushes lost or posted twice"
+    assert racked_end - racked_after == CHAIRS_PER_ORDER * len(placed_ids), "put-aways lost or posted twice"
+
+    with run.timeline.step("backflush audit inside each container"):
+        for service in HEALTH_PORTS:
+            # Each container holds only its own database (BACKFLUSH_DATABASE_URL there).
+            audit = stack.compose("exec", "-T", service, "sh", "-c",
+                                  f'backflush audit --only {service} --{service}-database "$BACKFLUSH_DATABASE_URL"',
+                                  check=False, timeout=120)
+            assert audit.returncode == 0, f"{service}: audit found a breach:\n{audit.stdout}{audit.stderr}"
+
+
+def test_a_service_that_cannot_start_says_why_in_one_line_and_never_turns_healthy(compose_run: ComposeRun) -> None:
+    """Last: it leaves the warehouse broken. A broker it cannot reach, and a bad setting given through the compose
+    file's own variable, each stop the service with exit 2 and one line, and compose does not call it healthy."""
+    run, stack = compose_run, compose_run.stack
+    with run.timeline.step("distributor with an unreachable broker: `compose run`, exit 2 and one line"):
+        # Not `run --rm`: Podman's API removes the container before compose reads its exit code (it reports 0).
+        unreachable = stack.compose("run", "--no-deps", "-T", "-e", "BACKFLUSH_BOOTSTRAP_SERVERS=nowhere.invalid:9092",
+                                    "-e", "BACKFLUSH_STARTUP_TIMEOUT_SECONDS=3", "distributor", check=False,
+                                    timeout=120)
+    output = unreachable.stdout + unreachable.stderr
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    run.timeline.note(f"  {errors[0] if errors else output}")
+    assert unreachable.returncode == 2, output
+    assert "Traceback" not in output
+    assert len(errors) == 1 and "cannot reach Kafka at nowhere.invalid:9092 within 3 s" in errors[0], output
+
+    with run.timeline.step("warehouse with BACKFLUSH_LOG_LEVEL=LOUD: `up --wait` fails, not healthy"):
+        bad = stack.compose("up", "--detach", "--no-deps", "--wait", "--wait-timeout", "15", "warehouse",
+                            variables={"BACKFLUSH_LOG_LEVEL": "LOUD"}, check=False, timeout=120)
+    state = stack.services_state()["warehouse"]
+    run.timeline.note(f"  compose up --wait: exit {bad.returncode}, "
+                      f"{tail(bad.stdout + bad.stderr, 1)}; warehouse {state.get('State')}/{state.get('Health')} "
+                      f"({state.get('Status')})")
+    assert bad.returncode != 0, bad.stdout + bad.stderr
+    assert state.get("Health") != "healthy", state
+    logs = stack.compose("logs", "--no-color", "warehouse", timeout=60).stdout
+    assert "Traceback" not in logs
+    lines = {line.split("|", 1)[-1].strip() for line in logs.splitlines() if "error:" in line}
+    assert lines == {"error: bad setting BACKFLUSH_LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or "
+                     "'ERROR'"}, logs[-2000:]

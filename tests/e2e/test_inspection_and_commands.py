@@ -53,3 +53,13 @@ async def test_orders_and_order_status_show_state_what_it_waits_for_and_the_hist
 
     missing = backflush("order", "status", "NOPE", "--database", database)
     assert missing.returncode == 1 and "no order NOPE" in missing.stdout
+
+
+async def test_the_readme_command_line_places_an_order_that_goes_through_the_flow(flows: Flows) -> None:
+    stack = flows.stack
+    placed = backflush("order", "place", "--item", "CHAIR-ERGO", "--qty", "2", "--flow", "pre",
+                       "--holder", "Acme Offices", "--id", "CLI-PLACE-1",
+                       "--bootstrap-servers", stack.bootstrap_servers, "--topic-prefix", stack.topic_prefix)
+    assert placed.returncode == 0, placed.stderr
+    order = await flows.wait_state("CLI-PLACE-1", "closed")
+    assert order["quantity"] == 2 and order["order_holder"] == "Acme Offices"

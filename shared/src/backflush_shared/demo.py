@@ -265,6 +265,8 @@ async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Pa
         demo.step = "done"
         live.update(demo.render())
 
+    if not console.is_terminal:
+        console.line()  # the live table's last frame ends without a newline when the output is not a terminal
     await print_results(demo, before, exceptions_while_parked)
     rows = {r.order_id: r.state for r in await demo.orders()}
     wrong = {k: rows.get(k) for k, v in EXPECTED_END.items() if rows.get(k) != v}

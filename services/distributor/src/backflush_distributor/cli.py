@@ -50,7 +50,7 @@ def build_cli() -> typer.Typer:
     @order_app.command("place")
     def place(
         item: str = typer.Option(..., help="The finished item ordered."),
-        quantity: Decimal = typer.Option(..., min=0),
+        quantity: Decimal = typer.Option(..., "--quantity", "--qty", min=0, help="How many (in the item's unit)."),
         flow: Flow = typer.Option(..., help="pre: quality check before sale; post: consignment after completion."),
         holder: str = typer.Option(..., "--holder", help="The order holder (customer)."),
         ship_to: str = typer.Option("Main Street 1, Springfield", help="Delivery address."),
