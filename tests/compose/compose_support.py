@@ -105,6 +105,17 @@ def ensure_engine(timeout: float = 900) -> str:
     return match.group(1)
 
 
+def engine_script(command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`container_engine.sh status|stop`."""
+    return subprocess.run(["bash", str(ENGINE_SCRIPT), command], capture_output=True, text=True, timeout=timeout,
+                          check=False, cwd=ROOT)
+
+
+def engine_started_by_script() -> bool:
+    """Whether a Podman API service started by container_engine.sh runs now."""
+    return "podman API service: running" in engine_script("status").stdout
+
+
 def ensure_images(docker_host: str, timeout: float = 1500) -> dict[str, str]:
     """PYTHON_IMAGE and KAFKA_IMAGE for the compose file: the environment's when both are set (say, the official
     images on a machine with Docker Hub), else the local stand-ins built (or found cached) by local_images.py."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from compose_support import Timeline, ensure_engine, ensure_images
+from compose_support import Timeline, engine_script, engine_started_by_script, ensure_engine, ensure_images
 
 
 @pytest.fixture(scope="session")
@@ -26,13 +26,22 @@ def terminal_write(pytestconfig: pytest.Config) -> Callable[[str], None]:
 
 
 @pytest.fixture(scope="session")
-def container_engine(terminal_write: Callable[[str], None]) -> str:
-    """The DOCKER_HOST of an engine that answers: Docker's if one does, else Podman set up by the script."""
+def container_engine(terminal_write: Callable[[str], None]) -> Iterator[str]:
+    """The DOCKER_HOST of an engine that answers: Docker's if one does, else Podman set up by the script.
+
+    What the script starts for this session it stops at the end (`container_engine.sh stop`), and the stop is
+    checked: a test run leaves no engine behind that it did not find running."""
     timeline = Timeline(terminal_write, prefix="[containers]")
+    running_before = engine_started_by_script()
     with timeline.step("engine (scripts/container_engine.sh start)"):
         docker_host = ensure_engine()
     timeline.note(f"DOCKER_HOST={docker_host}")
-    return docker_host
+    yield docker_host
+    if running_before or not engine_started_by_script():
+        return  # found running (someone's `make engine-up`), or Docker answered and nothing was started
+    with timeline.step("engine stopped (scripts/container_engine.sh stop)"):
+        stopped = engine_script("stop")
+    assert not engine_started_by_script(), f"container_engine.sh stop left the engine running:\n{stopped.stderr}"
 
 
 @pytest.fixture(scope="session")
