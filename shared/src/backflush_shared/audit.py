@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -39,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.messaging.codec import RecordOrigin
 from backflush_shared.messaging.dead_letter import dead_letter_id
-from backflush_shared.persistence.database import Database, is_sqlite
+from backflush_shared.persistence.database import Database, is_sqlite, missing_sqlite_file
 
 SERVICES = ("manufacturer", "distributor", "warehouse")
 KNOWN_OUTCOMES = frozenset({"applied", "refused", "ignored"})
@@ -116,16 +115,13 @@ async def audit_service(service: str, url: str, *, negative_stock_policy: str = 
 
 
 def _missing_database(url: str) -> str | None:
-    """A SQLite file that does not exist would be created empty by opening it: say so instead."""
+    """What is wrong with `url` before it is opened: unparsable, or a SQLite file that is not there."""
     try:
-        parsed = make_url(url)
+        make_url(url)
     except Exception as error:  # noqa: BLE001 - any unparsable URL is the same user error
         return f"bad database URL {url!r}: {error}"
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database or ""
-        if not path or path == ":memory:" or not Path(path).is_file():
-            return f"no database at {path or url}"
-    return None
+    missing = missing_sqlite_file(url)
+    return f"no database at {missing}" if missing else None
 
 
 def _first_line(error: BaseException) -> str:

@@ -13,13 +13,12 @@ import asyncio
 import subprocess
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from backflush_shared.errors import BackflushError
-from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.database import Database, missing_sqlite_file
 
 SERVICES = ("manufacturer", "distributor", "warehouse")
 
@@ -101,11 +100,8 @@ S = TypeVar("S", bound=BaseModel)
 async def distributor_snapshot(session: Any) -> DistributorSnapshot:
     from backflush_distributor import queries
 
-    return DistributorSnapshot(orders=[
-        OrderRow(order_id=r.order_id, flow=r.flow, item=r.item, quantity=r.quantity, order_holder=r.order_holder,
-                 state=r.state, waiting_for=r.waiting_for)
-        for r in await queries.list_orders(session)
-    ])
+    return DistributorSnapshot(orders=[OrderRow.model_validate(r, from_attributes=True)
+                                       for r in await queries.list_orders(session)])
 
 
 async def manufacturer_snapshot(session: Any) -> ManufacturerSnapshot:
@@ -159,23 +155,13 @@ async def read_snapshot(service: str, database_url: str) -> BaseModel:
         raise DeploymentViewError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
     missing = missing_sqlite_file(database_url)
     if missing:
-        raise DeploymentViewError(f"the {service} has no database yet: {missing}")
+        raise DeploymentViewError(f"the {service} has no database yet: no file {missing}")
     database = Database(database_url)
     try:
         async with database.reading() as session:
             return await SNAPSHOTS[service](session)
     finally:
         await database.close()
-
-
-def missing_sqlite_file(url: str) -> str | None:
-    """Opening a SQLite file that is not there would create it empty: say so instead."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        return f"no file {parsed.database or url}"
-    return None
 
 
 # ----------------------------------------------------------------------------------------------------- views

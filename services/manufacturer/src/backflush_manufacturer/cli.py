@@ -29,8 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.cli import fail
@@ -40,7 +39,7 @@ from backflush_shared.contracts.envelope import Envelope
 from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging.publish import publish
-from backflush_shared.persistence.database import Database, is_sqlite
+from backflush_shared.persistence.database import Database, missing_sqlite_file
 from backflush_shared.persistence.database import read_once as _read
 
 from backflush_manufacturer import queries
@@ -149,14 +148,8 @@ def _table(title: str, columns: Sequence[str], *, numeric: Collection[str] = (),
 
 
 def _require_database(url: str) -> None:
-    # Opening a missing SQLite file would create an empty one; say what is wrong instead.
-    try:
-        if not is_sqlite(url):
-            return
-        path = make_url(url).database or ""
-    except ArgumentError:
-        return  # Database() reports a malformed URL as a ConfigurationError
-    if path and path != ":memory:" and not Path(path).is_file():
+    path = missing_sqlite_file(url)
+    if path:
         _fail(f"no manufacturer database at {path}: start the manufacturer (`backflush serve manufacturer`) "
              "or pass --database")
 

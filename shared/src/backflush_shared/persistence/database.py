@@ -99,6 +99,21 @@ class Database:
         await self.engine.dispose()
 
 
+def missing_sqlite_file(url: str) -> str | None:
+    """The path `url` names when it is a SQLite file that does not exist, else None.
+
+    Opening a missing SQLite file would create it empty, and a reader would then report an empty database (or
+    missing tables) instead of the real mistake: a wrong path, or a service that never started."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # Database() reports a malformed URL as a ConfigurationError
+    path = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or path in ("", ":memory:") or Path(path).is_file():
+        return None
+    return path
+
+
 async def read_once(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Open a service's database, read from it once, close it: what the command line and tests do."""
     database = Database(url)
