@@ -127,9 +127,6 @@ class Demo:
     async def manufacturer(self) -> ManufacturerSnapshot:
         return await self.view.snapshot("manufacturer", ManufacturerSnapshot)
 
-    async def production_status(self, order_id: str) -> str | None:
-        return (await self.manufacturer()).production_orders.get(order_id)
-
     async def component_stock(self) -> dict[str, ComponentStock]:
         """On hand at MAIN per component, with what was received and consumed (net of reversals) so far."""
         return (await self.manufacturer()).component_stock

@@ -18,10 +18,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from backflush_shared.errors import BackflushError
-from backflush_shared.persistence.database import Database, missing_sqlite_file
-
-SERVICES = ("manufacturer", "distributor", "warehouse")
-
+from backflush_shared.persistence.database import missing_sqlite_file, read_once
 
 class DeploymentViewError(BackflushError):
     """The state of a service could not be read (a container not running, a database not there yet)."""
@@ -88,12 +85,6 @@ class WarehouseSnapshot(BaseModel):
     locations: list[LocationRow]
 
 
-Snapshot = DistributorSnapshot | ManufacturerSnapshot | WarehouseSnapshot
-SNAPSHOT_MODELS: dict[str, type[BaseModel]] = {
-    "distributor": DistributorSnapshot,
-    "manufacturer": ManufacturerSnapshot,
-    "warehouse": WarehouseSnapshot,
-}
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -143,8 +134,8 @@ async def warehouse_snapshot(session: Any) -> WarehouseSnapshot:
 
 
 SNAPSHOTS = {
-    "distributor": distributor_snapshot,
     "manufacturer": manufacturer_snapshot,
+    "distributor": distributor_snapshot,
     "warehouse": warehouse_snapshot,
 }
 
@@ -152,16 +143,11 @@ SNAPSHOTS = {
 async def read_snapshot(service: str, database_url: str) -> BaseModel:
     """The snapshot of `service` read from its database."""
     if service not in SNAPSHOTS:
-        raise DeploymentViewError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
+        raise DeploymentViewError(f"unknown service {service!r}: one of {', '.join(SNAPSHOTS)}")
     missing = missing_sqlite_file(database_url)
     if missing:
         raise DeploymentViewError(f"the {service} has no database yet: no file {missing}")
-    database = Database(database_url)
-    try:
-        async with database.reading() as session:
-            return await SNAPSHOTS[service](session)
-    finally:
-        await database.close()
+    return await read_once(database_url, SNAPSHOTS[service])
 
 
 # ----------------------------------------------------------------------------------------------------- views
