@@ -14,6 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import sqlite3
+
 import pytest
 from sqlalchemy import select
 
@@ -126,7 +128,8 @@ async def test_a_pre_order_waits_for_rack_space_with_the_figures_and_is_put_away
 ) -> None:
     """10 chairs fill racks of 12 but 2; 5 more wait, saying "rack space: 5 units needed, 2 free". The holder of
     the 10 calls them off (`backflush order deliver`): they ship, the racks empty, the 5 are put away, allocated,
-    and the order closes. The audit is clean."""
+    and the order closes. The audit is clean; with a put-away bigger than all racks, or a shipped order cancelled,
+    written by hand into the databases, the storage checks fail and name them."""
     flows = small_racks
     await flows.place("RACK-1", flow="pre", quantity="10")
     await flows.wait_state("RACK-1", "closed")
@@ -147,8 +150,34 @@ async def test_a_pre_order_waits_for_rack_space_with_the_figures_and_is_put_away
     async def clean() -> list[Any] | None:
         found = breaches(await audit({s: flows.stack.database_url(s) for s in ("distributor", "warehouse")}))
         return None if found else [True]
+    urls = {s: flows.stack.database_url(s) for s in ("distributor", "warehouse")}
     try:
         await eventually(clean, timeout=15, what="a clean audit", stack=flows.stack)
     except AssertionError:
-        found = breaches(await audit({s: flows.stack.database_url(s) for s in ("distributor", "warehouse")}))
-        raise AssertionError(f"audit breaches: {found}") from None
+        raise AssertionError(f"audit breaches: {breaches(await audit(urls))}") from None
+    checks = {f.check: f for f in await audit(urls)}
+    assert checks["distributor: no order waits for more than the storage capacity"].detail == (
+        "capacity consignment 400, rack 12; no open order bigger")
+
+    flows.stack.stop()
+
+    def sqlite(service: str, statement: str, parameters: tuple[Any, ...]) -> None:
+        with sqlite3.connect(urls[service].removeprefix("sqlite+aiosqlite:///")) as connection:
+            connection.execute(statement, parameters)
+
+    sqlite("distributor", "UPDATE orders SET state = 'directed-to-racks', quantity = '50', waiting_for = 'rack space', "
+           "waiting_since = '2026-01-01' WHERE order_id = ?",
+           ("RACK-2",))
+    sqlite("distributor", "UPDATE orders SET state = 'cancelled' WHERE order_id = ?", ("RACK-1",))
+    sqlite("warehouse", "INSERT INTO waiting_put_aways (order_id, item, lot, quantity, kind, owner, cause_event_id, "
+           "since) VALUES ('BIG-1', 'CHAIR-ERGO', 'BIG-1-1', '13', 'rack', 'manufacturer', 'x', '2026-01-01')", ())
+    sqlite("warehouse", "INSERT INTO cancelled_orders (order_id, at) VALUES ('RACK-1', '2026-01-01')", ())
+    failed = {f.check: f.detail for f in breaches(await audit(urls))}
+    assert failed == {
+        "distributor: no order waits for more than the storage capacity":
+            "1 can never be stored: RACK-2 (directed-to-racks): 50 units, rack capacity 12",
+        "distributor: no order cancelled once its goods shipped": "1 cancelled after their goods shipped: RACK-1",
+        "warehouse: no put-away waits for more than its capacity":
+            "1 can never fit: BIG-1: 13 units, all rack locations hold 12",
+        "warehouse: no cancelled order's goods shipped": "1 cancelled orders whose goods went out: RACK-1",
+    }
