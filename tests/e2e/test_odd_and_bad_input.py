@@ -130,7 +130,8 @@ async def test_an_order_waits_visibly_for_rack_space_and_can_be_cancelled_while_
         await flows.place("RACK-1", flow="pre", quantity="10")
         await flows.wait_state("RACK-1", "closed")
         await flows.place("RACK-2", flow="pre", quantity="5")
-        waiting = await flows.wait_state("RACK-2", "directed-to-racks", waiting_for="rack space")
+        waiting = await flows.wait_state("RACK-2", "directed-to-racks",
+                                         waiting_for="rack space: 5 units needed, 2 free")
         assert waiting["waiting_since"] is not None
         [put_away] = await flows.waiting_put_aways()
         assert (put_away["order_id"], put_away["quantity"]) == ("RACK-2", Decimal(5))

@@ -10,10 +10,13 @@ that wrote them:
 - manufacturer: the balances of the domain's `StockLedger` equal the sums of the raw movements, no real lot is
   negative, `NEGATIVE` lots exist only for items whose policy is `allow`, and no parked flush of a cancelled (or
   otherwise finished) production order still waits;
-- distributor: every order is closed, rejected or cancelled, or says what it waits for and since when;
+- distributor: every order is closed, rejected or cancelled, or says what it waits for and since when; no open
+  order not yet stored is bigger than the storage capacity the warehouse announced; no order was cancelled once
+  its final order was placed or its goods shipped;
 - warehouse: consignment stock equals the units stored (as announced by its `ConsignmentStockReceived` events)
   minus the units shipped (its shipments) minus the units released; shipped units match shipments; no location
-  holds more than its capacity.
+  holds more than its capacity; no put-away waits for more than all locations of its kind hold; no cancelled order
+  has a shipment or shipped units.
 """
 
 from __future__ import annotations
@@ -340,11 +343,54 @@ async def distributor_checks(session: AsyncSession) -> list[AuditFinding]:
     summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "no orders"
     if waiting:
         summary += "; waiting for: " + ", ".join(f"{what} ({count})" for what, count in sorted(waiting.items()))
-    return [AuditFinding(
+    findings = [AuditFinding(
         "distributor: every order finished or waiting with a reason", not lost,
         f"{len(rows)} orders: {summary}" if not lost
         else f"{len(lost)} of {len(rows)} orders neither finished nor saying what they wait for: {_names(lost)}",
     )]
+    return findings + await distributor_storage_checks(session)
+
+
+#: Distributor states in which an order's goods are not stored yet: a wait for storage is still ahead of it.
+NOT_YET_STORED_STATES = frozenset({"forwarded", "waiting-for-components", "quality-checked", "in-production",
+                                   "directed-to-racks"})
+STORAGE_OF_FLOW = {"pre": "rack", "post": "consignment"}
+
+
+async def distributor_storage_checks(session: AsyncSession) -> list[AuditFinding]:
+    """No open order needs more storage than the warehouse has in all; no order cancelled after its goods left."""
+    rows = (await session.execute(text(
+        "SELECT order_id, flow, quantity, state, milestones FROM orders ORDER BY created_at, order_id"
+    ))).all()
+    capacities = {row.kind: _decimal(row.capacity) for row in (await session.execute(text(
+        "SELECT kind, capacity FROM storage_capacity"
+    ))).all()}
+    too_big = []
+    for row in rows:
+        capacity = capacities.get(STORAGE_OF_FLOW.get(row.flow, ""))
+        if row.state in NOT_YET_STORED_STATES and capacity is not None and _decimal(row.quantity) > capacity:
+            too_big.append(f"{row.order_id} ({row.state}): {_figure(_decimal(row.quantity))} units, "
+                           f"{STORAGE_OF_FLOW[row.flow]} capacity {_figure(capacity)}")
+    known = ", ".join(f"{kind} {_figure(c)}" for kind, c in sorted(capacities.items())) or "not announced yet"
+    findings = [AuditFinding(
+        "distributor: no order waits for more than the storage capacity", not too_big,
+        f"capacity {known}; no open order bigger" if not too_big
+        else f"{len(too_big)} can never be stored: {_names(too_big)}",
+    )]
+    undone = []
+    for row in rows:
+        if row.state != "cancelled":
+            continue
+        milestones = json.loads(row.milestones)
+        if milestones.get("shipped") or milestones.get("signed_by") or milestones.get("final_order_placed"):
+            undone.append(row.order_id)
+    cancelled = sum(1 for row in rows if row.state == "cancelled")
+    findings.append(AuditFinding(
+        "distributor: no order cancelled once its goods shipped", not undone,
+        f"{cancelled} cancelled, none after its final order or shipment" if not undone
+        else f"{len(undone)} cancelled after their goods shipped: {_names(undone)}",
+    ))
+    return findings
 
 
 # -- warehouse ------------------------------------------------------------------------------------------------------
@@ -368,7 +414,9 @@ async def warehouse_checks(session: AsyncSession) -> list[AuditFinding]:
     for unit in consignment:
         by_status[unit.status] += _decimal(unit.quantity)
     placed = sum(by_status.values(), ZERO)
-    shipped = sum((_decimal(s.quantity) for s in shipments), ZERO)
+    # racked pre-product goods ship too (called off by their holder); they were never consignment stock
+    rack_orders = {u.order_id for u in units if u.kind == "rack"}
+    shipped = sum((_decimal(s.quantity) for s in shipments if s.order_id not in rack_orders), ZERO)
     released = by_status.get("released", ZERO)
     stored = by_status.get("stored", ZERO)
     expected = received - shipped - released
@@ -388,7 +436,7 @@ async def warehouse_checks(session: AsyncSession) -> list[AuditFinding]:
     out_by_order: dict[str, Decimal] = defaultdict(Decimal)
     delivered_orders: set[str] = set()
     shipped_orders: set[str] = set()
-    for unit in consignment:
+    for unit in units:
         if unit.status in ("shipped", "delivered"):
             out_by_order[unit.order_id] += _decimal(unit.quantity)
             (delivered_orders if unit.status == "delivered" else shipped_orders).add(unit.order_id)
@@ -425,6 +473,36 @@ async def warehouse_checks(session: AsyncSession) -> list[AuditFinding]:
         "warehouse: no location over capacity", not over,
         f"{len(capacities)} locations, {_figure(sum(used.values(), ZERO))} units stored, none over capacity"
         if not over else f"{len(over)} over: {_names(over)}",
+    ))
+    findings += await warehouse_storage_checks(session)
+    return findings
+
+
+async def warehouse_storage_checks(session: AsyncSession) -> list[AuditFinding]:
+    """No put-away waits for more than all locations of its kind hold; no cancelled order's goods went out."""
+    capacity: dict[str, Decimal] = defaultdict(Decimal)
+    for row in (await session.execute(text("SELECT kind, capacity FROM locations"))).all():
+        capacity[row.kind] += _decimal(row.capacity)
+    waiting = (await session.execute(text(
+        "SELECT order_id, kind, quantity FROM waiting_put_aways ORDER BY id"
+    ))).all()
+    never = [f"{row.order_id}: {_figure(_decimal(row.quantity))} units, all {row.kind} locations hold "
+             f"{_figure(capacity.get(row.kind, ZERO))}" for row in waiting
+             if _decimal(row.quantity) > capacity.get(row.kind, ZERO)]
+    findings = [AuditFinding(
+        "warehouse: no put-away waits for more than its capacity", not never,
+        f"{len(waiting)} put-aways waiting, each within the capacity of its kind" if not never
+        else f"{len(never)} can never fit: {_names(never)}",
+    )]
+    out = (await session.execute(text(
+        "SELECT c.order_id FROM cancelled_orders c WHERE EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = "
+        "c.order_id) OR EXISTS (SELECT 1 FROM stock_units u WHERE u.order_id = c.order_id AND u.status IN "
+        "('shipped', 'delivered')) ORDER BY c.order_id"
+    ))).scalars().all()
+    findings.append(AuditFinding(
+        "warehouse: no cancelled order's goods shipped", not out,
+        "no cancelled order has a shipment or shipped units" if not out
+        else f"{len(out)} cancelled orders whose goods went out: {_names(list(out))}",
     ))
     return findings
 

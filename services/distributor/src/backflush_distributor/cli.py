@@ -87,6 +87,19 @@ def build_cli() -> typer.Typer:
         asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
         out.print(f"cancellation of {order_id} requested")
 
+    @order_app.command("deliver")
+    def deliver(
+        order_id: str = typer.Argument(...),
+        holder: str = typer.Option(..., "--holder", help="The order holder calling off its goods."),
+        ship_to: str = typer.Option("Main Street 1, Springfield", help="Delivery address."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+    ) -> None:
+        """Call off a pre-product order's racked goods: the warehouse ships them and frees the rack space."""
+        event = o.DeliveryRequested(order_id=order_id, order_holder=holder, ship_to=ship_to)
+        asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
+        out.print(f"delivery of {order_id} requested")
+
     @order_app.command("status")
     def status(order_id: str = typer.Argument(...), database: str = DATABASE,
                as_json: bool = typer.Option(False, "--json")) -> None:
@@ -118,11 +131,11 @@ def build_cli() -> typer.Typer:
         """Every order, its state, and what it waits for."""
         rows = asyncio.run(_read(database, lambda s: queries.list_orders(s, state or None)))
         table = Table(title=f"{len(rows)} orders")
-        for column in ("order", "flow", "item", "qty", "holder", "state", "waiting for", "since"):
+        for column in ("order", "flow", "item", "qty", "holder", "state", "waiting for / reason", "since"):
             table.add_column(column, justify="right" if column == "qty" else "left")
         for r in rows:
             table.add_row(r.order_id, r.flow, r.item, format(r.quantity, "f"), r.order_holder, r.state,
-                          r.waiting_for or "", _age(r.waiting_since))
+                          r.waiting_for or r.reason or "", _age(r.waiting_since))
         out.print(table)
 
     @app.command("sign")

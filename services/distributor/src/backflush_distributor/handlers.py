@@ -19,10 +19,12 @@ from backflush_shared.messaging.processor import Handler, HandlerContext
 from backflush_distributor.adapters import repository
 from backflush_distributor.domain.lifecycle import (
     Order,
-    OrderAlreadyFinishedError,
     DuplicateOrderError,
     UnknownOrderError,
+    check_cancellable,
     final_order_due,
+    may_cancel_for_capacity,
+    never_fits,
     should_close_on_allocation,
     should_direct_to_racks,
 )
@@ -49,12 +51,21 @@ async def _on_order_placed(ctx: HandlerContext) -> None:
             return
         raise DuplicateOrderError(event.order_id)
     order = Order(event.order_id, event.flow.value, event.item, event.quantity)
+    too_big = never_fits(order.flow, order.quantity, await repository.capacities(ctx.session))
+    if too_big is not None:
+        # refused before anything is flushed or produced: waiting for space that can never exist is no wait
+        order = order.with_milestones(rejected_reason=f"{too_big} (distributor)")
     await repository.add(ctx.session, order, fingerprint=_fingerprint(event), order_holder=event.order_holder,
                          ship_to=event.ship_to, due_date=event.due_date, priority=event.priority.value, at=at)
     await _record(ctx, event.order_id)
     await repository.record_transition(ctx.session, event.order_id, order.status, at=at,
                                        cause_event_type=event.event_type,
                                        cause_event_id=str(ctx.consumed.envelope.event_id))
+    if too_big is not None:
+        await ctx.emit(o.OrderRejected(order_id=event.order_id, code="exceeds-storage-capacity", reason=too_big,
+                                       rejected_by=SERVICE))
+        ctx.log.info("order rejected: it can never be stored", reason=too_big)
+        return
     await ctx.emit(
         o.OrderForwarded(
             order_id=event.order_id,
@@ -69,9 +80,8 @@ async def _on_order_placed(ctx: HandlerContext) -> None:
 
 
 async def _cancellation_requested(ctx: HandlerContext, order: Order, event: o.OrderCancellationRequested) -> Order:
+    check_cancellable(order)
     status = order.status
-    if status.state.finished:
-        raise OrderAlreadyFinishedError(order.order_id, status.state, "cancel")
     await ctx.emit(o.OrderCancelled(order_id=order.order_id, reason=event.reason, stage=status.state.value))
     return order.with_milestones(cancelled_reason=event.reason)
 
@@ -111,11 +121,12 @@ async def _pre_sale_details(ctx: HandlerContext, order: Order, event: inv.PreSal
 async def _put_away_waiting(ctx: HandlerContext, order: Order, event: inv.PutAwayWaiting) -> Order:
     if order.milestones.racked or order.milestones.put_away_waiting_since is not None:
         return order
-    return order.with_milestones(put_away_waiting_since=ctx.consumed.envelope.occurred_at)
+    return order.with_milestones(put_away_waiting_since=ctx.consumed.envelope.occurred_at,
+                                 put_away_needed=event.quantity, put_away_free=event.free)
 
 
 async def _racked(ctx: HandlerContext, order: Order, event: inv.GoodsRacked) -> Order:
-    return order.with_milestones(racked=True, put_away_waiting_since=None)
+    return order.with_milestones(racked=True, put_away_waiting_since=None, put_away_needed=None, put_away_free=None)
 
 
 async def _allocated(ctx: HandlerContext, order: Order, event: c.GoodsAllocated) -> Order:
@@ -199,13 +210,39 @@ async def _on_order_event(ctx: HandlerContext) -> None:
     updated = await step(ctx, row.order, event)
     if updated == row.order:
         return
+    await _save(ctx, row, updated)
+
+
+async def _save(ctx: HandlerContext, row: repository.OrderRow, updated: Order) -> None:
     at = repository.now()
     changed = await repository.save(ctx.session, updated, previous=row.status, waiting_since=row.waiting_since, at=at)
     if changed:
         status = updated.status
-        await repository.record_transition(ctx.session, order_id, status, at=at, cause_event_type=event.event_type,
+        await repository.record_transition(ctx.session, updated.order_id, status, at=at,
+                                           cause_event_type=ctx.event.event_type,
                                            cause_event_id=str(ctx.consumed.envelope.event_id))
-        ctx.log.info("order moved", state=status.state.value, waiting_for=status.waiting_for)
+        ctx.log.info("order moved", order_id=updated.order_id, state=status.state.value,
+                     waiting_for=status.waiting_for)
+
+
+async def _on_capacity_announced(ctx: HandlerContext) -> None:
+    """Record the warehouse's capacity; orders accepted before it was known that can never fit are cancelled."""
+    event = ctx.event
+    assert isinstance(event, inv.StorageCapacityAnnounced)
+    at = repository.now()
+    cause = str(ctx.consumed.envelope.event_id)
+    capacities = {"rack": event.rack_capacity, "consignment": event.consignment_capacity}
+    for kind, capacity in capacities.items():
+        await repository.set_capacity(ctx.session, kind, capacity, at=at, cause_event_id=cause)
+    ctx.log.info("storage capacity announced", **{kind: str(value) for kind, value in capacities.items()})
+    for row in await repository.open_orders(ctx.session):
+        reason = never_fits(row.order.flow, row.order.quantity, capacities)
+        if reason is None or not may_cancel_for_capacity(row.order):
+            continue
+        # Already forwarded (maybe flushed): only a cancel undoes that everywhere; a rejection here would not.
+        await ctx.emit(o.OrderCancelled(order_id=row.order.order_id, reason=reason, stage=row.status.state.value),
+                       correlation_id=row.order.order_id)
+        await _save(ctx, row, row.order.with_milestones(cancelled_reason=reason))
 
 
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
@@ -214,12 +251,14 @@ def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
         for model in events_on(topic):
             handlers[model] = _on_order_event
     handlers[o.OrderPlaced] = _on_order_placed
+    handlers[inv.StorageCapacityAnnounced] = _on_capacity_announced
     return handlers
 
 
 PUBLISHES: tuple[type[Event], ...] = (
     o.OrderForwarded,
     o.OrderCancelled,
+    o.OrderRejected,
     o.FinalOrderPlaced,
     inv.GoodsDirectedToRacks,
     c.OrderClosed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +25,12 @@ class OrderSummary:
     waiting_for: str | None
     waiting_since: datetime | None
     updated_at: datetime
+    reason: str | None = None  # why a rejected or cancelled order ended so
+
+
+def _end_reason(milestones: str) -> str | None:
+    raw = json.loads(milestones)
+    return raw.get("rejected_reason") or raw.get("cancelled_reason")
 
 
 async def list_orders(session: AsyncSession, state: str | None = None) -> list[OrderSummary]:
@@ -33,7 +40,7 @@ async def list_orders(session: AsyncSession, state: str | None = None) -> list[O
     rows = (await session.execute(query)).mappings().all()
     return [
         OrderSummary(r["order_id"], r["flow"], r["item"], r["quantity"], r["order_holder"], r["state"],
-                     r["waiting_for"], r["waiting_since"], r["updated_at"])
+                     r["waiting_for"], r["waiting_since"], r["updated_at"], _end_reason(r["milestones"]))
         for r in rows
     ]
 

@@ -28,8 +28,10 @@ from backflush_warehouse.adapters.tables import (
     waiting_put_aways,
 )
 from backflush_warehouse.domain.storage import (
+    CancellationAfterShipmentError,
     Location,
     LocationKind,
+    NothingRackedError,
     NotShippedError,
     Placement,
     ShipmentQuantityMismatchError,
@@ -120,6 +122,8 @@ async def _put_away(ctx: HandlerContext, *, order_id: str, item: str, lot: str, 
         await _place(ctx, order_id=order_id, item=item, lot=lot, kind=kind, owner=owner, plan=plan)
         return
     capacity = sum((loc.capacity for loc in of_kind), Decimal(0))
+    occupied = await _occupied(ctx.session)
+    free = sum((max(loc.capacity - occupied.get(loc.code, Decimal(0)), Decimal(0)) for loc in of_kind), Decimal(0))
     reason = (
         f"no {kind.value} space for {quantity} units of {item}"
         + (f" (all {kind.value} locations together hold {capacity})" if capacity < quantity else "")
@@ -129,7 +133,7 @@ async def _put_away(ctx: HandlerContext, *, order_id: str, item: str, lot: str, 
                                          owner=owner, cause_event_id=str(ctx.consumed.envelope.event_id),
                                          since=_now())
     )
-    await ctx.emit(inv.PutAwayWaiting(order_id=order_id, item=item, quantity=quantity, reason=reason))
+    await ctx.emit(inv.PutAwayWaiting(order_id=order_id, item=item, quantity=quantity, reason=reason, free=free))
     ctx.log.info("put-away waits for space", reason=reason)
 
 
@@ -179,6 +183,13 @@ async def on_final_order(ctx: HandlerContext) -> None:
     stored = sum((u["quantity"] for u in units), Decimal(0))
     if stored != event.quantity:
         raise ShipmentQuantityMismatchError(event.order_id, event.quantity, stored)
+    await _ship(ctx, order_id=event.order_id, item=event.item, quantity=event.quantity, ship_to=event.ship_to,
+                order_holder=event.order_holder, units=units)
+
+
+async def _ship(ctx: HandlerContext, *, order_id: str, item: str, quantity: Decimal, ship_to: str,
+                order_holder: str, units: Sequence[Any]) -> None:
+    """Pick `units` out of their locations, record the shipment, and give the space to waiting put-aways."""
     at = _now()
     await ctx.session.execute(
         update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units])).values(status="shipped",
@@ -187,14 +198,43 @@ async def on_final_order(ctx: HandlerContext) -> None:
     await _occupy(ctx.session, _by_location(units, -1))
     lots = sorted({u["lot"] for u in units})
     await ctx.session.execute(
-        insert(shipments).values(order_id=event.order_id, item=event.item, quantity=event.quantity,
-                                 ship_to=event.ship_to, order_holder=event.order_holder, lots=json.dumps(lots),
-                                 shipped_at=at)
+        insert(shipments).values(order_id=order_id, item=item, quantity=quantity, ship_to=ship_to,
+                                 order_holder=order_holder, lots=json.dumps(lots), shipped_at=at)
     )
-    await ctx.emit(c.GoodsShipped(order_id=event.order_id, item=event.item, quantity=event.quantity,
-                                  ship_to=event.ship_to, lots=lots))
-    ctx.log.info("final order picked and shipped", quantity=str(event.quantity), lots=lots)
+    await ctx.emit(c.GoodsShipped(order_id=order_id, item=item, quantity=quantity, ship_to=ship_to, lots=lots))
+    ctx.log.info("goods picked and shipped", quantity=str(quantity), lots=lots,
+                 locations=sorted({u["location"] for u in units}))
     await _retry_waiting_put_aways(ctx)
+
+
+async def on_delivery_requested(ctx: HandlerContext) -> None:
+    """Pre-product: the holder calls off its racked goods; they leave the racks, so rack space comes back."""
+    event = ctx.event
+    assert isinstance(event, o.DeliveryRequested)
+    existing = await ctx.session.execute(select(shipments.c.order_id).where(shipments.c.order_id == event.order_id))
+    if existing.scalar_one_or_none() is not None:
+        ctx.log.info("delivery already shipped")
+        return
+    units = (
+        await ctx.session.execute(
+            select(stock_units).where(stock_units.c.order_id == event.order_id, stock_units.c.status == "stored",
+                                      stock_units.c.kind == LocationKind.RACK.value)
+            .order_by(stock_units.c.id)
+        )
+    ).mappings().all()
+    if not units:
+        waiting = await ctx.session.execute(
+            select(waiting_put_aways.c.id).where(waiting_put_aways.c.order_id == event.order_id))
+        if waiting.first() is not None:
+            state = "still waiting for rack space; request it again once racked"
+        elif await _is_cancelled(ctx.session, event.order_id):
+            state = "the order was cancelled"
+        else:
+            state = "nothing racked for it"
+        raise NothingRackedError(event.order_id, state)
+    await _ship(ctx, order_id=event.order_id, item=units[0]["item"],
+                quantity=sum((u["quantity"] for u in units), Decimal(0)), ship_to=event.ship_to,
+                order_holder=event.order_holder, units=units)
 
 
 async def on_delivery_signed(ctx: HandlerContext) -> None:
@@ -244,6 +284,11 @@ async def on_order_cancelled(ctx: HandlerContext) -> None:
     at = _now()
     if await _is_cancelled(ctx.session, event.order_id):
         return
+    shipment = (
+        await ctx.session.execute(select(shipments.c.signed_by).where(shipments.c.order_id == event.order_id))
+    ).one_or_none()
+    if shipment is not None:
+        raise CancellationAfterShipmentError(event.order_id, signed=shipment.signed_by is not None)
     await ctx.session.execute(insert(cancelled_orders).values(order_id=event.order_id, at=at))
     await ctx.session.execute(delete(waiting_put_aways).where(waiting_put_aways.c.order_id == event.order_id))
     units = (
@@ -274,10 +319,12 @@ def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
         o.FinalOrderPlaced: on_final_order,
         c.DeliverySigned: on_delivery_signed,
         o.OrderCancelled: on_order_cancelled,
+        o.DeliveryRequested: on_delivery_requested,
     }
 
 
 PUBLISHES: tuple[type[Event], ...] = (
+    inv.StorageCapacityAnnounced,
     inv.GoodsRacked,
     inv.PutAwayWaiting,
     inv.ConsignmentStockReceived,

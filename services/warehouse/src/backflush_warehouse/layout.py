@@ -1,4 +1,7 @@
-"""Lay out the locations from the settings at start-up; capacities may change, locations with stock stay."""
+"""Lay out the locations from the settings at start-up; capacities may change, locations with stock stay.
+
+The resulting total capacity per kind is announced to the other services on `inventory-details`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from backflush_shared.contracts.inventory_details import StorageCapacityAnnounced
+
 from backflush_warehouse.adapters.tables import locations
-from backflush_warehouse.domain.storage import LocationKind, parse_layout
+from backflush_warehouse.domain.storage import LocationKind, capacity_of, parse_layout
 
 
 async def apply_layout(runtime: Any) -> None:
@@ -23,3 +28,10 @@ async def apply_layout(runtime: Any) -> None:
                 await session.execute(update(locations).where(locations.c.code == location.code).values(**values))
             else:
                 await session.execute(insert(locations).values(code=location.code, **values))
+        # Announced at every start, through the outbox like any event, so that the distributor (which owns
+        # orders) can refuse an order that could never be stored whole, instead of letting it wait for ever.
+        await runtime.outbox.emit(session, StorageCapacityAnnounced(
+            rack_capacity=capacity_of(wanted, LocationKind.RACK),
+            consignment_capacity=capacity_of(wanted, LocationKind.CONSIGNMENT),
+        ))
+        await runtime.outbox.flush(session)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from decimal import Decimal
+from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer
 
 from backflush_shared.contracts.base import Event, Identifier, Quantity
 from backflush_shared.contracts.common import OrderProcessingInfo, QualityCertificate, RackPlacement
@@ -60,6 +61,10 @@ class PutAwayWaiting(Event):
     item: Identifier
     quantity: Quantity
     reason: str
+    # Added in the same version (optional, so records written before still read): the free space of that kind
+    # when the put-away started to wait, so that the order can say "30 units needed, 12 free".
+    free: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6),
+                    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json")] | None = None
 
 
 class GoodsTurnedOver(Event):
@@ -99,3 +104,31 @@ class GoodsReleasedFromStorage(Event):
     item: Identifier
     quantity: Quantity
     locations: list[Identifier]
+
+
+#: The record key of the warehouse's layout announcements: one key, so they stay in order on one partition.
+STORAGE_LAYOUT_KEY = "warehouse-layout"
+
+#: A capacity in units: a decimal string, zero when the warehouse has no location of that kind.
+Capacity = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=6, examples=["120"]),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+]
+
+
+class StorageCapacityAnnounced(Event):
+    """The warehouse's storage layout, announced at every start: how many units all its distribution-center racks
+    and all its consignment storage hold together. The distributor refuses orders that could never fit."""
+
+    event_type: ClassVar[str] = "backflush.inventory.storage-capacity-announced"
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+
+    rack_capacity: Capacity
+    consignment_capacity: Capacity
+
+    def record_key(self) -> str:
+        return STORAGE_LAYOUT_KEY
+
+    def correlation_key(self) -> str:
+        return STORAGE_LAYOUT_KEY

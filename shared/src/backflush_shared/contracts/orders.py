@@ -86,3 +86,15 @@ class FinalOrderPlaced(Event):
     quantity: Quantity
     ship_to: str
     order_holder: str = Field(min_length=1, max_length=120)
+
+
+class DeliveryRequested(Event):
+    """Pre-product flow: the order holder calls off its racked goods; the warehouse picks them from the racks and
+    ships them to `ship_to` (then the holder signs, as for any shipment). Published by `backflush order deliver`."""
+
+    event_type: ClassVar[str] = "backflush.order.delivery-requested"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    order_holder: str = Field(min_length=1, max_length=120)
+    ship_to: str = Field(min_length=1, max_length=200)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backflush_distributor.adapters.tables import order_events, order_transitions, orders
+from backflush_distributor.adapters.tables import order_events, order_transitions, orders, storage_capacity
 from backflush_distributor.domain.lifecycle import Milestones, Order, OrderStatus
 
 
@@ -33,7 +33,7 @@ def _milestones_from_json(text: str) -> Milestones:
         value = raw.get(f.name)
         if value is None:
             continue
-        if f.name in ("produced", "consigned"):
+        if f.name in ("produced", "consigned", "put_away_needed", "put_away_free"):
             value = Decimal(value)
         elif f.name.endswith("_since"):
             value = datetime.fromisoformat(value)
@@ -111,6 +111,29 @@ async def record_event(session: AsyncSession, *, order_id: str, event_id: str, e
             occurred_at=occurred_at, summary=summary,
         )
     )
+
+
+async def capacities(session: AsyncSession) -> dict[str, Decimal]:
+    """The storage capacity per kind the warehouse last announced (empty before its first announcement)."""
+    rows = (await session.execute(select(storage_capacity.c.kind, storage_capacity.c.capacity))).all()
+    return {kind: capacity for kind, capacity in rows}
+
+
+async def set_capacity(session: AsyncSession, kind: str, capacity: Decimal, *, at: datetime,
+                       cause_event_id: str) -> None:
+    values = dict(capacity=capacity, announced_at=at, cause_event_id=cause_event_id)
+    updated = await session.execute(update(storage_capacity).where(storage_capacity.c.kind == kind).values(**values))
+    if updated.rowcount == 0:
+        await session.execute(insert(storage_capacity).values(kind=kind, **values))
+
+
+async def open_orders(session: AsyncSession) -> list[OrderRow]:
+    """Every order not closed, rejected or cancelled."""
+    ids = (await session.execute(
+        select(orders.c.order_id).where(orders.c.state.not_in(("closed", "rejected", "cancelled")))
+        .order_by(orders.c.created_at, orders.c.order_id)
+    )).scalars().all()
+    return [row for row in [await load(session, order_id) for order_id in ids] if row is not None]
 
 
 def now() -> datetime:

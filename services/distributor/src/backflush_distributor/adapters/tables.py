@@ -56,3 +56,12 @@ order_events = Table(
     Column("summary", Text, nullable=False),
     UniqueConstraint("event_id", name="uq_order_events_event_id"),
 )
+
+storage_capacity = Table(
+    "storage_capacity",
+    metadata,
+    Column("kind", String(16), primary_key=True, comment="rack | consignment"),
+    Column("capacity", DecimalText, nullable=False, comment="Units all locations of this kind hold together."),
+    Column("announced_at", DateTime(timezone=True), nullable=False),
+    Column("cause_event_id", String(36), nullable=False, comment="The warehouse's announcement."),
+)

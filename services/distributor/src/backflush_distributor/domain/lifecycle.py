@@ -60,6 +60,16 @@ class OrderAlreadyFinishedError(OrderLifecycleError):
         self.state = state
 
 
+class CancellationAfterShipmentError(OrderLifecycleError):
+    """A cancel once the goods are on their way: the manufacturer would reverse the consumption of goods that left
+    (and the warehouse release nothing), so the order would be cancelled everywhere while delivered."""
+
+    def __init__(self, order_id: str, state: OrderState, stage: str) -> None:
+        super().__init__(f"cannot cancel order {order_id}: {stage} ({state.value}); a return is another flow")
+        self.order_id = order_id
+        self.state = state
+
+
 class QuantityMismatchError(OrderLifecycleError):
     def __init__(self, order_id: str, what: str, quantity: Decimal, ordered: Decimal) -> None:
         super().__init__(f"{what} of {quantity} for order {order_id} exceeds the ordered quantity {ordered}")
@@ -75,6 +85,8 @@ class Milestones:
     certificate_id: str | None = None
     directed_to_racks: bool = False
     put_away_waiting_since: datetime | None = None
+    put_away_needed: Decimal | None = None  # what the waiting put-away needs, and the space free when it began
+    put_away_free: Decimal | None = None
     racked: bool = False
     allocated: bool = False
     produced: Decimal = Decimal(0)
@@ -129,7 +141,7 @@ def derive_status(order: Order) -> OrderStatus:
             return OrderStatus(OrderState.RACKED, "inventory check to return to manufacturing (allocation)")
         if m.directed_to_racks:
             if m.put_away_waiting_since is not None:
-                return OrderStatus(OrderState.DIRECTED_TO_RACKS, "rack space")
+                return OrderStatus(OrderState.DIRECTED_TO_RACKS, _rack_space(m))
             return OrderStatus(OrderState.DIRECTED_TO_RACKS, "put-away into racks")
         if m.parked_since is not None:
             return OrderStatus(OrderState.WAITING_FOR_COMPONENTS, "component stock")
@@ -150,6 +162,51 @@ def derive_status(order: Order) -> OrderStatus:
             return OrderStatus(OrderState.IN_PRODUCTION, f"consignment storage of {_quantity(remaining)}")
         return OrderStatus(OrderState.IN_PRODUCTION, f"completion of the remaining {_quantity(order.quantity - m.produced)}")
     return OrderStatus(OrderState.FORWARDED, "production")
+
+
+def _rack_space(m: Milestones) -> str:
+    if m.put_away_needed is None:
+        return "rack space"  # told by a warehouse that did not say the figures
+    free = f", {_quantity(m.put_away_free)} free" if m.put_away_free is not None else ""
+    return f"rack space: {_quantity(m.put_away_needed)} units needed{free}"
+
+
+def check_cancellable(order: Order) -> None:
+    """Raise when a cancel must be refused. From the final order on, the goods are the warehouse's to ship: the
+    warehouse ships as soon as it reads the final order, which comes before any cancel on the same partition of
+    `orders`, so a cancel the distributor let through then could undo the consumption of goods that left."""
+    status = order.status
+    m = order.milestones
+    if status.state.finished:
+        raise OrderAlreadyFinishedError(order.order_id, status.state, "cancel")
+    if m.signed_by is not None:
+        raise CancellationAfterShipmentError(order.order_id, status.state, "its goods were delivered and signed for")
+    if m.shipped:
+        raise CancellationAfterShipmentError(order.order_id, status.state, "its goods have shipped")
+    if m.final_order_placed:
+        raise CancellationAfterShipmentError(order.order_id, status.state,
+                                             "its final order is placed and the warehouse ships on it")
+
+
+#: Which storage an order's goods need: pre-product goods go into racks, post-product goods into consignment.
+STORAGE_OF_FLOW = {"pre": "rack", "post": "consignment"}
+
+
+def never_fits(flow: str, quantity: Decimal, capacities: dict[str, Decimal]) -> str | None:
+    """Why an order can never be stored whole (its quantity exceeds all locations of its kind together), or None
+    when it can, or when the warehouse has not announced that capacity yet."""
+    kind = STORAGE_OF_FLOW.get(flow)
+    capacity = capacities.get(kind) if kind else None
+    if capacity is None or quantity <= capacity:
+        return None
+    where = "distribution-center racks" if kind == "rack" else "consignment storage locations"
+    return f"{_quantity(quantity)} units can never be stored: all {where} together hold {_quantity(capacity)}"
+
+
+def may_cancel_for_capacity(order: Order) -> bool:
+    """An order placed before the capacity was known, that can still be cancelled and is not stored yet."""
+    m = order.milestones
+    return not order.status.state.finished and not m.final_order_placed and not m.shipped and not m.racked
 
 
 def final_order_due(order: Order) -> bool:

@@ -36,6 +36,22 @@ class NotShippedError(WarehouseError):
         self.order_id = order_id
 
 
+class CancellationAfterShipmentError(WarehouseError):
+    """Only the distributor forwards cancels and it refuses them once goods ship; this guards the warehouse's own
+    books if one arrives anyway: a shipment is never undone by a cancel (a return is another flow)."""
+
+    def __init__(self, order_id: str, signed: bool) -> None:
+        what = "delivered and signed for" if signed else "shipped"
+        super().__init__(f"cancel of order {order_id} refused: its goods were {what}; a return is another flow")
+        self.order_id = order_id
+
+
+class NothingRackedError(WarehouseError):
+    def __init__(self, order_id: str, state: str) -> None:
+        super().__init__(f"delivery of order {order_id} refused: no goods of it are in the racks ({state})")
+        self.order_id = order_id
+
+
 class ShipmentQuantityMismatchError(WarehouseError):
     def __init__(self, order_id: str, ordered: Decimal, stored: Decimal) -> None:
         super().__init__(
@@ -78,6 +94,11 @@ def parse_layout(text: str, kind: LocationKind) -> list[Location]:
             raise InvalidLayoutError(f"bad {kind.value} location {part!r}: write CODE=CAPACITY, e.g. DC-A1=40")
         locations.append(Location(code.strip(), kind, value))
     return locations
+
+
+def capacity_of(locations: Iterable[Location], kind: LocationKind) -> Decimal:
+    """What all locations of one kind hold together: no put-away of that kind bigger than this can ever fit."""
+    return sum((loc.capacity for loc in locations if loc.kind is kind), Decimal(0))
 
 
 def free_space(locations: Sequence[Location], occupied: Mapping[str, Decimal]) -> dict[str, Decimal]:
