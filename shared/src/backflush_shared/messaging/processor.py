@@ -99,7 +99,7 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
         """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed)."""
-        decoded = [decode(record, max_value_bytes=self.max_value_bytes) for record in records]
+        decoded = [decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
         result = BatchResult()
         async with self.database.transaction() as session:
             inbox = await InboxBatch.load(self.inbox, session, [

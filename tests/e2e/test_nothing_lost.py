@@ -1,0 +1,83 @@
+"""Nothing lost, for real: a record nobody can read costs only itself, never its batch or a retry storm.
+
+Each case sends records the services cannot read right next to good ones (one key, so one partition and, sent
+together, one batch) and asserts that the bad record is dead-lettered at once with its reason while every good
+one is applied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from backflush_shared.contracts import orders as o
+from backflush_shared.messaging.codec import EncodedRecord
+from support.broker import Broker
+from support.e2e_paths import SAMPLE_DATA
+from support.flows import Flows
+from support.records import dead_letters_by_service, record_of, send
+from support.stack import eventually, make_stack
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+async def lossless(kafka: Broker, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Flows]:
+    """One stack for the module (each case uses keys of its own)."""
+    stack = make_stack(kafka.bootstrap_servers, tmp_path_factory.mktemp("nothing-lost"))
+    stack.start()
+    try:
+        flows = Flows(stack)
+        await flows.load_master_data(SAMPLE_DATA)
+        yield flows
+    finally:
+        stack.stop()
+
+
+def placed(order_id: str, *, quantity: str = "1") -> o.OrderPlaced:
+    return o.OrderPlaced(order_id=order_id, order_holder="Lossless Ltd", flow="pre", item="CHAIR-ERGO",
+                         quantity=Decimal(quantity), ship_to="7 Test Lane", due_date=dt.date.today())
+
+
+async def all_known_to_the_distributor(flows: Flows, order_ids: list[str]) -> None:
+    async def known() -> bool:
+        return all([await flows.order(order_id) is not None for order_id in order_ids])
+    await eventually(known, what=f"{len(order_ids)} orders in the distributor", stack=flows.stack)
+
+
+def good_orders(flows: Flows, prefix: str, count: int, *, key: str) -> list[EncodedRecord]:
+    return [record_of(flows.stack, placed(f"{prefix}-{n}"), key=key) for n in range(count)]
+
+
+async def test_a_header_that_is_not_utf8_costs_only_its_own_record(lossless: Flows) -> None:
+    """Five good orders, one with a header that is not UTF-8, five more, on one key in one send: the ten good ones
+    are applied and the bad one is dead-lettered as 'malformed-header' (it used to lose the whole batch)."""
+    stack = lossless.stack
+    bad = record_of(stack, placed("NL-HDR-BAD"), key="NL-HDR")
+    bad = EncodedRecord(bad.topic, bad.key, bad.value, [*bad.headers, ("x-trace", b"\xc3\x28")])
+    good = good_orders(lossless, "NL-HDR", 10, key="NL-HDR")
+    await send(stack, *good[:5], bad, *good[5:])
+    # ce_type is readable, so only the distributor, whose event it is, sets it aside
+    letters = await dead_letters_by_service(stack, "orders", key="NL-HDR", services=("distributor",))
+    assert {letter["dlq_error_type"] for letter in letters.values()} == {"malformed-header"}
+    assert all("'x-trace'" in letter["dlq_error_message"] for letter in letters.values())
+    await all_known_to_the_distributor(lossless, [f"NL-HDR-{n}" for n in range(10)])
+    assert await lossless.order("NL-HDR-BAD") is None
+
+
+async def test_json_nested_too_deep_is_dead_lettered_at_once(lossless: Flows) -> None:
+    """About 20 KB of `{"a":` nested 10,000 deep makes the JSON parser recurse out of stack: unreadable, so
+    set aside on the first attempt, and the good orders around it are applied."""
+    stack = lossless.stack
+    deep = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+    bad = record_of(stack, placed("NL-DEEP-BAD"), key="NL-DEEP", value=deep)
+    good = good_orders(lossless, "NL-DEEP", 4, key="NL-DEEP")
+    await send(stack, *good[:2], bad, *good[2:])
+    letters = await dead_letters_by_service(stack, "orders", key="NL-DEEP", services=("distributor",))
+    letter = letters["distributor"]
+    assert (letter["dlq_error_type"], letter["dlq_attempts"]) == ("too-deep", "1")
+    assert "nested too deep" in letter["dlq_error_message"]
+    await all_known_to_the_distributor(lossless, [f"NL-DEEP-{n}" for n in range(4)])
