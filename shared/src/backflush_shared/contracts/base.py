@@ -9,13 +9,29 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from backflush_shared.contracts.topics import Topic
+
+
+def _not_a_number(value: object) -> object:
+    """Refuse a JSON number for a decimal: 2.1 as a float is already not 2.1, so the wire carries strings."""
+    if isinstance(value, int | float):
+        raise ValueError("a decimal is sent as a string such as \"2.5\", never as a JSON number")
+    return value
+
+
+#: A decimal on the wire: a string (never a JSON number); Python code passes `Decimal`s.
+DecimalString = Annotated[
+    Decimal,
+    BeforeValidator(_not_a_number),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+]
 
 #: A quantity on the wire: a decimal string (never a float), strictly positive.
 Quantity = Annotated[
     Decimal,
+    BeforeValidator(_not_a_number),
     Field(gt=0, max_digits=18, decimal_places=6, examples=["12", "2.750"]),
     PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
 ]

@@ -134,7 +134,7 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
     try:
         envelope = Envelope.from_headers(headers)
     except ValidationError as error:
-        return rejected("invalid-envelope", _summarise(error))
+        return rejected("invalid-envelope", summarise(error))
 
     value = origin.value
     if value is None:
@@ -168,7 +168,7 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
     try:
         event = model.model_validate(payload)
     except ValidationError as error:
-        return rejected("invalid-event", f"{model.__name__}: {_summarise(error)}")
+        return rejected("invalid-event", f"{model.__name__}: {summarise(error)}")
     except RecursionError:
         return rejected("too-deep", "the value is JSON nested too deep to read")
     order_id = getattr(event, "order_id", None)
@@ -185,7 +185,7 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
     )
 
 
-def _summarise(error: ValidationError) -> str:
+def summarise(error: ValidationError) -> str:
     parts = []
     for issue in error.errors(include_url=False)[:5]:
         location = ".".join(str(part) for part in issue["loc"]) or "(value)"

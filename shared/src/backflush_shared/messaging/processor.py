@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts.base import Event
@@ -25,6 +26,7 @@ from backflush_shared.messaging.codec import (
     ConsumerRecordLike,
     RecordOrigin,
     RejectedRecord,
+    summarise,
     decode,
 )
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
@@ -37,6 +39,9 @@ log = structlog.get_logger("backflush.processor")
 #: Set by `backflush dlq replay` on a record it re-injects: the id of the dead letter it replays. An event this
 #: service refused before is applied again only when it arrives with this header (see `Inbox.claim`).
 HEADER_REPLAY_OF = "dlq_replay_of"
+
+#: The dead letter's error type of an event our own handler could not turn into valid events: a bug to fix.
+INTERNAL_VALIDATION_ERROR = "internal-validation-error"
 
 #: `session.info` key of what handlers keep in memory for the current transaction (e.g. a working ledger);
 #: dropped whenever a savepoint rolls back, so that they rebuild it from the database.
@@ -157,21 +162,33 @@ class BatchProcessor:
             async with session.begin_nested():
                 await handler(HandlerContext(session, consumed, self.outbox, event_log))
         except BackflushError as refusal:
-            # The handler's effects rolled back with the savepoint, so whatever a handler kept in memory about
-            # this transaction is stale too; the inbox keeps the event as refused, so a redelivery is not
-            # refused twice.
-            session.info.pop(TRANSACTION_CACHES, None)
-            self.outbox.discard_after(session, emitted_before)  # what the refused handler emitted goes too
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
-            await inbox.set_outcome(session, consumed, "refused")
-            await self._write_dead_letter(session, consumed.origin, type(refusal).__name__, str(refusal), 1)
-            result.refused += 1
-            result.dead_lettered += 1
-            result.wrote_outbox = True
+            await self._refuse(session, inbox, consumed, result, emitted_before, type(refusal).__name__, str(refusal))
+            return
+        except ValidationError as defect:
+            # Our own code built an invalid event (or value): a defect that fails the same way on every attempt,
+            # so it is refused loudly at once instead of retried as if the database had hiccupped.
+            reason = summarise(defect)
+            event_log.error("event refused: our own code failed validation", error_type=INTERNAL_VALIDATION_ERROR,
+                            reason=reason, model=defect.title)
+            await self._refuse(session, inbox, consumed, result, emitted_before, INTERNAL_VALIDATION_ERROR,
+                               f"{defect.title}: {reason}")
             return
         result.applied += 1
         result.wrote_outbox = True  # handlers usually emit; a spare wake-up costs one empty query
         event_log.debug("event applied")
+
+    async def _refuse(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent, result: BatchResult,
+                      emitted_before: int, error_type: str, reason: str) -> None:
+        # The handler's effects rolled back with the savepoint, so whatever a handler kept in memory about this
+        # transaction is stale too; the inbox keeps the event as refused, so a redelivery is not refused twice.
+        session.info.pop(TRANSACTION_CACHES, None)
+        self.outbox.discard_after(session, emitted_before)  # what the refused handler emitted goes too
+        await inbox.set_outcome(session, consumed, "refused")
+        await self._write_dead_letter(session, consumed.origin, error_type, reason, 1)
+        result.refused += 1
+        result.dead_lettered += 1
+        result.wrote_outbox = True
 
     async def _reject(self, session: AsyncSession, rejected: RejectedRecord, result: BatchResult, attempts: int) -> None:
         # An invalid event of a type that only other services handle is theirs to dead-letter, not ours.
