@@ -10,8 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from sqlalchemy import text
+
+from backflush_shared.audit import AuditFinding, audit
+from backflush_shared.persistence.database import Database
 
 from backflush_shared.contracts import orders as o
 from backflush_shared.messaging.codec import EncodedRecord
@@ -35,6 +40,15 @@ async def lossless(kafka: Broker, tmp_path_factory: pytest.TempPathFactory) -> A
         yield flows
     finally:
         stack.stop()
+
+
+async def write_db(url: str, change: Any) -> Any:
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            return await change(session)
+    finally:
+        await database.close()
 
 
 def placed(order_id: str, *, quantity: str = "1") -> o.OrderPlaced:
@@ -81,3 +95,31 @@ async def test_json_nested_too_deep_is_dead_lettered_at_once(lossless: Flows) ->
     assert (letter["dlq_error_type"], letter["dlq_attempts"]) == ("too-deep", "1")
     assert "nested too deep" in letter["dlq_error_message"]
     await all_known_to_the_distributor(lossless, [f"NL-DEEP-{n}" for n in range(4)])
+
+
+async def test_the_audit_accounts_for_every_committed_offset_and_names_a_gap(lossless: Flows) -> None:
+    """After normal flows every offset each group committed past is covered by a `consumed_ranges` row; remove
+    the distributor's row of one batch and the audit names the partition and offsets that went unaccounted."""
+    stack = lossless.stack
+    await lossless.place("NL-AUDIT", flow="pre", quantity="1")
+    await lossless.wait_state("NL-AUDIT", "closed")
+    urls = {service: stack.database_url(service) for service in ("manufacturer", "distributor", "warehouse")}
+
+    async def accounted() -> list[AuditFinding] | None:
+        found = [f for f in await audit(urls, bootstrap_servers=stack.bootstrap_servers)
+                 if f.check.endswith("every consumed offset accounted for")]
+        return found if len(found) == 3 and all(f.ok for f in found) else None
+    await eventually(accounted, what="every consumed offset accounted for", stack=stack)
+
+    async def drop_a_range(session: Any) -> tuple[str, int, int, int]:
+        row = (await session.execute(text(
+            "SELECT id, topic, \"partition\", first_offset, last_offset FROM consumed_ranges "
+            "WHERE topic LIKE '%orders' ORDER BY id LIMIT 1"))).one()
+        await session.execute(text("DELETE FROM consumed_ranges WHERE id = :id"), {"id": row.id})
+        return row.topic, row.partition, row.first_offset, row.last_offset
+    topic, partition, first, last = await write_db(urls["distributor"], drop_a_range)
+
+    findings = await audit(urls, bootstrap_servers=stack.bootstrap_servers)
+    [gap] = [f for f in findings if f.check == "distributor: every consumed offset accounted for"]
+    assert not gap.ok
+    assert f"{topic}[{partition}] offsets {first}..{last}" in gap.detail

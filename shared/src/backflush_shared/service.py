@@ -32,6 +32,7 @@ from backflush_shared.messaging.processor import BatchProcessor, Handler
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Inbox
+from backflush_shared.persistence.messaging_tables import CONSUMED_RANGES
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.persistence.outbox import Outbox
 from backflush_shared.settings import ServiceSettings
@@ -107,6 +108,8 @@ class ServiceRuntime:
             handlers=definition.build_handlers(runtime),
             max_value_bytes=settings.max_value_bytes,
             on_committed=relay.wake,
+            consumed_ranges=definition.metadata.tables.get(CONSUMED_RANGES),
+            group_of=lambda topic: group_id(settings, topics.logical(topic) or topic),
         )
         return runtime
 
@@ -210,6 +213,11 @@ async def _parse_batch(records: tuple[ConsumerRecord[Any, Any], ...],
     return message
 
 
+def group_id(settings: ServiceSettings, topic: Topic | str) -> str:
+    """The consumer group of one topic of one service (a group per topic: one slow topic holds back no other)."""
+    return f"{settings.group_id}.{topic.value if isinstance(topic, Topic) else topic}"
+
+
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple[AsgiFastStream, ServiceRuntime]:
     """The FastStream app of one service instance, with GET /health pinging the broker."""
     runtime = ServiceRuntime.create(definition, settings)
@@ -281,7 +289,7 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, model
     broker.subscriber(
         runtime.topics(topic),
         batch=True,
-        group_id=f"{runtime.settings.group_id}.{topic.value}",
+        group_id=group_id(runtime.settings, topic),
         ack_policy=AckPolicy.MANUAL,  # offsets are committed only after the batch's transaction committed
         parser=_parse_batch,
         decoder=_records,

@@ -21,18 +21,14 @@ def _not_a_number(value: object) -> object:
     return value
 
 
-#: A decimal on the wire: a string (never a JSON number); Python code passes `Decimal`s.
-DecimalString = Annotated[
-    Decimal,
-    BeforeValidator(_not_a_number),
-    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
-]
+#: Put after the constraints of every `Decimal` field of a contract: on the wire a decimal is a string.
+DECIMAL_STRING = BeforeValidator(_not_a_number)
 
 #: A quantity on the wire: a decimal string (never a float), strictly positive.
 Quantity = Annotated[
     Decimal,
-    BeforeValidator(_not_a_number),
     Field(gt=0, max_digits=18, decimal_places=6, examples=["12", "2.750"]),
+    DECIMAL_STRING,
     PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
 ]
 

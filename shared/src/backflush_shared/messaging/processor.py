@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts.base import Event
@@ -91,6 +93,8 @@ class BatchProcessor:
         handlers: Mapping[type[Event], Handler],
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         on_committed: Callable[[], None] | None = None,
+        consumed_ranges: Table | None = None,
+        group_of: Callable[[str], str] | None = None,
     ) -> None:
         self.service = service
         self.database = database
@@ -101,6 +105,9 @@ class BatchProcessor:
         self.handled_types = {model.event_type for model in handlers}
         self.max_value_bytes = max_value_bytes
         self.on_committed = on_committed
+        #: where each transaction accounts for the offsets it took care of, and the consumer group of a topic
+        self.consumed_ranges = consumed_ranges
+        self.group_of = group_of
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
         """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed)."""
@@ -111,11 +118,15 @@ class BatchProcessor:
                 str(item.envelope.event_id) for item in decoded
                 if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
             ])
-            for item in decoded:
+            ranges = _Ranges()
+            for record, item in zip(records, decoded, strict=True):
+                applied, dead_lettered = result.applied, result.dead_lettered
                 if isinstance(item, RejectedRecord):
                     await self._reject(session, item, result, attempts)
                 else:
                     await self._apply(session, inbox, item, result)
+                ranges.add(record, result.applied - applied, result.dead_lettered - dead_lettered)
+            await self._account(session, ranges)
             # the batch's inbox rows and outgoing records, each in one statement
             await inbox.flush(session)
             await self.outbox.flush(session)
@@ -128,9 +139,24 @@ class BatchProcessor:
         origin = RecordOrigin.of(record)
         async with self.database.transaction() as session:
             await self._write_dead_letter(session, origin, type(error).__name__, str(error) or repr(error), attempts)
+            ranges = _Ranges()
+            ranges.add(record, 0, 1)
+            await self._account(session, ranges)
             await self.outbox.flush(session)
         if self.on_committed is not None:
             self.on_committed()
+
+    async def _account(self, session: AsyncSession, ranges: _Ranges) -> None:
+        """One row per partition of what this transaction took care of: `backflush audit` finds lost offsets."""
+        if self.consumed_ranges is None or self.group_of is None or not ranges.by_partition:
+            return
+        now = datetime.now(UTC)
+        await session.execute(insert(self.consumed_ranges), [
+            {"group_id": self.group_of(topic), "topic": topic, "partition": partition, "first_offset": r.first,
+             "last_offset": r.last, "records": r.records, "applied": r.applied, "dead_lettered": r.dead_lettered,
+             "recorded_at": now}
+            for (topic, partition), r in ranges.by_partition.items()
+        ])
 
     async def _apply(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent,
                      result: BatchResult) -> None:
@@ -207,6 +233,27 @@ class BatchProcessor:
         record = dead_letter_record(self.topics, origin, error_type=error_type, reason=reason,
                                     failed_by=self.service, attempts=attempts)
         await self.outbox.add(session, record, dedupe_id=dead_letter_id(self.service, origin))
+
+
+@dataclass
+class _Range:
+    first: int
+    last: int
+    records: int = 0
+    applied: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
+class _Ranges:
+    by_partition: dict[tuple[str, int], _Range] = field(default_factory=dict)
+
+    def add(self, record: ConsumerRecordLike, applied: int, dead_lettered: int) -> None:
+        found = self.by_partition.setdefault((record.topic, record.partition), _Range(record.offset, record.offset))
+        found.first, found.last = min(found.first, record.offset), max(found.last, record.offset)
+        found.records += 1
+        found.applied += applied
+        found.dead_lettered += dead_lettered
 
 
 def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
