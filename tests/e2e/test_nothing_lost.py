@@ -18,13 +18,16 @@ from sqlalchemy import text
 from backflush_shared.audit import AuditFinding, audit
 from backflush_shared.persistence.database import Database
 
+from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
 from backflush_shared.messaging.codec import EncodedRecord
 from support.broker import Broker
 from support.e2e_paths import SAMPLE_DATA
 from support.flows import Flows
 from support.records import dead_letters_by_service, record_of, send
-from support.stack import eventually, make_stack
+from support.stack import eventually, make_stack, read_db
+
+from backflush_manufacturer.adapters import repository as manufacturer_repo
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -123,3 +126,35 @@ async def test_the_audit_accounts_for_every_committed_offset_and_names_a_gap(los
     [gap] = [f for f in findings if f.check == "distributor: every consumed offset accounted for"]
     assert not gap.ok
     assert f"{topic}[{partition}] offsets {first}..{last}" in gap.detail
+
+
+async def test_an_event_on_a_topic_that_is_not_its_own_is_refused_and_changes_nothing(lossless: Flows) -> None:
+    """A ComponentsReceived published on `orders` used to add stock: each topic takes only its own events."""
+    stack = lossless.stack
+    receipt = md.ComponentsReceived(receipt_id="R-NL-WRONG", item="SEAT-ASSY", lot="NL-WRONG", quantity=Decimal(50))
+    home = record_of(stack, receipt)
+    await send(stack, EncodedRecord(f"{stack.topic_prefix}orders", home.key, home.value, home.headers))
+    letters = await dead_letters_by_service(stack, "orders", key=home.key.decode(), services=("manufacturer",))
+    assert letters["manufacturer"]["dlq_error_type"] == "wrong-topic"
+    assert f"belongs on '{stack.topic_prefix}master-data'" in letters["manufacturer"]["dlq_error_message"]
+
+    async def lots(session: Any) -> set[str]:
+        return {m.lot for m in (await manufacturer_repo.load_ledger(session, ["SEAT-ASSY"])).movements}
+    assert "NL-WRONG" not in await read_db(stack.database_url("manufacturer"), lots)
+    await lossless.place("NL-WRONG-NEXT", flow="pre", quantity="1")
+    await lossless.wait_state("NL-WRONG-NEXT", "closed")
+
+
+async def test_a_duplicate_header_and_a_foreign_correlation_id_are_refused(lossless: Flows) -> None:
+    stack = lossless.stack
+    doubled = record_of(stack, placed("NL-TWICE"))
+    doubled = EncodedRecord(doubled.topic, doubled.key, doubled.value,
+                            [*doubled.headers, ("ce_source", b"/someone/else")])
+    foreign = record_of(stack, placed("NL-CORR"), header_changes={"ce_correlationid": "SOMEONE-ELSE"})
+    await send(stack, doubled, foreign)
+    [twice] = (await dead_letters_by_service(stack, "orders", key="NL-TWICE", services=("distributor",))).values()
+    assert (twice["dlq_error_type"], twice["dlq_error_message"]) == (
+        "duplicate-header", "header 'ce_source' appears more than once")
+    [corr] = (await dead_letters_by_service(stack, "orders", key="NL-CORR", services=("distributor",))).values()
+    assert corr["dlq_error_type"] == "correlation-mismatch"
+    assert await lossless.order("NL-TWICE") is None and await lossless.order("NL-CORR") is None

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backflush_shared.messaging.codec import RecordOrigin
 from backflush_shared.messaging.dead_letter import dead_letter_id
 from backflush_shared.persistence.database import Database, is_sqlite, missing_sqlite_file
+from backflush_shared.persistence.urls import masked_url
 
 SERVICES = ("manufacturer", "distributor", "warehouse")
 KNOWN_OUTCOMES = frozenset({"applied", "refused", "ignored"})
@@ -113,7 +114,7 @@ async def audit_service(service: str, url: str, *, negative_stock_policy: str = 
             elif service == "warehouse":
                 findings += await warehouse_checks(session)
     except SQLAlchemyError as error:
-        findings.append(AuditFinding(f"{service}: database", False, f"cannot read {url}: {_first_line(error)}"))
+        findings.append(AuditFinding(f"{service}: database", False, f"cannot read {masked_url(url)}: {masked_url(_first_line(error))}"))
     finally:
         await database.close()
     return findings
@@ -124,7 +125,7 @@ def _missing_database(url: str) -> str | None:
     try:
         make_url(url)
     except Exception as error:  # noqa: BLE001 - any unparsable URL is the same user error
-        return f"bad database URL {url!r}: {error}"
+        return f"bad database URL {masked_url(url)!r}: {masked_url(str(error))}"
     missing = missing_sqlite_file(url)
     return f"no database at {missing}" if missing else None
 

@@ -24,6 +24,7 @@ from backflush_shared.messaging.codec import ConsumedEvent, RejectedRecord, deco
 from backflush_shared.messaging.processor import HandlerContext
 from backflush_shared.messaging.publish import envelope_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
+from backflush_shared.persistence.urls import masked_url
 from backflush_shared.service import ServiceRuntime, _parse_batch
 from backflush_shared.settings import ServiceSettings
 
@@ -163,3 +164,14 @@ async def test_a_handler_building_an_invalid_event_is_refused_at_once(tmp_path: 
         assert decoded["dlq_error_message"].startswith("OrderForwarded: ")
     finally:
         await runtime.database.close()
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+asyncpg://app:s3cret@db:5432/x", "postgresql+asyncpg://app:****@db:5432/x"),
+    ("postgresql://app:p@ss:w0rd@db/x", "postgresql://app:****@db/x"),
+    ("error: cannot open postgresql://app:pw@db/x (refused)", "error: cannot open postgresql://app:****@db/x (refused)"),
+    ("postgresql://db/x", "postgresql://db/x"),
+    ("sqlite+aiosqlite:///var/warehouse.db", "sqlite+aiosqlite:///var/warehouse.db"),
+])
+def test_a_database_url_in_a_message_never_shows_its_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
