@@ -28,8 +28,8 @@ from backflush_shared.messaging.codec import (
     ConsumerRecordLike,
     RecordOrigin,
     RejectedRecord,
-    summarise,
     decode,
+    summarise,
 )
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
 from backflush_shared.persistence.database import Database
