@@ -227,7 +227,7 @@ async def test_arbitrary_records_are_each_applied_or_dead_lettered_and_no_order_
         for order in valid:
             assert order.order_id in orders, f"seed {fuzz_seed}: valid order {order.order_id} never recorded"
 
-        findings = await audit(dbs.urls)
+        findings = await audit(dbs.urls, bootstrap_servers=stack.bootstrap_servers)
         failed = [f"{f.check}: {f.detail}" for f in findings if not f.ok]
         assert findings and not failed, f"seed {fuzz_seed}: audit:\n" + "\n".join(failed)
         say(f"fuzz seed {fuzz_seed}: {len(landed)} records accounted for, {len(orders)} orders, "

@@ -64,3 +64,10 @@ def test_a_bad_database_url_stops_start_up_with_one_clear_line(tmp_path: Path) -
 def test_a_bad_setting_stops_start_up_with_one_clear_line(tmp_path: Path) -> None:
     line = one_line_error(serve({"BACKFLUSH_HEALTH_PORT": "eighty"}, tmp_path))
     assert "BACKFLUSH_HEALTH_PORT" in line
+
+
+def test_a_failing_database_url_is_shown_without_its_password(tmp_path: Path) -> None:
+    line = one_line_error(serve({"BACKFLUSH_DATABASE_URL": "mysql+aiomysql://backflush:s3cret-pw@db.example/x"},
+                                tmp_path))
+    assert "database URL 'mysql+aiomysql://backflush:****@db.example/x'" in line
+    assert "s3cret-pw" not in line

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backflush_shared.messaging.codec import RecordOrigin
 from backflush_shared.messaging.dead_letter import dead_letter_id
 from backflush_shared.persistence.database import Database, is_sqlite, missing_sqlite_file
+from backflush_shared.persistence.urls import masked_url
 
 SERVICES = ("manufacturer", "distributor", "warehouse")
 KNOWN_OUTCOMES = frozenset({"applied", "refused", "ignored"})
@@ -74,7 +75,8 @@ def default_urls() -> dict[str, str]:
 
 
 async def audit(urls: Mapping[str, str], *, negative_stock_policy: str = "park",
-                outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS) -> list[AuditFinding]:
+                outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS,
+                bootstrap_servers: str | None = None) -> list[AuditFinding]:
     """Audit the services named in `urls` (service name -> database URL), in the order of `SERVICES`.
 
     `negative_stock_policy` is the manufacturer's global policy (`BACKFLUSH_NEGATIVE_STOCK_POLICY`); items may
@@ -83,7 +85,8 @@ async def audit(urls: Mapping[str, str], *, negative_stock_policy: str = "park",
     findings: list[AuditFinding] = []
     for service in [s for s in SERVICES if s in urls] + [s for s in urls if s not in SERVICES]:
         findings += await audit_service(service, urls[service], negative_stock_policy=negative_stock_policy,
-                                        outbox_grace_seconds=outbox_grace_seconds)
+                                        outbox_grace_seconds=outbox_grace_seconds,
+                                        bootstrap_servers=bootstrap_servers)
     return findings
 
 
@@ -92,7 +95,8 @@ def breaches(findings: list[AuditFinding]) -> list[AuditFinding]:
 
 
 async def audit_service(service: str, url: str, *, negative_stock_policy: str = "park",
-                        outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS) -> list[AuditFinding]:
+                        outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS,
+                        bootstrap_servers: str | None = None) -> list[AuditFinding]:
     missing = _missing_database(url)
     if missing:
         return [AuditFinding(f"{service}: database", False, missing)]
@@ -104,6 +108,8 @@ async def audit_service(service: str, url: str, *, negative_stock_policy: str = 
                 # one snapshot for every check (SQLite's read transaction is one already)
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             findings += await messaging_checks(session, service, outbox_grace_seconds)
+            if bootstrap_servers:
+                findings += await offsets_accounted(session, service, bootstrap_servers)
             if service == "manufacturer":
                 findings += await manufacturer_checks(session, negative_stock_policy)
             elif service == "distributor":
@@ -111,7 +117,7 @@ async def audit_service(service: str, url: str, *, negative_stock_policy: str = 
             elif service == "warehouse":
                 findings += await warehouse_checks(session)
     except SQLAlchemyError as error:
-        findings.append(AuditFinding(f"{service}: database", False, f"cannot read {url}: {_first_line(error)}"))
+        findings.append(AuditFinding(f"{service}: database", False, f"cannot read {masked_url(url)}: {masked_url(_first_line(error))}"))
     finally:
         await database.close()
     return findings
@@ -122,7 +128,7 @@ def _missing_database(url: str) -> str | None:
     try:
         make_url(url)
     except Exception as error:  # noqa: BLE001 - any unparsable URL is the same user error
-        return f"bad database URL {url!r}: {error}"
+        return f"bad database URL {masked_url(url)!r}: {masked_url(str(error))}"
     missing = missing_sqlite_file(url)
     return f"no database at {missing}" if missing else None
 
@@ -229,6 +235,62 @@ async def messaging_checks(session: AsyncSession, service: str,
         else f"{len(orphans)} of {caused} events have a cause the inbox does not hold as applied: {_names(orphans)}",
     ))
     return findings
+
+
+async def offsets_accounted(session: AsyncSession, service: str, bootstrap_servers: str) -> list[AuditFinding]:
+    """Every offset below each consumer group's committed position, from the partition's earliest on, is covered
+    by a `consumed_ranges` row: applied, duplicate, ignored or dead-lettered in a committed transaction.
+
+    The groups are those the service recorded; their committed offsets and the partitions' earliest offsets are
+    read from the broker. An uncovered offset was committed past without being taken care of: lost.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    rows = (await session.execute(text(
+        'SELECT group_id, topic, "partition", first_offset, last_offset FROM consumed_ranges'
+    ))).all()
+    ranges: dict[tuple[str, str, int], list[tuple[int, int]]] = defaultdict(list)
+    for row in rows:
+        ranges[(row.group_id, row.topic, row.partition)].append((row.first_offset, row.last_offset))
+    check = f"{service}: every consumed offset accounted for"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    try:
+        await admin.start()
+        await consumer.start()
+        committed = {group: await admin.list_consumer_group_offsets(group)
+                     for group in sorted({group for group, _topic, _partition in ranges})}
+        partitions = sorted({tp for offsets in committed.values() for tp in offsets})
+        earliest = await consumer.beginning_offsets(partitions) if partitions else {}
+    except Exception as error:  # noqa: BLE001 - any broker failure is the same finding: could not check
+        return [AuditFinding(check, False, f"cannot read the committed offsets from {bootstrap_servers}: "
+                                           f"{_first_line(error) or type(error).__name__}")]
+    finally:
+        await consumer.stop()
+        await admin.close()
+    gaps: list[str] = []
+    checked = 0
+    for group, offsets in committed.items():
+        for tp, meta in sorted(offsets.items()):
+            if meta.offset <= 0:
+                continue
+            checked += 1
+            position = earliest.get(TopicPartition(tp.topic, tp.partition), 0)
+            for first, last in sorted(ranges.get((group, tp.topic, tp.partition), [])):
+                if position >= meta.offset:
+                    break
+                if first > position:
+                    gaps.append(f"{tp.topic}[{tp.partition}] offsets {position}..{min(first, meta.offset) - 1} "
+                                f"(group {group})")
+                position = max(position, last + 1)
+            if position < meta.offset:
+                gaps.append(f"{tp.topic}[{tp.partition}] offsets {position}..{meta.offset - 1} (group {group})")
+    return [AuditFinding(
+        check, not gaps,
+        f"{checked} partitions, every offset up to each committed position accounted for" if not gaps
+        else f"{len(gaps)} gaps committed past but never taken care of: {_names(gaps)}",
+    )]
 
 
 def _header(headers_text: str | None, name: str) -> str | None:
@@ -531,6 +593,10 @@ def register_audit_command(app: typer.Typer) -> None:
         outbox_grace_seconds: float = typer.Option(
             DEFAULT_OUTBOX_GRACE_SECONDS, min=0,
             help="Unpublished outbox rows younger than this are in flight, not a breach."),
+        bootstrap_servers: str | None = typer.Option(
+            None, "--bootstrap-servers",
+            help="Also check, on this broker, that every offset the services' consumer groups committed past is "
+                 "accounted for in their databases."),
         as_json: bool = typer.Option(False, "--json", help="One JSON document instead of a table."),
         only: list[str] = typer.Option([], "--only", help="Audit only this service (repeatable); say, inside its "
                                                           "container, where the others' databases are not."),
@@ -544,7 +610,8 @@ def register_audit_command(app: typer.Typer) -> None:
         if only:
             urls = {service: url for service, url in urls.items() if service in only}
         findings = asyncio.run(audit(urls, negative_stock_policy=negative_stock_policy.strip().lower(),
-                                     outbox_grace_seconds=outbox_grace_seconds))
+                                     outbox_grace_seconds=outbox_grace_seconds,
+                                     bootstrap_servers=bootstrap_servers))
         failed = breaches(findings)
         if as_json:
             typer.echo(json.dumps({"ok": not failed, "findings": [asdict(f) for f in findings]}, indent=2))

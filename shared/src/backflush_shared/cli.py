@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from backflush_shared.errors import BackflushError, ConfigurationError
+from backflush_shared.persistence.urls import masked_url
 
 app = typer.Typer(
     name="backflush",
@@ -47,7 +48,7 @@ def serve(service: str = typer.Argument(..., help="manufacturer, distributor or 
 
 def fail(message: str, code: int = 2) -> None:
     """One clear line on stderr, no traceback, and a non-zero exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {masked_url(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -86,5 +87,5 @@ def main() -> None:
         app()
     except BackflushError as error:
         notes = "".join(f" ({note})" for note in getattr(error, "__notes__", ()))
-        err.print(f"[bold red]error:[/] {error}{notes}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {masked_url(f'{error}{notes}')}", highlight=False, soft_wrap=True)
         sys.exit(2)

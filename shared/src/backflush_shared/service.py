@@ -6,7 +6,7 @@ publishes) and registers it under the `backflush.services` entry point; `backflu
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Union
@@ -16,7 +16,7 @@ import logging
 
 import structlog
 import typer
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream.asgi import AsgiFastStream, make_ping_asgi
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -32,6 +32,7 @@ from backflush_shared.messaging.processor import BatchProcessor, Handler
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Inbox
+from backflush_shared.persistence.messaging_tables import CONSUMED_RANGES
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.persistence.outbox import Outbox
 from backflush_shared.settings import ServiceSettings
@@ -107,6 +108,8 @@ class ServiceRuntime:
             handlers=definition.build_handlers(runtime),
             max_value_bytes=settings.max_value_bytes,
             on_committed=relay.wake,
+            consumed_ranges=definition.metadata.tables.get(CONSUMED_RANGES),
+            group_of=lambda topic: group_id(settings, topics.logical(topic) or topic),
         )
         return runtime
 
@@ -196,6 +199,25 @@ async def _records(message: Any) -> Any:
     return message.raw_message
 
 
+async def _parse_batch(records: tuple[ConsumerRecord[Any, Any], ...],
+                       original: Callable[[tuple[Any, ...]], Awaitable[Any]]) -> Any:
+    """FastStream's batch message, built without reading any record's headers.
+
+    FastStream's own parser decodes every header of every record as UTF-8 before we see the batch: one header
+    that is not UTF-8 raised outside `ServiceRuntime.consume` and lost the whole batch (no retry, no dead letter,
+    and the next batch committed past it). It gets the records without headers; the message carries the real
+    records, whose headers only our codec reads (a bad one is then a dead letter of its own).
+    """
+    message = await original(tuple(replace(record, headers=()) for record in records))
+    message.raw_message = records
+    return message
+
+
+def group_id(settings: ServiceSettings, topic: Topic | str) -> str:
+    """The consumer group of one topic of one service (a group per topic: one slow topic holds back no other)."""
+    return f"{settings.group_id}.{topic.value if isinstance(topic, Topic) else topic}"
+
+
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple[AsgiFastStream, ServiceRuntime]:
     """The FastStream app of one service instance, with GET /health pinging the broker."""
     runtime = ServiceRuntime.create(definition, settings)
@@ -267,8 +289,9 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, model
     broker.subscriber(
         runtime.topics(topic),
         batch=True,
-        group_id=f"{runtime.settings.group_id}.{topic.value}",
+        group_id=group_id(runtime.settings, topic),
         ack_policy=AckPolicy.MANUAL,  # offsets are committed only after the batch's transaction committed
+        parser=_parse_batch,
         decoder=_records,
         max_records=runtime.settings.max_batch,
         # FastStream sleeps this long after an empty poll: the default 200 ms would add to every hop at low load

@@ -9,14 +9,26 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from backflush_shared.contracts.topics import Topic
+
+
+def _not_a_number(value: object) -> object:
+    """Refuse a JSON number for a decimal: 2.1 as a float is already not 2.1, so the wire carries strings."""
+    if isinstance(value, int | float):
+        raise ValueError("a decimal is sent as a string such as \"2.5\", never as a JSON number")
+    return value
+
+
+#: Put after the constraints of every `Decimal` field of a contract: on the wire a decimal is a string.
+DECIMAL_STRING = BeforeValidator(_not_a_number)
 
 #: A quantity on the wire: a decimal string (never a float), strictly positive.
 Quantity = Annotated[
     Decimal,
     Field(gt=0, max_digits=18, decimal_places=6, examples=["12", "2.750"]),
+    DECIMAL_STRING,
     PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
 ]
 

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backflush_shared.contracts.base import Event, Identifier, Quantity
+from backflush_shared.contracts.base import DECIMAL_STRING, Event, Identifier, Quantity
 from backflush_shared.contracts.topics import Topic
 
 NegativeStockPolicyName = Literal["reject", "allow", "park"]
@@ -44,7 +44,7 @@ class BomLineDefinition(BaseModel):
 
     component: Identifier
     quantity_per: Quantity
-    scrap_factor: Annotated[Decimal, Field(ge=0, lt=10, decimal_places=6)] = Decimal(0)
+    scrap_factor: Annotated[Decimal, Field(ge=0, lt=10, decimal_places=6), DECIMAL_STRING] = Decimal(0)
     flush: Literal["pre", "post", "manual"]
 
 

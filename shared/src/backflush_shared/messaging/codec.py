@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from backflush_shared.contracts.base import Event
-from backflush_shared.contracts.envelope import REQUIRED_HEADERS, Envelope
+from backflush_shared.contracts.envelope import HEADER_ID, HEADER_TYPE, REQUIRED_HEADERS, Envelope
 from backflush_shared.contracts.registry import known_versions, model_for
+from backflush_shared.contracts.topics import TopicNames
 
 #: The largest value we accept; bigger records are dead-lettered unread (the broker's default limit is 1 MiB).
 DEFAULT_MAX_VALUE_BYTES = 1_000_000
@@ -99,20 +101,32 @@ def content_hash(event_type: str, schema_version: int, value: bytes) -> str:
     return digest.hexdigest()
 
 
-def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> ConsumedEvent | RejectedRecord:
+def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+           topics: TopicNames | None = None) -> ConsumedEvent | RejectedRecord:
+    """Read one record; with `topics`, an event on a topic other than its own is refused ('wrong-topic')."""
     origin = RecordOrigin.of(record)
     headers: dict[str, str] = {}
+    unreadable: list[str] = []
+    counts = Counter(name for name, _raw in origin.headers)
     for name, raw in origin.headers:
         try:
             headers[name] = raw.decode()
         except UnicodeDecodeError:
-            return RejectedRecord(origin, "malformed-header", f"header {name!r} is not UTF-8 text")
+            unreadable.append(name)
+    repeated = sorted(name for name, count in counts.items() if count > 1)
 
-    event_id = headers.get("ce_id")
-    event_type = headers.get("ce_type")
+    # a header read twice or not at all names nobody for sure: its name is then not trusted
+    event_id = headers.get(HEADER_ID) if HEADER_ID not in repeated else None
+    event_type = headers.get(HEADER_TYPE) if HEADER_TYPE not in repeated else None
 
     def rejected(error_type: str, reason: str) -> RejectedRecord:
         return RejectedRecord(origin, error_type, reason, event_id=event_id, event_type=event_type)
+
+    if unreadable:
+        return rejected("malformed-header", f"header {unreadable[0]!r} is not UTF-8 text")
+    if repeated:
+        # which of the two a reader takes is a guess: the last wins in one library, the first in another
+        return rejected("duplicate-header", f"header {', '.join(map(repr, repeated))} appears more than once")
 
     missing = [name for name in REQUIRED_HEADERS if not headers.get(name)]
     if missing:
@@ -120,7 +134,7 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
     try:
         envelope = Envelope.from_headers(headers)
     except ValidationError as error:
-        return rejected("invalid-envelope", _summarise(error))
+        return rejected("invalid-envelope", summarise(error))
 
     value = origin.value
     if value is None:
@@ -138,15 +152,30 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
                 f"(known: {', '.join(map(str, versions))})",
             )
         return rejected("unknown-event-type", f"unknown event type {envelope.event_type!r}")
+    if topics is not None:
+        logical = topics.logical(origin.topic)
+        if logical is not None and logical is not model.topic:
+            return rejected("wrong-topic", f"{envelope.event_type} belongs on {topics(model.topic)!r}, "
+                                           f"not on {origin.topic!r}")
 
     try:
         payload = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return rejected("not-json", f"the value is not JSON: {error}")
+    except RecursionError:
+        # the parser recurses once per level: a small record nested thousands deep exhausts the stack
+        return rejected("too-deep", "the value is JSON nested too deep to read")
     try:
         event = model.model_validate(payload)
     except ValidationError as error:
-        return rejected("invalid-event", f"{model.__name__}: {_summarise(error)}")
+        return rejected("invalid-event", f"{model.__name__}: {summarise(error)}")
+    except RecursionError:
+        return rejected("too-deep", "the value is JSON nested too deep to read")
+    order_id = getattr(event, "order_id", None)
+    if order_id is not None and envelope.correlation_id != str(order_id):
+        # the correlation id is what logs, the inbox and the tools file the event under: it must be its order
+        return rejected("correlation-mismatch", f"ce_correlationid {envelope.correlation_id!r} is not the "
+                                                f"event's order id {order_id!r}")
 
     return ConsumedEvent(
         envelope=envelope,
@@ -156,7 +185,7 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
     )
 
 
-def _summarise(error: ValidationError) -> str:
+def summarise(error: ValidationError) -> str:
     parts = []
     for issue in error.errors(include_url=False)[:5]:
         location = ".".join(str(part) for part in issue["loc"]) or "(value)"

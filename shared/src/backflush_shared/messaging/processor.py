@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts.base import Event
@@ -26,6 +29,7 @@ from backflush_shared.messaging.codec import (
     RecordOrigin,
     RejectedRecord,
     decode,
+    summarise,
 )
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
 from backflush_shared.persistence.database import Database
@@ -37,6 +41,9 @@ log = structlog.get_logger("backflush.processor")
 #: Set by `backflush dlq replay` on a record it re-injects: the id of the dead letter it replays. An event this
 #: service refused before is applied again only when it arrives with this header (see `Inbox.claim`).
 HEADER_REPLAY_OF = "dlq_replay_of"
+
+#: The dead letter's error type of an event our own handler could not turn into valid events: a bug to fix.
+INTERNAL_VALIDATION_ERROR = "internal-validation-error"
 
 #: `session.info` key of what handlers keep in memory for the current transaction (e.g. a working ledger);
 #: dropped whenever a savepoint rolls back, so that they rebuild it from the database.
@@ -86,6 +93,8 @@ class BatchProcessor:
         handlers: Mapping[type[Event], Handler],
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         on_committed: Callable[[], None] | None = None,
+        consumed_ranges: Table | None = None,
+        group_of: Callable[[str], str] | None = None,
     ) -> None:
         self.service = service
         self.database = database
@@ -96,21 +105,28 @@ class BatchProcessor:
         self.handled_types = {model.event_type for model in handlers}
         self.max_value_bytes = max_value_bytes
         self.on_committed = on_committed
+        #: where each transaction accounts for the offsets it took care of, and the consumer group of a topic
+        self.consumed_ranges = consumed_ranges
+        self.group_of = group_of
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
         """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed)."""
-        decoded = [decode(record, max_value_bytes=self.max_value_bytes) for record in records]
+        decoded = [decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
         result = BatchResult()
         async with self.database.transaction() as session:
             inbox = await InboxBatch.load(self.inbox, session, [
                 str(item.envelope.event_id) for item in decoded
                 if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
             ])
-            for item in decoded:
+            ranges = _Ranges()
+            for record, item in zip(records, decoded, strict=True):
+                applied, dead_lettered = result.applied, result.dead_lettered
                 if isinstance(item, RejectedRecord):
                     await self._reject(session, item, result, attempts)
                 else:
                     await self._apply(session, inbox, item, result)
+                ranges.add(record, result.applied - applied, result.dead_lettered - dead_lettered)
+            await self._account(session, ranges)
             # the batch's inbox rows and outgoing records, each in one statement
             await inbox.flush(session)
             await self.outbox.flush(session)
@@ -123,9 +139,24 @@ class BatchProcessor:
         origin = RecordOrigin.of(record)
         async with self.database.transaction() as session:
             await self._write_dead_letter(session, origin, type(error).__name__, str(error) or repr(error), attempts)
+            ranges = _Ranges()
+            ranges.add(record, 0, 1)
+            await self._account(session, ranges)
             await self.outbox.flush(session)
         if self.on_committed is not None:
             self.on_committed()
+
+    async def _account(self, session: AsyncSession, ranges: _Ranges) -> None:
+        """One row per partition of what this transaction took care of: `backflush audit` finds lost offsets."""
+        if self.consumed_ranges is None or self.group_of is None or not ranges.by_partition:
+            return
+        now = datetime.now(UTC)
+        await session.execute(insert(self.consumed_ranges), [
+            {"group_id": self.group_of(topic), "topic": topic, "partition": partition, "first_offset": r.first,
+             "last_offset": r.last, "records": r.records, "applied": r.applied, "dead_lettered": r.dead_lettered,
+             "recorded_at": now}
+            for (topic, partition), r in ranges.by_partition.items()
+        ])
 
     async def _apply(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent,
                      result: BatchResult) -> None:
@@ -157,21 +188,33 @@ class BatchProcessor:
             async with session.begin_nested():
                 await handler(HandlerContext(session, consumed, self.outbox, event_log))
         except BackflushError as refusal:
-            # The handler's effects rolled back with the savepoint, so whatever a handler kept in memory about
-            # this transaction is stale too; the inbox keeps the event as refused, so a redelivery is not
-            # refused twice.
-            session.info.pop(TRANSACTION_CACHES, None)
-            self.outbox.discard_after(session, emitted_before)  # what the refused handler emitted goes too
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
-            await inbox.set_outcome(session, consumed, "refused")
-            await self._write_dead_letter(session, consumed.origin, type(refusal).__name__, str(refusal), 1)
-            result.refused += 1
-            result.dead_lettered += 1
-            result.wrote_outbox = True
+            await self._refuse(session, inbox, consumed, result, emitted_before, type(refusal).__name__, str(refusal))
+            return
+        except ValidationError as defect:
+            # Our own code built an invalid event (or value): a defect that fails the same way on every attempt,
+            # so it is refused loudly at once instead of retried as if the database had hiccupped.
+            reason = summarise(defect)
+            event_log.error("event refused: our own code failed validation", error_type=INTERNAL_VALIDATION_ERROR,
+                            reason=reason, model=defect.title)
+            await self._refuse(session, inbox, consumed, result, emitted_before, INTERNAL_VALIDATION_ERROR,
+                               f"{defect.title}: {reason}")
             return
         result.applied += 1
         result.wrote_outbox = True  # handlers usually emit; a spare wake-up costs one empty query
         event_log.debug("event applied")
+
+    async def _refuse(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent, result: BatchResult,
+                      emitted_before: int, error_type: str, reason: str) -> None:
+        # The handler's effects rolled back with the savepoint, so whatever a handler kept in memory about this
+        # transaction is stale too; the inbox keeps the event as refused, so a redelivery is not refused twice.
+        session.info.pop(TRANSACTION_CACHES, None)
+        self.outbox.discard_after(session, emitted_before)  # what the refused handler emitted goes too
+        await inbox.set_outcome(session, consumed, "refused")
+        await self._write_dead_letter(session, consumed.origin, error_type, reason, 1)
+        result.refused += 1
+        result.dead_lettered += 1
+        result.wrote_outbox = True
 
     async def _reject(self, session: AsyncSession, rejected: RejectedRecord, result: BatchResult, attempts: int) -> None:
         # An invalid event of a type that only other services handle is theirs to dead-letter, not ours.
@@ -190,6 +233,27 @@ class BatchProcessor:
         record = dead_letter_record(self.topics, origin, error_type=error_type, reason=reason,
                                     failed_by=self.service, attempts=attempts)
         await self.outbox.add(session, record, dedupe_id=dead_letter_id(self.service, origin))
+
+
+@dataclass
+class _Range:
+    first: int
+    last: int
+    records: int = 0
+    applied: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
+class _Ranges:
+    by_partition: dict[tuple[str, int], _Range] = field(default_factory=dict)
+
+    def add(self, record: ConsumerRecordLike, applied: int, dead_lettered: int) -> None:
+        found = self.by_partition.setdefault((record.topic, record.partition), _Range(record.offset, record.offset))
+        found.first, found.last = min(found.first, record.offset), max(found.last, record.offset)
+        found.records += 1
+        found.applied += applied
+        found.dead_lettered += dead_lettered
 
 
 def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from backflush_shared.errors import ConfigurationError
+from backflush_shared.persistence.urls import masked_url
 
 T = TypeVar("T")
 
@@ -33,7 +34,8 @@ def create_engine(url: str) -> AsyncEngine:
     try:
         parsed = make_url(url)
     except ArgumentError as error:
-        raise ConfigurationError(f"database URL {url!r} is not a valid SQLAlchemy URL: {error}") from None
+        raise ConfigurationError(
+            f"database URL {masked_url(url)!r} is not a valid SQLAlchemy URL: {masked_url(str(error))}") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":
@@ -43,7 +45,7 @@ def create_engine(url: str) -> AsyncEngine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
-    raise ConfigurationError(f"database URL {url!r}: only sqlite and postgresql are supported")
+    raise ConfigurationError(f"database URL {masked_url(url)!r}: only sqlite and postgresql are supported")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

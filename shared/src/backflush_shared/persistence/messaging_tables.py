@@ -48,4 +48,32 @@ def add_messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("published_at", DateTime(timezone=True), nullable=True),
         Index("ix_outbox_unpublished", "published_at", "id"),
     )
+    add_consumed_ranges_table(metadata)
     return inbox, outbox
+
+
+#: Every consumed offset accounted for: one row per batch and partition, written in the batch's transaction.
+CONSUMED_RANGES = "consumed_ranges"
+
+
+def add_consumed_ranges_table(metadata: MetaData) -> Table:
+    """Which offsets of which partition a transaction took care of (applied, duplicate, ignored or dead-lettered).
+
+    `backflush audit` compares their union with the consumer groups' committed offsets on the broker: an offset
+    below a committed position that no row covers was lost.
+    """
+    return Table(
+        CONSUMED_RANGES,
+        metadata,
+        Column("id", OutboxId, primary_key=True, autoincrement=True),
+        Column("group_id", String(250), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("first_offset", BigInteger, nullable=False),
+        Column("last_offset", BigInteger, nullable=False),
+        Column("records", Integer, nullable=False, comment="records read in [first_offset, last_offset]"),
+        Column("applied", Integer, nullable=False),
+        Column("dead_lettered", Integer, nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Index("ix_consumed_ranges_partition", "group_id", "topic", "partition", "first_offset"),
+    )
