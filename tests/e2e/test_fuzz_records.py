@@ -87,7 +87,7 @@ def draw_records(fuzz_seed: int) -> list[FuzzRecord]:
 
 def handled_types() -> dict[str, set[str]]:
     """The event types each service applies (the rest of its topics' events it ignores)."""
-    production = Production(ManufacturerSettings())
+    production = Production(ManufacturerSettings(service="manufacturer"))
     return {
         "manufacturer": {model.event_type for model in handler_table(production)},
         "distributor": {model.event_type for model in distributor_handlers(None)},
