@@ -29,6 +29,7 @@ from backflush_manufacturer.domain.errors import (
     ManufacturerDomainError,
     MissingBomError,
 )
+from backflush_manufacturer.domain.identifiers import certificate_id, completion_lot, finished_lot, step_flush_id
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason
@@ -154,7 +155,7 @@ class Production:
                                            rejected_by="manufacturer"))
             return
         order.certificate = {
-            "certificate_id": f"QC-{order.order_id}", "item": order.item, "lot": _lot(order, 1),
+            "certificate_id": certificate_id(order.order_id), "item": order.item, "lot": _lot(order, 1),
             "inspected_by": inspector, "inspected_at": datetime.now(UTC).isoformat(),
             "plan": md.plans[order.item].rule.value if order.item in md.plans else "external",
         }
@@ -162,7 +163,7 @@ class Production:
         await self._release(ctx, md, order)
 
     async def _release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
-        request = FlushRequest(f"{order.order_id}:release", order.order_id, order.item, FlushPoint.PRE,
+        request = FlushRequest(step_flush_id(order.order_id, "release"), order.order_id, order.item, FlushPoint.PRE,
                                order.quantity, finished_lot=_lot(order, 1) if order.flow == "pre" else None,
                                event_id=str(ctx.consumed.envelope.event_id))
         posted = await self._flush(ctx, md, order, request, step="release")
@@ -176,7 +177,7 @@ class Production:
             return
         # pre-product: produced in full right after release; its post lines flush at that completion
         order.completed = order.quantity
-        request = FlushRequest(f"{order.order_id}:completion", order.order_id, order.item, FlushPoint.POST,
+        request = FlushRequest(step_flush_id(order.order_id, "completion"), order.order_id, order.item, FlushPoint.POST,
                                order.quantity, finished_lot=_lot(order, 1),
                                event_id=str(ctx.consumed.envelope.event_id))
         posted = await self._flush(ctx, md, order, request, step="completion")
@@ -199,7 +200,7 @@ class Production:
         require_quantity(item.code, item.unit, event.quantity, what="completed quantity")
         before = order.completed
         order.completed = before + event.quantity
-        lot = f"{order.order_id}-C{item.unit.format(order.completed)}"
+        lot = completion_lot(order.order_id, item.unit.format(order.completed))
         request = FlushRequest(str(ctx.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
                                event.quantity, completed_before=before, finished_lot=lot)
         posted = await self._flush(ctx, md, order, request, step="completion")
@@ -428,7 +429,7 @@ class Production:
 
 
 def _lot(order: ProductionOrder, number: int) -> str:
-    return f"{order.order_id}-{number}"
+    return finished_lot(order.order_id, number)
 
 
 def handler_table(production: Production) -> dict[type[Event], object]:
