@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backflush_shared.cli_text import safe
 from backflush_shared.messaging.codec import RecordOrigin
 from backflush_shared.messaging.dead_letter import dead_letter_id
 from backflush_shared.persistence.database import Database, is_sqlite, missing_sqlite_file
@@ -475,8 +476,8 @@ def register_audit_command(app: typer.Typer) -> None:
             for column in ("service", "check", "result", "detail"):
                 table.add_column(column, overflow="fold")
             for finding in findings:
-                table.add_row(finding.service, finding.check.split(": ", 1)[-1],
-                              "[green]pass[/]" if finding.ok else "[bold red]FAIL[/]", finding.detail)
+                table.add_row(safe(finding.service), safe(finding.check.split(": ", 1)[-1]),
+                              "[green]pass[/]" if finding.ok else "[bold red]FAIL[/]", safe(finding.detail))
             out.print(table)
             out.print(f"[bold red]{len(failed)} breaches[/]" if failed else "[green]clean: every check passed[/]")
         raise typer.Exit(1 if failed else 0)
