@@ -281,8 +281,8 @@ async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Pa
         ok=not wrong and consumed == EXPECTED_CONSUMED,
     )
     if not result.ok:
-        console.print(f"[bold red]the results differ from the README's walkthrough:[/] end states {wrong}, "
-                      f"consumed {consumed} instead of {EXPECTED_CONSUMED}")
+        console.print(f"[bold red]the results differ from the README's walkthrough:[/] end states {safe(wrong)}, "
+                      f"consumed {safe(consumed)} instead of {safe(EXPECTED_CONSUMED)}")
     else:
         console.print(f"[bold green]demo finished in {seconds:.1f} s:[/] every order ended, "
                       "and every component was consumed, as the README's walkthrough says.")
