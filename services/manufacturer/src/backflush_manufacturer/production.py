@@ -245,7 +245,7 @@ class Production:
         if await repo.waiting_parked(ctx.session, order.order_id):
             # an earlier flush of this order waits: this one queues behind it, whole
             outcome: PostedFlush | ParkedFlush = ParkedFlush(request, requirements, ())
-            reason = "waits behind an earlier parked flush of the same order"
+            reason = WAITS_BEHIND_OWN_ORDER
         else:
             ledger = await self.ledgers.load(ctx.session, [r.item for r in requirements])
             try:
@@ -256,10 +256,7 @@ class Production:
                 await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
                                                rejected_by="manufacturer"))
                 return None
-            reason = "; ".join(
-                f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
-                for s in outcome.shortages
-            ) if isinstance(outcome, ParkedFlush) else ""
+            reason = _parked_reason(outcome, behind_own_order=False) if isinstance(outcome, ParkedFlush) else ""
         if isinstance(outcome, ParkedFlush):
             await repo.park(ctx.session, outcome, order_id=order.order_id, step=step, reason=reason,
                             cause_event_id=str(ctx.consumed.envelope.event_id))
@@ -326,7 +323,10 @@ class Production:
         """Post the parked flushes that stock now covers, in arrival order, and carry on their orders."""
         entries = await repo.waiting_parked(ctx.session)
         if only is not None:
-            entries = [e for e in entries if e.flush_id == only]
+            target = next((e for e in entries if e.flush_id == only), None)
+            # the whole order comes along: its earlier flushes post first (a completion never posts before its
+            # order's release), and the later ones queued behind it must not stay waiting once it posts
+            entries = [e for e in entries if target is not None and e.order_id == target.order_id]
         if not entries:
             return 0
         md = await self._md(ctx)
@@ -334,6 +334,7 @@ class Production:
         ledger = await self.ledgers.load(ctx.session, items)
         result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
         by_flush = {e.flush_id: e for e in entries}
+        await self._update_wait_reasons(ctx, entries, result.still_parked)
         # append every posting first: continuations flush again and must see the stock these took
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:
@@ -352,6 +353,22 @@ class Production:
             else:
                 await self._produce(ctx, md, order, request.quantity, request.finished_lot or _lot(order, 1))
         return len(result.posted)
+
+    async def _update_wait_reasons(self, ctx: HandlerContext, entries: list[ParkedEntry],
+                                   still: tuple[ParkedFlush, ...]) -> None:
+        """A flush still waiting says what it waits for now: a flush parked behind an earlier one of its order may
+        now wait for stock of its own, and the exception queue must not name a wait that is over."""
+        waiting = {p.flush_id: p for p in still}
+        seen_orders: set[str] = set()
+        for entry in entries:
+            parked = waiting.get(entry.flush_id)
+            if parked is None:
+                continue
+            reason = _parked_reason(parked, behind_own_order=entry.order_id in seen_orders)
+            seen_orders.add(entry.order_id)
+            # only a wait behind its own order ends without a receipt of its components; other reasons stand
+            if entry.reason == WAITS_BEHIND_OWN_ORDER and reason != entry.reason:
+                await repo.update_parked_reason(ctx.session, entry.flush_id, reason)
 
     async def retry_parked(self, ctx: HandlerContext, event: md_events.ParkedBackflushRetryRequested) -> None:
         entries = [e for e in await repo.waiting_parked(ctx.session) if e.id == event.entry_id]
@@ -426,6 +443,23 @@ class Production:
         await self.ledgers.append(ctx.session, movements)
         order.status = "delivered"
         await repo.save_order(ctx.session, order)
+
+
+#: The exception queue's reason for a flush queued behind an earlier parked flush of its own order (the audit
+#: checks that such an earlier flush still waits).
+WAITS_BEHIND_OWN_ORDER = "waits behind an earlier parked flush of the same order"
+WAITS_BEHIND_COMPONENTS = "waits behind an earlier parked flush that needs the same components"
+
+
+def _parked_reason(parked: ParkedFlush, *, behind_own_order: bool) -> str:
+    if behind_own_order:
+        return WAITS_BEHIND_OWN_ORDER
+    if not parked.shortages:
+        return WAITS_BEHIND_COMPONENTS
+    return "; ".join(
+        f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
+        for s in parked.shortages
+    )
 
 
 def _lot(order: ProductionOrder, number: int) -> str:
