@@ -366,7 +366,7 @@ class Production:
                 continue
             reason = _parked_reason(parked, behind_own_order=entry.order_id in seen_orders)
             seen_orders.add(entry.order_id)
-            # only a wait behind its own order ends without a receipt of its components; other reasons stand
+            # a shortage stays true until a receipt; a wait behind the order's own earlier flush ends when it posts
             if entry.reason == WAITS_BEHIND_OWN_ORDER and reason != entry.reason:
                 await repo.update_parked_reason(ctx.session, entry.flush_id, reason)
 
