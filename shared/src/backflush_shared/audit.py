@@ -8,8 +8,9 @@ that wrote them:
   oldest age are reported), every inbox row has a known outcome, every refused event has its dead letter in the
   outbox, and every event in the outbox was caused by an event the inbox holds as applied;
 - manufacturer: the balances of the domain's `StockLedger` equal the sums of the raw movements, no real lot is
-  negative, `NEGATIVE` lots exist only for items whose policy is `allow`, and no parked flush of a cancelled (or
-  otherwise finished) production order still waits;
+  negative, `NEGATIVE` lots exist only for items whose policy is `allow`, no parked flush of a cancelled (or
+  otherwise finished) production order still waits, and every waiting parked flush waits for something that can
+  happen (known components, an existing production order, an earlier flush of its order that still waits);
 - distributor: every order is closed, rejected or cancelled, or says what it waits for and since when; no open
   order not yet stored is bigger than the storage capacity the warehouse announced; no order was cancelled once
   its final order was placed or its goods shipped;
@@ -39,6 +40,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backflush_shared.cli_text import safe
 from backflush_shared.messaging.codec import RecordOrigin
 from backflush_shared.messaging.dead_letter import dead_letter_id
 from backflush_shared.persistence.database import Database, is_sqlite, missing_sqlite_file
@@ -385,7 +387,53 @@ async def manufacturer_checks(session: AsyncSession, negative_stock_policy: str 
         f"{len(parked)} parked flushes, {waiting} waiting, none for a finished order" if not stuck
         else f"{len(stuck)} still wait for a finished order: {_names(stuck)}",
     ))
+    findings += await parked_flush_release_checks(session)
     return findings
+
+
+#: The exception queue's reason for a flush queued behind an earlier parked flush of its own order
+#: (backflush_manufacturer.production.WAITS_BEHIND_OWN_ORDER; written out, as every check reads raw rows).
+WAITS_BEHIND_OWN_ORDER = "waits behind an earlier parked flush of the same order"
+
+
+async def parked_flush_release_checks(session: AsyncSession) -> list[AuditFinding]:
+    """Every waiting parked flush waits for something that can happen: a receipt of components the manufacturer
+    knows (a receipt of an unknown item is refused), for a production order that exists, and, when it waits
+    behind an earlier flush of its order, behind one that still waits (a cancelled or posted one never releases
+    it: only a receipt or a retry reprocesses the queue)."""
+    rows = (await session.execute(text(
+        "SELECT p.id, p.order_id, p.status, p.reason, p.request, o.order_id AS production_order "
+        "FROM parked_flushes p LEFT JOIN production_orders o ON o.order_id = p.order_id ORDER BY p.id"
+    ))).all()
+    known_items = {row.item for row in (await session.execute(text("SELECT item FROM items"))).all()}
+    unreleasable: list[str] = []
+    earlier: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        before, name = list(earlier[row.order_id]), f"#{row.id} {row.order_id}"
+        earlier[row.order_id].append(row)
+        if row.status != "waiting":
+            continue
+        if row.production_order is None:
+            unreleasable.append(f"{name}: no such production order")
+        try:
+            needed = {str(line["item"]) for line in json.loads(row.request)["requirements"]}
+        except (ValueError, KeyError, TypeError):
+            unreleasable.append(f"{name}: unreadable request")
+            continue
+        unknown = sorted(needed - known_items)
+        if unknown:
+            unreleasable.append(f"{name}: needs unknown items {', '.join(unknown)}")
+        cancelled = [e.id for e in before if e.status == "cancelled"]
+        if cancelled:
+            unreleasable.append(f"{name}: an earlier flush of its order was cancelled (#{cancelled[0]})")
+        elif row.reason == WAITS_BEHIND_OWN_ORDER and not any(e.status == "waiting" for e in before):
+            unreleasable.append(f"{name}: waits behind an earlier flush of its order, but none waits")
+    waiting = sum(1 for row in rows if row.status == "waiting")
+    return [AuditFinding(
+        "manufacturer: every waiting parked flush can be released", not unreleasable,
+        f"{waiting} waiting, each for known components of an existing production order" if not unreleasable
+        else f"{len(unreleasable)} wait for what cannot happen: {_names(unreleasable)}",
+    )]
 
 
 # -- distributor ----------------------------------------------------------------------------------------------------
@@ -620,8 +668,8 @@ def register_audit_command(app: typer.Typer) -> None:
             for column in ("service", "check", "result", "detail"):
                 table.add_column(column, overflow="fold")
             for finding in findings:
-                table.add_row(finding.service, finding.check.split(": ", 1)[-1],
-                              "[green]pass[/]" if finding.ok else "[bold red]FAIL[/]", finding.detail)
+                table.add_row(safe(finding.service), safe(finding.check.split(": ", 1)[-1]),
+                              "[green]pass[/]" if finding.ok else "[bold red]FAIL[/]", safe(finding.detail))
             out.print(table)
             out.print(f"[bold red]{len(failed)} breaches[/]" if failed else "[green]clean: every check passed[/]")
         raise typer.Exit(1 if failed else 0)

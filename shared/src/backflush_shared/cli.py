@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from backflush_shared.cli_text import safe
 from backflush_shared.errors import BackflushError, ConfigurationError
 from backflush_shared.persistence.urls import masked_url
 
@@ -47,8 +48,9 @@ def serve(service: str = typer.Argument(..., help="manufacturer, distributor or 
 
 
 def fail(message: str, code: int = 2) -> None:
-    """One clear line on stderr, no traceback, and a non-zero exit."""
-    err.print(f"[bold red]error:[/] {masked_url(message)}", highlight=False, soft_wrap=True)
+    """One clear line on stderr, no traceback, and a non-zero exit. The message is text, never markup: it often
+    quotes what a user or an event said; a database URL in it is shown without its password."""
+    err.print(f"[bold red]error:[/] {safe(masked_url(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -87,5 +89,5 @@ def main() -> None:
         app()
     except BackflushError as error:
         notes = "".join(f" ({note})" for note in getattr(error, "__notes__", ()))
-        err.print(f"[bold red]error:[/] {masked_url(f'{error}{notes}')}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {safe(masked_url(f'{error}{notes}'))}", highlight=False, soft_wrap=True)
         sys.exit(2)

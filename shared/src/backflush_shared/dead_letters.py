@@ -39,6 +39,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from backflush_shared.cli_text import safe
 from backflush_shared.contracts.topics import DEAD_LETTER_SUFFIX, Topic, TopicNames
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging import dead_letter as dl
@@ -416,9 +417,9 @@ def register_dlq_commands(app: typer.Typer) -> None:
                              ratio=3 if column == "message" else None)
         for d in letters:
             table.add_row(
-                d.dlq_topic, f"{d.original_topic}/{d.original_partition}/{d.original_offset}", d.key_text,
-                d.error_type, _short(d.error_message, 160), str(d.attempts or ""), d.failed_by, d.failed_at[:19],
-                d.id + (" (replayed)" if d.id in done else ""),
+                safe(d.dlq_topic), safe(f"{d.original_topic}/{d.original_partition}/{d.original_offset}"),
+                safe(d.key_text), safe(d.error_type), safe(_short(d.error_message, 160)), safe(d.attempts or ""),
+                safe(d.failed_by), safe(d.failed_at[:19]), safe(d.id + (" (replayed)" if d.id in done else "")),
             )
         out.print(table)
 
@@ -445,8 +446,9 @@ def register_dlq_commands(app: typer.Typer) -> None:
             table.add_column(column, overflow="fold")
         for r in result.replayed:
             where = "" if r.offset is None else f"{r.partition}/{r.offset}"
-            table.add_row("\n".join(d.id for d in r.dead_letters), r.topic, where, r.primary.key_text,
-                          r.primary.header("ce_type") or "", r.primary.error_type)
+            table.add_row("\n".join(safe(d.id) for d in r.dead_letters), safe(r.topic), safe(where),
+                          safe(r.primary.key_text), safe(r.primary.header("ce_type") or ""),
+                          safe(r.primary.error_type))
         out.print(table)
         if result.already_replayed:
             out.print(f"{len(result.already_replayed)} dead letters were replayed before and are left alone")

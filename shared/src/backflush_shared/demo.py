@@ -30,6 +30,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from backflush_shared.cli_text import safe
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
@@ -172,7 +173,8 @@ class Demo:
         for column in ("order", "flow", "qty", "item", "state", "waiting for"):
             table.add_column(column)
         for r in self.last_orders:
-            table.add_row(r.order_id, r.flow, format(r.quantity, "f"), r.item, r.state, r.waiting_for or "")
+            table.add_row(safe(r.order_id), safe(r.flow), format(r.quantity, "f"), safe(r.item), safe(r.state),
+                          safe(r.waiting_for or ""))
         elapsed = time.monotonic() - self.started
         return Group(Text(f"[{elapsed:5.1f}s] {self.step} ...", style="bold cyan"), table)
 
@@ -279,8 +281,8 @@ async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Pa
         ok=not wrong and consumed == EXPECTED_CONSUMED,
     )
     if not result.ok:
-        console.print(f"[bold red]the results differ from the README's walkthrough:[/] end states {wrong}, "
-                      f"consumed {consumed} instead of {EXPECTED_CONSUMED}")
+        console.print(f"[bold red]the results differ from the README's walkthrough:[/] end states {safe(wrong)}, "
+                      f"consumed {safe(consumed)} instead of {safe(EXPECTED_CONSUMED)}")
     else:
         console.print(f"[bold green]demo finished in {seconds:.1f} s:[/] every order ended, "
                       "and every component was consumed, as the README's walkthrough says.")
@@ -293,8 +295,8 @@ async def print_results(demo: Demo, before: dict[str, ComponentStock], parked_ea
         orders.add_column(column, justify="right" if column in ("qty", "took") else "left")
     for r in await demo.orders():
         took = demo.took(r.order_id)
-        orders.add_row(r.order_id, r.flow, r.item, format(r.quantity, "f"), r.order_holder, r.state,
-                       r.waiting_for or "-", "-" if took is None else f"{took:.1f} s")
+        orders.add_row(safe(r.order_id), safe(r.flow), safe(r.item), format(r.quantity, "f"), safe(r.order_holder),
+                       safe(r.state), safe(r.waiting_for or "-"), "-" if took is None else f"{took:.1f} s")
     console.print(orders)
 
     manufacturer = await demo.manufacturer()
@@ -303,7 +305,7 @@ async def print_results(demo: Demo, before: dict[str, ComponentStock], parked_ea
         stock.add_column(column, justify="left" if column in ("item", "unit") else "right")
     for item, entry in manufacturer.component_stock.items():
         start = before[item] if item in before else ComponentStock(unit=entry.unit)
-        stock.add_row(item, entry.unit, format(start.on_hand, "f"), format(entry.received - start.received, "f"),
+        stock.add_row(safe(item), safe(entry.unit), format(start.on_hand, "f"), format(entry.received - start.received, "f"),
                       format(entry.consumed - start.consumed, "f"), format(entry.on_hand, "f"))
     console.print(stock)
 
@@ -312,24 +314,24 @@ async def print_results(demo: Demo, before: dict[str, ComponentStock], parked_ea
     for column in ("owner", "storage", "item", "status", "units"):
         owners.add_column(column, justify="right" if column == "units" else "left")
     for row in warehouse.stock_by_owner:
-        owners.add_row(row.owner, row.kind, row.item, row.status, format(row.quantity, "f"))
+        owners.add_row(safe(row.owner), safe(row.kind), safe(row.item), safe(row.status), format(row.quantity, "f"))
     console.print(owners)
 
     racks = Table(title="racks and storage locations")
     for column in ("location", "kind", "capacity", "used"):
         racks.add_column(column)
     for use in warehouse.locations:
-        racks.add_row(use.code, use.kind, format(use.capacity, "f"), format(use.used, "f"))
+        racks.add_row(safe(use.code), safe(use.kind), format(use.capacity, "f"), format(use.used, "f"))
     console.print(racks)
 
     queue = Table(title="exception queue (parked backflushes)")
     for column in ("id", "order", "step", "status", "reason"):
         queue.add_column(column)
     for entry in manufacturer.parked:
-        queue.add_row(str(entry.id), entry.order_id, entry.step, entry.status, entry.reason)
+        queue.add_row(str(entry.id), safe(entry.order_id), safe(entry.step), safe(entry.status), safe(entry.reason))
     console.print(queue)
     if parked_earlier:
-        console.print(Panel.fit(f"while D-PRE-2 waited, the queue said: {parked_earlier[0].reason}",
+        console.print(Panel.fit(f"while D-PRE-2 waited, the queue said: {safe(parked_earlier[0].reason)}",
                                 title="exception queue during the run"))
 
 

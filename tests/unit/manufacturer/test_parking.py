@@ -95,3 +95,19 @@ def test_a_reprocessed_flush_refused_by_reject_stays_parked_instead_of_failing_t
     queue = [park(catalogue, StockLedger(), castors("i-1", 10))]
     result = reprocess_parked(StockLedger(), queue, StockPolicies(NegativeStockPolicy.REJECT))
     assert [p.flush_id for p in result.still_parked] == ["i-1"]
+
+
+def test_a_later_flush_of_an_order_never_posts_before_an_earlier_one_of_the_same_order(catalogue):
+    """PO-1's first flush (i-1) is short of castors; its second (i-2) needs screws only, which arrive. i-2 stays
+    behind i-1: an order's completion never posts before its
+    release. PO-3's flush of screws is another order's, and posts."""
+    empty = StockLedger()
+    queue = [
+        park(catalogue, empty, castors("i-1", 10)),
+        park(catalogue, empty, ComponentIssue("i-2", "PO-1", "SCREW", D(8))),
+        park(catalogue, empty, ComponentIssue("i-3", "PO-3", "SCREW", D(8))),
+    ]
+    ledger = stock(catalogue, empty, "SCREW", "S1", 16)
+    result = reprocess_parked(ledger, queue, PARK)
+    assert [p.flush_id for p in result.posted] == ["i-3"]
+    assert [p.flush_id for p in result.still_parked] == ["i-1", "i-2"]

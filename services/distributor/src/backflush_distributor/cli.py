@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from backflush_shared.cli_text import safe
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.common import Flow, Priority
@@ -72,7 +73,8 @@ def build_cli() -> typer.Typer:
             priority=priority,
         )
         [envelope] = asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
-        out.print(f"placed order [bold]{event.order_id}[/] ({flow.value}, {quantity} x {item}) as event {envelope.event_id}")
+        out.print(f"placed order [bold]{safe(event.order_id)}[/] ({flow.value}, {quantity} x {safe(item)}) "
+                  f"as event {envelope.event_id}")
 
     @order_app.command("cancel")
     def cancel(
@@ -85,7 +87,7 @@ def build_cli() -> typer.Typer:
         """Ask for an order's cancellation; every service undoes its part."""
         event = o.OrderCancellationRequested(order_id=order_id, reason=reason, requested_by=by)
         asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
-        out.print(f"cancellation of {order_id} requested")
+        out.print(f"cancellation of {safe(order_id)} requested")
 
     @order_app.command("deliver")
     def deliver(
@@ -98,7 +100,7 @@ def build_cli() -> typer.Typer:
         """Call off a pre-product order's racked goods: the warehouse ships them and frees the rack space."""
         event = o.DeliveryRequested(order_id=order_id, order_holder=holder, ship_to=ship_to)
         asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
-        out.print(f"delivery of {order_id} requested")
+        out.print(f"delivery of {safe(order_id)} requested")
 
     @order_app.command("status")
     def status(order_id: str = typer.Argument(...), database: str = DATABASE,
@@ -106,7 +108,7 @@ def build_cli() -> typer.Typer:
         """An order's state, what it waits for, and its event history across the three services."""
         story = asyncio.run(_read(database, lambda s: queries.order_story(s, order_id)))
         if story is None:
-            out.print(f"[red]no order {order_id}[/] (not placed, or not yet seen by the distributor)")
+            out.print(f"[red]no order {safe(order_id)}[/] (not placed, or not yet seen by the distributor)")
             raise typer.Exit(1)
         if as_json:
             out.print_json(json.dumps(story, default=str))
@@ -114,16 +116,16 @@ def build_cli() -> typer.Typer:
         order = story["order"]
         waiting = order["waiting_for"]
         out.print(
-            f"[bold]{order['order_id']}[/]  {order['flow']}  {order['quantity']} x {order['item']}  "
-            f"for {order['order_holder']}\nstate: [bold]{order['state']}[/]"
-            + (f"   waiting for: {waiting} (since {_age(order['waiting_since'])} ago)" if waiting else "")
+            f"[bold]{safe(order['order_id'])}[/]  {order['flow']}  {order['quantity']} x {safe(order['item'])}  "
+            f"for {safe(order['order_holder'])}\nstate: [bold]{safe(order['state'])}[/]"
+            + (f"   waiting for: {safe(waiting)} (since {_age(order['waiting_since'])} ago)" if waiting else "")
         )
         history = Table(title="event history (all services)")
         for column in ("occurred at", "source", "event", "details"):
             history.add_column(column)
         for event in story["events"]:
-            history.add_row(str(event["occurred_at"])[:23], event["source"].rsplit("/", 1)[-1],
-                            event["event_type"].removeprefix("backflush."), event["summary"][:80])
+            history.add_row(str(event["occurred_at"])[:23], safe(event["source"].rsplit("/", 1)[-1]),
+                            safe(event["event_type"].removeprefix("backflush.")), safe(event["summary"][:80]))
         out.print(history)
 
     @app.command("orders")
@@ -134,8 +136,8 @@ def build_cli() -> typer.Typer:
         for column in ("order", "flow", "item", "qty", "holder", "state", "waiting for / reason", "since"):
             table.add_column(column, justify="right" if column == "qty" else "left")
         for r in rows:
-            table.add_row(r.order_id, r.flow, r.item, format(r.quantity, "f"), r.order_holder, r.state,
-                          r.waiting_for or r.reason or "", _age(r.waiting_since))
+            table.add_row(safe(r.order_id), safe(r.flow), safe(r.item), format(r.quantity, "f"), safe(r.order_holder),
+                          safe(r.state), safe(r.waiting_for or r.reason or ""), _age(r.waiting_since))
         out.print(table)
 
     @app.command("sign")
@@ -148,7 +150,7 @@ def build_cli() -> typer.Typer:
         """Record the order holder's signature for a delivered (shipped) order."""
         event = c.DeliverySigned(order_id=order_id, signed_by=by, signed_at=datetime.now(UTC))
         asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
-        out.print(f"signature of {by} for {order_id} sent")
+        out.print(f"signature of {safe(by)} for {safe(order_id)} sent")
 
     app.add_typer(order_app, name="order")
     return app

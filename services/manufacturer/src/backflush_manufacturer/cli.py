@@ -26,13 +26,13 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.cli import fail
+from backflush_shared.cli_text import safe
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.completions import CompletionReported
 from backflush_shared.contracts.envelope import Envelope
@@ -83,7 +83,7 @@ class Format(StrEnum):
 
 
 def _fail(message: str) -> NoReturn:
-    fail(escape(message))  # the root command's one-line error, exit code 2; escaped: `[x]` in a message is text
+    fail(message)  # the root command's one-line error, exit code 2 (it prints the message as text)
     raise typer.Exit(2)  # not reached: says so to the type checker
 
 
@@ -186,7 +186,7 @@ def _explosion_tables(requirements: Sequence[Requirement]) -> list[Table]:
         for r in lines:
             # the path below the item asked for: a phantom shows as the level the component was flushed through
             paths = "; ".join(format_path(path[1:]) for path in r.paths)
-            table.add_row(r.item, r.unit.format(r.quantity), r.unit.code, paths)
+            table.add_row(safe(r.item), r.unit.format(r.quantity), safe(r.unit.code), safe(paths))
         tables.append(table)
     return tables
 
@@ -196,16 +196,16 @@ def _explosion_tables(requirements: Sequence[Requirement]) -> list[Table]:
 
 def _add_nodes(branch: Tree, nodes: Sequence[queries.TraceNode], *, down: bool) -> None:
     for node in nodes:
-        quantity = f"{_qty(node.quantity, node.unit)} {node.unit or ''}".rstrip()
-        order = f", order {node.production_order}" if node.production_order else ""
-        lot = f"{node.item} lot [bold]{node.lot}[/]"
+        quantity = safe(f"{_qty(node.quantity, node.unit)} {node.unit or ''}".rstrip())
+        order = f", order {safe(node.production_order)}" if node.production_order else ""
+        lot = f"{safe(node.item)} lot [bold]{safe(node.lot)}[/]"
         # down: how much of that component lot went in; up: how much of the traced lot that finished lot took
         label = f"{lot}: {quantity}{order}" if down else f"{lot} (took {quantity}{order})"
         _add_nodes(branch.add(label), node.children, down=down)
 
 
 def _trace_tree(result: queries.LotTrace, item: str) -> Tree:
-    tree = Tree(f"[bold]{item}[/] lot [bold]{result.lot}[/]")
+    tree = Tree(f"[bold]{safe(item)}[/] lot [bold]{safe(result.lot)}[/]")
     made_from, used_in = result.made_from[item], result.used_in[item]
     if made_from:
         _add_nodes(tree.add("made from (component lots that went into it)"), made_from, down=True)
@@ -217,16 +217,16 @@ def _trace_tree(result: queries.LotTrace, item: str) -> Tree:
 
 
 def _movements_table(result: queries.LotTrace, item: str) -> Table:
-    table = _table(f"movements of {item} lot {result.lot}",
+    table = _table(f"movements of {safe(item)} lot {safe(result.lot)}",
                    ("#", "posted at", "location", "quantity", "reason", "order", "event id"),
                    numeric={"#", "quantity"}, wrapping={"event id"})
     for line in result.movements:
         m = line.movement
         if m.item != item:
             continue
-        table.add_row(str(line.id), line.posted_at.strftime("%Y-%m-%d %H:%M:%S"), m.location,
-                      f"{_signed(m.quantity, line.unit)} {line.unit or ''}".rstrip(), m.reason.value,
-                      m.production_order or "", escape(m.event_id))
+        table.add_row(str(line.id), line.posted_at.strftime("%Y-%m-%d %H:%M:%S"), safe(m.location),
+                      safe(f"{_signed(m.quantity, line.unit)} {line.unit or ''}".rstrip()), m.reason.value,
+                      safe(m.production_order or ""), safe(m.event_id))
     return table
 
 
@@ -237,8 +237,8 @@ def _exceptions_table(entries: Sequence[ParkedEntry], *, title: str) -> Table:
     table = _table(title, ("id", "order", "step", "reason", "age", "status"), numeric={"id", "age"},
                    wrapping={"reason"})
     for entry in entries:
-        status = entry.status if entry.status != "waiting" else "[yellow]waiting[/]"
-        table.add_row(str(entry.id), entry.order_id, entry.step, escape(entry.reason), _age(entry.parked_at), status)
+        status = safe(entry.status) if entry.status != "waiting" else "[yellow]waiting[/]"
+        table.add_row(str(entry.id), safe(entry.order_id), safe(entry.step), safe(entry.reason), _age(entry.parked_at), status)
     return table
 
 
@@ -289,7 +289,7 @@ def build_cli() -> typer.Typer:
             # plain stdout, not rich: a program reads this, and rich would wrap long lines
             typer.echo(json.dumps(requirements_as_json(requirements), indent=2))
             return
-        out.print(f"[bold]{top.code}[/] x {top.unit.format(quantity)} {top.unit.code}: "
+        out.print(f"[bold]{safe(top.code)}[/] x {top.unit.format(quantity)} {safe(top.unit.code)}: "
                   f"{len(requirements)} components to consume", highlight=False)
         for table in _explosion_tables(requirements):
             out.print(table)
@@ -305,10 +305,10 @@ def build_cli() -> typer.Typer:
             events = events_from(load_master_data(directory))
         envelopes = _publish(bootstrap_servers, events, topic_prefix)
         counts = Counter(type(event).__name__ for event in events)
-        out.print(f"published {len(envelopes)} master-data events from {directory}", highlight=False)
+        out.print(f"published {len(envelopes)} master-data events from {safe(directory)}", highlight=False)
         table = _table("", ("event", "count"), numeric={"count"})
         for name, count in counts.items():
-            table.add_row(name, str(count))
+            table.add_row(safe(name), str(count))
         out.print(table)
 
     @app.command("stock")
@@ -320,7 +320,7 @@ def build_cli() -> typer.Typer:
         """Stock per item, location and lot (first in, first out): on hand, allocated, available."""
         lines = _query(database, lambda s: queries.stock(s, item or None, all_lots=all_lots))
         if not lines:
-            out.print(f"no stock{f' of {item}' if item else ''} in the ledger")
+            out.print(f"no stock{f' of {safe(item)}' if item else ''} in the ledger")
             raise typer.Exit(1 if item else 0)
         table = _table("stock, derived from the ledger (lots first in, first out)",
                        ("item", "location", "lot", "on hand", "allocated", "available", "unit"),
@@ -329,14 +329,14 @@ def build_cli() -> typer.Typer:
             of_item = [line for line in lines if line.item == code]
             for line in of_item:
                 style = "red" if line.lot == NEGATIVE_LOT or line.on_hand < 0 else None
-                table.add_row(line.item, line.location, line.lot, _qty(line.on_hand, line.unit),
+                table.add_row(safe(line.item), safe(line.location), safe(line.lot), _qty(line.on_hand, line.unit),
                               _qty(line.allocated, line.unit), _qty(line.available, line.unit),
-                              str(line.unit or ""), style=style)
+                              safe(line.unit or ""), style=style)
             if len(of_item) > 1:
                 on_hand, allocated = queries.total(of_item)
                 unit = of_item[0].unit
                 table.add_row("", "", "total", _qty(on_hand, unit), _qty(allocated, unit),
-                              _qty(on_hand - allocated, unit), str(unit or ""), style="bold", end_section=True)
+                              _qty(on_hand - allocated, unit), safe(unit or ""), style="bold", end_section=True)
         out.print(table)
 
     @app.command("trace")
@@ -345,7 +345,7 @@ def build_cli() -> typer.Typer:
         """A lot's genealogy both ways (what went into it, what it went into) and its own movements."""
         result = _query(database, lambda s: queries.trace(s, lot))
         if not result.found:
-            out.print(f"[red]no lot {lot}[/] in the manufacturer's ledger")
+            out.print(f"[red]no lot {safe(lot)}[/] in the manufacturer's ledger")
             raise typer.Exit(1)
         for item in result.items:
             out.print(_trace_tree(result, item))
@@ -380,20 +380,20 @@ def build_cli() -> typer.Typer:
             out.print(f"[red]no entry {entry_id}[/] in the exception queue")
             raise typer.Exit(1)
         if entry.status != "waiting":
-            out.print(f"entry {entry_id} ({entry.order_id}, {entry.step}) is {entry.status}: nothing to retry")
+            out.print(f"entry {entry_id} ({safe(entry.order_id)}, {safe(entry.step)}) is {safe(entry.status)}: nothing to retry")
             return
         [envelope] = _publish(bootstrap_servers, [ParkedBackflushRetryRequested(entry_id=entry_id)], topic_prefix)
-        out.print(f"retry of entry {entry_id} ({entry.order_id}, {entry.step}) requested as event {envelope.event_id}")
+        out.print(f"retry of entry {entry_id} ({safe(entry.order_id)}, {safe(entry.step)}) requested as event {envelope.event_id}")
         _require_database(database)
         status = asyncio.run(_wait_for_resolution(database, entry_id, wait))
         if status == "posted":
-            out.print(f"[green]entry {entry_id} posted[/]: {entry.order_id} carries on")
+            out.print(f"[green]entry {entry_id} posted[/]: {safe(entry.order_id)} carries on")
             return
         if status != "waiting":
-            out.print(f"entry {entry_id} is {status}")
+            out.print(f"entry {entry_id} is {safe(status)}")
             raise typer.Exit(1)
         why = _query(database, lambda s: queries.why_waiting(s, entry_id))
-        out.print(f"[yellow]entry {entry_id} still waits[/] after {wait:g}s: {why}")
+        out.print(f"[yellow]entry {entry_id} still waits[/] after {wait:g}s: {safe(why)}")
         raise typer.Exit(1)
 
     @app.command("variance")
@@ -402,13 +402,13 @@ def build_cli() -> typer.Typer:
         """Standard (BOM for the completed quantity) against actual consumption, per component."""
         view = _query(database, lambda s: queries.variance(s, order_id))
         if view is None:
-            out.print(f"[red]no production order {order_id}[/]")
+            out.print(f"[red]no production order {safe(order_id)}[/]")
             raise typer.Exit(1)
         order = view.order
-        out.print(f"[bold]{order.order_id}[/] {order.item}: completed {_qty(order.completed, view.unit)} of "
-                  f"{_qty(order.quantity, view.unit)} {view.unit or ''} ({order.status})", highlight=False)
+        out.print(f"[bold]{safe(order.order_id)}[/] {safe(order.item)}: completed {_qty(order.completed, view.unit)} of "
+                  f"{_qty(order.quantity, view.unit)} {safe(view.unit or '')} ({safe(order.status)})", highlight=False)
         if not view.lines:
-            out.print(f"nothing charged to {order.order_id} yet, and nothing completed")
+            out.print(f"nothing charged to {safe(order.order_id)} yet, and nothing completed")
             return
         table = _table("standard against actual, per component",
                        ("component", "standard", "actual", "variance", "%", "unit"),
@@ -416,8 +416,8 @@ def build_cli() -> typer.Typer:
         for line in view.lines:
             percent = "" if line.percent is None else f"{line.percent:+}"
             style = "red" if line.variance > 0 else None
-            table.add_row(line.item, line.unit.format(line.standard), line.unit.format(line.actual),
-                          _signed(line.variance, line.unit), percent, line.unit.code, style=style)
+            table.add_row(safe(line.item), line.unit.format(line.standard), line.unit.format(line.actual),
+                          _signed(line.variance, line.unit), percent, safe(line.unit.code), style=style)
         out.print(table)
         if order.flow == "post" and order.completed < order.quantity:
             # the standard follows the completed quantity, but release flushed the pre lines for the whole order
@@ -438,7 +438,7 @@ def build_cli() -> typer.Typer:
         with _refusals():
             event = CompletionReported(order_id=order_id, quantity=quantity, reported_by=by)
         [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
-        out.print(f"completion of {format(quantity, 'f')} for {order_id} reported by {by} as event {envelope.event_id}")
+        out.print(f"completion of {format(quantity, 'f')} for {safe(order_id)} reported by {safe(by)} as event {envelope.event_id}")
 
     @app.command("production-orders")
     def production_orders(database: str = DATABASE) -> None:
@@ -449,7 +449,8 @@ def build_cli() -> typer.Typer:
         for view in views:
             o = view.order
             completed = f"{_qty(o.completed, view.unit)} of {_qty(o.quantity, view.unit)} {view.unit or ''}"
-            table.add_row(o.order_id, o.item, o.flow, o.status, completed.rstrip(), escape(o.reason or ""))
+            table.add_row(safe(o.order_id), safe(o.item), safe(o.flow), safe(o.status), safe(completed.rstrip()),
+                          safe(o.reason or ""))
         out.print(table)
 
     app.add_typer(bom_app, name="bom")

@@ -29,6 +29,7 @@ from backflush_manufacturer.domain.errors import (
     ManufacturerDomainError,
     MissingBomError,
 )
+from backflush_manufacturer.domain.identifiers import certificate_id, completion_lot, finished_lot, step_flush_id
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason
@@ -154,7 +155,7 @@ class Production:
                                            rejected_by="manufacturer"))
             return
         order.certificate = {
-            "certificate_id": f"QC-{order.order_id}", "item": order.item, "lot": _lot(order, 1),
+            "certificate_id": certificate_id(order.order_id), "item": order.item, "lot": _lot(order, 1),
             "inspected_by": inspector, "inspected_at": datetime.now(UTC).isoformat(),
             "plan": md.plans[order.item].rule.value if order.item in md.plans else "external",
         }
@@ -162,7 +163,7 @@ class Production:
         await self._release(ctx, md, order)
 
     async def _release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
-        request = FlushRequest(f"{order.order_id}:release", order.order_id, order.item, FlushPoint.PRE,
+        request = FlushRequest(step_flush_id(order.order_id, "release"), order.order_id, order.item, FlushPoint.PRE,
                                order.quantity, finished_lot=_lot(order, 1) if order.flow == "pre" else None,
                                event_id=str(ctx.consumed.envelope.event_id))
         posted = await self._flush(ctx, md, order, request, step="release")
@@ -176,7 +177,7 @@ class Production:
             return
         # pre-product: produced in full right after release; its post lines flush at that completion
         order.completed = order.quantity
-        request = FlushRequest(f"{order.order_id}:completion", order.order_id, order.item, FlushPoint.POST,
+        request = FlushRequest(step_flush_id(order.order_id, "completion"), order.order_id, order.item, FlushPoint.POST,
                                order.quantity, finished_lot=_lot(order, 1),
                                event_id=str(ctx.consumed.envelope.event_id))
         posted = await self._flush(ctx, md, order, request, step="completion")
@@ -199,7 +200,7 @@ class Production:
         require_quantity(item.code, item.unit, event.quantity, what="completed quantity")
         before = order.completed
         order.completed = before + event.quantity
-        lot = f"{order.order_id}-C{item.unit.format(order.completed)}"
+        lot = completion_lot(order.order_id, item.unit.format(order.completed))
         request = FlushRequest(str(ctx.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
                                event.quantity, completed_before=before, finished_lot=lot)
         posted = await self._flush(ctx, md, order, request, step="completion")
@@ -244,7 +245,7 @@ class Production:
         if await repo.waiting_parked(ctx.session, order.order_id):
             # an earlier flush of this order waits: this one queues behind it, whole
             outcome: PostedFlush | ParkedFlush = ParkedFlush(request, requirements, ())
-            reason = "waits behind an earlier parked flush of the same order"
+            reason = WAITS_BEHIND_OWN_ORDER
         else:
             ledger = await self.ledgers.load(ctx.session, [r.item for r in requirements])
             try:
@@ -255,10 +256,7 @@ class Production:
                 await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
                                                rejected_by="manufacturer"))
                 return None
-            reason = "; ".join(
-                f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
-                for s in outcome.shortages
-            ) if isinstance(outcome, ParkedFlush) else ""
+            reason = _parked_reason(outcome, behind_own_order=False) if isinstance(outcome, ParkedFlush) else ""
         if isinstance(outcome, ParkedFlush):
             await repo.park(ctx.session, outcome, order_id=order.order_id, step=step, reason=reason,
                             cause_event_id=str(ctx.consumed.envelope.event_id))
@@ -325,7 +323,10 @@ class Production:
         """Post the parked flushes that stock now covers, in arrival order, and carry on their orders."""
         entries = await repo.waiting_parked(ctx.session)
         if only is not None:
-            entries = [e for e in entries if e.flush_id == only]
+            target = next((e for e in entries if e.flush_id == only), None)
+            # the whole order comes along: its earlier flushes post first (a completion never posts before its
+            # order's release), and the later ones queued behind it must not stay waiting once it posts
+            entries = [e for e in entries if target is not None and e.order_id == target.order_id]
         if not entries:
             return 0
         md = await self._md(ctx)
@@ -333,6 +334,7 @@ class Production:
         ledger = await self.ledgers.load(ctx.session, items)
         result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
         by_flush = {e.flush_id: e for e in entries}
+        await self._update_wait_reasons(ctx, entries, result.still_parked)
         # append every posting first: continuations flush again and must see the stock these took
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:
@@ -351,6 +353,22 @@ class Production:
             else:
                 await self._produce(ctx, md, order, request.quantity, request.finished_lot or _lot(order, 1))
         return len(result.posted)
+
+    async def _update_wait_reasons(self, ctx: HandlerContext, entries: list[ParkedEntry],
+                                   still: tuple[ParkedFlush, ...]) -> None:
+        """A flush still waiting says what it waits for now: a flush parked behind an earlier one of its order may
+        now wait for stock of its own, and the exception queue must not name a wait that is over."""
+        waiting = {p.flush_id: p for p in still}
+        seen_orders: set[str] = set()
+        for entry in entries:
+            parked = waiting.get(entry.flush_id)
+            if parked is None:
+                continue
+            reason = _parked_reason(parked, behind_own_order=entry.order_id in seen_orders)
+            seen_orders.add(entry.order_id)
+            # a shortage stays true until a receipt; a wait behind the order's own earlier flush ends when it posts
+            if entry.reason == WAITS_BEHIND_OWN_ORDER and reason != entry.reason:
+                await repo.update_parked_reason(ctx.session, entry.flush_id, reason)
 
     async def retry_parked(self, ctx: HandlerContext, event: md_events.ParkedBackflushRetryRequested) -> None:
         entries = [e for e in await repo.waiting_parked(ctx.session) if e.id == event.entry_id]
@@ -427,8 +445,25 @@ class Production:
         await repo.save_order(ctx.session, order)
 
 
+#: The exception queue's reason for a flush queued behind an earlier parked flush of its own order (the audit
+#: checks that such an earlier flush still waits).
+WAITS_BEHIND_OWN_ORDER = "waits behind an earlier parked flush of the same order"
+WAITS_BEHIND_COMPONENTS = "waits behind an earlier parked flush that needs the same components"
+
+
+def _parked_reason(parked: ParkedFlush, *, behind_own_order: bool) -> str:
+    if behind_own_order:
+        return WAITS_BEHIND_OWN_ORDER
+    if not parked.shortages:
+        return WAITS_BEHIND_COMPONENTS
+    return "; ".join(
+        f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
+        for s in parked.shortages
+    )
+
+
 def _lot(order: ProductionOrder, number: int) -> str:
-    return f"{order.order_id}-{number}"
+    return finished_lot(order.order_id, number)
 
 
 def handler_table(production: Production) -> dict[type[Event], object]:

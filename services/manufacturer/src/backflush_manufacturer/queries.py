@@ -189,6 +189,8 @@ async def why_waiting(session: AsyncSession, entry_id: int) -> str:
         return "stock covers it now; the manufacturer has not processed the retry yet (is it running?)"
     still = next(p for p in result.still_parked if p.flush_id == entry.flush_id)
     if not still.shortages:
+        if any(e.order_id == entry.order_id and e.id < entry.id for e in queue):
+            return "it waits behind an earlier parked backflush of the same order"
         return "it waits behind an earlier parked backflush that needs the same components"
     return "; ".join(
         f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"

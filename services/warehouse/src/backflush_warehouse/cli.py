@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from backflush_shared.cli_text import safe
 from backflush_shared.persistence.database import read_once as _read
 
 from backflush_warehouse import queries
@@ -28,14 +29,15 @@ def build_cli() -> typer.Typer:
         for column in ("location", "kind", "capacity", "used", "free"):
             table.add_column(column, justify="left" if column in ("location", "kind") else "right")
         for u in use:
-            table.add_row(u.code, u.kind, format(u.capacity, "f"), format(u.used, "f"), format(u.capacity - u.used, "f"))
+            table.add_row(safe(u.code), safe(u.kind), format(u.capacity, "f"), format(u.used, "f"), format(u.capacity - u.used, "f"))
         out.print(table)
         if waiting:
             pending = Table(title="put-aways waiting for space")
             for column in ("order", "item", "qty", "kind", "since"):
                 pending.add_column(column)
             for w in waiting:
-                pending.add_row(str(w["order_id"]), str(w["item"]), str(w["quantity"]), str(w["kind"]), str(w["since"])[:19])
+                pending.add_row(safe(w["order_id"]), safe(w["item"]), safe(w["quantity"]), safe(w["kind"]),
+                                safe(str(w["since"])[:19]))
             out.print(pending)
 
     @app.command("consignment")
@@ -46,7 +48,7 @@ def build_cli() -> typer.Typer:
         for column in ("owner", "storage", "item", "status", "units"):
             table.add_column(column, justify="right" if column == "units" else "left")
         for owner, kind, item, status, quantity in rows:
-            table.add_row(owner, kind, item, status, format(quantity, "f"))
+            table.add_row(safe(owner), safe(kind), safe(item), safe(status), format(quantity, "f"))
         out.print(table)
 
     return app

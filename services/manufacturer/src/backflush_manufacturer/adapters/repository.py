@@ -372,6 +372,10 @@ async def all_parked(session: AsyncSession) -> list[ParkedEntry]:
     return [_entry(r) for r in rows]
 
 
+async def update_parked_reason(session: AsyncSession, flush_id: str, reason: str) -> None:
+    await session.execute(update(parked_flushes).where(parked_flushes.c.flush_id == flush_id).values(reason=reason))
+
+
 async def resolve_parked(session: AsyncSession, flush_id: str, status: str) -> None:
     await session.execute(
         update(parked_flushes).where(parked_flushes.c.flush_id == flush_id).values(status=status, resolved_at=now())
