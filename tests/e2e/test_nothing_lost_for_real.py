@@ -181,3 +181,37 @@ async def test_a_pre_order_waits_for_rack_space_with_the_figures_and_is_put_away
             "1 can never fit: BIG-1: 13 units, all rack locations hold 12",
         "warehouse: no cancelled order's goods shipped": "1 cancelled orders whose goods went out: RACK-1",
     }
+
+
+async def test_racked_goods_called_off_and_signed_for_leave_the_ledger_with_nothing_still_promised(
+    flows: Flows,
+) -> None:
+    """3 chairs racked and allocated (the order closes), called off, shipped and signed for: the manufacturer books
+    the finished lot out and releases its allocation, so the lot shows 0 on hand, 0 allocated, 0 available (not
+    -3 available); a cancel that still arrived then is refused, the goods having left."""
+    await flows.place("OFF-1", flow="pre", quantity="3")
+    await flows.wait_state("OFF-1", "closed")
+    result = backflush("order", "deliver", "OFF-1", "--holder", "Acme Offices",
+                       "--bootstrap-servers", flows.stack.bootstrap_servers,
+                       "--topic-prefix", flows.stack.topic_prefix)
+    assert result.returncode == 0, result.stderr
+
+    async def shipped() -> bool:
+        return {u["status"] for u in await flows.warehouse_units("OFF-1")} == {"shipped"}
+    await eventually(shipped, what="OFF-1 shipped from the racks", stack=flows.stack)
+    await flows.sign("OFF-1", by="A. Acme")
+    await flows.wait_production("OFF-1", "delivered")
+
+    async def lot_figures(session: Any) -> tuple[Decimal, Decimal, Decimal]:
+        from backflush_manufacturer.adapters import repository as manufacturer_repo
+        ledger = await manufacturer_repo.load_ledger(session, ["CHAIR-ERGO"])
+        return (ledger.on_hand("CHAIR-ERGO", "FG"), ledger.allocated("CHAIR-ERGO", "FG"),
+                ledger.available("CHAIR-ERGO", "FG"))
+    assert await read_db(flows.stack.database_url("manufacturer"), lot_figures) == (0, 0, 0)
+
+    consumed = await flows.consumed_by("OFF-1")
+    await flows.publish(o.OrderCancelled(order_id="OFF-1", reason="forged", stage="closed"))
+    by_service = await dead_letters_by_service(flows.stack, "orders", key="OFF-1",
+                                               services=["manufacturer", "warehouse"])
+    assert "a return is another flow" in by_service["manufacturer"]["dlq_error_message"]
+    assert await flows.consumed_by("OFF-1") == consumed

@@ -34,7 +34,7 @@ async def read_topic(bootstrap_servers: str, topic: str, *, until: int = 1, time
             batch = await consumer.getmany(timeout_ms=500)
             for partition_records in batch.values():
                 for r in partition_records:
-                    records.append(Record(r.topic, r.key.decode() if r.key else None, r.value,
+                    records.append(Record(r.topic, r.key.decode(errors="replace") if r.key else None, r.value,
                                           {k: v.decode(errors="replace") for k, v in (r.headers or ())}))
             matching = [r for r in records if key is None or r.key == key]
             if len(matching) >= until:
@@ -42,7 +42,7 @@ async def read_topic(bootstrap_servers: str, topic: str, *, until: int = 1, time
                 await asyncio.sleep(0.3)
                 for partition_records in (await consumer.getmany(timeout_ms=300)).values():
                     for r in partition_records:
-                        records.append(Record(r.topic, r.key.decode() if r.key else None, r.value,
+                        records.append(Record(r.topic, r.key.decode(errors="replace") if r.key else None, r.value,
                                               {k: v.decode(errors="replace") for k, v in (r.headers or ())}))
                 break
     finally:

@@ -406,6 +406,10 @@ class Production:
         order = await repo.load_order(ctx.session, event.order_id)
         if order is None or order.status in FINISHED:
             return  # never reached production, or already finished here: nothing to undo
+        if order.status == "delivered":
+            # the goods left with their holder: reversing would count consumed components back into stock
+            raise ProductionOrderClosedError(order.order_id, order.status,
+                                             "cancellation (a return is another flow)")
         event_id = str(ctx.consumed.envelope.event_id)
         ledger = await self.ledgers.load(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
         movements: list[LedgerMovement] = list(reverse_order(ledger, order.order_id, event_id))
@@ -434,7 +438,10 @@ class Production:
             return
         location = self.settings.finished_goods_location
         ledger = await self.ledgers.load(ctx.session, [order.item])
-        movements = []
+        # goods promised to the order (pre-product: allocated at the inventory check) are no longer promised once
+        # they left: without the release the lot would show -N available after the goods went out
+        event_id = str(ctx.consumed.envelope.event_id)
+        movements = list(release_allocations(ledger, production_order=order.order_id, event_id=event_id))
         for lot, item, _quantity in await repo.finished_lots_of(ctx.session, order.order_id):
             on_hand = ledger.on_hand(item, location, lot)
             if on_hand > 0:
