@@ -158,3 +158,22 @@ async def test_a_duplicate_header_and_a_foreign_correlation_id_are_refused(lossl
     [corr] = (await dead_letters_by_service(stack, "orders", key="NL-CORR", services=("distributor",))).values()
     assert corr["dlq_error_type"] == "correlation-mismatch"
     assert await lossless.order("NL-TWICE") is None and await lossless.order("NL-CORR") is None
+
+
+async def test_a_dead_lettered_record_is_never_counted_as_what_it_claims_to_be(lossless: Flows) -> None:
+    """A forged ConsignmentStockReceived whose ce_type header comes twice is dead-lettered by the warehouse. Its
+    dead letter waits in the warehouse's outbox with the record's own headers; the audit counts only what the
+    warehouse said itself, so its consignment stock still reconciles (found by the fuzz test, seed 928793)."""
+    from backflush_shared.contracts import inventory_details as inv
+
+    stack = lossless.stack
+    forged = record_of(stack, inv.ConsignmentStockReceived(order_id="NL-FORGED", item="SCREW-M6", lot="L1",
+                                                           quantity=Decimal("0.158"), owner="x", location="CS-1"))
+    ce_type = dict(forged.headers)["ce_type"]
+    await send(stack, EncodedRecord(forged.topic, forged.key, forged.value, [*forged.headers, ("ce_type", ce_type)]))
+    letters = await dead_letters_by_service(stack, "inventory-details", key="NL-FORGED",
+                                            services=("distributor", "warehouse"))
+    assert letters["warehouse"]["dlq_error_type"] == "duplicate-header"
+    findings = {f.check: f for f in await audit({"warehouse": stack.database_url("warehouse")})}
+    consignment = findings["warehouse: consignment stock = stored - shipped"]
+    assert consignment.ok, consignment.detail
