@@ -38,6 +38,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from backflush_shared.messaging.security import kafka_options
+
 from bench import procstats
 
 CHAINS: dict[str, tuple[str, ...]] = {
@@ -75,7 +77,7 @@ async def wait_for_leaders(bootstrap_servers: str, topics: Sequence[str], timeou
     """Until every partition of `topics` has a leader: a topic just created answers NOT_LEADER for a moment."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **kafka_options())
     await admin.start()
     try:
         deadline = time.monotonic() + timeout
@@ -121,13 +123,13 @@ class Relays:
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, enable_idempotence=True,
-                                         linger_ms=0)
+                                         linger_ms=0, **kafka_options())
         await self.producer.start()
         for flow, stage in self.stages:
             consumer = AIOKafkaConsumer(
                 topic(self.prefix, flow, stage - 1), bootstrap_servers=self.bootstrap_servers,
                 group_id=f"{self.prefix}relay.{flow}.{stage}", enable_auto_commit=False,
-                auto_offset_reset="earliest",
+                auto_offset_reset="earliest", **kafka_options(),
             )
             await consumer.start()
             self.consumers.append(consumer)
@@ -214,8 +216,9 @@ async def run_baseline(config: BaselineConfig, bootstrap_servers: str, workdir: 
     in_process = Relays(bootstrap_servers, prefix, stages_of("bench"))
     sink = AIOKafkaConsumer(topic(prefix, "pre", len(CHAINS["pre"])), topic(prefix, "post", len(CHAINS["post"])),
                             bootstrap_servers=bootstrap_servers, group_id=None, auto_offset_reset="earliest",
-                            enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=0)
+                            enable_auto_commit=False, **kafka_options())
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=0,
+                                **kafka_options())
     background: list[asyncio.Task[Any]] = []
     try:
         console.print(f"baseline: {sum(len(c) for c in CHAINS.values())} raw relays in 3 processes + the bench ...")

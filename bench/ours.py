@@ -36,6 +36,7 @@ from backflush_shared.contracts.envelope import Envelope
 from backflush_shared.contracts.topics import Topic, TopicNames
 from backflush_shared.local_stack import LocalStack
 from backflush_shared.messaging.publish import EventPublisher
+from backflush_shared.messaging.security import kafka_options
 
 from bench import procstats
 from bench.baseline import wait_for_leaders
@@ -127,6 +128,7 @@ class Driver:
         self._consumer = AIOKafkaConsumer(
             self.topics(Topic.COMPLETIONS), bootstrap_servers=self.bootstrap_servers, group_id=None,
             auto_offset_reset="earliest", enable_auto_commit=False, client_id="backflush-bench-driver",
+            **kafka_options(),  # the BACKFLUSH_SECURITY_* settings of the environment, like the services
         )
         await self._consumer.start()
 

@@ -41,8 +41,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.cli_text import safe
+from backflush_shared.errors import ConfigurationError
 from backflush_shared.messaging.codec import RecordOrigin
 from backflush_shared.messaging.dead_letter import dead_letter_id
+from backflush_shared.messaging.security import KafkaSecurity, kafka_options, resolve
 from backflush_shared.persistence.database import Database, is_sqlite, missing_sqlite_file
 from backflush_shared.persistence.urls import masked_url
 
@@ -61,11 +63,15 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True)
 class AuditFinding:
-    """One check of one service: `check` reads `"<service>: <what>"`; `ok` False is a breach."""
+    """One check of one service: `check` reads `"<service>: <what>"`; `ok` False is a breach.
+
+    `warning` True: a weakness reported for the reader (the security posture), which never fails the audit.
+    """
 
     check: str
     ok: bool
     detail: str
+    warning: bool = False
 
     @property
     def service(self) -> str:
@@ -78,18 +84,42 @@ def default_urls() -> dict[str, str]:
 
 async def audit(urls: Mapping[str, str], *, negative_stock_policy: str = "park",
                 outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS,
-                bootstrap_servers: str | None = None) -> list[AuditFinding]:
+                bootstrap_servers: str | None = None, security: KafkaSecurity | None = None) -> list[AuditFinding]:
     """Audit the services named in `urls` (service name -> database URL), in the order of `SERVICES`.
 
     `negative_stock_policy` is the manufacturer's global policy (`BACKFLUSH_NEGATIVE_STOCK_POLICY`); items may
-    override it in the database.
+    override it in the database. With `bootstrap_servers` the broker is read too, with `security` (None: the
+    environment's settings), and the connection's security posture is reported first (`security_posture`).
     """
     findings: list[AuditFinding] = []
+    if bootstrap_servers:
+        security = resolve(security)
+        findings.append(security_posture(security))
     for service in [s for s in SERVICES if s in urls] + [s for s in urls if s not in SERVICES]:
         findings += await audit_service(service, urls[service], negative_stock_policy=negative_stock_policy,
                                         outbox_grace_seconds=outbox_grace_seconds,
-                                        bootstrap_servers=bootstrap_servers)
+                                        bootstrap_servers=bootstrap_servers, security=security)
     return findings
+
+
+def security_posture(security: KafkaSecurity) -> AuditFinding:
+    """How the audit's own connection to the broker is secured: what it can see of the deployment's posture.
+
+    A posture, not a check: plaintext or an unencrypted SASL is reported as a warning and never fails the audit
+    (a development broker is plaintext on purpose); what a broker allows others cannot be seen from here.
+    """
+    check = "broker: connection security"
+    if security.security_protocol == "PLAINTEXT":
+        return AuditFinding(check, True, "PLAINTEXT: no authentication and no encryption; any client that reaches "
+                                         "the broker may publish anything (set BACKFLUSH_SECURITY_PROTOCOL=SASL_SSL)",
+                            warning=True)
+    if not security.uses_tls:
+        return AuditFinding(check, True, f"{security.describe()}: authenticated but not encrypted; passwords and "
+                                         "events cross the network in the clear", warning=True)
+    if not security.uses_sasl and security.ssl_certfile is None:
+        return AuditFinding(check, True, f"{security.describe()}: encrypted but not authenticated", warning=True)
+    return AuditFinding(check, True, f"{security.describe()}: authenticated and encrypted (broker ACLs not "
+                                     "checked yet)")
 
 
 def breaches(findings: list[AuditFinding]) -> list[AuditFinding]:
@@ -98,7 +128,8 @@ def breaches(findings: list[AuditFinding]) -> list[AuditFinding]:
 
 async def audit_service(service: str, url: str, *, negative_stock_policy: str = "park",
                         outbox_grace_seconds: float = DEFAULT_OUTBOX_GRACE_SECONDS,
-                        bootstrap_servers: str | None = None) -> list[AuditFinding]:
+                        bootstrap_servers: str | None = None,
+                        security: KafkaSecurity | None = None) -> list[AuditFinding]:
     missing = _missing_database(url)
     if missing:
         return [AuditFinding(f"{service}: database", False, missing)]
@@ -111,7 +142,7 @@ async def audit_service(service: str, url: str, *, negative_stock_policy: str = 
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             findings += await messaging_checks(session, service, outbox_grace_seconds)
             if bootstrap_servers:
-                findings += await offsets_accounted(session, service, bootstrap_servers)
+                findings += await offsets_accounted(session, service, bootstrap_servers, security=security)
             if service == "manufacturer":
                 findings += await manufacturer_checks(session, negative_stock_policy)
             elif service == "distributor":
@@ -239,7 +270,8 @@ async def messaging_checks(session: AsyncSession, service: str,
     return findings
 
 
-async def offsets_accounted(session: AsyncSession, service: str, bootstrap_servers: str) -> list[AuditFinding]:
+async def offsets_accounted(session: AsyncSession, service: str, bootstrap_servers: str, *,
+                            security: KafkaSecurity | None = None) -> list[AuditFinding]:
     """Every offset below each consumer group's committed position, from the partition's earliest on, is covered
     by a `consumed_ranges` row: applied, duplicate, ignored or dead-lettered in a committed transaction.
 
@@ -256,8 +288,12 @@ async def offsets_accounted(session: AsyncSession, service: str, bootstrap_serve
     for row in rows:
         ranges[(row.group_id, row.topic, row.partition)].append((row.first_offset, row.last_offset))
     check = f"{service}: every consumed offset accounted for"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    try:
+        options = kafka_options(security)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **options)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **options)
+    except ConfigurationError as error:
+        return [AuditFinding(check, False, f"cannot connect to {bootstrap_servers}: {error}")]
     try:
         await admin.start()
         await consumer.start()
@@ -671,7 +707,8 @@ def register_audit_command(app: typer.Typer) -> None:
                 table.add_column(column, overflow="fold")
             for finding in findings:
                 table.add_row(safe(finding.service), safe(finding.check.split(": ", 1)[-1]),
-                              "[green]pass[/]" if finding.ok else "[bold red]FAIL[/]", safe(finding.detail))
+                              "[bold red]FAIL[/]" if not finding.ok else "[yellow]warn[/]" if finding.warning
+                              else "[green]pass[/]", safe(finding.detail))
             out.print(table)
             out.print(f"[bold red]{len(failed)} breaches[/]" if failed else "[green]clean: every check passed[/]")
         raise typer.Exit(1 if failed else 0)

@@ -37,7 +37,9 @@ def serve(service: str = typer.Argument(..., help="manufacturer, distributor or 
         settings = definition.settings_class(service=service)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        fail(f"bad setting BACKFLUSH_{str(first['loc'][0]).upper()}: {first['msg']}")
+        # A check across settings (SASL without a password) has no single field to name: its message does.
+        where = f"BACKFLUSH_{str(first['loc'][0]).upper()}: " if first["loc"] else ""
+        fail(f"bad setting {where}{first['msg']}")
     configure_logging(settings.log_level, service=service)
     try:
         asyncio.run(serve_service(definition, settings))

@@ -205,9 +205,12 @@ async def read_from_start(bootstrap_servers: str, topics: Sequence[str], *, time
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
+    from backflush_shared.messaging.security import kafka_options
+
+    options = kafka_options()  # the command line's BACKFLUSH_SECURITY_* settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000, **options)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", request_timeout_ms=15_000)
+                                auto_offset_reset="earliest", request_timeout_ms=15_000, **options)
     try:
         await admin.start()
         # only topics that exist: asking the broker about others might create them
@@ -340,11 +343,13 @@ async def replay(bootstrap_servers: str, topic_prefix: str = "", *, topics: Iter
     from aiokafka.errors import KafkaError
 
     from backflush_shared.messaging.admin import ensure_topics
+    from backflush_shared.messaging.security import kafka_options
 
     marker_topic = replay_marker_topic(topic_prefix)
     try:
         await ensure_topics(bootstrap_servers, [marker_topic], partitions=1, replication=1)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=0)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=0,
+                                    **kafka_options())
         await producer.start()
     except (KafkaError, OSError) as error:
         raise DeadLetterError(f"cannot reach Kafka at {bootstrap_servers}: {error}") from None

@@ -17,3 +17,12 @@ class ConfigurationError(BackflushError):
 
 class ContractError(BackflushError):
     """A message does not follow the published contract (unreadable, invalid, unknown type or version)."""
+
+
+class KafkaAuthenticationError(ConfigurationError):
+    """The broker refused this client's SASL credentials (wrong user or password, or a mechanism it does not offer)."""
+
+
+class KafkaTlsError(ConfigurationError):
+    """The TLS handshake with the broker failed: its certificate is not trusted (BACKFLUSH_SSL_CAFILE) or does not
+    name the address connected to, or the broker wants a client certificate that was not given."""

@@ -97,7 +97,8 @@ class ServiceRuntime:
         topics = TopicNames(settings.topic_prefix)
         database = Database(settings.database_url)
         outbox = Outbox(definition.outbox_table, topics, source=f"/backflush/{definition.name}")
-        relay = OutboxRelay(database, outbox, settings.bootstrap_servers, client_id=f"backflush-{definition.name}")
+        relay = OutboxRelay(database, outbox, settings.bootstrap_servers, client_id=f"backflush-{definition.name}",
+                            security=settings)
         runtime = cls(definition, settings, topics, database, Inbox(definition.inbox_table), outbox, relay)
         runtime.processor = BatchProcessor(
             service=definition.name,
@@ -116,12 +117,14 @@ class ServiceRuntime:
     async def prepare(self) -> None:
         """Before consuming: the schema is current, the broker answers, the topics exist."""
         await upgrade_to_head_async(self.settings.database_url, self.definition.migrations)
-        await wait_for_broker(self.settings.bootstrap_servers, self.settings.startup_timeout_seconds)
+        await wait_for_broker(self.settings.bootstrap_servers, self.settings.startup_timeout_seconds,
+                              security=self.settings)
         created = await ensure_topics(
             self.settings.bootstrap_servers,
             self.topics.all(),
             partitions=self.settings.topic_partitions,
             replication=self.settings.topic_replication,
+            security=self.settings,
         )
         if created:
             log.info("topics created", topics=created)
@@ -227,6 +230,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple
         logger=logging.getLogger(f"backflush.{definition.name}.broker"),
         graceful_timeout=20.0,
         enable_idempotence=True,
+        security=settings.faststream_security(),  # the same BACKFLUSH_SECURITY_* settings as every other client
     )
     assert runtime.processor is not None
     handled_by_topic: dict[Topic, list[type[Event]]] = defaultdict(list)
@@ -304,7 +308,7 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, model
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:
     """Run until SIGTERM or SIGINT; configuration errors stop start-up with one clear line."""
     app, _runtime = build_app(definition, settings)  # a bad database URL stops us here, before any waiting
-    await wait_for_broker(settings.bootstrap_servers, settings.startup_timeout_seconds)
+    await wait_for_broker(settings.bootstrap_servers, settings.startup_timeout_seconds, security=settings)
     await app.run(
         log_level=logging.getLevelName(settings.log_level),
         # log_config None: uvicorn logs through our JSON handlers instead of installing its own

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from backflush_shared.messaging.security import KafkaSecurity
 
 
-class ServiceSettings(BaseSettings):
-    """How one service instance connects and where it keeps its state. See the README's configuration table."""
+class ServiceSettings(KafkaSecurity):
+    """How one service instance connects and where it keeps its state. See the README's configuration table.
+
+    The Kafka security settings (`BACKFLUSH_SECURITY_PROTOCOL`, `BACKFLUSH_SASL_*`, `BACKFLUSH_SSL_*`) come from
+    `KafkaSecurity`: the service passes itself wherever a client is built.
+    """
 
     model_config = SettingsConfigDict(env_prefix="BACKFLUSH_", extra="ignore")
 

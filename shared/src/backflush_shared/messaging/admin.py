@@ -12,24 +12,40 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from backflush_shared.errors import ConfigurationError
+from backflush_shared.messaging.security import ClientErrors, KafkaSecurity, refusal, resolve
 
 
-async def wait_for_broker(bootstrap_servers: str, timeout_seconds: float) -> list[str]:
-    """Wait until the broker answers a metadata request; return its topics. Raises `ConfigurationError`."""
+async def wait_for_broker(bootstrap_servers: str, timeout_seconds: float, *,
+                          security: KafkaSecurity | None = None) -> list[str]:
+    """Wait until the broker answers a metadata request; return its topics.
+
+    Raises `ConfigurationError` when it does not answer in time, and at once its subclasses
+    `KafkaAuthenticationError` (credentials refused) and `KafkaTlsError` (handshake failed): waiting cures neither.
+    `security` None: the environment's settings.
+    """
+    security = resolve(security)
     deadline = time.monotonic() + timeout_seconds
-    with _quiet("aiokafka"):  # each failed attempt would log an error; the outcome is ours to tell, once
-        return await _wait(bootstrap_servers, timeout_seconds, deadline)
+    errors = ClientErrors()
+    # Each failed attempt would log an error; the outcome is ours to tell, once, from what the client saw.
+    with _quiet("aiokafka"), errors.attached():
+        return await _wait(bootstrap_servers, timeout_seconds, deadline, security, errors)
 
 
-async def _wait(bootstrap_servers: str, timeout_seconds: float, deadline: float) -> list[str]:
+async def _wait(bootstrap_servers: str, timeout_seconds: float, deadline: float, security: KafkaSecurity,
+                errors: ClientErrors) -> list[str]:
     last_error: BaseException | None = None
+    options = security.kafka_options()
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5_000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5_000, **options)
         try:
             await asyncio.wait_for(admin.start(), timeout=max(1.0, deadline - time.monotonic()))
             return list(await admin.list_topics())
         except (KafkaError, OSError, TimeoutError) as error:
             last_error = error
+            refused = refusal("\n".join([*errors.messages, f"{type(error).__name__}: {error}"]),
+                              bootstrap_servers, security)
+            if refused is not None:
+                raise refused from None
         finally:
             try:
                 await admin.close()
@@ -42,9 +58,11 @@ async def _wait(bootstrap_servers: str, timeout_seconds: float, deadline: float)
     )
 
 
-async def ensure_topics(bootstrap_servers: str, names: Iterable[str], *, partitions: int, replication: int) -> list[str]:
-    """Create the topics that do not exist yet; return the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
+async def ensure_topics(bootstrap_servers: str, names: Iterable[str], *, partitions: int, replication: int,
+                        security: KafkaSecurity | None = None) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created. `security` None: the environment's."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000,
+                                **resolve(security).kafka_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -64,10 +82,11 @@ async def ensure_topics(bootstrap_servers: str, names: Iterable[str], *, partiti
 
 @contextlib.contextmanager
 def _quiet(logger_name: str) -> Iterator[None]:
+    # Not the level: handlers attached to this logger (ClientErrors) must still see its records.
     logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    propagate = logger.propagate
+    logger.propagate = False
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.propagate = propagate

@@ -11,6 +11,7 @@ from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.envelope import Envelope
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.codec import EncodedRecord, encode
+from backflush_shared.messaging.security import KafkaSecurity, kafka_options
 
 
 def envelope_for(event: Event, source: str) -> Envelope:
@@ -21,10 +22,12 @@ def envelope_for(event: Event, source: str) -> Envelope:
 class EventPublisher:
     """An idempotent producer for events that start a flow (orders placed, receipts, signatures)."""
 
-    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "", source: str = "/backflush/cli") -> None:
+    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "", source: str = "/backflush/cli",
+                 security: KafkaSecurity | None = None) -> None:
         self.topics = TopicNames(topic_prefix)
         self.source = source
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=0)
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=0,
+                                          **kafka_options(security))  # None: the environment's settings
 
     async def __aenter__(self) -> EventPublisher:
         await self._producer.start()
@@ -48,6 +51,7 @@ class EventPublisher:
 
 
 async def publish(bootstrap_servers: str, events: Sequence[Event], *, topic_prefix: str = "",
-                  source: str = "/backflush/cli") -> list[Envelope]:
-    async with EventPublisher(bootstrap_servers, topic_prefix=topic_prefix, source=source) as publisher:
+                  source: str = "/backflush/cli", security: KafkaSecurity | None = None) -> list[Envelope]:
+    async with EventPublisher(bootstrap_servers, topic_prefix=topic_prefix, source=source,
+                              security=security) as publisher:
         return await publisher.publish(events)

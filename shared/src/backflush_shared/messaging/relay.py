@@ -8,6 +8,7 @@ import contextlib
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from backflush_shared.messaging.security import KafkaSecurity, kafka_options
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.outbox import Outbox
 
@@ -22,13 +23,15 @@ class OutboxRelay:
     """
 
     def __init__(self, database: Database, outbox: Outbox, bootstrap_servers: str, *, batch_size: int = 500,
-                 idle_poll_seconds: float = 1.0, client_id: str = "backflush-relay") -> None:
+                 idle_poll_seconds: float = 1.0, client_id: str = "backflush-relay",
+                 security: KafkaSecurity | None = None) -> None:
         self.database = database
         self.outbox = outbox
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
+        self.security = security
         self._producer: AIOKafkaProducer | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -43,6 +46,7 @@ class OutboxRelay:
             linger_ms=0,  # the burst is already a batch; a lone event must not wait
             max_batch_size=1_048_576,
             request_timeout_ms=30_000,
+            **kafka_options(self.security),  # None: the environment's settings
         )
 
     def wake(self) -> None:
