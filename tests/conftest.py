@@ -6,7 +6,9 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
-from support.broker import Broker, provide_broker
+from support.broker import Broker, provide_broker, secure_local_broker
+
+from backflush_shared.local_kafka import LocalKafka
 
 _BROKER_LINE = pytest.StashKey[str]()
 
@@ -23,6 +25,14 @@ def kafka(request: pytest.FixtureRequest) -> Iterator[Broker]:
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             if reporter is not None:
                 reporter.write_line(config.stash[_BROKER_LINE])
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def secure_kafka() -> Iterator[LocalKafka]:
+    """A broker with SASL_SSL and per-principal SCRAM credentials, for the security tests of one module (the
+    session's `kafka` stays plaintext, so that the other tests pay nothing for it)."""
+    with secure_local_broker() as broker:
         yield broker
 
 

@@ -223,6 +223,21 @@ def _local_jvm() -> Iterator[Broker]:
         yield Broker(broker.bootstrap_servers, "local-jvm", broker.version)
 
 
+#: The principals of the secure test broker: one per service, and one for the tests' own clients.
+SECURE_USERS = ("manufacturer", "distributor", "warehouse", "tests")
+
+
+@contextmanager
+def secure_local_broker() -> Iterator[LocalKafka]:
+    """A broker of its own with a SASL_SSL listener and SCRAM-SHA-512 credentials for `SECURE_USERS` (random
+    passwords), its CA in `broker.ca_file`; `broker.security_for(user)` gives a client's settings. Always a local
+    JVM: neither an external broker nor the container image is set up for it."""
+    import secrets
+
+    with LocalKafka(scram_users={user: secrets.token_hex(12) for user in SECURE_USERS}) as broker:
+        yield broker
+
+
 @contextmanager
 def provide_broker() -> Iterator[Broker]:
     """A running broker for the whole test session (see the module docstring for the order of preference)."""

@@ -16,6 +16,7 @@ from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.local_stack import LocalStack
 from backflush_shared.messaging.publish import publish
+from backflush_shared.messaging.security import KafkaSecurity
 from support.stack import eventually, read_db
 
 from backflush_distributor.adapters.tables import order_events, order_transitions, orders
@@ -27,12 +28,13 @@ from backflush_warehouse.adapters.tables import stock_units, waiting_put_aways
 
 
 class Flows:
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalStack, *, security: KafkaSecurity | None = None) -> None:
         self.stack = stack
+        self.security = security  # None: the environment's settings (plaintext in tests)
 
     async def publish(self, *events: Event) -> None:
         await publish(self.stack.bootstrap_servers, list(events), topic_prefix=self.stack.topic_prefix,
-                      source="/backflush/tests")
+                      source="/backflush/tests", security=self.security)
 
     async def load_master_data(self, directory: Path) -> None:
         events = events_from(load_master_data(directory))

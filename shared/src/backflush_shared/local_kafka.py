@@ -44,9 +44,12 @@ from dataclasses import asdict, dataclass
 from functools import cache, partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from backflush_shared.errors import BackflushError
+
+if TYPE_CHECKING:
+    from backflush_shared.messaging.security import KafkaSecurity
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
@@ -320,13 +323,15 @@ def _run_coroutine_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return outcome["value"]  # type: ignore[no-any-return]
 
 
-async def _count_brokers(bootstrap_servers: str, request_timeout_s: float) -> int:
+async def _count_brokers(bootstrap_servers: str, request_timeout_s: float,
+                         security: KafkaSecurity | None = None) -> int:
     from aiokafka.admin import AIOKafkaAdminClient  # imported late: the CLI's `status` does not need it
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers,
         request_timeout_ms=int(request_timeout_s * 1000),
         client_id="backflush-local-kafka-probe",
+        **(security.kafka_options() if security is not None else {}),
     )
     try:
         await admin.start()
@@ -336,7 +341,8 @@ async def _count_brokers(bootstrap_servers: str, request_timeout_s: float) -> in
         await admin.close()
 
 
-def wait_for_metadata(bootstrap_servers: str, *, timeout: float = 30.0, min_brokers: int = 1) -> int:
+def wait_for_metadata(bootstrap_servers: str, *, timeout: float = 30.0, min_brokers: int = 1,
+                      security: KafkaSecurity | None = None) -> int:
     """Block until a metadata request through aiokafka lists at least `min_brokers` brokers; return the count.
 
     A TCP connect can succeed before the broker serves requests; a metadata answer listing the broker cannot.
@@ -352,7 +358,7 @@ def wait_for_metadata(bootstrap_servers: str, *, timeout: float = 30.0, min_brok
             )
         request_timeout = max(1.0, min(5.0, remaining))
         try:
-            count = _run_coroutine_blocking(partial(_count_brokers, bootstrap_servers, request_timeout))
+            count = _run_coroutine_blocking(partial(_count_brokers, bootstrap_servers, request_timeout, security))
         except Exception as exc:  # noqa: BLE001 - every failure here means "not ready yet"
             last = f"{type(exc).__name__}: {exc}"
         else:
@@ -524,7 +530,15 @@ class LocalKafka:
     `data/` and leaves config and log for reading. `detached=True` puts the JVM in its own session so that it
     outlives this Python process (the CLI's `up`); otherwise a broker still running at interpreter exit is stopped.
     `extra_config` overrides or adds server.properties settings.
+
+    `scram_users` (name -> password) makes the client listener SASL_SSL: the users' SCRAM-SHA-512 credentials are
+    stored when the storage is formatted (KRaft keeps them in its metadata), a throwaway CA and a broker certificate
+    for 127.0.0.1 and localhost are made in `<run_dir>/tls` (`ca_file`), and `security_for(name)` gives a client's
+    settings. The broker itself authenticates as `BROKER_USER` with a random password. No ACLs yet: every
+    authenticated principal may do anything.
     """
+
+    BROKER_USER = "broker"
 
     def __init__(
         self,
@@ -536,6 +550,7 @@ class LocalKafka:
         extra_config: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_S,
         cache: Path | None = None,
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         self._requested_version = version or kafka_version()
         self._cache = cache
@@ -550,6 +565,13 @@ class LocalKafka:
         self._process: subprocess.Popen[bytes] | None = None
         self._running_version: str | None = None
         self._lock = threading.RLock()
+        self._scram_users: dict[str, str] | None = None
+        if scram_users is not None:
+            for name, password in scram_users.items():
+                # they go into the storage tool's `[name=...,password=...]` and a JAAS line: no quoting there
+                if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or not re.fullmatch(r"[A-Za-z0-9._~-]+", password):
+                    raise LocalKafkaError(f"SCRAM user {name!r}: names and passwords may use A-Z a-z 0-9 . _ - only")
+            self._scram_users = {self.BROKER_USER: secrets.token_hex(16), **scram_users}
 
     # ------------------------------------------------------------------------------------------- properties
 
@@ -594,6 +616,29 @@ class LocalKafka:
     def server_properties(self) -> Path:
         return self.run_dir / "server.properties"
 
+    @property
+    def secure(self) -> bool:
+        """True when the client listener is SASL_SSL (`scram_users` given)."""
+        return self._scram_users is not None
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM file of the CA that signed the broker's certificate (secure brokers only)."""
+        return self.run_dir / "tls" / "ca.pem"
+
+    def security_for(self, user: str, *, password: str | None = None) -> KafkaSecurity:
+        """The client settings of `user` on this secure broker (another `password` to try a wrong one)."""
+        from backflush_shared.messaging.security import KafkaSecurity
+
+        if self._scram_users is None:
+            raise LocalKafkaError("security_for() needs a broker started with scram_users")
+        if password is None and user not in self._scram_users:
+            raise LocalKafkaError(f"no SCRAM user {user!r} on this broker")
+        return KafkaSecurity(
+            security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username=user,
+            sasl_password=password if password is not None else self._scram_users[user], ssl_cafile=self.ca_file,
+        )
+
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -625,8 +670,11 @@ class LocalKafka:
             tools_log4j = self.run_dir / "log4j2-tools.xml"
             broker_log4j.write_text(_BROKER_LOG4J, encoding="utf-8")
             tools_log4j.write_text(_TOOLS_LOG4J, encoding="utf-8")
+            extra = dict(self._extra)
+            if self._scram_users is not None:
+                extra = {**self._secure_properties(), **extra}
             self.server_properties.write_text(
-                _server_properties(self._port, self._controller_port, self.data_dir, self._extra), encoding="utf-8"
+                _server_properties(self._port, self._controller_port, self.data_dir, extra), encoding="utf-8"
             )
             if not (self.data_dir / "meta.properties").is_file():
                 self._format(java, dist, tools_log4j)
@@ -754,7 +802,34 @@ class LocalKafka:
     def _format(self, java: str, dist: KafkaDistribution, tools_log4j: Path) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         cluster_id = self._tool(java, dist, tools_log4j, "random-uuid").strip().splitlines()[-1].strip()
-        self._tool(java, dist, tools_log4j, "format", "-t", cluster_id, "-c", str(self.server_properties))
+        scram: list[str] = []
+        for name, password in (self._scram_users or {}).items():
+            scram += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        self._tool(java, dist, tools_log4j, "format", "-t", cluster_id, "-c", str(self.server_properties), *scram)
+
+    def _secure_properties(self) -> dict[str, str]:
+        """server.properties for a SASL_SSL client listener; the TLS files are made once per run dir."""
+        from backflush_shared.local_tls import BrokerTls, make_broker_tls
+
+        assert self._scram_users is not None and self._port is not None
+        tls_dir = self.run_dir / "tls"
+        keystore = tls_dir / "broker-keystore.pem"
+        tls = (BrokerTls(self.ca_file, keystore) if keystore.is_file() and self.ca_file.is_file()
+               else make_broker_tls(tls_dir))
+        password = self._scram_users[self.BROKER_USER]
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{self._port},CONTROLLER://127.0.0.1:{self._controller_port}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{self._port}",
+            # The node talks to itself over the same listener, as the broker principal: no unauthenticated port.
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{self.BROKER_USER}" password="{password}";',
+            **tls.server_properties(),
+        }
 
     def _wait_until_serving(self, offset: int, dist: KafkaDistribution) -> None:
         assert self._process is not None
@@ -776,7 +851,8 @@ class LocalKafka:
                 log.seek(offset)
                 seen = log.read().decode(errors="replace")
         try:
-            wait_for_metadata(self.bootstrap_servers, timeout=max(1.0, deadline - time.monotonic()))
+            wait_for_metadata(self.bootstrap_servers, timeout=max(1.0, deadline - time.monotonic()),
+                              security=self.security_for(self.BROKER_USER) if self.secure else None)
         except LocalKafkaError as exc:
             raise LocalKafkaError(f"{exc}; log {self.log_path}:\n{self.log_tail()}") from exc
         match = _LOG_VERSION_RE.search(seen)

@@ -53,8 +53,10 @@ async def _wait(bootstrap_servers: str, timeout_seconds: float, deadline: float,
                 pass
         await asyncio.sleep(0.5)
     reason = str(last_error) if last_error else "no answer"
+    # A broker that wants TLS or SASL closes a plaintext client's connection without a word: name what we tried.
     raise ConfigurationError(
-        f"cannot reach Kafka at {bootstrap_servers} within {timeout_seconds:.0f} s ({reason})"
+        f"cannot reach Kafka at {bootstrap_servers} within {timeout_seconds:.0f} s, connecting with "
+        f"{security.describe()} ({reason})"
     )
 
 
