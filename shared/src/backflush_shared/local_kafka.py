@@ -639,6 +639,18 @@ class LocalKafka:
             sasl_password=password if password is not None else self._scram_users[user], ssl_cafile=self.ca_file,
         )
 
+    def client_env(self, user: str) -> dict[str, str]:
+        """The BACKFLUSH_* environment of a process (a service, the CLI) that connects as `user`."""
+        security = self.security_for(user)
+        return {
+            "BACKFLUSH_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "BACKFLUSH_SECURITY_PROTOCOL": security.security_protocol,
+            "BACKFLUSH_SASL_MECHANISM": security.sasl_mechanism,
+            "BACKFLUSH_SASL_USERNAME": user,
+            "BACKFLUSH_SASL_PASSWORD": security.sasl_password.get_secret_value(),
+            "BACKFLUSH_SSL_CAFILE": str(self.ca_file),
+        }
+
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
