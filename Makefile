@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml shared/pyproject.toml services/manufacturer/pyproject.toml \
               services/distributor/pyproject.toml services/warehouse/pyproject.toml
 
-.PHONY: install test demo kafka-up kafka-down asyncapi schemas clean bench
+.PHONY: install test demo kafka-up kafka-up-secure kafka-down asyncapi schemas clean bench
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ bench: install
 
 kafka-up: install
 	$(BIN)/python scripts/kafka_local.py up
+
+# The same broker with SASL_SSL and a SCRAM principal per service and one for the CLI (README, "Security").
+kafka-up-secure: install
+	$(BIN)/python scripts/kafka_local.py up --secure
 
 kafka-down: install
 	$(BIN)/python scripts/kafka_local.py down

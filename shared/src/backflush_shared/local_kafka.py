@@ -923,8 +923,21 @@ def _serving_line(version: str, bootstrap_servers: str) -> str:
     return f"Kafka {version} serving at {bootstrap_servers}"
 
 
-def up() -> RunState:
-    """Start a detached broker unless the one recorded in the state file still runs; return its state."""
+#: The principals of `up --secure`: one per service, and one for the command line (demo, dlq, audit, bench).
+SECURE_PRINCIPALS = ("manufacturer", "distributor", "warehouse", "cli")
+
+
+def principals_dir(run_dir: Path) -> Path:
+    return run_dir / "principals"
+
+
+def up(*, secure: bool = False) -> RunState:
+    """Start a detached broker unless the one recorded in the state file still runs; return its state.
+
+    `secure`: a SASL_SSL listener with a SCRAM-SHA-512 principal per `SECURE_PRINCIPALS`, each with a random
+    password; `<run dir>/principals/<name>.env` (readable by the owner only) holds the BACKFLUSH_* settings of a
+    process that connects as that principal (`set -a; . <file>; set +a`).
+    """
     with _file_lock(run_home() / ".lock"):
         state = read_state()
         if state is not None and state.is_alive():
@@ -935,8 +948,17 @@ def up() -> RunState:
             state_path().unlink(missing_ok=True)
         run_dir = run_home() / "broker"
         shutil.rmtree(run_dir, ignore_errors=True)
-        broker = LocalKafka(run_dir=run_dir, detached=True, keep_data=True)
+        users = {name: secrets.token_hex(16) for name in SECURE_PRINCIPALS} if secure else None
+        broker = LocalKafka(run_dir=run_dir, detached=True, keep_data=True, scram_users=users)
         broker.start()
+        if secure:
+            folder = principals_dir(run_dir)
+            folder.mkdir(mode=0o700, exist_ok=True)
+            for name in SECURE_PRINCIPALS:
+                env_file = folder / f"{name}.env"
+                env_file.touch(mode=0o600)
+                env_file.write_text("".join(f"{key}={value}\n" for key, value in broker.client_env(name).items()),
+                                    encoding="utf-8")
         assert broker.pid is not None
         state = RunState(
             pid=broker.pid,
@@ -972,16 +994,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="kafka_local.py", description="Run a local Apache Kafka broker (KRaft, one node) from Maven jars."
     )
     parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("--secure", action="store_true",
+                        help="up: SASL_SSL with a SCRAM principal per service and one for the CLI (see principals/)")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
             before = read_state()
-            state = up()
+            state = up(secure=args.secure)
             if before is not None and before.pid == state.pid:
                 print(f"Kafka is already running (pid {state.pid}, log {state.log})")
                 if state.version != kafka_version():
                     print(f"note: {kafka_version()} was asked for; run `down` first to switch versions")
             print(_serving_line(state.version, state.bootstrap_servers))
+            principals = principals_dir(Path(state.run_dir))
+            if principals.is_dir():
+                print(f"SASL_SSL: each principal's settings in {principals}/<name>.env "
+                      f"({', '.join(SECURE_PRINCIPALS)}); load one with: set -a; . <file>; set +a")
+            elif args.secure:
+                print("note: the running broker is plaintext; run `down` first to start a secure one")
             return 0
         if args.command == "down":
             stopped = down()
