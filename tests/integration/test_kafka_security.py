@@ -97,3 +97,19 @@ async def test_the_audit_reports_the_connection_security_it_was_given(secure_kaf
     # plaintext is reported, and does not fail the audit (a development broker is plaintext on purpose)
     assert plain_posture.ok and plain_posture.warning
     assert "no authentication and no encryption" in plain_posture.detail
+
+
+def test_the_command_line_reads_the_same_settings_and_names_a_refused_password(
+    secure_kafka: LocalKafka, tmp_path: Path
+) -> None:
+    env = {**os.environ, **secure_kafka.client_env("tests")}
+    listed = subprocess.run([sys.executable, "-m", "backflush_shared", "dlq", "list"], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    refused = subprocess.run([sys.executable, "-m", "backflush_shared", "dlq", "list"],
+                             env={**env, "BACKFLUSH_SASL_PASSWORD": WRONG_PASSWORD}, capture_output=True, text=True,
+                             timeout=60, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "refused the credentials" in refused.stderr and "'tests'" in refused.stderr
+    assert WRONG_PASSWORD not in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -205,21 +205,29 @@ async def read_from_start(bootstrap_servers: str, topics: Sequence[str], *, time
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    from backflush_shared.messaging.security import kafka_options
+    from backflush_shared.messaging.security import ClientErrors, refusal, security_from_environment
 
-    options = kafka_options()  # the command line's BACKFLUSH_SECURITY_* settings
+    security = security_from_environment()  # the command line's BACKFLUSH_SECURITY_* settings
+    options = security.kafka_options()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000, **options)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", request_timeout_ms=15_000, **options)
+    errors = ClientErrors()
     try:
-        await admin.start()
-        # only topics that exist: asking the broker about others might create them
-        existing = set(await admin.list_topics())
-        present = [topic for topic in dict.fromkeys(topics) if topic in existing]
-        described = await admin.describe_topics(present) if present else []
-        await consumer.start()
+        with errors.attached():
+            await admin.start()
+            # only topics that exist: asking the broker about others might create them
+            existing = set(await admin.list_topics())
+            present = [topic for topic in dict.fromkeys(topics) if topic in existing]
+            described = await admin.describe_topics(present) if present else []
+            await consumer.start()
     except (KafkaError, OSError) as error:
         await admin.close()
+        await consumer.stop()
+        # refused credentials or an untrusted certificate: say so, not just "cannot reach"
+        refused = refusal("\n".join([*errors.messages, str(error)]), bootstrap_servers, security)
+        if refused is not None:
+            raise refused from None
         raise DeadLetterError(f"cannot reach Kafka at {bootstrap_servers}: {error}") from None
     await admin.close()
     try:
