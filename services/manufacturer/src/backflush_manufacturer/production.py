@@ -76,6 +76,8 @@ class Production:
         BomCatalogue(others + [item], md.catalogue.boms.values(), require_phantom_boms=False)  # raises if bad
         await repo.save_item(ctx.session, item, event.negative_stock_policy)
         ctx.log.info("item defined", item=item.code, unit=item.unit.code)
+        # a policy changed to `reject` refuses what waits for the item; one changed to `allow` lets it post
+        await self.reprocess_parked(ctx)
 
     async def define_bom(self, ctx: HandlerContext, event: md_events.BomDefined) -> None:
         md = await self._md(ctx)
@@ -242,20 +244,19 @@ class Production:
         """Post a flush, or park it whole, or reject the order; returns the posted flush or None."""
         requirements = plan(md.catalogue, request)
         policies = md.policies(self.settings.negative_stock_policy)
+        ledger = await self.ledgers.load(ctx.session, [r.item for r in requirements])
+        try:
+            # decided against stock like any flush: under `reject` a shortage refuses it even when it would queue
+            outcome: PostedFlush | ParkedFlush = post_or_park(ledger, request, requirements, policies)
+        except InsufficientComponentStockError as error:
+            await self._refuse(ctx, order, step, error)
+            return None
         if await repo.waiting_parked(ctx.session, order.order_id):
-            # an earlier flush of this order waits: this one queues behind it, whole
-            outcome: PostedFlush | ParkedFlush = ParkedFlush(request, requirements, ())
+            # an earlier flush of this order waits: this one queues behind it, whole, and posts in the same
+            # reprocessing that posts the earlier one if stock covers it then
+            outcome = ParkedFlush(request, requirements, ())
             reason = WAITS_BEHIND_OWN_ORDER
         else:
-            ledger = await self.ledgers.load(ctx.session, [r.item for r in requirements])
-            try:
-                outcome = post_or_park(ledger, request, requirements, policies)
-            except InsufficientComponentStockError as error:
-                order.status, order.reason = "rejected", str(error)
-                await repo.save_order(ctx.session, order)
-                await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
-                                               rejected_by="manufacturer"))
-                return None
             reason = _parked_reason(outcome, behind_own_order=False) if isinstance(outcome, ParkedFlush) else ""
         if isinstance(outcome, ParkedFlush):
             await repo.park(ctx.session, outcome, order_id=order.order_id, step=step, reason=reason,
@@ -269,6 +270,16 @@ class Production:
             return None
         await self._posted(ctx, order, outcome)
         return outcome
+
+    async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
+                      error: InsufficientComponentStockError) -> None:
+        """A flush the `reject` policy refuses: nothing posted, the order is rejected with the shortage."""
+        order.status, order.reason = "rejected", str(error)
+        await repo.save_order(ctx.session, order)
+        for entry in await repo.waiting_parked(ctx.session, order.order_id):
+            await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
+        await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
+                                       rejected_by="manufacturer"))
 
     async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
         await self.ledgers.append(ctx.session, posted.movements)
@@ -335,6 +346,14 @@ class Production:
         result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
         by_flush = {e.flush_id: e for e in entries}
         await self._update_wait_reasons(ctx, entries, result.still_parked)
+        for parked, error in result.refused:
+            entry = by_flush[parked.flush_id]
+            await repo.resolve_parked(ctx.session, entry.flush_id, "refused")
+            refused_order = await repo.load_order(ctx.session, entry.order_id)
+            assert refused_order is not None
+            ctx.log.info("parked backflush refused under the reject policy", parked_order=entry.order_id,
+                         step=entry.step, reason=str(error))
+            await self._refuse(ctx, refused_order, entry.step, error)
         # append every posting first: continuations flush again and must see the stock these took
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:

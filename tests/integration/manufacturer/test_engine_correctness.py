@@ -1,0 +1,71 @@
+"""Engine correctness through the manufacturer's own handlers: no order stuck for ever, no refused order that
+blocks its id, one completion reversible (issue 15).
+
+The sample data (services/manufacturer/sample_data), worked by hand: 60 CHAIR-ERGO need 62 BASE-STAR-5 at release
+(60 x 1.02 = 61.2, rounded up) against 60 in stock, so the release of a 60-chair order parks; a completion of 50
+needs 50 SEAT-ASSY against 40 in stock.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import text
+from support.manufacturer_feed import SAMPLE_DATA, emitted, feed, order, rows
+
+from backflush_manufacturer.master_data_events import events_from
+from backflush_manufacturer.master_data_files import load_master_data
+from backflush_shared.audit import audit_service
+from backflush_shared.contracts.completions import CompletionReported
+from backflush_shared.contracts.master_data import ComponentsReceived, ItemDefined
+from backflush_shared.persistence.database import Database
+
+CHECK = "manufacturer: every waiting parked flush can be released"
+
+
+def seat_assembly_policy(policy: str) -> ItemDefined:
+    return ItemDefined(item="SEAT-ASSY", unit="pcs", decimals=0, negative_stock_policy=policy,
+                       description="Upholstered seat assembly (stocked subassembly)")
+
+
+async def _release_parked(url: str, **kwargs: object) -> None:
+    await feed(url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(url, [order("SO-A", "CHAIR-ERGO", 60)], **kwargs)  # type: ignore[arg-type]
+
+
+# -- defect 1: a later flush behind an earlier parked one -----------------------------------------------------------
+
+
+async def test_under_reject_a_completion_behind_a_parked_release_is_refused_not_queued(database_url: str) -> None:
+    await _release_parked(database_url)
+    await feed(database_url, [seat_assembly_policy("reject")])
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
+    assert await rows(database_url, "SELECT step FROM parked_flushes WHERE step = 'completion'") == []
+    assert await rows(database_url, "SELECT count(*) FROM finished_lots") == [(0,)]
+
+
+async def test_a_queued_completion_whose_item_turned_reject_is_refused_when_the_queue_is_reprocessed(
+        database_url: str) -> None:
+    await _release_parked(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
+    await feed(database_url, [seat_assembly_policy("reject"),
+                              ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2))])
+    assert await rows(database_url, "SELECT id, step, status FROM parked_flushes ORDER BY id") == [
+        (1, "release", "posted"), (2, "completion", "refused")]
+    assert await rows(database_url, "SELECT count(*) FROM finished_lots") == [(0,)]
+
+
+async def test_the_audit_names_a_flush_that_waits_for_an_item_whose_policy_is_reject(database_url: str) -> None:
+    await _release_parked(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50)),
+                              ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2))])
+    database = Database(database_url)
+    try:
+        async with database.transaction() as session:  # what a policy change nobody reprocessed would leave
+            await session.execute(text("UPDATE items SET negative_stock_policy = 'reject' WHERE item = 'SEAT-ASSY'"))
+    finally:
+        await database.close()
+    finding = next(f for f in await audit_service("manufacturer", database_url) if f.check == CHECK)
+    assert not finding.ok and "#2 SO-A: waits for SEAT-ASSY, whose policy is reject" in finding.detail
