@@ -69,3 +69,26 @@ async def test_the_audit_names_a_flush_that_waits_for_an_item_whose_policy_is_re
         await database.close()
     finding = next(f for f in await audit_service("manufacturer", database_url) if f.check == CHECK)
     assert not finding.ok and "#2 SO-A: waits for SEAT-ASSY, whose policy is reject" in finding.detail
+
+
+# -- defect 2: a refused order does not block its id ------------------------------------------------------------------
+
+
+async def test_an_order_refused_at_validation_leaves_no_order_so_the_corrected_one_is_accepted(
+        database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-FIX", "CHAIR-ERGOO", 5)])  # a typo: no such item
+    assert await rows(database_url, "SELECT order_id FROM production_orders") == []
+    await feed(database_url, [order("SO-FIX", "CHAIR-ERGO", 5)])
+    assert await rows(database_url, "SELECT order_id, item, status FROM production_orders") == [
+        ("SO-FIX", "CHAIR-ERGO", "released")]
+    rejections = await emitted(database_url, "backflush.order.rejected")
+    assert [r["order_id"] for r in rejections] == ["SO-FIX"] and "CHAIR-ERGOO" in str(rejections[0]["reason"])
+
+
+async def test_an_id_burned_by_an_order_past_validation_refuses_a_different_order_loudly(database_url: str) -> None:
+    await _release_parked(database_url, policy="reject")  # 62 BASE-STAR-5 needed, 60 in stock: rejected
+    await feed(database_url, [order("SO-A", "CHAIR-ERGO", 50)], policy="reject")
+    rejections = await emitted(database_url, "backflush.order.rejected")
+    assert [r["code"] for r in rejections] == ["insufficient-component-stock", "order-id-in-use"]
+    assert "exists already for 60 CHAIR-ERGO (rejected: not enough BASE-STAR-5" in str(rejections[1]["reason"])

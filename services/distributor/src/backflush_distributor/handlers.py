@@ -18,8 +18,9 @@ from backflush_shared.messaging.processor import Handler, HandlerContext
 
 from backflush_distributor.adapters import repository
 from backflush_distributor.domain.lifecycle import (
-    Order,
     DuplicateOrderError,
+    Order,
+    OrderState,
     UnknownOrderError,
     check_cancellable,
     final_order_due,
@@ -49,7 +50,11 @@ async def _on_order_placed(ctx: HandlerContext) -> None:
         if existing.fingerprint == _fingerprint(event):
             ctx.log.info("order placed again with the same content: nothing to do")
             return
-        raise DuplicateOrderError(event.order_id)
+        if existing.status.state is not OrderState.REJECTED:
+            raise DuplicateOrderError(event.order_id)
+        # a refused order left nothing behind (nothing made, nothing stored): the corrected one takes its id
+        ctx.log.info("rejected order placed again with corrected content", reason=existing.order.milestones.rejected_reason)
+        await repository.forget_rejected(ctx.session, event.order_id)
     order = Order(event.order_id, event.flow.value, event.item, event.quantity)
     too_big = never_fits(order.flow, order.quantity, await repository.capacities(ctx.session))
     if too_big is not None:

@@ -103,8 +103,19 @@ class Production:
     # -- production orders ---------------------------------------------------------------------------------------
 
     async def start_production_order(self, ctx: HandlerContext, event: o.OrderForwarded) -> None:
-        if await repo.load_order(ctx.session, event.order_id) is not None:
-            ctx.log.info("production order exists already")
+        existing = await repo.load_order(ctx.session, event.order_id)
+        if existing is not None:
+            if (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, event.flow.value):
+                ctx.log.info("production order exists already")
+                return
+            # the id is burned by an order that got past validation (rejected for stock, failed quality, or
+            # running): refused loudly, so the sender learns that a corrected order needs another id
+            why = f"{existing.status}: {existing.reason}" if existing.reason else existing.status
+            reason = (f"production order {event.order_id} exists already for {existing.quantity} {existing.item} "
+                      f"({why}); a different order needs another id")
+            ctx.log.warning("order forwarded again with different content: refused", reason=reason)
+            await ctx.emit(o.OrderRejected(order_id=event.order_id, code="order-id-in-use", reason=reason,
+                                           rejected_by="manufacturer"))
             return
         md = await self._md(ctx)
         order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, "created",
@@ -115,8 +126,8 @@ class Production:
                 raise MissingBomError(event.item)
             require_quantity(item.code, item.unit, event.quantity)
         except ManufacturerDomainError as error:
-            order.status, order.reason = "rejected", str(error)
-            await repo.add_order(ctx.session, order)
+            # a refusal leaves no order behind: the corrected order can be sent again under the same id
+            ctx.log.info("production order refused at validation; nothing stored", reason=str(error))
             await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
                                            rejected_by="manufacturer"))
             return
