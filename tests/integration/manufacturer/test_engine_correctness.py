@@ -92,3 +92,15 @@ async def test_an_id_burned_by_an_order_past_validation_refuses_a_different_orde
     rejections = await emitted(database_url, "backflush.order.rejected")
     assert [r["code"] for r in rejections] == ["insufficient-component-stock", "order-id-in-use"]
     assert "exists already for 60 CHAIR-ERGO (rejected: not enough BASE-STAR-5" in str(rejections[1]["reason"])
+
+
+# -- defect 3: a production order for a phantom ---------------------------------------------------------------------
+
+
+async def test_a_production_order_for_a_phantom_is_refused_and_nothing_is_flushed(database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-PH", "BASE-KIT", 5)])
+    rejections = await emitted(database_url, "backflush.order.rejected")
+    assert [r["code"] for r in rejections] == ["phantom-production-order"]
+    assert await rows(database_url, "SELECT count(*) FROM production_orders") == [(0,)]
+    assert await rows(database_url, "SELECT count(*) FROM ledger_movements WHERE production_order = 'SO-PH'") == [(0,)]

@@ -33,6 +33,7 @@ from backflush_manufacturer.domain.identifiers import certificate_id, completion
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason
+from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive
 from backflush_manufacturer.domain.reversal import reverse_order
@@ -121,10 +122,7 @@ class Production:
         order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, "created",
                                 event.processing.model_dump(mode="json"), Decimal(0), None, None)
         try:
-            item = md.catalogue.item(event.item)
-            if md.catalogue.bom(event.item) is None:
-                raise MissingBomError(event.item)
-            require_quantity(item.code, item.unit, event.quantity)
+            producible(md.catalogue, event.item, event.quantity)
         except ManufacturerDomainError as error:
             # a refusal leaves no order behind: the corrected order can be sent again under the same id
             ctx.log.info("production order refused at validation; nothing stored", reason=str(error))

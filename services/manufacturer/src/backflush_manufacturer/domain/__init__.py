@@ -28,6 +28,7 @@ from backflush_manufacturer.domain.errors import (
     MissingBomError,
     NegativeScrapFactorError,
     NonPositiveQuantityError,
+    PhantomProductionOrderError,
     PhantomWithStockError,
     ReservedLotError,
     TooManyDecimalsError,
@@ -56,6 +57,7 @@ from backflush_manufacturer.domain.negative_stock import (
     Shortage,
     StockPolicies,
 )
+from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import Reprocessed, reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive, receive_all
 from backflush_manufacturer.domain.reversal import reverse_flush, reverse_order
@@ -101,6 +103,7 @@ __all__ = [
     "NegativeStockPolicy",
     "NonPositiveQuantityError",
     "ParkedFlush",
+    "PhantomProductionOrderError",
     "PhantomWithStockError",
     "PostedFlush",
     "Receipt",
@@ -128,6 +131,7 @@ __all__ = [
     "order_variance",
     "plan",
     "post_or_park",
+    "producible",
     "receive",
     "receive_all",
     "release_allocations",

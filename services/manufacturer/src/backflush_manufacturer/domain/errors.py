@@ -138,6 +138,17 @@ class PhantomWithStockError(ManufacturerDomainError):
         )
 
 
+class PhantomProductionOrderError(ManufacturerDomainError):
+    """A production order for a phantom assembly: a phantom is built only inside its parent, never on its own."""
+
+    def __init__(self, item: str) -> None:
+        super().__init__(
+            f"{item} is a phantom assembly: it is built only inside its parent and never stocked, so it cannot "
+            f"be produced on its own order",
+            item=item,
+        )
+
+
 class ReservedLotError(ManufacturerDomainError):
     """A receipt into the lot name the ledger keeps for negative balances."""
 
