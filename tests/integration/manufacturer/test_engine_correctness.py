@@ -104,3 +104,31 @@ async def test_a_production_order_for_a_phantom_is_refused_and_nothing_is_flushe
     assert [r["code"] for r in rejections] == ["phantom-production-order"]
     assert await rows(database_url, "SELECT count(*) FROM production_orders") == [(0,)]
     assert await rows(database_url, "SELECT count(*) FROM ledger_movements WHERE production_order = 'SO-PH'") == [(0,)]
+
+
+# -- defect 4: `completed` counts only what was produced -------------------------------------------------------------
+
+
+async def test_a_parked_completion_is_not_counted_as_completed_until_it_posts(database_url: str) -> None:
+    """The release posts (62 BASE-STAR-5 received first); a completion of 50 needs 50 SEAT-ASSY, 40 in stock: it
+    parks, and the order counts 0 completed, showing what it waits for; after 10 more seats it counts 50."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2)), order("SO-A", "CHAIR-ERGO", 60)])
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
+    assert await rows(database_url, "SELECT status, completed, reason FROM production_orders") == [
+        ("parked", "0", "SEAT-ASSY: needs 50 pcs, 40 available")]
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(11))], dead_letters=1)  # 61 > 60
+    await feed(database_url, [ComponentsReceived(receipt_id="R-SA", item="SEAT-ASSY", lot="SA-NEW",
+                                                 quantity=Decimal(10))])
+    assert await rows(database_url, "SELECT status, completed FROM production_orders") == [
+        ("in-production", "50")]
+
+
+async def test_a_completion_refused_under_reject_is_not_counted(database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2)), order("SO-A", "CHAIR-ERGO", 60)],
+               policy="reject")
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))], policy="reject")
+    assert await rows(database_url, "SELECT completed FROM production_orders") == [("0",)]

@@ -27,7 +27,6 @@ from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushP
 from backflush_manufacturer.domain.errors import (
     InsufficientComponentStockError,
     ManufacturerDomainError,
-    MissingBomError,
 )
 from backflush_manufacturer.domain.identifiers import certificate_id, completion_lot, finished_lot, step_flush_id
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
@@ -186,8 +185,8 @@ class Production:
             order.status, order.reason = "released", None
             await repo.save_order(ctx.session, order)
             return
-        # pre-product: produced in full right after release; its post lines flush at that completion
-        order.completed = order.quantity
+        # pre-product: produced in full right after release; its post lines flush at that completion (the order
+        # counts it as completed once it is produced, not before)
         request = FlushRequest(step_flush_id(order.order_id, "completion"), order.order_id, order.item, FlushPoint.POST,
                                order.quantity, finished_lot=_lot(order, 1),
                                event_id=str(ctx.consumed.envelope.event_id))
@@ -203,20 +202,27 @@ class Production:
             raise CompletionNotExpectedError(order.order_id)
         if order.status in FINISHED:
             raise ProductionOrderClosedError(order.order_id, order.status, "completion reported")
-        remaining = order.quantity - order.completed
+        # `completed` counts only what was produced; a parked completion is reported but waits for its flush, so
+        # it is planned after, and leaves room for, the completions before it
+        waiting = await self._waiting_completions(ctx, order.order_id)
+        remaining = order.quantity - order.completed - waiting
         if event.quantity > remaining:
             raise CompletionExceedsOrderError(order.order_id, event.quantity, remaining, order.quantity)
         md = await self._md(ctx)
         item = md.catalogue.item(order.item)
         require_quantity(item.code, item.unit, event.quantity, what="completed quantity")
-        before = order.completed
-        order.completed = before + event.quantity
-        lot = completion_lot(order.order_id, item.unit.format(order.completed))
+        before = order.completed + waiting
+        lot = completion_lot(order.order_id, item.unit.format(before + event.quantity))
         request = FlushRequest(str(ctx.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
                                event.quantity, completed_before=before, finished_lot=lot)
         posted = await self._flush(ctx, md, order, request, step="completion")
         if posted is not None:
             await self._produce(ctx, md, order, event.quantity, lot)
+
+    async def _waiting_completions(self, ctx: HandlerContext, order_id: str) -> Decimal:
+        """What completions of the order reported but still parked add up to."""
+        return sum((e.parked.request.quantity for e in await repo.waiting_parked(ctx.session, order_id)
+                    if e.step == "completion" and isinstance(e.parked.request, FlushRequest)), Decimal(0))
 
     async def report_issue(self, ctx: HandlerContext, event: c.ComponentIssueReported) -> None:
         """A manual line issued, or extra scrap: consumed now, charged to the order (variance shows it)."""
@@ -318,6 +324,7 @@ class Production:
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)
         await self.ledgers.append(ctx.session, receive(md.catalogue, ledger, receipt))
         await repo.add_finished_lot(ctx.session, lot, order.order_id, order.item, quantity)
+        order.completed += quantity  # produced now: only what was produced counts
         processing = OrderProcessingInfo.model_validate(order.processing)
         if order.flow == "pre":
             order.status, order.reason = "produced", None
@@ -372,7 +379,9 @@ class Production:
             await self._posted(ctx, order, posted)
             await repo.resolve_parked(ctx.session, entry.flush_id, "posted")
             continuations.append((entry, order))
-        for entry, order in continuations:
+        for entry, posted_order in continuations:
+            # fresh: an earlier continuation of the same order may have produced (and counted) already
+            order = await repo.load_order(ctx.session, posted_order.order_id) or posted_order
             ctx.log.info("parked backflush posted", parked_order=order.order_id, step=entry.step)
             request = entry.parked.request
             assert isinstance(request, FlushRequest)
