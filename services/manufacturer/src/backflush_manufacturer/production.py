@@ -23,7 +23,7 @@ from backflush_manufacturer.adapters import repository as repo
 from backflush_manufacturer.adapters.repository import MasterData, MasterDataCache, ParkedEntry, ProductionOrder
 from backflush_manufacturer.domain.allocation import allocate, release_allocations
 from backflush_manufacturer.domain.backflush import ComponentIssue, FlushRequest, ParkedFlush, PostedFlush, plan, post_or_park
-from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint
+from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint, parents_by_component, path_from_top
 from backflush_manufacturer.domain.errors import (
     InsufficientComponentStockError,
     ManufacturerDomainError,
@@ -81,8 +81,14 @@ class Production:
 
     async def define_bom(self, ctx: HandlerContext, event: md_events.BomDefined) -> None:
         md = await self._md(ctx)
+        # a refusal names the path from the top item down to the faulty line
+        parents = parents_by_component([(b.parent, line.component) for b in md.catalogue.boms.values()
+                                        if b.parent != event.parent for line in b.lines]
+                                       + [(event.parent, line.component) for line in event.lines])
+        top = path_from_top(parents, event.parent)
         bom = Bom(event.parent, tuple(
-            BomLine(line.component, line.quantity_per, line.scrap_factor, FlushPoint.parse(line.flush, item=event.parent))
+            BomLine(line.component, line.quantity_per, line.scrap_factor,
+                    FlushPoint.parse(line.flush, item=line.component, path=top + (line.component,)))
             for line in event.lines
         ))
         md.catalogue.with_boms(bom)  # validates the whole catalogue: unknown items, cycles at any depth

@@ -42,12 +42,15 @@ class UnknownItemError(ManufacturerDomainError):
 class UnknownUnitError(ManufacturerDomainError):
     """An item declared in a unit of measure nobody defined."""
 
-    def __init__(self, unit: str, *, item: str, known: Sequence[str] = ()) -> None:
+    def __init__(self, unit: str, *, item: str, known: Sequence[str] = (), path: Sequence[str] = ()) -> None:
         self.unit = unit
         self.known = tuple(known)
+        path = tuple(path) or (item,)
         super().__init__(
-            f"unknown unit {unit!r} for item {item}; known units: {', '.join(self.known) or 'none'}",
+            f"unknown unit {unit!r} for item {item}; known units: {', '.join(self.known) or 'none'} "
+            f"(BOM path {format_path(path)})",
             item=item,
+            path=path,
         )
 
 
