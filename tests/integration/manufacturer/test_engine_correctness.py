@@ -132,3 +132,32 @@ async def test_a_completion_refused_under_reject_is_not_counted(database_url: st
                policy="reject")
     await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))], policy="reject")
     assert await rows(database_url, "SELECT completed FROM production_orders") == [("0",)]
+
+
+# -- defect 5: a subassembly made here is consumed by its parent ------------------------------------------------------
+
+
+async def test_a_subassembly_made_here_is_consumed_by_its_parents_completion(database_url: str) -> None:
+    """SA-1 makes 30 SEAT-ASSY; the chair order then completes 50 CHAIR-ERGO, which need 50 SEAT-ASSY: 40 from the
+    purchased lot SA-2411-01, first in, then 10 from the lot made here, SA-1-C30. Before, the made lot went to FG
+    and the flush, reading MAIN only, parked with 40 available."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SA-1", "SEAT-ASSY", 30)])
+    await feed(database_url, [CompletionReported(order_id="SA-1", quantity=Decimal(30))])
+    await feed(database_url, [order("CH-1", "CHAIR-ERGO", 50)])
+    await feed(database_url, [CompletionReported(order_id="CH-1", quantity=Decimal(50))])
+    assert await rows(database_url, "SELECT status FROM parked_flushes") == []
+    assert await rows(database_url, "SELECT lot, location, quantity FROM ledger_movements WHERE item = 'SEAT-ASSY' "
+                                    "AND production_order = 'CH-1' ORDER BY id") == [
+        ("SA-2411-01", "MAIN", "-40"), ("SA-1-C30", "MAIN", "-10")]
+
+
+async def test_a_supply_location_set_on_the_item_is_where_flushes_take_it_from(database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [ItemDefined(item="SEAT-ASSY", unit="pcs", decimals=0, supply_location="LINE-1"),
+                              ComponentsReceived(receipt_id="R-L1", item="SEAT-ASSY", lot="SA-L1",
+                                                 quantity=Decimal(10), location="LINE-1"),
+                              order("CH-1", "CHAIR-ERGO", 5)])
+    await feed(database_url, [CompletionReported(order_id="CH-1", quantity=Decimal(5))])
+    assert await rows(database_url, "SELECT lot, location, quantity FROM ledger_movements WHERE item = 'SEAT-ASSY' "
+                                    "AND production_order = 'CH-1' ORDER BY id") == [("SA-L1", "LINE-1", "-5")]

@@ -282,7 +282,7 @@ def _parents(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, list[st
 
 def _item(where: str, entry: Mapping[str, Any], units: Mapping[str, Unit],
           parents: Mapping[str, Sequence[str]] | None = None) -> Item:
-    _check_fields(where, entry, required=("code", "unit"), optional=("phantom", "description"))
+    _check_fields(where, entry, required=("code", "unit"), optional=("phantom", "description", "supply_location"))
     code = _text(where, entry, "code")
     unit_code = _text(where, entry, "unit")
     if unit_code not in units:
@@ -291,7 +291,8 @@ def _item(where: str, entry: Mapping[str, Any], units: Mapping[str, Unit],
         raise error
     return _noted(
         where,
-        lambda: Item(code, units[unit_code], _bool(where, entry, "phantom"), str(entry.get("description", ""))),
+        lambda: Item(code, units[unit_code], _bool(where, entry, "phantom"), str(entry.get("description", "")),
+                     entry.get("supply_location") or None),
         wrap=ValueError,
     )
 

@@ -31,7 +31,7 @@ from backflush_manufacturer.domain.errors import (
 from backflush_manufacturer.domain.identifiers import certificate_id, completion_lot, finished_lot, step_flush_id
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
-from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason
+from backflush_manufacturer.domain.ledger import DEFAULT_LOCATION, LedgerMovement, MovementReason
 from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive
@@ -71,7 +71,8 @@ class Production:
 
     async def define_item(self, ctx: HandlerContext, event: md_events.ItemDefined) -> None:
         md = await self._md(ctx)
-        item = Item(event.item, Unit(event.unit, event.decimals), event.phantom, event.description)
+        item = Item(event.item, Unit(event.unit, event.decimals), event.phantom, event.description,
+                    event.supply_location)
         others = [i for code, i in md.catalogue.items.items() if code != item.code]
         BomCatalogue(others + [item], md.catalogue.boms.values(), require_phantom_boms=False)  # raises if bad
         await repo.save_item(ctx.session, item, event.negative_stock_policy)
@@ -322,9 +323,18 @@ class Production:
             await ctx.emit(c.NegativeStockPosted(order_id=order.order_id, item=alert.item, lot=alert.lot,
                                                  balance=format(ledger.on_hand(alert.item, alert.location, alert.lot), "f")))
 
+    def _receiving_location(self, md: MasterData, item_code: str) -> str:
+        """Where a lot made here is received: a subassembly (a component of some BOM) at its supply location, so
+        that its parents' flushes find it; a finished good at the finished-goods location."""
+        item = md.catalogue.item(item_code)
+        if item.supply_location:
+            return item.supply_location
+        used = any(line.component == item_code for bom in md.catalogue.boms.values() for line in bom.lines)
+        return DEFAULT_LOCATION if used else self.settings.finished_goods_location
+
     async def _produce(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, quantity: Decimal,
                        lot: str) -> None:
-        location = self.settings.finished_goods_location
+        location = self._receiving_location(md, order.item)
         ledger = await self.ledgers.load(ctx.session, [order.item])
         receipt = Receipt(str(ctx.consumed.envelope.event_id), order.item, lot, quantity, location,
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)
@@ -434,11 +444,12 @@ class Production:
             raise InventoryCheckMismatchError(order.order_id, event.lot, event.quantity, produced.get(event.lot))
         md = await self._md(ctx)
         ledger = await self.ledgers.load(ctx.session, [order.item])
-        if ledger.allocated(order.item, self.settings.finished_goods_location, event.lot):
+        location = next(iter(ledger.lot_locations(order.item, event.lot)), self.settings.finished_goods_location)
+        if ledger.allocated(order.item, location, event.lot):
             return
         movement = allocate(md.catalogue, ledger, item=order.item, lot=event.lot, quantity=event.quantity,
                             production_order=order.order_id, event_id=str(ctx.consumed.envelope.event_id),
-                            location=self.settings.finished_goods_location)
+                            location=location)
         await self.ledgers.append(ctx.session, [movement])
         order.status = "allocated"
         await repo.save_order(ctx.session, order)
@@ -457,10 +468,8 @@ class Production:
         ledger = await self.ledgers.load(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
         movements: list[LedgerMovement] = list(reverse_order(ledger, order.order_id, event_id))
         movements += release_allocations(ledger, production_order=order.order_id, event_id=event_id)
-        location = self.settings.finished_goods_location
         for lot, item, _quantity in await repo.finished_lots_of(ctx.session, order.order_id):
-            on_hand = ledger.on_hand(item, location, lot)
-            if on_hand:
+            for location, on_hand in ledger.lot_locations(item, lot).items():  # wherever the lot was received
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.REVERSAL, event_id,
                                                 production_order=order.order_id))
         await self.ledgers.append(ctx.session, movements)
@@ -479,15 +488,15 @@ class Production:
         if order.status in FINISHED:
             ctx.log.warning("signature for a production order that is not open: recorded only", status=order.status)
             return
-        location = self.settings.finished_goods_location
         ledger = await self.ledgers.load(ctx.session, [order.item])
         # goods promised to the order (pre-product: allocated at the inventory check) are no longer promised once
         # they left: without the release the lot would show -N available after the goods went out
         event_id = str(ctx.consumed.envelope.event_id)
         movements = list(release_allocations(ledger, production_order=order.order_id, event_id=event_id))
         for lot, item, _quantity in await repo.finished_lots_of(ctx.session, order.order_id):
-            on_hand = ledger.on_hand(item, location, lot)
-            if on_hand > 0:
+            for location, on_hand in ledger.lot_locations(item, lot).items():
+                if on_hand <= 0:
+                    continue
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.DELIVERY,
                                                 str(ctx.consumed.envelope.event_id), production_order=order.order_id))
         await self.ledgers.append(ctx.session, movements)

@@ -101,12 +101,13 @@ async def load_master_data(session: AsyncSession, version: int) -> MasterData:
 
 
 def _item(row: Any) -> Item:
-    return Item(row["item"], Unit(row["unit"], row["decimals"]), bool(row["phantom"]), row["description"])
+    return Item(row["item"], Unit(row["unit"], row["decimals"]), bool(row["phantom"]), row["description"],
+                row.get("supply_location"))
 
 
 async def save_item(session: AsyncSession, item: Item, policy: str | None) -> None:
     values = {"description": item.description, "unit": item.unit.code, "decimals": item.unit.decimals,
-              "phantom": item.phantom, "negative_stock_policy": policy}
+              "phantom": item.phantom, "negative_stock_policy": policy, "supply_location": item.supply_location}
     exists = (await session.execute(select(items.c.item).where(items.c.item == item.code))).scalar_one_or_none()
     if exists:
         await session.execute(update(items).where(items.c.item == item.code).values(**values))
@@ -329,7 +330,8 @@ def _request_to_json(parked: ParkedFlush) -> str:
                     "completed_before": str(request.completed_before), "location": request.location,
                     "finished_lot": request.finished_lot, "event_id": request.event_id},
         "requirements": [{"item": r.item, "quantity": str(r.quantity), "unit": r.unit.code,
-                          "decimals": r.unit.decimals, "flush": r.flush.value} for r in parked.requirements],
+                          "decimals": r.unit.decimals, "flush": r.flush.value, "location": r.location}
+                         for r in parked.requirements],
     })
 
 
@@ -340,7 +342,8 @@ def _parked_from_json(text: str) -> ParkedFlush:
                            Decimal(r["quantity"]), Decimal(r["completed_before"]), r["location"], r["finished_lot"],
                            r.get("event_id"))
     requirements = tuple(
-        Requirement(q["item"], Decimal(q["quantity"]), Unit(q["unit"], q["decimals"]), FlushPoint(q["flush"]))
+        Requirement(q["item"], Decimal(q["quantity"]), Unit(q["unit"], q["decimals"]), FlushPoint(q["flush"]),
+                    location=q.get("location"))
         for q in raw["requirements"]
     )
     return ParkedFlush(request, requirements, ())

@@ -19,6 +19,7 @@ items = Table(
     Column("decimals", Integer, nullable=False),
     Column("phantom", Boolean, nullable=False),
     Column("negative_stock_policy", String(8), nullable=True, comment="Overrides the global policy."),
+    Column("supply_location", String(64), nullable=True, comment="Where flushes take it from; null: MAIN."),
 )
 
 bom_lines = Table(

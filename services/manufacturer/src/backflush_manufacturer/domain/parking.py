@@ -49,7 +49,8 @@ def reprocess_parked(ledger: StockLedger, queue: Iterable[ParkedFlush], policies
     for parked in queue:
         location = parked.request.location
         order = parked.request.production_order
-        if order in held_orders or any((requirement.item, location) in held for requirement in parked.requirements):
+        if order in held_orders or any((requirement.item, requirement.location or location) in held
+                                       for requirement in parked.requirements):
             # behind an earlier flush of the same order (a completion never posts before its release), or in the
             # line for the same component
             waiting.append(parked)
