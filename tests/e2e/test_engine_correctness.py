@@ -8,6 +8,8 @@ import pytest
 
 from support.flows import Flows
 
+from backflush_shared.contracts import master_data as md
+
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 
@@ -39,3 +41,20 @@ async def test_a_two_level_make_consumes_the_subassembly_made_first(flows: Flows
     await flows.wait_production("TOP-1", "completed")
     assert (await flows.consumed_by("TOP-1"))["SEAT-ASSY"] == 50
     assert await flows.parked() == []
+
+
+async def test_under_reject_a_refused_completion_is_shown_by_the_distributor_and_the_order_stays_open(
+        flows: Flows) -> None:
+    """SEAT-ASSY is `reject`; 40 are in stock. After 10 chairs, a completion of 40 finds 30 seats: the manufacturer
+    refuses that completion (not the order) and the distributor shows it; the next completion, of 30, posts."""
+    await flows.publish(md.ItemDefined(item="SEAT-ASSY", unit="pcs", decimals=0, negative_stock_policy="reject"))
+    await flows.place("REJ-1", flow="post", item="CHAIR-ERGO", quantity="50")
+    await flows.wait_production("REJ-1", "released")
+    await flows.complete("REJ-1", "10")
+    await flows.wait_state("REJ-1", "in-production", waiting_for="completion of the remaining 40")
+    await flows.complete("REJ-1", "40")
+    await flows.wait_state("REJ-1", "in-production", waiting_for="completion of the remaining 40 (last completion "
+                                                                 "refused: 40, insufficient-component-stock)")
+    assert "backflush.completion.refused" in await flows.history("REJ-1")
+    await flows.complete("REJ-1", "30")
+    await flows.wait_state("REJ-1", "in-production", waiting_for="completion of the remaining 10")

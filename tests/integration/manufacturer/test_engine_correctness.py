@@ -40,8 +40,11 @@ async def test_under_reject_a_completion_behind_a_parked_release_is_refused_not_
     await _release_parked(database_url)
     await feed(database_url, [seat_assembly_policy("reject")])
     await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
-    assert await rows(database_url, "SELECT step FROM parked_flushes WHERE step = 'completion'") == []
+    assert await rows(database_url, "SELECT id, step, status FROM parked_flushes ORDER BY id") == [
+        (1, "release", "waiting")]
     assert await rows(database_url, "SELECT count(*) FROM finished_lots") == [(0,)]
+    [refusal] = await emitted(database_url, "backflush.completion.refused")
+    assert refusal["waits_for_components"] is True and "not enough SEAT-ASSY" in str(refusal["reason"])
 
 
 async def test_a_queued_completion_whose_item_turned_reject_is_refused_when_the_queue_is_reprocessed(
@@ -161,3 +164,30 @@ async def test_a_supply_location_set_on_the_item_is_where_flushes_take_it_from(d
     await feed(database_url, [CompletionReported(order_id="CH-1", quantity=Decimal(5))])
     assert await rows(database_url, "SELECT lot, location, quantity FROM ledger_movements WHERE item = 'SEAT-ASSY' "
                                     "AND production_order = 'CH-1' ORDER BY id") == [("SA-L1", "LINE-1", "-5")]
+
+
+# -- defect 8: under `reject` a completion is refused, not the order ---------------------------------------------------
+
+
+async def test_under_reject_a_completion_stock_cannot_cover_is_refused_and_the_order_stays_open(
+        database_url: str) -> None:
+    """After 10 chairs were produced, a completion of 40 needs 40 SEAT-ASSY with 30 left: it is refused with the
+    shortage, and what was produced stays; the next completion that stock covers (30) posts."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-R", "CHAIR-ERGO", 50)], policy="reject")
+    await feed(database_url, [CompletionReported(order_id="SO-R", quantity=Decimal(10))], policy="reject")
+    await feed(database_url, [CompletionReported(order_id="SO-R", quantity=Decimal(40))], policy="reject")
+    refusals = await emitted(database_url, "backflush.completion.refused")
+    assert [(r["quantity"], r["code"]) for r in refusals] == [("40", "insufficient-component-stock")]
+    assert "not enough SEAT-ASSY" in str(refusals[0]["reason"]) and "available 30" in str(refusals[0]["reason"])
+    assert await emitted(database_url, "backflush.order.rejected") == []
+    assert (await rows(database_url, "SELECT status, completed FROM production_orders")) == [("in-production", "10")]
+    await feed(database_url, [CompletionReported(order_id="SO-R", quantity=Decimal(30))], policy="reject")
+    assert (await rows(database_url, "SELECT status, completed FROM production_orders")) == [("in-production", "40")]
+
+
+async def test_under_reject_a_release_stock_cannot_cover_still_rejects_the_order(database_url: str) -> None:
+    await _release_parked(database_url, policy="reject")
+    assert await rows(database_url, "SELECT status FROM production_orders") == [("rejected",)]
+    assert [r["code"] for r in await emitted(database_url, "backflush.order.rejected")] == [
+        "insufficient-component-stock"]

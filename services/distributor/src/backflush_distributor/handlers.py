@@ -142,8 +142,19 @@ async def _allocated(ctx: HandlerContext, order: Order, event: c.GoodsAllocated)
     return order
 
 
+async def _completion_refused(ctx: HandlerContext, order: Order, event: c.CompletionRefused) -> Order:
+    parked = order.milestones.parked_since if event.waits_for_components else None
+    return order.with_milestones(refused_completion=f"{_plain(event.quantity)}, {event.code}", parked_since=parked)
+
+
+def _plain(value: object) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 async def _produced(ctx: HandlerContext, order: Order, event: c.ProductionCompleted) -> Order:
-    return order.with_milestones(produced=max(order.milestones.produced, event.cumulative_quantity), parked_since=None)
+    return order.with_milestones(produced=max(order.milestones.produced, event.cumulative_quantity), parked_since=None,
+                                 refused_completion=None)
 
 
 async def _consigned(ctx: HandlerContext, order: Order, event: inv.ConsignmentStockReceived) -> Order:
@@ -186,6 +197,7 @@ STEPS: Mapping[type[Event], Step] = {
     inv.GoodsRacked: _racked,
     c.GoodsAllocated: _allocated,
     c.ProductionCompleted: _produced,
+    c.CompletionRefused: _completion_refused,
     inv.ConsignmentStockReceived: _consigned,
     c.GoodsShipped: _shipped,
     c.GoodsSignedFor: _signed_for,

@@ -36,6 +36,7 @@ PUBLISHES: tuple[type[Event], ...] = (
     c.BackflushParked,
     c.NegativeStockPosted,
     c.ProductionCompleted,
+    c.CompletionRefused,
     c.GoodsAllocated,
     inv.PreSaleInventoryDetailsForwarded,
     inv.GoodsTurnedOver,

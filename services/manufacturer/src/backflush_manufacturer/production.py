@@ -271,7 +271,7 @@ class Production:
             # decided against stock like any flush: under `reject` a shortage refuses it even when it would queue
             outcome: PostedFlush | ParkedFlush = post_or_park(ledger, request, requirements, policies)
         except InsufficientComponentStockError as error:
-            await self._refuse(ctx, order, step, error)
+            await self._refuse(ctx, order, step, error, request.quantity)
             return None
         if await repo.waiting_parked(ctx.session, order.order_id):
             # an earlier flush of this order waits: this one queues behind it, whole, and posts in the same
@@ -294,8 +294,21 @@ class Production:
         return outcome
 
     async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
-                      error: InsufficientComponentStockError) -> None:
-        """A flush the `reject` policy refuses: nothing posted, the order is rejected with the shortage."""
+                      error: InsufficientComponentStockError, quantity: Decimal | None = None) -> None:
+        """A flush the `reject` policy refuses: nothing posted. A refused release rejects the order (nothing has
+        happened yet); a refused completion is refused alone and the order stays open for the next one, since
+        rejecting the order would throw away what was already produced."""
+        if step == "completion" and order.flow == "post":
+            waiting = await repo.waiting_parked(ctx.session, order.order_id)
+            if not waiting:
+                order.status = "in-production" if order.completed > 0 else "released"
+            order.reason = f"completion of {quantity} refused: {error}"
+            await repo.save_order(ctx.session, order)
+            await ctx.emit(c.CompletionRefused(order_id=order.order_id, quantity=quantity or Decimal(0),
+                                               code=_code(error), reason=str(error),
+                                               waits_for_components=bool(waiting)))
+            ctx.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
+            return
         order.status, order.reason = "rejected", str(error)
         await repo.save_order(ctx.session, order)
         for entry in await repo.waiting_parked(ctx.session, order.order_id):
@@ -385,7 +398,7 @@ class Production:
             assert refused_order is not None
             ctx.log.info("parked backflush refused under the reject policy", parked_order=entry.order_id,
                          step=entry.step, reason=str(error))
-            await self._refuse(ctx, refused_order, entry.step, error)
+            await self._refuse(ctx, refused_order, entry.step, error, parked.request.quantity)
         # append every posting first: continuations flush again and must see the stock these took
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:

@@ -75,6 +75,21 @@ class ProductionCompleted(Event):
     certificate: QualityCertificate | None = None
 
 
+class CompletionRefused(Event):
+    """A reported completion the manufacturer refused (under `reject`, stock cannot cover its flush): nothing was
+    posted or produced for it, and the order stays open for the next completion."""
+
+    event_type: ClassVar[str] = "backflush.completion.refused"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    quantity: Quantity
+    code: str = Field(min_length=1, max_length=80)
+    reason: str
+    waits_for_components: bool = Field(
+        default=False, description="Whether another flush of the order still waits for component stock.")
+
+
 class CompletionReported(Event):
     """Someone on the shop floor reports a (partial) completion of a post-product order."""
 
