@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from support.flows import Flows
+from support.records import backflush, broker_args
+from support.stack import eventually
 
 from backflush_shared.contracts import master_data as md
 
@@ -58,3 +60,31 @@ async def test_under_reject_a_refused_completion_is_shown_by_the_distributor_and
     assert "backflush.completion.refused" in await flows.history("REJ-1")
     await flows.complete("REJ-1", "30")
     await flows.wait_state("REJ-1", "in-production", waiting_for="completion of the remaining 10")
+
+
+async def test_one_completion_reported_by_mistake_is_cancelled_from_the_command_line(flows: Flows) -> None:
+    """10 chairs: completions of 4, then 3 by mistake. `backflush complete cancel CAN-1-C7` reverses the 3: its
+    castors go back (22 consumed, as after the 4), its lot leaves consignment storage, the distributor waits for
+    6 more; the next completion, of 6, finishes the order, which ships and is signed for."""
+    await flows.place("CAN-1", flow="post", quantity="10")
+    await flows.wait_production("CAN-1", "released")
+    await flows.complete("CAN-1", "4")
+    await flows.wait_state("CAN-1", "in-production", waiting_for="completion of the remaining 6")
+    await flows.complete("CAN-1", "3")
+    await flows.wait_state("CAN-1", "in-production", waiting_for="completion of the remaining 3")
+
+    async def stored(count: int) -> bool:
+        return len([u for u in await flows.warehouse_units("CAN-1") if u["status"] == "stored"]) == count
+    await eventually(lambda: stored(2), what="both lots in consignment", stack=flows.stack)
+
+    result = backflush("complete", "cancel", "CAN-1-C7", "--reason", "reported twice", *broker_args(flows.stack))
+    assert result.returncode == 0, result.stderr
+    assert "cancellation of completion CAN-1-C7 of CAN-1 requested" in result.stdout
+    await flows.wait_state("CAN-1", "in-production", waiting_for="completion of the remaining 6")
+    assert (await flows.consumed_by("CAN-1"))["CASTOR-50"] == 22  # 4 x 1.02 x 5.15 = 21.012, up to 22
+    await eventually(lambda: stored(1), what="the cancelled lot out of consignment", stack=flows.stack)
+    assert "backflush.completion.cancelled" in await flows.history("CAN-1")
+
+    await flows.complete("CAN-1", "6")
+    await flows.wait_state("CAN-1", "shipped", waiting_for="signature")
+    assert (await flows.consumed_by("CAN-1"))["CASTOR-50"] == 53  # 10 x 1.02 x 5.15 = 52.53, up to 53

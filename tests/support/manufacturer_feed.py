@@ -6,6 +6,7 @@ outbox) on a database of the test's own; the events the service emits are read b
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from collections.abc import Sequence
@@ -80,3 +81,13 @@ async def emitted(url: str, event_type: str) -> list[dict[str, object]]:
         raw = json.loads(value if isinstance(value, str) else bytes(value).decode())
         found.append(raw.get("data", raw) if isinstance(raw, dict) else raw)
     return found
+
+
+async def dead_letter_reasons(url: str) -> list[str]:
+    """The reasons of the dead letters the manufacturer wrote (its outbox), in order."""
+    reasons = []
+    for (headers,) in await rows(url, "SELECT headers FROM outbox ORDER BY id"):
+        named = {name: base64.b64decode(value).decode() for name, value in json.loads(str(headers))}
+        if "dlq_error_message" in named:
+            reasons.append(named["dlq_error_message"])
+    return reasons

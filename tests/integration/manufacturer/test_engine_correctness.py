@@ -11,12 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sqlalchemy import text
-from support.manufacturer_feed import SAMPLE_DATA, emitted, feed, order, rows
+from support.manufacturer_feed import SAMPLE_DATA, dead_letter_reasons, emitted, feed, order, rows
 
 from backflush_manufacturer.master_data_events import events_from
 from backflush_manufacturer.master_data_files import load_master_data
 from backflush_shared.audit import audit_service
-from backflush_shared.contracts.completions import CompletionReported
+from backflush_shared.contracts.completions import CompletionCancellationRequested, CompletionReported, GoodsShipped
 from backflush_shared.contracts.master_data import ComponentsReceived, ItemDefined
 from backflush_shared.persistence.database import Database
 
@@ -191,3 +191,64 @@ async def test_under_reject_a_release_stock_cannot_cover_still_rejects_the_order
     assert await rows(database_url, "SELECT status FROM production_orders") == [("rejected",)]
     assert [r["code"] for r in await emitted(database_url, "backflush.order.rejected")] == [
         "insufficient-component-stock"]
+
+
+# -- capability 7: cancel one completion ------------------------------------------------------------------------------
+
+
+def _cancel(order_id: str, completion_id: str) -> CompletionCancellationRequested:
+    return CompletionCancellationRequested(order_id=order_id, completion_id=completion_id, reason="reported twice")
+
+
+async def _two_completions(url: str) -> None:
+    await feed(url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(url, [order("SO-C", "CHAIR-ERGO", 20)])
+    await feed(url, [CompletionReported(order_id="SO-C", quantity=Decimal(8))])
+    await feed(url, [CompletionReported(order_id="SO-C", quantity=Decimal(7))])
+
+
+async def _component_balances(url: str) -> list[tuple[object, ...]]:
+    return await rows(url, "SELECT item, location, lot, sum(CAST(quantity AS NUMERIC)) FROM ledger_movements "
+                           "WHERE reason != 'allocation' AND item != 'CHAIR-ERGO' GROUP BY item, location, lot "
+                           "ORDER BY item, location, lot")
+
+
+async def test_cancelling_the_latest_completion_reverses_its_flush_and_lot_and_the_order_stays_open(
+        database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-C", "CHAIR-ERGO", 20)])
+    await feed(database_url, [CompletionReported(order_id="SO-C", quantity=Decimal(8))])
+    after_first = await _component_balances(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-C", quantity=Decimal(7))])
+    await feed(database_url, [_cancel("SO-C", "SO-C-C15")])
+    assert await _component_balances(database_url) == after_first  # back to the very lots, exactly
+    assert await rows(database_url, "SELECT status, completed FROM production_orders") == [("in-production", "8")]
+    assert await rows(database_url, "SELECT lot FROM finished_lots WHERE cancelled_at IS NULL") == [("SO-C-C8",)]
+    assert await rows(database_url, "SELECT count(*) FROM ledger_movements WHERE into_lot = 'SO-C-C15' "
+                                    "GROUP BY into_lot, item, lot HAVING sum(CAST(quantity AS NUMERIC)) != 0") == []
+    [cancelled] = await emitted(database_url, "backflush.completion.cancelled")
+    assert (cancelled["lot"], cancelled["quantity"], cancelled["cumulative_quantity"]) == ("SO-C-C15", "7", "8")
+    # the order goes on: the next completion of 7 flushes what it would have, under a lot name never used before
+    await feed(database_url, [CompletionReported(order_id="SO-C", quantity=Decimal(12))])
+    assert await rows(database_url, "SELECT lot, quantity FROM finished_lots WHERE cancelled_at IS NULL "
+                                    "ORDER BY produced_at") == [("SO-C-C8", "8"), ("SO-C-C20", "12")]
+    assert await rows(database_url, "SELECT status, completed FROM production_orders") == [("completed", "20")]
+
+
+async def test_only_the_latest_completion_can_be_cancelled(database_url: str) -> None:
+    await _two_completions(database_url)
+    await feed(database_url, [_cancel("SO-C", "SO-C-C8")], dead_letters=1)
+    assert await dead_letter_reasons(database_url) == [
+        "cannot cancel completion SO-C-C8 of order SO-C: only the latest completion can be cancelled; "
+        "cancel SO-C-C15 first"]
+    assert await rows(database_url, "SELECT completed FROM production_orders") == [("15",)]
+
+
+async def test_a_shipped_completion_cannot_be_cancelled(database_url: str) -> None:
+    await _two_completions(database_url)
+    await feed(database_url, [GoodsShipped(order_id="SO-C", item="CHAIR-ERGO", quantity=Decimal(15), ship_to="x",
+                                           lots=["SO-C-C8", "SO-C-C15"])])
+    await feed(database_url, [_cancel("SO-C", "SO-C-C15")], dead_letters=1)
+    assert await dead_letter_reasons(database_url) == [
+        "cannot cancel completion SO-C-C15 of order SO-C: lot SO-C-C15 was shipped"]
+    assert await rows(database_url, "SELECT completed FROM production_orders") == [("15",)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -152,6 +153,17 @@ def _plain(value: object) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+async def _completion_cancelled(ctx: HandlerContext, order: Order, event: c.CompletionCancelled) -> Order:
+    return order.with_milestones(produced=event.cumulative_quantity, refused_completion=None)
+
+
+async def _released_from_storage(ctx: HandlerContext, order: Order, event: inv.GoodsReleasedFromStorage) -> Order:
+    if order.status.state.finished:
+        return order  # a cancelled order's goods: nothing more to count
+    # a cancelled completion's lot left consignment storage: the final order waits for its replacement
+    return order.with_milestones(consigned=max(order.milestones.consigned - event.quantity, Decimal(0)))
+
+
 async def _produced(ctx: HandlerContext, order: Order, event: c.ProductionCompleted) -> Order:
     return order.with_milestones(produced=max(order.milestones.produced, event.cumulative_quantity), parked_since=None,
                                  refused_completion=None)
@@ -198,6 +210,8 @@ STEPS: Mapping[type[Event], Step] = {
     c.GoodsAllocated: _allocated,
     c.ProductionCompleted: _produced,
     c.CompletionRefused: _completion_refused,
+    c.CompletionCancelled: _completion_cancelled,
+    inv.GoodsReleasedFromStorage: _released_from_storage,
     inv.ConsignmentStockReceived: _consigned,
     c.GoodsShipped: _shipped,
     c.GoodsSignedFor: _signed_for,

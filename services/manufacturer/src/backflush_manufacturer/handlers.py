@@ -37,6 +37,7 @@ PUBLISHES: tuple[type[Event], ...] = (
     c.NegativeStockPosted,
     c.ProductionCompleted,
     c.CompletionRefused,
+    c.CompletionCancelled,
     c.GoodsAllocated,
     inv.PreSaleInventoryDetailsForwarded,
     inv.GoodsTurnedOver,

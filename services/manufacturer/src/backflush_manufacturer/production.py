@@ -25,6 +25,7 @@ from backflush_manufacturer.domain.allocation import allocate, release_allocatio
 from backflush_manufacturer.domain.backflush import ComponentIssue, FlushRequest, ParkedFlush, PostedFlush, plan, post_or_park
 from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint, parents_by_component, path_from_top
 from backflush_manufacturer.domain.errors import (
+    CompletionNotReversibleError,
     InsufficientComponentStockError,
     ManufacturerDomainError,
 )
@@ -35,9 +36,10 @@ from backflush_manufacturer.domain.ledger import DEFAULT_LOCATION, LedgerMovemen
 from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive
-from backflush_manufacturer.domain.reversal import reverse_order
+from backflush_manufacturer.domain.reversal import reverse_completion, reverse_order
 from backflush_manufacturer.domain.units import Unit, require_quantity
 from backflush_manufacturer.errors import (
+    CompletionCancellationRefusedError,
     CompletionExceedsOrderError,
     CompletionNotExpectedError,
     InventoryCheckMismatchError,
@@ -220,6 +222,10 @@ class Production:
         require_quantity(item.code, item.unit, event.quantity, what="completed quantity")
         before = order.completed + waiting
         lot = completion_lot(order.order_id, item.unit.format(before + event.quantity))
+        attempt = 2
+        while await repo.finished_lot_exists(ctx.session, lot):  # the name of a cancelled completion is not reused
+            lot = completion_lot(order.order_id, f"{item.unit.format(before + event.quantity)}-{attempt}")
+            attempt += 1
         request = FlushRequest(str(ctx.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
                                event.quantity, completed_before=before, finished_lot=lot)
         posted = await self._flush(ctx, md, order, request, step="completion")
@@ -231,6 +237,67 @@ class Production:
         return sum((e.parked.request.quantity for e in await repo.waiting_parked(ctx.session, order_id)
                     if e.step == "completion" and isinstance(e.parked.request, FlushRequest)), Decimal(0))
 
+    async def cancel_completion(self, ctx: HandlerContext, event: c.CompletionCancellationRequested) -> None:
+        """Reverse one completion reported by mistake: its flush back to the original lots, its finished lot, its
+        genealogy and the completed quantity; the order stays open for the next completion.
+
+        Only the order's latest posted completion can be reversed (cancel later ones first): partial flushes are
+        planned on what was completed before, so reversing one in the middle would make the rest drift."""
+        order = await repo.load_order(ctx.session, event.order_id)
+        if order is None:
+            raise UnknownProductionOrderError(event.order_id, "completion cancellation")
+
+        def refuse(why: str) -> CompletionCancellationRefusedError:
+            return CompletionCancellationRefusedError(order.order_id, event.completion_id, why)
+
+        if order.flow != "post":
+            raise refuse("a pre-product order is produced in full at release; cancel the order instead")
+        if order.status in FINISHED or order.status == "delivered":
+            raise refuse(f"the production order is {order.status}")
+        lots = await repo.finished_lots_of(ctx.session, order.order_id)
+        ledger = await self.ledgers.load(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
+        flushes = {m.into_lot: flush_id for flush_id in ledger.flush_ids_of_order(order.order_id)
+                   for m in ledger.flush_movements(flush_id)
+                   if m.into_lot is not None and m.reason is MovementReason.BACKFLUSH}
+        by_flush = {flush_id: lot for lot, flush_id in flushes.items()}
+        lot_name = event.completion_id if any(lot == event.completion_id for lot, _i, _q in lots) else \
+            by_flush.get(event.completion_id)
+        parked = [e for e in await repo.waiting_parked(ctx.session, order.order_id) if e.step == "completion"]
+        if lot_name is None or lot_name not in {lot for lot, _i, _q in lots}:
+            if any(event.completion_id in (e.flush_id, e.parked.request.finished_lot) for e in parked):
+                raise refuse("it is parked, not produced: nothing of it posted")
+            raise refuse("no such posted completion of the order")
+        if lot_name != lots[-1][0]:
+            raise refuse(f"only the latest completion can be cancelled; cancel {lots[-1][0]} first")
+        if parked:
+            raise refuse("a later completion of the order is parked, planned after this one")
+        if lot_name in await repo.shipped_lots(ctx.session, order.order_id):
+            raise refuse(f"lot {lot_name} was shipped")
+        _lot, item, quantity = lots[-1]
+        flush_id = flushes.get(lot_name)
+        try:
+            movements = reverse_completion(ledger, production_order=order.order_id, flush_id=flush_id, item=item,
+                                           lot=lot_name, quantity=quantity,
+                                           event_id=str(ctx.consumed.envelope.event_id))
+        except CompletionNotReversibleError as error:
+            raise refuse(error.why) from None
+        await self.ledgers.append(ctx.session, movements)
+        await repo.cancel_finished_lot(ctx.session, lot_name)
+        order.completed -= quantity
+        order.status = "in-production" if order.completed > 0 else "released"
+        order.reason = f"completion {lot_name} cancelled" + (f": {event.reason}" if event.reason else "")
+        await repo.save_order(ctx.session, order)
+        await ctx.emit(c.CompletionCancelled(order_id=order.order_id, completion_id=flush_id or event.completion_id,
+                                             item=item, lot=lot_name, quantity=quantity,
+                                             cumulative_quantity=order.completed, order_quantity=order.quantity,
+                                             reason=event.reason))
+        ctx.log.info("completion cancelled; its flush and lot reversed", lot=lot_name, movements=len(movements))
+        await self.reprocess_parked(ctx)  # the components given back may let parked flushes post
+
+    async def record_shipment(self, ctx: HandlerContext, event: c.GoodsShipped) -> None:
+        """Shipped lots can no longer be taken back by cancelling their completion."""
+        await repo.mark_lots_shipped(ctx.session, event.order_id, event.lots)
+
     async def report_issue(self, ctx: HandlerContext, event: c.ComponentIssueReported) -> None:
         """A manual line issued, or extra scrap: consumed now, charged to the order (variance shows it)."""
         order = await repo.load_order(ctx.session, event.order_id)
@@ -239,11 +306,11 @@ class Production:
         if order.status in FINISHED:
             raise ProductionOrderClosedError(order.order_id, order.status, "component issue")
         md = await self._md(ctx)
-        lots = await repo.finished_lots_of(ctx.session, order.order_id)
+        # the order's consumption (its movements and variance), not a finished lot's: which lot it went into is not
+        # known, so genealogy lists only what each completion's own flush consumed
         request = ComponentIssue(str(ctx.consumed.envelope.event_id), order.order_id, event.component,
                                  event.quantity, MovementReason.SCRAP if event.kind == "scrap" else
-                                 MovementReason.MANUAL_ISSUE, finished_item=order.item,
-                                 finished_lot=lots[-1][0] if lots else None)
+                                 MovementReason.MANUAL_ISSUE)
         requirements = plan(md.catalogue, request)
         ledger = await self.ledgers.load(ctx.session, [event.component])
         outcome = post_or_park(ledger, request, requirements, md.policies(self.settings.negative_stock_policy),
@@ -549,6 +616,8 @@ def handler_table(production: Production) -> dict[type[Event], object]:
         o.OrderCancelled: production.cancel,
         c.QualityInspectionRecorded: production.record_outside_inspection,
         c.CompletionReported: production.report_completion,
+        c.CompletionCancellationRequested: production.cancel_completion,
+        c.GoodsShipped: production.record_shipment,
         c.ComponentIssueReported: production.report_issue,
         c.InventoryCheckReturned: production.allocate_on_inventory_check,
         c.GoodsSignedFor: production.record_delivery,

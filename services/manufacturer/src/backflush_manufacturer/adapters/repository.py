@@ -300,9 +300,32 @@ async def add_finished_lot(session: AsyncSession, lot: str, order_id: str, item:
 async def finished_lots_of(session: AsyncSession, order_id: str) -> list[tuple[str, str, Decimal]]:
     rows = await session.execute(
         select(finished_lots.c.lot, finished_lots.c.item, finished_lots.c.quantity)
-        .where(finished_lots.c.order_id == order_id).order_by(finished_lots.c.produced_at, finished_lots.c.lot)
+        .where(finished_lots.c.order_id == order_id, finished_lots.c.cancelled_at.is_(None))
+        .order_by(finished_lots.c.produced_at, finished_lots.c.lot)
     )
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def finished_lot_exists(session: AsyncSession, lot: str) -> bool:
+    """Whether a finished lot of this name was ever produced (a cancelled one too: names are never reused)."""
+    found = await session.execute(select(finished_lots.c.lot).where(finished_lots.c.lot == lot))
+    return found.scalar_one_or_none() is not None
+
+
+async def shipped_lots(session: AsyncSession, order_id: str) -> set[str]:
+    rows = await session.execute(select(finished_lots.c.lot).where(finished_lots.c.order_id == order_id,
+                                                                    finished_lots.c.shipped_at.is_not(None)))
+    return {r[0] for r in rows}
+
+
+async def mark_lots_shipped(session: AsyncSession, order_id: str, lots: Iterable[str]) -> None:
+    await session.execute(update(finished_lots).where(finished_lots.c.order_id == order_id,
+                                                      finished_lots.c.lot.in_(sorted(set(lots))),
+                                                      finished_lots.c.shipped_at.is_(None)).values(shipped_at=now()))
+
+
+async def cancel_finished_lot(session: AsyncSession, lot: str) -> None:
+    await session.execute(update(finished_lots).where(finished_lots.c.lot == lot).values(cancelled_at=now()))
 
 
 # -- the exception queue ---------------------------------------------------------------------------------------

@@ -92,6 +92,9 @@ finished_lots = Table(
     Column("item", String(64), nullable=False),
     Column("quantity", DecimalText, nullable=False),
     Column("produced_at", DateTime(timezone=True), nullable=False),
+    Column("shipped_at", DateTime(timezone=True), nullable=True),
+    Column("cancelled_at", DateTime(timezone=True), nullable=True,
+           comment="Its completion was cancelled: the lot is no longer produced."),
 )
 
 parked_flushes = Table(

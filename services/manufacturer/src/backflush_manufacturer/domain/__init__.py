@@ -60,7 +60,7 @@ from backflush_manufacturer.domain.negative_stock import (
 from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import Reprocessed, reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive, receive_all
-from backflush_manufacturer.domain.reversal import reverse_flush, reverse_order
+from backflush_manufacturer.domain.reversal import reverse_completion, reverse_flush, reverse_order
 from backflush_manufacturer.domain.rules import PREDICTABLE_RULES, Rule
 from backflush_manufacturer.domain.units import KG, L, M, PCS, STANDARD_UNITS, Unit
 from backflush_manufacturer.domain.variance import ComponentVariance, order_variance, standard_consumption, variance
@@ -137,6 +137,7 @@ __all__ = [
     "release_allocations",
     "reprocess_parked",
     "requirements_as_json",
+    "reverse_completion",
     "reverse_flush",
     "reverse_order",
     "standard_consumption",

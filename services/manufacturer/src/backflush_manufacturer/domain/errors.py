@@ -152,6 +152,15 @@ class PhantomProductionOrderError(ManufacturerDomainError):
         )
 
 
+class CompletionNotReversibleError(ManufacturerDomainError):
+    """A completion whose finished lot is no longer whole where it was received (allocated, consumed or gone)."""
+
+    def __init__(self, item: str, lot: str, why: str) -> None:
+        self.lot = lot
+        self.why = why
+        super().__init__(f"the completion of lot {lot} of {item} cannot be reversed: {why}", item=item)
+
+
 class ReservedLotError(ManufacturerDomainError):
     """A receipt into the lot name the ledger keeps for negative balances."""
 
