@@ -16,7 +16,12 @@ from support.manufacturer_feed import SAMPLE_DATA, dead_letter_reasons, emitted,
 from backflush_manufacturer.master_data_events import events_from
 from backflush_manufacturer.master_data_files import load_master_data
 from backflush_shared.audit import audit_service
-from backflush_shared.contracts.completions import CompletionCancellationRequested, CompletionReported, GoodsShipped
+from backflush_shared.contracts.completions import (
+    CompletionCancellationRequested,
+    CompletionReported,
+    ComponentIssueReported,
+    GoodsShipped,
+)
 from backflush_shared.contracts.master_data import ComponentsReceived, ItemDefined
 from backflush_shared.persistence.database import Database
 
@@ -252,3 +257,17 @@ async def test_a_shipped_completion_cannot_be_cancelled(database_url: str) -> No
     assert await dead_letter_reasons(database_url) == [
         "cannot cancel completion SO-C-C15 of order SO-C: lot SO-C-C15 was shipped"]
     assert await rows(database_url, "SELECT completed FROM production_orders") == [("15",)]
+
+
+# -- choice: scrap and manual issues are the order's consumption, not a lot's ------------------------------------------
+
+
+async def test_scrap_reported_against_an_order_is_charged_to_the_order_not_to_a_finished_lot(
+        database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-S", "CHAIR-ERGO", 20)])
+    await feed(database_url, [CompletionReported(order_id="SO-S", quantity=Decimal(8))])
+    await feed(database_url, [ComponentIssueReported(order_id="SO-S", component="CASTOR-50", quantity=Decimal(3),
+                                                     kind="scrap")])
+    assert await rows(database_url, "SELECT production_order, into_lot, quantity FROM ledger_movements "
+                                    "WHERE reason = 'scrap'") == [("SO-S", None, "-3")]
