@@ -271,3 +271,14 @@ async def test_scrap_reported_against_an_order_is_charged_to_the_order_not_to_a_
                                                      kind="scrap")])
     assert await rows(database_url, "SELECT production_order, into_lot, quantity FROM ledger_movements "
                                     "WHERE reason = 'scrap'") == [("SO-S", None, "-3")]
+
+
+async def test_a_parked_flush_names_the_shortage_it_has_now_not_the_one_it_had_at_first(database_url: str) -> None:
+    """62 BASE-STAR-5 needed, 60 in stock; a receipt of 1 leaves it short by 1: the queue and the order say 61
+    available now."""
+    await _release_parked(database_url)
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS1", item="BASE-STAR-5", lot="BS-ONE",
+                                                 quantity=Decimal(1))])
+    assert await rows(database_url, "SELECT reason FROM parked_flushes") == [("BASE-STAR-5: needs 62 pcs, 61 available",)]
+    assert await rows(database_url, "SELECT status, reason FROM production_orders") == [
+        ("parked", "BASE-STAR-5: needs 62 pcs, 61 available")]

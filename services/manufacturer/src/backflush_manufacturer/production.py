@@ -497,11 +497,18 @@ class Production:
             parked = waiting.get(entry.flush_id)
             if parked is None:
                 continue
-            reason = _parked_reason(parked, behind_own_order=entry.order_id in seen_orders)
+            first_of_order = entry.order_id not in seen_orders
+            reason = _parked_reason(parked, behind_own_order=not first_of_order)
             seen_orders.add(entry.order_id)
-            # a shortage stays true until a receipt; a wait behind the order's own earlier flush ends when it posts
-            if entry.reason == WAITS_BEHIND_OWN_ORDER and reason != entry.reason:
-                await repo.update_parked_reason(ctx.session, entry.flush_id, reason)
+            if reason == entry.reason:
+                continue
+            # what it waited for at first may be over (the earlier flush posted, part of the stock came): the queue
+            # and the order name what it waits for now
+            await repo.update_parked_reason(ctx.session, entry.flush_id, reason)
+            order = await repo.load_order(ctx.session, entry.order_id) if first_of_order else None
+            if order is not None and order.status == "parked":
+                order.reason = reason
+                await repo.save_order(ctx.session, order)
 
     async def retry_parked(self, ctx: HandlerContext, event: md_events.ParkedBackflushRetryRequested) -> None:
         entries = [e for e in await repo.waiting_parked(ctx.session) if e.id == event.entry_id]
