@@ -282,3 +282,13 @@ async def test_a_parked_flush_names_the_shortage_it_has_now_not_the_one_it_had_a
     assert await rows(database_url, "SELECT reason FROM parked_flushes") == [("BASE-STAR-5: needs 62 pcs, 61 available",)]
     assert await rows(database_url, "SELECT status, reason FROM production_orders") == [
         ("parked", "BASE-STAR-5: needs 62 pcs, 61 available")]
+
+
+async def test_once_the_release_posts_an_order_whose_completion_still_waits_shows_that_wait(
+        database_url: str) -> None:
+    await _release_parked(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2))])
+    assert await rows(database_url, "SELECT status, completed, reason FROM production_orders") == [
+        ("parked", "0", "SEAT-ASSY: needs 50 pcs, 40 available")]

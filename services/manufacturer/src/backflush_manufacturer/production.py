@@ -191,8 +191,7 @@ class Production:
 
     async def _after_release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
         if order.flow == "post":
-            order.status, order.reason = "released", None
-            await repo.save_order(ctx.session, order)
+            await self._settle(ctx, order, "released")
             return
         # pre-product: produced in full right after release; its post lines flush at that completion (the order
         # counts it as completed once it is produced, not before)
@@ -432,13 +431,18 @@ class Production:
             ))
             return
         produced = sum((q for _lot, _item, q in await repo.finished_lots_of(ctx.session, order.order_id)), Decimal(0))
-        order.status = "completed" if produced >= order.quantity else "in-production"
-        order.reason = None
-        await repo.save_order(ctx.session, order)
+        await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
         await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                              cumulative_quantity=produced, order_quantity=order.quantity))
         await ctx.emit(inv.GoodsTurnedOver(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                            owner="manufacturer"))
+
+    async def _settle(self, ctx: HandlerContext, order: ProductionOrder, status: str) -> None:
+        """Save the order as `status`, unless a flush of it still waits: then it shows that wait (a completion
+        reported but parked is not produced, and the order says what it waits for)."""
+        waiting = await repo.waiting_parked(ctx.session, order.order_id)
+        order.status, order.reason = ("parked", waiting[0].reason) if waiting else (status, None)
+        await repo.save_order(ctx.session, order)
 
     # -- the exception queue ---------------------------------------------------------------------------------------
 
