@@ -436,12 +436,15 @@ async def parked_flush_release_checks(session: AsyncSession) -> list[AuditFindin
     """Every waiting parked flush waits for something that can happen: a receipt of components the manufacturer
     knows (a receipt of an unknown item is refused), for a production order that exists, and, when it waits
     behind an earlier flush of its order, behind one that still waits (a cancelled or posted one never releases
-    it: only a receipt or a retry reprocesses the queue)."""
+    it: only a receipt or a retry reprocesses the queue); and never for an item whose policy is `reject` (under
+    `reject` a shortage refuses the flush, it does not wait)."""
     rows = (await session.execute(text(
         "SELECT p.id, p.order_id, p.status, p.reason, p.request, o.order_id AS production_order "
         "FROM parked_flushes p LEFT JOIN production_orders o ON o.order_id = p.order_id ORDER BY p.id"
     ))).all()
-    known_items = {row.item for row in (await session.execute(text("SELECT item FROM items"))).all()}
+    item_rows = (await session.execute(text("SELECT item, negative_stock_policy FROM items"))).all()
+    known_items = {row.item for row in item_rows}
+    rejecting = {row.item for row in item_rows if row.negative_stock_policy == "reject"}
     unreleasable: list[str] = []
     earlier: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
@@ -459,6 +462,12 @@ async def parked_flush_release_checks(session: AsyncSession) -> list[AuditFindin
         unknown = sorted(needed - known_items)
         if unknown:
             unreleasable.append(f"{name}: needs unknown items {', '.join(unknown)}")
+        # a shortage reason reads "ITEM: needs ..., ... available; ITEM: ..."; under `reject` nothing waits for
+        # stock (reprocessing refuses it), so such a flush waits for a refusal that only a receipt would trigger
+        short = [part.split(":", 1)[0].strip() for part in str(row.reason).split("; ") if ": needs " in part]
+        refused_items = [item for item in short if item in rejecting]
+        if refused_items:
+            unreleasable.append(f"{name}: waits for {', '.join(refused_items)}, whose policy is reject")
         cancelled = [e.id for e in before if e.status == "cancelled"]
         if cancelled:
             unreleasable.append(f"{name}: an earlier flush of its order was cancelled (#{cancelled[0]})")

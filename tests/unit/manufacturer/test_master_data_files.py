@@ -154,3 +154,34 @@ def test_a_missing_bom_file_is_refused(tmp_path):
 def test_a_directory_without_items_is_refused(tmp_path):
     with pytest.raises(MasterDataFileError, match="no items.yaml or items.csv"):
         load_master_data(tmp_path)
+
+
+# -- every refusal names the BOM path from the top item (issue 15, defect 6) ----------------------------------------
+
+THREE_LEVELS = "items:\n  - {code: FG, unit: pcs}\n  - {code: PH, unit: pcs, phantom: true}\n  - {code: SPRING, unit: %s}\n"
+FG_PH_SPRING = (
+    "boms:\n"
+    "  - {parent: PH, lines: [{component: SPRING, quantity_per: 2, flush: %s}]}\n"
+    "  - {parent: FG, lines: [{component: PH, quantity_per: 1}]}\n"
+)
+
+
+def test_a_bad_flush_point_names_the_path_from_the_top_item_down_to_the_line(tmp_path):
+    files = write(tmp_path, items_yaml=THREE_LEVELS % "pcs", boms_yaml=FG_PH_SPRING % "during")
+    with pytest.raises(UnknownFlushPointError) as caught:
+        load_master_data(files)
+    assert caught.value.path == ("FG", "PH", "SPRING") and "BOM path FG > PH > SPRING" in str(caught.value)
+
+
+def test_a_bad_flush_point_in_csv_names_the_path_from_the_top_item_too(tmp_path):
+    write(tmp_path, items_csv="code,unit,phantom\nFG,pcs,false\nPH,pcs,true\nSPRING,pcs,false\n",
+          boms_csv="parent,component,quantity_per,flush\nPH,SPRING,2,during\nFG,PH,1,post\n")
+    with pytest.raises(UnknownFlushPointError, match="BOM path FG > PH > SPRING"):
+        load_master_data(tmp_path)
+
+
+def test_an_unknown_unit_names_the_path_from_the_top_item_down_to_the_item(tmp_path):
+    files = write(tmp_path, items_yaml=THREE_LEVELS % "yard", boms_yaml=FG_PH_SPRING % "post")
+    with pytest.raises(UnknownUnitError) as caught:
+        load_master_data(files)
+    assert caught.value.path == ("FG", "PH", "SPRING") and "BOM path FG > PH > SPRING" in str(caught.value)

@@ -91,10 +91,16 @@ def test_each_parked_flush_sees_the_ledger_the_ones_before_it_left(catalogue):
     assert (waiting.flush_id, waiting.shortages[0].available) == ("i-2", 2)
 
 
-def test_a_reprocessed_flush_refused_by_reject_stays_parked_instead_of_failing_the_batch(catalogue):
-    queue = [park(catalogue, StockLedger(), castors("i-1", 10))]
-    result = reprocess_parked(StockLedger(), queue, StockPolicies(NegativeStockPolicy.REJECT))
-    assert [p.flush_id for p in result.still_parked] == ["i-1"]
+def test_a_reprocessed_flush_the_reject_policy_refuses_is_refused_not_kept_waiting(catalogue):
+    """Under `reject` nothing waits for stock: a parked flush whose item is now `reject` is refused with the
+    shortage (instead of failing the batch, and instead of waiting for ever), and it holds nothing behind it."""
+    queue = [park(catalogue, StockLedger(), castors("i-1", 10)), park(catalogue, StockLedger(), castors("i-2", 2))]
+    ledger = stock(catalogue, StockLedger(), "CASTOR", "C1", 3)
+    result = reprocess_parked(ledger, queue, StockPolicies(NegativeStockPolicy.REJECT))
+    assert result.still_parked == ()
+    [(refused, error)] = result.refused
+    assert (refused.flush_id, error.item, error.needed, error.available) == ("i-1", "CASTOR", 10, 3)
+    assert [p.flush_id for p in result.posted] == ["i-2"]
 
 
 def test_a_later_flush_of_an_order_never_posts_before_an_earlier_one_of_the_same_order(catalogue):

@@ -2,20 +2,25 @@
 
 from decimal import Decimal as D
 
+import pytest
+
 from backflush_manufacturer.domain import (
     NEGATIVE_LOT,
     FlushPoint,
     FlushRequest,
     Genealogy,
+    LedgerMovement,
     MovementReason,
     NegativeStockPolicy,
     Receipt,
     StockPolicies,
     backflush,
     receive,
+    reverse_completion,
     reverse_flush,
     reverse_order,
 )
+from backflush_manufacturer.domain.errors import CompletionNotReversibleError
 
 PARK = StockPolicies(NegativeStockPolicy.PARK)
 ALLOW = StockPolicies(NegativeStockPolicy.ALLOW)
@@ -101,3 +106,45 @@ def test_reversal_after_a_receipt_settled_the_negative_lot_restores_the_received
     as_if_never = before_flush.appended(receive(catalogue, before_flush, receipt))
     assert restored.balances() == as_if_never.balances()
     assert Genealogy.from_movements(restored.movements).components_of("CHAIR", "FG-1") == ()
+
+
+# -- one completion reversed (issue 15, capability 7) -----------------------------------------------------------------
+
+
+def produce(catalogue, ledger, lot, quantity, event="made-1"):
+    return ledger.appended(receive(catalogue, ledger, Receipt(event, "CHAIR", lot, D(quantity), "FG",
+                                                              MovementReason.PRODUCTION_RECEIPT, "PO-1")))
+
+
+def test_reversing_one_completion_gives_back_its_components_and_takes_its_lot_and_genealogy_away(catalogue, ledger):
+    """Completions of 40 and 35 chairs; the 35 are reversed: every component lot is where it was after the 40,
+    the lot FG-75 is gone, and genealogy knows only FG-40."""
+    first = produce(catalogue, post(catalogue, ledger, completion("c-40", 40, lot="FG-40")), "FG-40", 40)
+    second = produce(catalogue, post(catalogue, first, completion("c-35", 35, before=40, lot="FG-75")), "FG-75", 35,
+                     event="made-2")
+    reversal = reverse_completion(second, production_order="PO-1", flush_id="c-35", item="CHAIR", lot="FG-75",
+                                  quantity=D(35), event_id="cancel-35")
+    after = second.appended(reversal)
+    assert after.balances() == first.balances()
+    assert {m.reason for m in reversal} == {MovementReason.REVERSAL}
+    links = Genealogy.from_movements(after.movements)
+    assert links.components_of("CHAIR", "FG-75") == ()
+    assert links.components_of("CHAIR", "FG-40") == Genealogy.from_movements(first.movements).components_of(
+        "CHAIR", "FG-40")
+
+
+def test_a_completion_whose_lot_was_partly_consumed_cannot_be_reversed(catalogue, ledger):
+    made = produce(catalogue, post(catalogue, ledger, completion("c-10", 10, lot="FG-10")), "FG-10", 10)
+    used = made.appended([LedgerMovement("CHAIR", "FG", "FG-10", D(-4), MovementReason.DELIVERY, "signed")])
+    with pytest.raises(CompletionNotReversibleError, match="6 of the 10 produced"):
+        reverse_completion(used, production_order="PO-1", flush_id="c-10", item="CHAIR", lot="FG-10",
+                           quantity=D(10), event_id="cancel")
+
+
+def test_a_completion_whose_lot_is_allocated_cannot_be_reversed(catalogue, ledger):
+    made = produce(catalogue, post(catalogue, ledger, completion("c-10", 10, lot="FG-10")), "FG-10", 10)
+    promised = made.appended([LedgerMovement("CHAIR", "FG", "FG-10", D(10), MovementReason.ALLOCATION, "a",
+                                             production_order="PO-1")])
+    with pytest.raises(CompletionNotReversibleError, match="allocated"):
+        reverse_completion(promised, production_order="PO-1", flush_id="c-10", item="CHAIR", lot="FG-10",
+                           quantity=D(10), event_id="cancel")

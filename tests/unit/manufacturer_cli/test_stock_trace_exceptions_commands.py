@@ -265,3 +265,25 @@ def test_complete_without_a_broker_is_one_error_line(runner: CliRunner, cli_app:
 
     assert result.exit_code == 2
     assert result.stderr.startswith("error: cannot publish to Kafka at 127.0.0.1:1")
+
+
+def test_complete_cancel_needs_the_order_when_the_lot_does_not_name_it(runner: CliRunner, cli_app: typer.Typer) -> None:
+    """A shortened lot (`start.digest-C8`) or an event id does not say its order: the command asks for --order."""
+    result = runner.invoke(cli_app, ["complete", "cancel", "SO-VERY-LONG.0123456789abcdef-C8",
+                                     "--bootstrap-servers", "127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cannot tell the order of completion SO-VERY-LONG.0123456789abcdef-C8: "
+                                    "give --order ORDER-ID")
+
+
+def test_complete_cancel_of_a_completion_lot_publishes_for_its_order(runner: CliRunner, cli_app: typer.Typer) -> None:
+    """`SO-20-C8` names order SO-20: the command gets as far as the broker (none here)."""
+    result = runner.invoke(cli_app, ["complete", "cancel", "SO-20-C8", "--bootstrap-servers", "127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "error: cannot publish to Kafka at 127.0.0.1:1" in result.stderr
+
+
+def test_complete_without_a_quantity_is_one_error_line(runner: CliRunner, cli_app: typer.Typer) -> None:
+    result = runner.invoke(cli_app, ["complete", "SO-POST-1"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: missing option --qty")

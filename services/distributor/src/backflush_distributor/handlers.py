@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,8 +19,9 @@ from backflush_shared.messaging.processor import Handler, HandlerContext
 
 from backflush_distributor.adapters import repository
 from backflush_distributor.domain.lifecycle import (
-    Order,
     DuplicateOrderError,
+    Order,
+    OrderState,
     UnknownOrderError,
     check_cancellable,
     final_order_due,
@@ -49,7 +51,11 @@ async def _on_order_placed(ctx: HandlerContext) -> None:
         if existing.fingerprint == _fingerprint(event):
             ctx.log.info("order placed again with the same content: nothing to do")
             return
-        raise DuplicateOrderError(event.order_id)
+        if existing.status.state is not OrderState.REJECTED:
+            raise DuplicateOrderError(event.order_id)
+        # a refused order left nothing behind (nothing made, nothing stored): the corrected one takes its id
+        ctx.log.info("rejected order placed again with corrected content", reason=existing.order.milestones.rejected_reason)
+        await repository.forget_rejected(ctx.session, event.order_id)
     order = Order(event.order_id, event.flow.value, event.item, event.quantity)
     too_big = never_fits(order.flow, order.quantity, await repository.capacities(ctx.session))
     if too_big is not None:
@@ -137,8 +143,30 @@ async def _allocated(ctx: HandlerContext, order: Order, event: c.GoodsAllocated)
     return order
 
 
+async def _completion_refused(ctx: HandlerContext, order: Order, event: c.CompletionRefused) -> Order:
+    parked = order.milestones.parked_since if event.waits_for_components else None
+    return order.with_milestones(refused_completion=f"{_plain(event.quantity)}, {event.code}", parked_since=parked)
+
+
+def _plain(value: object) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+async def _completion_cancelled(ctx: HandlerContext, order: Order, event: c.CompletionCancelled) -> Order:
+    return order.with_milestones(produced=event.cumulative_quantity, refused_completion=None)
+
+
+async def _released_from_storage(ctx: HandlerContext, order: Order, event: inv.GoodsReleasedFromStorage) -> Order:
+    if order.status.state.finished:
+        return order  # a cancelled order's goods: nothing more to count
+    # a cancelled completion's lot left consignment storage: the final order waits for its replacement
+    return order.with_milestones(consigned=max(order.milestones.consigned - event.quantity, Decimal(0)))
+
+
 async def _produced(ctx: HandlerContext, order: Order, event: c.ProductionCompleted) -> Order:
-    return order.with_milestones(produced=max(order.milestones.produced, event.cumulative_quantity), parked_since=None)
+    return order.with_milestones(produced=max(order.milestones.produced, event.cumulative_quantity), parked_since=None,
+                                 refused_completion=None)
 
 
 async def _consigned(ctx: HandlerContext, order: Order, event: inv.ConsignmentStockReceived) -> Order:
@@ -181,6 +209,9 @@ STEPS: Mapping[type[Event], Step] = {
     inv.GoodsRacked: _racked,
     c.GoodsAllocated: _allocated,
     c.ProductionCompleted: _produced,
+    c.CompletionRefused: _completion_refused,
+    c.CompletionCancelled: _completion_cancelled,
+    inv.GoodsReleasedFromStorage: _released_from_storage,
     inv.ConsignmentStockReceived: _consigned,
     c.GoodsShipped: _shipped,
     c.GoodsSignedFor: _signed_for,

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backflush_shared.cli import fail
 from backflush_shared.cli_text import safe
 from backflush_shared.contracts.base import Event
-from backflush_shared.contracts.completions import CompletionReported
+from backflush_shared.contracts.completions import CompletionCancellationRequested, CompletionReported
 from backflush_shared.contracts.envelope import Envelope
 from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested
 from backflush_shared.errors import BackflushError
@@ -104,6 +104,14 @@ def _refusals() -> Iterator[None]:
         first = error.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         _fail(f"{error.title}: {where}: {first['msg']}")
+
+
+def _order_of_completion_lot(lot: str) -> str | None:
+    """`SO-20-C8` -> `SO-20`: a completion lot names its order, unless it was shortened (`start.digest-C8`)."""
+    head, separator, tail = lot.rpartition("-C")
+    if not separator or not head or not tail or not tail[0].isdigit() or "." in head:
+        return None
+    return head
 
 
 def _quantity(text: str, option: str) -> Decimal:
@@ -427,13 +435,36 @@ def build_cli() -> typer.Typer:
 
     @app.command("complete")
     def complete(
-        order_id: str = typer.Argument(..., help="A post-product production order."),
-        qty: str = typer.Option(..., "--qty", help="The quantity completed now (partial completions add up)."),
+        order_id: str = typer.Argument(..., help="A post-product production order (or `cancel`, see below)."),
+        completion_id: str | None = typer.Argument(
+            None, help="After `cancel`: the completion's finished lot (ORDER-C8) or the event id `complete` printed."),
+        qty: str | None = typer.Option(None, "--qty", help="The quantity completed now (partial completions add up)."),
+        order: str | None = typer.Option(None, "--order", help="With `cancel`: the production order (needed when "
+                                                               "the completion is named by its event id)."),
+        reason: str = typer.Option("", "--reason", help="With `cancel`: why the completion is reversed."),
         by: str = typer.Option("shop-floor", "--by", help="Who reports it."),
         bootstrap_servers: str = BOOTSTRAP,
         topic_prefix: str = PREFIX,
     ) -> None:
-        """Report a (partial) completion of a post-product order: its post lines flush for this quantity."""
+        """Report a (partial) completion of a post-product order: its post lines flush for this quantity.
+
+        `backflush complete cancel COMPLETION-ID` reverses one completion reported by mistake (the order's latest):
+        its flush, its finished lot and the completed quantity; the order stays open."""
+        if order_id == "cancel" and completion_id is not None:
+            target = order or _order_of_completion_lot(completion_id)
+            if target is None:
+                _fail(f"cannot tell the order of completion {completion_id}: give --order ORDER-ID")
+            with _refusals():
+                request = CompletionCancellationRequested(order_id=target, completion_id=completion_id,
+                                                          reason=reason, requested_by=by)
+            [sent] = _publish(bootstrap_servers, [request], topic_prefix)
+            out.print(f"cancellation of completion {safe(completion_id)} of {safe(target)} requested by {safe(by)} "
+                      f"as event {sent.event_id}")
+            return
+        if completion_id is not None:
+            _fail(f"unexpected argument {completion_id!r}: only `complete cancel COMPLETION-ID` takes two")
+        if qty is None:
+            _fail("missing option --qty: the quantity completed now")
         quantity = _quantity(qty, "--qty")
         with _refusals():
             event = CompletionReported(order_id=order_id, quantity=quantity, reported_by=by)

@@ -41,6 +41,15 @@ class CompletionExceedsOrderError(ProductionOrderError):
         self.remaining = remaining
 
 
+class CompletionCancellationRefusedError(ProductionOrderError):
+    """A completion that cannot be reversed (unknown, not the latest, parked, shipped, allocated or consumed)."""
+
+    def __init__(self, order_id: str, completion_id: str, why: str) -> None:
+        super().__init__(f"cannot cancel completion {completion_id} of order {order_id}: {why}", order_id=order_id)
+        self.completion_id = completion_id
+        self.why = why
+
+
 class InventoryCheckMismatchError(ProductionOrderError):
     def __init__(self, order_id: str, lot: str, quantity: Decimal, produced: Decimal | None) -> None:
         produced_text = "was never produced for it" if produced is None else f"was produced with {produced}"

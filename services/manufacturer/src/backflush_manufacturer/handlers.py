@@ -36,6 +36,8 @@ PUBLISHES: tuple[type[Event], ...] = (
     c.BackflushParked,
     c.NegativeStockPosted,
     c.ProductionCompleted,
+    c.CompletionRefused,
+    c.CompletionCancelled,
     c.GoodsAllocated,
     inv.PreSaleInventoryDetailsForwarded,
     inv.GoodsTurnedOver,

@@ -16,7 +16,8 @@ def events_from(master: MasterData) -> list[Event]:
         policy = master.policies.overrides.get(item.code)
         events.append(md.ItemDefined(item=item.code, description=item.description, unit=item.unit.code,
                                      decimals=item.unit.decimals, phantom=item.phantom,
-                                     negative_stock_policy=policy.value if policy else None))
+                                     negative_stock_policy=policy.value if policy else None,
+                                     supply_location=item.supply_location))
     for bom in catalogue.boms.values():
         events.append(md.BomDefined(parent=bom.parent, lines=[
             md.BomLineDefinition(component=line.component, quantity_per=line.quantity_per,

@@ -42,6 +42,7 @@ from backflush_manufacturer.domain import (
     UnknownUnitError,
     receive_all,
 )
+from backflush_manufacturer.domain.bom import parents_by_component, path_from_top
 from backflush_manufacturer.domain.ledger import DEFAULT_LOCATION
 
 T = TypeVar("T")
@@ -112,15 +113,16 @@ def load_yaml_directory(directory: str | Path) -> MasterData:
     units = _units(
         (f"items.yaml: units[{n}]", entry) for n, entry in enumerate(_list(items_doc, "units", "items.yaml"))
     )
-    items = [
-        _item(where, entry, units)
-        for where, entry in _entries(_list(items_doc, "items", "items.yaml"), "items.yaml: items")
-    ]
     rows = []
     for where, bom in _entries(_list(documents["boms"], "boms", "boms.yaml"), "boms.yaml: boms"):
         _check_fields(where, bom, required=("parent", "lines"))
         for line_where, line in _entries(bom["lines"], f"{where}.lines"):
             rows.append((line_where, {"parent": bom["parent"], **line}))
+    parents = _parents(rows)
+    items = [
+        _item(where, entry, units, parents)
+        for where, entry in _entries(_list(items_doc, "items", "items.yaml"), "items.yaml: items")
+    ]
     receipts = [
         _receipt(where, entry, n)
         for n, (where, entry) in enumerate(
@@ -186,8 +188,9 @@ def load_csv_directory(directory: str | Path) -> MasterData:
     units = dict(STANDARD_UNITS)
     if (directory / "units.csv").is_file():
         units = _units(_read_csv(directory / "units.csv", required=True))
-    items = [_item(where, row, units) for where, row in _read_csv(directory / "items.csv", required=True)]
     rows = list(_read_csv(directory / "boms.csv", required=True))
+    parents = _parents(rows)
+    items = [_item(where, row, units, parents) for where, row in _read_csv(directory / "items.csv", required=True)]
     receipts = [
         _receipt(where, row, n) for n, (where, row) in enumerate(_read_csv(directory / "stock.csv"), start=1)
     ]
@@ -232,6 +235,7 @@ def _assemble(
     source: str,
 ) -> MasterData:
     lines: dict[str, list[BomLine]] = {}
+    parents = _parents(rows)
     for where, row in rows:
         _check_fields(where, row, required=("parent", "component", "quantity_per"), optional=("scrap_factor", "flush"))
         parent = _text(where, row, "parent")
@@ -243,7 +247,8 @@ def _assemble(
                     component,
                     _decimal(where, row, "quantity_per"),
                     _decimal(where, row, "scrap_factor", default=Decimal(0)),
-                    FlushPoint.parse(row.get("flush", "post"), item=component, path=(parent, component)),
+                    FlushPoint.parse(row.get("flush", "post"), item=component,
+                                     path=path_from_top(parents, parent) + (component,)),
                 ),
             )
         )
@@ -268,17 +273,26 @@ def _units(entries: Any) -> dict[str, Unit]:
     return units
 
 
-def _item(where: str, entry: Mapping[str, Any], units: Mapping[str, Unit]) -> Item:
-    _check_fields(where, entry, required=("code", "unit"), optional=("phantom", "description"))
+def _parents(rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, list[str]]:
+    """Which parents use each component, from the raw BOM rows (read before anything is validated, so that every
+    refusal can name the BOM path from the top)."""
+    return parents_by_component((str(row["parent"]), str(row["component"])) for _where, row in rows
+                                if isinstance(row, Mapping) and "parent" in row and "component" in row)
+
+
+def _item(where: str, entry: Mapping[str, Any], units: Mapping[str, Unit],
+          parents: Mapping[str, Sequence[str]] | None = None) -> Item:
+    _check_fields(where, entry, required=("code", "unit"), optional=("phantom", "description", "supply_location"))
     code = _text(where, entry, "code")
     unit_code = _text(where, entry, "unit")
     if unit_code not in units:
-        error = UnknownUnitError(unit_code, item=code, known=sorted(units))
+        error = UnknownUnitError(unit_code, item=code, known=sorted(units), path=path_from_top(parents or {}, code))
         error.add_note(f"in {where}")
         raise error
     return _noted(
         where,
-        lambda: Item(code, units[unit_code], _bool(where, entry, "phantom"), str(entry.get("description", ""))),
+        lambda: Item(code, units[unit_code], _bool(where, entry, "phantom"), str(entry.get("description", "")),
+                     entry.get("supply_location") or None),
         wrap=ValueError,
     )
 

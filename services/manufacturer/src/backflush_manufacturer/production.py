@@ -23,21 +23,23 @@ from backflush_manufacturer.adapters import repository as repo
 from backflush_manufacturer.adapters.repository import MasterData, MasterDataCache, ParkedEntry, ProductionOrder
 from backflush_manufacturer.domain.allocation import allocate, release_allocations
 from backflush_manufacturer.domain.backflush import ComponentIssue, FlushRequest, ParkedFlush, PostedFlush, plan, post_or_park
-from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint
+from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint, parents_by_component, path_from_top
 from backflush_manufacturer.domain.errors import (
+    CompletionNotReversibleError,
     InsufficientComponentStockError,
     ManufacturerDomainError,
-    MissingBomError,
 )
 from backflush_manufacturer.domain.identifiers import certificate_id, completion_lot, finished_lot, step_flush_id
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
-from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason
+from backflush_manufacturer.domain.ledger import DEFAULT_LOCATION, LedgerMovement, MovementReason
+from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive
-from backflush_manufacturer.domain.reversal import reverse_order
+from backflush_manufacturer.domain.reversal import reverse_completion, reverse_order
 from backflush_manufacturer.domain.units import Unit, require_quantity
 from backflush_manufacturer.errors import (
+    CompletionCancellationRefusedError,
     CompletionExceedsOrderError,
     CompletionNotExpectedError,
     InventoryCheckMismatchError,
@@ -71,16 +73,25 @@ class Production:
 
     async def define_item(self, ctx: HandlerContext, event: md_events.ItemDefined) -> None:
         md = await self._md(ctx)
-        item = Item(event.item, Unit(event.unit, event.decimals), event.phantom, event.description)
+        item = Item(event.item, Unit(event.unit, event.decimals), event.phantom, event.description,
+                    event.supply_location)
         others = [i for code, i in md.catalogue.items.items() if code != item.code]
         BomCatalogue(others + [item], md.catalogue.boms.values(), require_phantom_boms=False)  # raises if bad
         await repo.save_item(ctx.session, item, event.negative_stock_policy)
         ctx.log.info("item defined", item=item.code, unit=item.unit.code)
+        # a policy changed to `reject` refuses what waits for the item; one changed to `allow` lets it post
+        await self.reprocess_parked(ctx)
 
     async def define_bom(self, ctx: HandlerContext, event: md_events.BomDefined) -> None:
         md = await self._md(ctx)
+        # a refusal names the path from the top item down to the faulty line
+        parents = parents_by_component([(b.parent, line.component) for b in md.catalogue.boms.values()
+                                        if b.parent != event.parent for line in b.lines]
+                                       + [(event.parent, line.component) for line in event.lines])
+        top = path_from_top(parents, event.parent)
         bom = Bom(event.parent, tuple(
-            BomLine(line.component, line.quantity_per, line.scrap_factor, FlushPoint.parse(line.flush, item=event.parent))
+            BomLine(line.component, line.quantity_per, line.scrap_factor,
+                    FlushPoint.parse(line.flush, item=line.component, path=top + (line.component,)))
             for line in event.lines
         ))
         md.catalogue.with_boms(bom)  # validates the whole catalogue: unknown items, cycles at any depth
@@ -101,20 +112,28 @@ class Production:
     # -- production orders ---------------------------------------------------------------------------------------
 
     async def start_production_order(self, ctx: HandlerContext, event: o.OrderForwarded) -> None:
-        if await repo.load_order(ctx.session, event.order_id) is not None:
-            ctx.log.info("production order exists already")
+        existing = await repo.load_order(ctx.session, event.order_id)
+        if existing is not None:
+            if (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, event.flow.value):
+                ctx.log.info("production order exists already")
+                return
+            # the id is burned by an order that got past validation (rejected for stock, failed quality, or
+            # running): refused loudly, so the sender learns that a corrected order needs another id
+            why = f"{existing.status}: {existing.reason}" if existing.reason else existing.status
+            reason = (f"production order {event.order_id} exists already for {existing.quantity} {existing.item} "
+                      f"({why}); a different order needs another id")
+            ctx.log.warning("order forwarded again with different content: refused", reason=reason)
+            await ctx.emit(o.OrderRejected(order_id=event.order_id, code="order-id-in-use", reason=reason,
+                                           rejected_by="manufacturer"))
             return
         md = await self._md(ctx)
         order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, "created",
                                 event.processing.model_dump(mode="json"), Decimal(0), None, None)
         try:
-            item = md.catalogue.item(event.item)
-            if md.catalogue.bom(event.item) is None:
-                raise MissingBomError(event.item)
-            require_quantity(item.code, item.unit, event.quantity)
+            producible(md.catalogue, event.item, event.quantity)
         except ManufacturerDomainError as error:
-            order.status, order.reason = "rejected", str(error)
-            await repo.add_order(ctx.session, order)
+            # a refusal leaves no order behind: the corrected order can be sent again under the same id
+            ctx.log.info("production order refused at validation; nothing stored", reason=str(error))
             await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
                                            rejected_by="manufacturer"))
             return
@@ -172,11 +191,10 @@ class Production:
 
     async def _after_release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
         if order.flow == "post":
-            order.status, order.reason = "released", None
-            await repo.save_order(ctx.session, order)
+            await self._settle(ctx, order, "released")
             return
-        # pre-product: produced in full right after release; its post lines flush at that completion
-        order.completed = order.quantity
+        # pre-product: produced in full right after release; its post lines flush at that completion (the order
+        # counts it as completed once it is produced, not before)
         request = FlushRequest(step_flush_id(order.order_id, "completion"), order.order_id, order.item, FlushPoint.POST,
                                order.quantity, finished_lot=_lot(order, 1),
                                event_id=str(ctx.consumed.envelope.event_id))
@@ -192,20 +210,92 @@ class Production:
             raise CompletionNotExpectedError(order.order_id)
         if order.status in FINISHED:
             raise ProductionOrderClosedError(order.order_id, order.status, "completion reported")
-        remaining = order.quantity - order.completed
+        # `completed` counts only what was produced; a parked completion is reported but waits for its flush, so
+        # it is planned after, and leaves room for, the completions before it
+        waiting = await self._waiting_completions(ctx, order.order_id)
+        remaining = order.quantity - order.completed - waiting
         if event.quantity > remaining:
             raise CompletionExceedsOrderError(order.order_id, event.quantity, remaining, order.quantity)
         md = await self._md(ctx)
         item = md.catalogue.item(order.item)
         require_quantity(item.code, item.unit, event.quantity, what="completed quantity")
-        before = order.completed
-        order.completed = before + event.quantity
-        lot = completion_lot(order.order_id, item.unit.format(order.completed))
+        before = order.completed + waiting
+        lot = completion_lot(order.order_id, item.unit.format(before + event.quantity))
+        attempt = 2
+        while await repo.finished_lot_exists(ctx.session, lot):  # the name of a cancelled completion is not reused
+            lot = completion_lot(order.order_id, f"{item.unit.format(before + event.quantity)}-{attempt}")
+            attempt += 1
         request = FlushRequest(str(ctx.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
                                event.quantity, completed_before=before, finished_lot=lot)
         posted = await self._flush(ctx, md, order, request, step="completion")
         if posted is not None:
             await self._produce(ctx, md, order, event.quantity, lot)
+
+    async def _waiting_completions(self, ctx: HandlerContext, order_id: str) -> Decimal:
+        """What completions of the order reported but still parked add up to."""
+        return sum((e.parked.request.quantity for e in await repo.waiting_parked(ctx.session, order_id)
+                    if e.step == "completion" and isinstance(e.parked.request, FlushRequest)), Decimal(0))
+
+    async def cancel_completion(self, ctx: HandlerContext, event: c.CompletionCancellationRequested) -> None:
+        """Reverse one completion reported by mistake: its flush back to the original lots, its finished lot, its
+        genealogy and the completed quantity; the order stays open for the next completion.
+
+        Only the order's latest posted completion can be reversed (cancel later ones first): partial flushes are
+        planned on what was completed before, so reversing one in the middle would make the rest drift."""
+        order = await repo.load_order(ctx.session, event.order_id)
+        if order is None:
+            raise UnknownProductionOrderError(event.order_id, "completion cancellation")
+
+        def refuse(why: str) -> CompletionCancellationRefusedError:
+            return CompletionCancellationRefusedError(order.order_id, event.completion_id, why)
+
+        if order.flow != "post":
+            raise refuse("a pre-product order is produced in full at release; cancel the order instead")
+        if order.status in FINISHED or order.status == "delivered":
+            raise refuse(f"the production order is {order.status}")
+        lots = await repo.finished_lots_of(ctx.session, order.order_id)
+        ledger = await self.ledgers.load(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
+        flushes = {m.into_lot: flush_id for flush_id in ledger.flush_ids_of_order(order.order_id)
+                   for m in ledger.flush_movements(flush_id)
+                   if m.into_lot is not None and m.reason is MovementReason.BACKFLUSH}
+        by_flush = {flush_id: lot for lot, flush_id in flushes.items()}
+        lot_name = event.completion_id if any(lot == event.completion_id for lot, _i, _q in lots) else \
+            by_flush.get(event.completion_id)
+        parked = [e for e in await repo.waiting_parked(ctx.session, order.order_id) if e.step == "completion"]
+        if lot_name is None or lot_name not in {lot for lot, _i, _q in lots}:
+            if any(event.completion_id in (e.flush_id, e.parked.request.finished_lot) for e in parked):
+                raise refuse("it is parked, not produced: nothing of it posted")
+            raise refuse("no such posted completion of the order")
+        if lot_name != lots[-1][0]:
+            raise refuse(f"only the latest completion can be cancelled; cancel {lots[-1][0]} first")
+        if parked:
+            raise refuse("a later completion of the order is parked, planned after this one")
+        if lot_name in await repo.shipped_lots(ctx.session, order.order_id):
+            raise refuse(f"lot {lot_name} was shipped")
+        _lot, item, quantity = lots[-1]
+        flush_id = flushes.get(lot_name)
+        try:
+            movements = reverse_completion(ledger, production_order=order.order_id, flush_id=flush_id, item=item,
+                                           lot=lot_name, quantity=quantity,
+                                           event_id=str(ctx.consumed.envelope.event_id))
+        except CompletionNotReversibleError as error:
+            raise refuse(error.why) from None
+        await self.ledgers.append(ctx.session, movements)
+        await repo.cancel_finished_lot(ctx.session, lot_name)
+        order.completed -= quantity
+        order.status = "in-production" if order.completed > 0 else "released"
+        order.reason = f"completion {lot_name} cancelled" + (f": {event.reason}" if event.reason else "")
+        await repo.save_order(ctx.session, order)
+        await ctx.emit(c.CompletionCancelled(order_id=order.order_id, completion_id=flush_id or event.completion_id,
+                                             item=item, lot=lot_name, quantity=quantity,
+                                             cumulative_quantity=order.completed, order_quantity=order.quantity,
+                                             reason=event.reason))
+        ctx.log.info("completion cancelled; its flush and lot reversed", lot=lot_name, movements=len(movements))
+        await self.reprocess_parked(ctx)  # the components given back may let parked flushes post
+
+    async def record_shipment(self, ctx: HandlerContext, event: c.GoodsShipped) -> None:
+        """Shipped lots can no longer be taken back by cancelling their completion."""
+        await repo.mark_lots_shipped(ctx.session, event.order_id, event.lots)
 
     async def report_issue(self, ctx: HandlerContext, event: c.ComponentIssueReported) -> None:
         """A manual line issued, or extra scrap: consumed now, charged to the order (variance shows it)."""
@@ -215,11 +305,11 @@ class Production:
         if order.status in FINISHED:
             raise ProductionOrderClosedError(order.order_id, order.status, "component issue")
         md = await self._md(ctx)
-        lots = await repo.finished_lots_of(ctx.session, order.order_id)
+        # the order's consumption (its movements and variance), not a finished lot's: which lot it went into is not
+        # known, so genealogy lists only what each completion's own flush consumed
         request = ComponentIssue(str(ctx.consumed.envelope.event_id), order.order_id, event.component,
                                  event.quantity, MovementReason.SCRAP if event.kind == "scrap" else
-                                 MovementReason.MANUAL_ISSUE, finished_item=order.item,
-                                 finished_lot=lots[-1][0] if lots else None)
+                                 MovementReason.MANUAL_ISSUE)
         requirements = plan(md.catalogue, request)
         ledger = await self.ledgers.load(ctx.session, [event.component])
         outcome = post_or_park(ledger, request, requirements, md.policies(self.settings.negative_stock_policy),
@@ -242,20 +332,19 @@ class Production:
         """Post a flush, or park it whole, or reject the order; returns the posted flush or None."""
         requirements = plan(md.catalogue, request)
         policies = md.policies(self.settings.negative_stock_policy)
+        ledger = await self.ledgers.load(ctx.session, [r.item for r in requirements])
+        try:
+            # decided against stock like any flush: under `reject` a shortage refuses it even when it would queue
+            outcome: PostedFlush | ParkedFlush = post_or_park(ledger, request, requirements, policies)
+        except InsufficientComponentStockError as error:
+            await self._refuse(ctx, order, step, error, request.quantity)
+            return None
         if await repo.waiting_parked(ctx.session, order.order_id):
-            # an earlier flush of this order waits: this one queues behind it, whole
-            outcome: PostedFlush | ParkedFlush = ParkedFlush(request, requirements, ())
+            # an earlier flush of this order waits: this one queues behind it, whole, and posts in the same
+            # reprocessing that posts the earlier one if stock covers it then
+            outcome = ParkedFlush(request, requirements, ())
             reason = WAITS_BEHIND_OWN_ORDER
         else:
-            ledger = await self.ledgers.load(ctx.session, [r.item for r in requirements])
-            try:
-                outcome = post_or_park(ledger, request, requirements, policies)
-            except InsufficientComponentStockError as error:
-                order.status, order.reason = "rejected", str(error)
-                await repo.save_order(ctx.session, order)
-                await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
-                                               rejected_by="manufacturer"))
-                return None
             reason = _parked_reason(outcome, behind_own_order=False) if isinstance(outcome, ParkedFlush) else ""
         if isinstance(outcome, ParkedFlush):
             await repo.park(ctx.session, outcome, order_id=order.order_id, step=step, reason=reason,
@@ -269,6 +358,29 @@ class Production:
             return None
         await self._posted(ctx, order, outcome)
         return outcome
+
+    async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
+                      error: InsufficientComponentStockError, quantity: Decimal | None = None) -> None:
+        """A flush the `reject` policy refuses: nothing posted. A refused release rejects the order (nothing has
+        happened yet); a refused completion is refused alone and the order stays open for the next one, since
+        rejecting the order would throw away what was already produced."""
+        if step == "completion" and order.flow == "post":
+            waiting = await repo.waiting_parked(ctx.session, order.order_id)
+            if not waiting:
+                order.status = "in-production" if order.completed > 0 else "released"
+            order.reason = f"completion of {quantity} refused: {error}"
+            await repo.save_order(ctx.session, order)
+            await ctx.emit(c.CompletionRefused(order_id=order.order_id, quantity=quantity or Decimal(0),
+                                               code=_code(error), reason=str(error),
+                                               waits_for_components=bool(waiting)))
+            ctx.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
+            return
+        order.status, order.reason = "rejected", str(error)
+        await repo.save_order(ctx.session, order)
+        for entry in await repo.waiting_parked(ctx.session, order.order_id):
+            await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
+        await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
+                                       rejected_by="manufacturer"))
 
     async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
         await self.ledgers.append(ctx.session, posted.movements)
@@ -290,14 +402,24 @@ class Production:
             await ctx.emit(c.NegativeStockPosted(order_id=order.order_id, item=alert.item, lot=alert.lot,
                                                  balance=format(ledger.on_hand(alert.item, alert.location, alert.lot), "f")))
 
+    def _receiving_location(self, md: MasterData, item_code: str) -> str:
+        """Where a lot made here is received: a subassembly (a component of some BOM) at its supply location, so
+        that its parents' flushes find it; a finished good at the finished-goods location."""
+        item = md.catalogue.item(item_code)
+        if item.supply_location:
+            return item.supply_location
+        used = any(line.component == item_code for bom in md.catalogue.boms.values() for line in bom.lines)
+        return DEFAULT_LOCATION if used else self.settings.finished_goods_location
+
     async def _produce(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, quantity: Decimal,
                        lot: str) -> None:
-        location = self.settings.finished_goods_location
+        location = self._receiving_location(md, order.item)
         ledger = await self.ledgers.load(ctx.session, [order.item])
         receipt = Receipt(str(ctx.consumed.envelope.event_id), order.item, lot, quantity, location,
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)
         await self.ledgers.append(ctx.session, receive(md.catalogue, ledger, receipt))
         await repo.add_finished_lot(ctx.session, lot, order.order_id, order.item, quantity)
+        order.completed += quantity  # produced now: only what was produced counts
         processing = OrderProcessingInfo.model_validate(order.processing)
         if order.flow == "pre":
             order.status, order.reason = "produced", None
@@ -309,13 +431,18 @@ class Production:
             ))
             return
         produced = sum((q for _lot, _item, q in await repo.finished_lots_of(ctx.session, order.order_id)), Decimal(0))
-        order.status = "completed" if produced >= order.quantity else "in-production"
-        order.reason = None
-        await repo.save_order(ctx.session, order)
+        await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
         await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                              cumulative_quantity=produced, order_quantity=order.quantity))
         await ctx.emit(inv.GoodsTurnedOver(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                            owner="manufacturer"))
+
+    async def _settle(self, ctx: HandlerContext, order: ProductionOrder, status: str) -> None:
+        """Save the order as `status`, unless a flush of it still waits: then it shows that wait (a completion
+        reported but parked is not produced, and the order says what it waits for)."""
+        waiting = await repo.waiting_parked(ctx.session, order.order_id)
+        order.status, order.reason = ("parked", waiting[0].reason) if waiting else (status, None)
+        await repo.save_order(ctx.session, order)
 
     # -- the exception queue ---------------------------------------------------------------------------------------
 
@@ -335,6 +462,14 @@ class Production:
         result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
         by_flush = {e.flush_id: e for e in entries}
         await self._update_wait_reasons(ctx, entries, result.still_parked)
+        for parked, error in result.refused:
+            entry = by_flush[parked.flush_id]
+            await repo.resolve_parked(ctx.session, entry.flush_id, "refused")
+            refused_order = await repo.load_order(ctx.session, entry.order_id)
+            assert refused_order is not None
+            ctx.log.info("parked backflush refused under the reject policy", parked_order=entry.order_id,
+                         step=entry.step, reason=str(error))
+            await self._refuse(ctx, refused_order, entry.step, error, parked.request.quantity)
         # append every posting first: continuations flush again and must see the stock these took
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:
@@ -344,7 +479,9 @@ class Production:
             await self._posted(ctx, order, posted)
             await repo.resolve_parked(ctx.session, entry.flush_id, "posted")
             continuations.append((entry, order))
-        for entry, order in continuations:
+        for entry, posted_order in continuations:
+            # fresh: an earlier continuation of the same order may have produced (and counted) already
+            order = await repo.load_order(ctx.session, posted_order.order_id) or posted_order
             ctx.log.info("parked backflush posted", parked_order=order.order_id, step=entry.step)
             request = entry.parked.request
             assert isinstance(request, FlushRequest)
@@ -364,11 +501,18 @@ class Production:
             parked = waiting.get(entry.flush_id)
             if parked is None:
                 continue
-            reason = _parked_reason(parked, behind_own_order=entry.order_id in seen_orders)
+            first_of_order = entry.order_id not in seen_orders
+            reason = _parked_reason(parked, behind_own_order=not first_of_order)
             seen_orders.add(entry.order_id)
-            # a shortage stays true until a receipt; a wait behind the order's own earlier flush ends when it posts
-            if entry.reason == WAITS_BEHIND_OWN_ORDER and reason != entry.reason:
-                await repo.update_parked_reason(ctx.session, entry.flush_id, reason)
+            if reason == entry.reason:
+                continue
+            # what it waited for at first may be over (the earlier flush posted, part of the stock came): the queue
+            # and the order name what it waits for now
+            await repo.update_parked_reason(ctx.session, entry.flush_id, reason)
+            order = await repo.load_order(ctx.session, entry.order_id) if first_of_order else None
+            if order is not None and order.status == "parked":
+                order.reason = reason
+                await repo.save_order(ctx.session, order)
 
     async def retry_parked(self, ctx: HandlerContext, event: md_events.ParkedBackflushRetryRequested) -> None:
         entries = [e for e in await repo.waiting_parked(ctx.session) if e.id == event.entry_id]
@@ -391,11 +535,12 @@ class Production:
             raise InventoryCheckMismatchError(order.order_id, event.lot, event.quantity, produced.get(event.lot))
         md = await self._md(ctx)
         ledger = await self.ledgers.load(ctx.session, [order.item])
-        if ledger.allocated(order.item, self.settings.finished_goods_location, event.lot):
+        location = next(iter(ledger.lot_locations(order.item, event.lot)), self.settings.finished_goods_location)
+        if ledger.allocated(order.item, location, event.lot):
             return
         movement = allocate(md.catalogue, ledger, item=order.item, lot=event.lot, quantity=event.quantity,
                             production_order=order.order_id, event_id=str(ctx.consumed.envelope.event_id),
-                            location=self.settings.finished_goods_location)
+                            location=location)
         await self.ledgers.append(ctx.session, [movement])
         order.status = "allocated"
         await repo.save_order(ctx.session, order)
@@ -414,10 +559,8 @@ class Production:
         ledger = await self.ledgers.load(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
         movements: list[LedgerMovement] = list(reverse_order(ledger, order.order_id, event_id))
         movements += release_allocations(ledger, production_order=order.order_id, event_id=event_id)
-        location = self.settings.finished_goods_location
         for lot, item, _quantity in await repo.finished_lots_of(ctx.session, order.order_id):
-            on_hand = ledger.on_hand(item, location, lot)
-            if on_hand:
+            for location, on_hand in ledger.lot_locations(item, lot).items():  # wherever the lot was received
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.REVERSAL, event_id,
                                                 production_order=order.order_id))
         await self.ledgers.append(ctx.session, movements)
@@ -436,15 +579,15 @@ class Production:
         if order.status in FINISHED:
             ctx.log.warning("signature for a production order that is not open: recorded only", status=order.status)
             return
-        location = self.settings.finished_goods_location
         ledger = await self.ledgers.load(ctx.session, [order.item])
         # goods promised to the order (pre-product: allocated at the inventory check) are no longer promised once
         # they left: without the release the lot would show -N available after the goods went out
         event_id = str(ctx.consumed.envelope.event_id)
         movements = list(release_allocations(ledger, production_order=order.order_id, event_id=event_id))
         for lot, item, _quantity in await repo.finished_lots_of(ctx.session, order.order_id):
-            on_hand = ledger.on_hand(item, location, lot)
-            if on_hand > 0:
+            for location, on_hand in ledger.lot_locations(item, lot).items():
+                if on_hand <= 0:
+                    continue
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.DELIVERY,
                                                 str(ctx.consumed.envelope.event_id), production_order=order.order_id))
         await self.ledgers.append(ctx.session, movements)
@@ -484,6 +627,8 @@ def handler_table(production: Production) -> dict[type[Event], object]:
         o.OrderCancelled: production.cancel,
         c.QualityInspectionRecorded: production.record_outside_inspection,
         c.CompletionReported: production.report_completion,
+        c.CompletionCancellationRequested: production.cancel_completion,
+        c.GoodsShipped: production.record_shipment,
         c.ComponentIssueReported: production.report_issue,
         c.InventoryCheckReturned: production.allocate_on_inventory_check,
         c.GoodsSignedFor: production.record_delivery,

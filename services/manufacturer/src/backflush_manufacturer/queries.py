@@ -187,6 +187,9 @@ async def why_waiting(session: AsyncSession, entry_id: int) -> str:
                                                                              master.overrides))
     if any(posted.flush_id == entry.flush_id for posted in result.posted):
         return "stock covers it now; the manufacturer has not processed the retry yet (is it running?)"
+    refused = next((error for p, error in result.refused if p.flush_id == entry.flush_id), None)
+    if refused is not None:
+        return f"the reject policy refuses it now ({refused}); the manufacturer has not reprocessed the queue yet"
     still = next(p for p in result.still_parked if p.flush_id == entry.flush_id)
     if not still.shortages:
         if any(e.order_id == entry.order_id and e.id < entry.id for e in queue):

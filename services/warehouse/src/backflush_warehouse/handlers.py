@@ -312,8 +312,44 @@ async def on_order_cancelled(ctx: HandlerContext) -> None:
     await _retry_waiting_put_aways(ctx)
 
 
+async def on_completion_cancelled(ctx: HandlerContext) -> None:
+    """One completion reversed by the manufacturer: its lot leaves consignment storage (or stops waiting for
+    space), and the space goes to waiting put-aways."""
+    event = ctx.event
+    assert isinstance(event, c.CompletionCancelled)
+    shipment = (
+        await ctx.session.execute(select(shipments.c.signed_by).where(shipments.c.order_id == event.order_id))
+    ).one_or_none()
+    if shipment is not None:
+        raise CancellationAfterShipmentError(event.order_id, signed=shipment.signed_by is not None)
+    await ctx.session.execute(delete(waiting_put_aways).where(waiting_put_aways.c.order_id == event.order_id,
+                                                              waiting_put_aways.c.lot == event.lot))
+    units = (
+        await ctx.session.execute(
+            select(stock_units).where(stock_units.c.order_id == event.order_id, stock_units.c.lot == event.lot,
+                                      stock_units.c.status == "stored")
+        )
+    ).mappings().all()
+    if not units:
+        ctx.log.info("cancelled completion's lot was not in storage", lot=event.lot)
+        return
+    await ctx.session.execute(
+        update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units])).values(status="released",
+                                                                                           updated_at=_now())
+    )
+    await _occupy(ctx.session, _by_location(units, -1))
+    await ctx.emit(
+        inv.GoodsReleasedFromStorage(order_id=event.order_id, item=event.item,
+                                     quantity=sum((u["quantity"] for u in units), Decimal(0)),
+                                     locations=sorted({u["location"] for u in units}))
+    )
+    ctx.log.info("lot of a cancelled completion released", lot=event.lot)
+    await _retry_waiting_put_aways(ctx)
+
+
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
     return {
+        c.CompletionCancelled: on_completion_cancelled,
         inv.GoodsDirectedToRacks: on_directed_to_racks,
         inv.GoodsTurnedOver: on_turned_over,
         o.FinalOrderPlaced: on_final_order,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer
 
-from backflush_shared.contracts.base import Event, Identifier, Quantity
+from backflush_shared.contracts.base import DECIMAL_STRING, Event, Identifier, Quantity
 from backflush_shared.contracts.common import ConsumedComponent, QualityCertificate
 from backflush_shared.contracts.topics import Topic
 
@@ -73,6 +74,55 @@ class ProductionCompleted(Event):
     cumulative_quantity: Quantity
     order_quantity: Quantity
     certificate: QualityCertificate | None = None
+
+
+class CompletionRefused(Event):
+    """A reported completion the manufacturer refused (under `reject`, stock cannot cover its flush): nothing was
+    posted or produced for it, and the order stays open for the next completion."""
+
+    event_type: ClassVar[str] = "backflush.completion.refused"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    quantity: Quantity
+    code: str = Field(min_length=1, max_length=80)
+    reason: str
+    waits_for_components: bool = Field(
+        default=False, description="Whether another flush of the order still waits for component stock.")
+
+
+class CompletionCancellationRequested(Event):
+    """Someone asks the manufacturer to reverse one completion reported by mistake (`backflush complete cancel`)."""
+
+    event_type: ClassVar[str] = "backflush.completion.cancellation-requested"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    completion_id: str = Field(min_length=1, max_length=120,
+                               description="The completion's finished lot, or the id of the event that reported it.")
+    reason: str = ""
+    requested_by: str = Field("shop-floor", min_length=1, max_length=120)
+
+
+class CompletionCancelled(Event):
+    """The manufacturer reversed one completion: its flush (back to the original lots), its finished lot and the
+    completed quantity. The order stays open for the next completion."""
+
+    event_type: ClassVar[str] = "backflush.completion.cancelled"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    completion_id: str = Field(min_length=1, max_length=120, description="The id of the event that reported it.")
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+    cumulative_quantity: Annotated[
+        Decimal, Field(ge=0, max_digits=18, decimal_places=6, description="What the order has produced once this is "
+                                                                          "reversed."),
+        DECIMAL_STRING, PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+    ]
+    order_quantity: Quantity
+    reason: str = ""
 
 
 class CompletionReported(Event):

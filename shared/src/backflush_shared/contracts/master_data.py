@@ -29,6 +29,9 @@ class ItemDefined(Event):
     decimals: int = Field(ge=0, le=12, description="How many decimals a quantity in this unit may carry (pcs: 0).")
     phantom: bool = False
     negative_stock_policy: NegativeStockPolicyName | None = None
+    supply_location: Identifier | None = Field(
+        default=None, description="Where flushes take the item from, and where a subassembly made here is received "
+                                  "(default MAIN).")
 
     def record_key(self) -> str:
         return MASTER_DATA_KEY

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_distributor.adapters.tables import order_events, order_transitions, orders, storage_capacity
@@ -138,3 +138,8 @@ async def open_orders(session: AsyncSession) -> list[OrderRow]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+async def forget_rejected(session: AsyncSession, order_id: str) -> None:
+    """Drop a rejected order so that a corrected placement can take its id; its history rows stay."""
+    await session.execute(delete(orders).where(orders.c.order_id == order_id, orders.c.state == "rejected"))

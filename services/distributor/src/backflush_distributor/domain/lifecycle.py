@@ -97,6 +97,7 @@ class Milestones:
     closed: bool = False
     rejected_reason: str | None = None
     cancelled_reason: str | None = None
+    refused_completion: str | None = None  # the last completion the manufacturer refused, and why (order stays open)
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,15 @@ def derive_status(order: Order) -> OrderStatus:
         if m.produced >= order.quantity:
             remaining = order.quantity - m.consigned
             return OrderStatus(OrderState.IN_PRODUCTION, f"consignment storage of {_quantity(remaining)}")
-        return OrderStatus(OrderState.IN_PRODUCTION, f"completion of the remaining {_quantity(order.quantity - m.produced)}")
-    return OrderStatus(OrderState.FORWARDED, "production")
+        return OrderStatus(OrderState.IN_PRODUCTION, _refused(m, f"completion of the remaining {_quantity(order.quantity - m.produced)}"))
+    return OrderStatus(OrderState.FORWARDED, _refused(m, "production"))
+
+
+def _refused(m: Milestones, waiting_for: str) -> str:
+    """What an open order waits for, with the completion last refused (its reason is in the order's history)."""
+    if m.refused_completion is None:
+        return waiting_for
+    return f"{waiting_for} (last completion refused: {m.refused_completion})"[:200]
 
 
 def _rack_space(m: Milestones) -> str:

@@ -101,12 +101,13 @@ async def load_master_data(session: AsyncSession, version: int) -> MasterData:
 
 
 def _item(row: Any) -> Item:
-    return Item(row["item"], Unit(row["unit"], row["decimals"]), bool(row["phantom"]), row["description"])
+    return Item(row["item"], Unit(row["unit"], row["decimals"]), bool(row["phantom"]), row["description"],
+                row.get("supply_location"))
 
 
 async def save_item(session: AsyncSession, item: Item, policy: str | None) -> None:
     values = {"description": item.description, "unit": item.unit.code, "decimals": item.unit.decimals,
-              "phantom": item.phantom, "negative_stock_policy": policy}
+              "phantom": item.phantom, "negative_stock_policy": policy, "supply_location": item.supply_location}
     exists = (await session.execute(select(items.c.item).where(items.c.item == item.code))).scalar_one_or_none()
     if exists:
         await session.execute(update(items).where(items.c.item == item.code).values(**values))
@@ -299,9 +300,32 @@ async def add_finished_lot(session: AsyncSession, lot: str, order_id: str, item:
 async def finished_lots_of(session: AsyncSession, order_id: str) -> list[tuple[str, str, Decimal]]:
     rows = await session.execute(
         select(finished_lots.c.lot, finished_lots.c.item, finished_lots.c.quantity)
-        .where(finished_lots.c.order_id == order_id).order_by(finished_lots.c.produced_at, finished_lots.c.lot)
+        .where(finished_lots.c.order_id == order_id, finished_lots.c.cancelled_at.is_(None))
+        .order_by(finished_lots.c.produced_at, finished_lots.c.lot)
     )
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def finished_lot_exists(session: AsyncSession, lot: str) -> bool:
+    """Whether a finished lot of this name was ever produced (a cancelled one too: names are never reused)."""
+    found = await session.execute(select(finished_lots.c.lot).where(finished_lots.c.lot == lot))
+    return found.scalar_one_or_none() is not None
+
+
+async def shipped_lots(session: AsyncSession, order_id: str) -> set[str]:
+    rows = await session.execute(select(finished_lots.c.lot).where(finished_lots.c.order_id == order_id,
+                                                                    finished_lots.c.shipped_at.is_not(None)))
+    return {r[0] for r in rows}
+
+
+async def mark_lots_shipped(session: AsyncSession, order_id: str, lots: Iterable[str]) -> None:
+    await session.execute(update(finished_lots).where(finished_lots.c.order_id == order_id,
+                                                      finished_lots.c.lot.in_(sorted(set(lots))),
+                                                      finished_lots.c.shipped_at.is_(None)).values(shipped_at=now()))
+
+
+async def cancel_finished_lot(session: AsyncSession, lot: str) -> None:
+    await session.execute(update(finished_lots).where(finished_lots.c.lot == lot).values(cancelled_at=now()))
 
 
 # -- the exception queue ---------------------------------------------------------------------------------------
@@ -329,7 +353,8 @@ def _request_to_json(parked: ParkedFlush) -> str:
                     "completed_before": str(request.completed_before), "location": request.location,
                     "finished_lot": request.finished_lot, "event_id": request.event_id},
         "requirements": [{"item": r.item, "quantity": str(r.quantity), "unit": r.unit.code,
-                          "decimals": r.unit.decimals, "flush": r.flush.value} for r in parked.requirements],
+                          "decimals": r.unit.decimals, "flush": r.flush.value, "location": r.location}
+                         for r in parked.requirements],
     })
 
 
@@ -340,7 +365,8 @@ def _parked_from_json(text: str) -> ParkedFlush:
                            Decimal(r["quantity"]), Decimal(r["completed_before"]), r["location"], r["finished_lot"],
                            r.get("event_id"))
     requirements = tuple(
-        Requirement(q["item"], Decimal(q["quantity"]), Unit(q["unit"], q["decimals"]), FlushPoint(q["flush"]))
+        Requirement(q["item"], Decimal(q["quantity"]), Unit(q["unit"], q["decimals"]), FlushPoint(q["flush"]),
+                    location=q.get("location"))
         for q in raw["requirements"]
     )
     return ParkedFlush(request, requirements, ())

@@ -19,6 +19,7 @@ items = Table(
     Column("decimals", Integer, nullable=False),
     Column("phantom", Boolean, nullable=False),
     Column("negative_stock_policy", String(8), nullable=True, comment="Overrides the global policy."),
+    Column("supply_location", String(64), nullable=True, comment="Where flushes take it from; null: MAIN."),
 )
 
 bom_lines = Table(
@@ -91,6 +92,9 @@ finished_lots = Table(
     Column("item", String(64), nullable=False),
     Column("quantity", DecimalText, nullable=False),
     Column("produced_at", DateTime(timezone=True), nullable=False),
+    Column("shipped_at", DateTime(timezone=True), nullable=True),
+    Column("cancelled_at", DateTime(timezone=True), nullable=True,
+           comment="Its completion was cancelled: the lot is no longer produced."),
 )
 
 parked_flushes = Table(

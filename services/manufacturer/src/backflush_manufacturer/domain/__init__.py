@@ -28,6 +28,7 @@ from backflush_manufacturer.domain.errors import (
     MissingBomError,
     NegativeScrapFactorError,
     NonPositiveQuantityError,
+    PhantomProductionOrderError,
     PhantomWithStockError,
     ReservedLotError,
     TooManyDecimalsError,
@@ -56,9 +57,10 @@ from backflush_manufacturer.domain.negative_stock import (
     Shortage,
     StockPolicies,
 )
+from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import Reprocessed, reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive, receive_all
-from backflush_manufacturer.domain.reversal import reverse_flush, reverse_order
+from backflush_manufacturer.domain.reversal import reverse_completion, reverse_flush, reverse_order
 from backflush_manufacturer.domain.rules import PREDICTABLE_RULES, Rule
 from backflush_manufacturer.domain.units import KG, L, M, PCS, STANDARD_UNITS, Unit
 from backflush_manufacturer.domain.variance import ComponentVariance, order_variance, standard_consumption, variance
@@ -101,6 +103,7 @@ __all__ = [
     "NegativeStockPolicy",
     "NonPositiveQuantityError",
     "ParkedFlush",
+    "PhantomProductionOrderError",
     "PhantomWithStockError",
     "PostedFlush",
     "Receipt",
@@ -128,11 +131,13 @@ __all__ = [
     "order_variance",
     "plan",
     "post_or_park",
+    "producible",
     "receive",
     "receive_all",
     "release_allocations",
     "reprocess_parked",
     "requirements_as_json",
+    "reverse_completion",
     "reverse_flush",
     "reverse_order",
     "standard_consumption",

@@ -153,7 +153,8 @@ def plan(catalogue: BomCatalogue, request: ConsumptionRequest) -> tuple[Requirem
     if component.phantom:
         raise PhantomWithStockError(component.code, request.quantity)
     quantity = require_quantity(component.code, component.unit, request.quantity, what="issued quantity")
-    return (Requirement(component.code, quantity, component.unit, FlushPoint.MANUAL, ((component.code,),)),)
+    return (Requirement(component.code, quantity, component.unit, FlushPoint.MANUAL, ((component.code,),),
+                        component.supply_location),)
 
 
 def backflush(
@@ -197,10 +198,10 @@ def post_or_park(
         )
     if policy in (NegativeStockPolicy.PARK, NegativeStockPolicy.REJECT):
         return ParkedFlush(request, requirements, shortages)
-    movements = [_movement(request, item, lot, -quantity) for item, lot, quantity in takes]
+    movements = [_movement(request, item, location, lot, -quantity) for item, location, lot, quantity in takes]
     alerts = []
     for shortage in shortages:  # only `allow` is left: the shortfall goes onto the negative lot
-        movements.append(_movement(request, shortage.item, NEGATIVE_LOT, -shortage.shortfall))
+        movements.append(_movement(request, shortage.item, shortage.location, NEGATIVE_LOT, -shortage.shortfall))
         alerts.append(
             NegativeStockAlert(
                 shortage.item,
@@ -217,24 +218,26 @@ def post_or_park(
 
 
 def _take_first_in_first_out(
-    ledger: StockLedger, location: str, requirements: tuple[Requirement, ...]
-) -> tuple[list[tuple[str, str, Decimal]], tuple[Shortage, ...]]:
-    taken: dict[tuple[str, str], Decimal] = {}
-    takes: list[tuple[str, str, Decimal]] = []
+    ledger: StockLedger, default_location: str, requirements: tuple[Requirement, ...]
+) -> tuple[list[tuple[str, str, str, Decimal]], tuple[Shortage, ...]]:
+    taken: dict[tuple[str, str, str], Decimal] = {}
+    takes: list[tuple[str, str, str, Decimal]] = []
     shortages: list[Shortage] = []
     for requirement in requirements:
+        location = requirement.location or default_location  # each component from its own supply location
         remaining = requirement.quantity
         for lot in ledger.lots(requirement.item, location):
             if remaining <= 0:
                 break
             if lot.lot == NEGATIVE_LOT:
                 continue  # the negative lot never supplies stock
-            usable = lot.available - taken.get((lot.item, lot.lot), ZERO)
+            key = (lot.item, location, lot.lot)
+            usable = lot.available - taken.get(key, ZERO)
             if usable <= 0:
                 continue
             take = min(usable, remaining)
-            takes.append((requirement.item, lot.lot, take))
-            taken[(lot.item, lot.lot)] = taken.get((lot.item, lot.lot), ZERO) + take
+            takes.append((requirement.item, location, lot.lot, take))
+            taken[key] = taken.get(key, ZERO) + take
             remaining -= take
         if remaining > 0:
             shortages.append(
@@ -250,11 +253,11 @@ def _take_first_in_first_out(
     return takes, tuple(shortages)
 
 
-def _movement(request: ConsumptionRequest, item: str, lot: str, quantity: Decimal) -> LedgerMovement:
+def _movement(request: ConsumptionRequest, item: str, location: str, lot: str, quantity: Decimal) -> LedgerMovement:
     into_item, into_lot = request.into
     return LedgerMovement(
         item,
-        request.location,
+        location,
         lot,
         quantity,
         request.reason,

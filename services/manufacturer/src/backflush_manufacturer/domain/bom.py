@@ -193,3 +193,23 @@ class BomCatalogue:
                 raise NegativeScrapFactorError(component.code, line.scrap_factor, path=line_path)
             self._walk(component.code, line_path, done)
         done.add(parent)
+
+
+def path_from_top(parents_of: Mapping[str, Sequence[str]], item: str) -> tuple[str, ...]:
+    """The BOM path from a top-level item (one no BOM uses) down to `item`, following the first parent that uses
+    it at each level: what a planner reads to find a line (`FG > PH > SPRING`, not `PH > SPRING`)."""
+    path = [item]
+    while True:
+        parent = next((p for p in parents_of.get(path[0], ()) if p not in path), None)
+        if parent is None:
+            return tuple(path)
+        path.insert(0, parent)
+
+
+def parents_by_component(lines: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """`{component: [parents using it, in the order written]}` from (parent, component) pairs."""
+    parents: dict[str, list[str]] = {}
+    for parent, component in lines:
+        if parent not in parents.setdefault(component, []):
+            parents[component].append(parent)
+    return parents

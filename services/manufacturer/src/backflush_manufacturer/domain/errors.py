@@ -42,12 +42,15 @@ class UnknownItemError(ManufacturerDomainError):
 class UnknownUnitError(ManufacturerDomainError):
     """An item declared in a unit of measure nobody defined."""
 
-    def __init__(self, unit: str, *, item: str, known: Sequence[str] = ()) -> None:
+    def __init__(self, unit: str, *, item: str, known: Sequence[str] = (), path: Sequence[str] = ()) -> None:
         self.unit = unit
         self.known = tuple(known)
+        path = tuple(path) or (item,)
         super().__init__(
-            f"unknown unit {unit!r} for item {item}; known units: {', '.join(self.known) or 'none'}",
+            f"unknown unit {unit!r} for item {item}; known units: {', '.join(self.known) or 'none'} "
+            f"(BOM path {format_path(path)})",
             item=item,
+            path=path,
         )
 
 
@@ -136,6 +139,26 @@ class PhantomWithStockError(ManufacturerDomainError):
             item=item,
             path=path,
         )
+
+
+class PhantomProductionOrderError(ManufacturerDomainError):
+    """A production order for a phantom assembly: a phantom is built only inside its parent, never on its own."""
+
+    def __init__(self, item: str) -> None:
+        super().__init__(
+            f"{item} is a phantom assembly: it is built only inside its parent and never stocked, so it cannot "
+            f"be produced on its own order",
+            item=item,
+        )
+
+
+class CompletionNotReversibleError(ManufacturerDomainError):
+    """A completion whose finished lot is no longer whole where it was received (allocated, consumed or gone)."""
+
+    def __init__(self, item: str, lot: str, why: str) -> None:
+        self.lot = lot
+        self.why = why
+        super().__init__(f"the completion of lot {lot} of {item} cannot be reversed: {why}", item=item)
 
 
 class ReservedLotError(ManufacturerDomainError):

@@ -37,6 +37,7 @@ class Requirement:
     """How much of one component a production quantity consumes at one flush point.
 
     `paths` (not part of equality) are the BOM paths that lead to this component, for messages and traceability.
+    `location` is where the component is taken from (its supply location; None: the flush request's location).
     """
 
     item: str
@@ -44,6 +45,7 @@ class Requirement:
     unit: Unit
     flush: FlushPoint
     paths: tuple[BomPath, ...] = field(default=(), compare=False)
+    location: str | None = field(default=None, compare=False)
 
     def as_json(self) -> dict[str, str]:
         """`{"item", "quantity", "unit", "flush"}`, the quantity as a decimal string at the unit's precision."""
@@ -94,7 +96,8 @@ def flush_requirements(
         delta = requirement.quantity - (previous.quantity if previous else 0)
         if delta:
             deltas.append(
-                Requirement(requirement.item, delta, requirement.unit, requirement.flush, requirement.paths)
+                Requirement(requirement.item, delta, requirement.unit, requirement.flush, requirement.paths,
+                            requirement.location)
             )
     return deltas
 
@@ -112,6 +115,7 @@ class _Exact:
     quantity: Decimal
     unit: Unit
     paths: list[BomPath]
+    location: str | None = None
 
 
 def _exact(catalogue: BomCatalogue, item: str, quantity: Decimal) -> dict[tuple[str, FlushPoint], _Exact]:
@@ -148,12 +152,13 @@ def _walk(
             found[key].quantity += need
             found[key].paths.append(line_path)
         else:
-            found[key] = _Exact(need, component.unit, [line_path])
+            found[key] = _Exact(need, component.unit, [line_path], component.supply_location)
 
 
 def _rounded(found: dict[tuple[str, FlushPoint], _Exact]) -> list[Requirement]:
     requirements = [
-        Requirement(code, exact.unit.round_requirement(exact.quantity), exact.unit, flush, tuple(exact.paths))
+        Requirement(code, exact.unit.round_requirement(exact.quantity), exact.unit, flush, tuple(exact.paths),
+                    exact.location)
         for (code, flush), exact in found.items()
     ]
     return sorted(requirements, key=lambda r: (r.flush.rank, r.item))

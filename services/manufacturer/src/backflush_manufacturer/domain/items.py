@@ -14,12 +14,16 @@ class Item:
     `phantom` marks an assembly that is never stocked: it is built on the line and its components are flushed in
     its place. An item with a BOM that is not a phantom is a stocked (sub)assembly: it has production of its own,
     so a parent consumes it as itself.
+
+    `supply_location` is where flushes take the item from, and where a subassembly made here is received; None
+    means the flush request's location (`MAIN`, where receipts land unless they name another).
     """
 
     code: str
     unit: Unit
     phantom: bool = False
     description: str = ""
+    supply_location: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.code, str) or not self.code.strip() or self.code != self.code.strip():

@@ -247,6 +247,10 @@ class StockLedger:
             ZERO,
         )
 
+    def lot_locations(self, item: str, lot: str) -> dict[str, Decimal]:
+        """Where a lot of `item` is on hand: `{location: on hand}`, non-zero only."""
+        return {loc: quantity for (loc, lt), quantity in self._state(item).on_hand.items() if lt == lot and quantity}
+
     def allocated(
         self,
         item: str,

@@ -6,6 +6,10 @@ still waits whole (nothing of it posts until all of it can), and it holds its pl
 parked flush is still short of a component, no later parked flush may take that component, and no later flush
 of the same production order posts before it. A flush keeps the
 requirements it was planned with when it was parked; a BOM changed since does not change a waiting flush.
+
+Reprocessing decides like a first posting: a flush whose shortage the `reject` policy decides (the item's policy
+was changed, or the flush had waited behind an earlier flush of its order) is refused, not kept waiting, since
+under `reject` nothing waits for stock.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from backflush_manufacturer.domain.backflush import ParkedFlush, PostedFlush, post_or_park
+from backflush_manufacturer.domain.backflush import FlushRequest, ParkedFlush, PostedFlush, post_or_park
+from backflush_manufacturer.domain.bom import FlushPoint
+from backflush_manufacturer.domain.errors import InsufficientComponentStockError
 from backflush_manufacturer.domain.ledger import LedgerMovement, StockLedger
 from backflush_manufacturer.domain.negative_stock import StockPolicies
 
@@ -24,6 +30,8 @@ class Reprocessed:
 
     posted: tuple[PostedFlush, ...]
     still_parked: tuple[ParkedFlush, ...]
+    #: Flushes the `reject` policy refuses now, each with the refusal (in arrival order).
+    refused: tuple[tuple[ParkedFlush, InsufficientComponentStockError], ...] = ()
 
     @property
     def movements(self) -> tuple[LedgerMovement, ...]:
@@ -35,18 +43,28 @@ def reprocess_parked(ledger: StockLedger, queue: Iterable[ParkedFlush], policies
     """Which parked flushes can post against `ledger` now, in arrival order, and the movements they post."""
     posted: list[PostedFlush] = []
     waiting: list[ParkedFlush] = []
+    refused: list[tuple[ParkedFlush, InsufficientComponentStockError]] = []
     held: set[tuple[str, str]] = set()  # (item, location) an earlier parked flush is still short of
     held_orders: set[str] = set()  # production orders with an earlier flush still waiting
     for parked in queue:
         location = parked.request.location
         order = parked.request.production_order
-        if order in held_orders or any((requirement.item, location) in held for requirement in parked.requirements):
+        if order in held_orders or any((requirement.item, requirement.location or location) in held
+                                       for requirement in parked.requirements):
             # behind an earlier flush of the same order (a completion never posts before its release), or in the
             # line for the same component
             waiting.append(parked)
             held_orders.add(order)
             continue
-        outcome = post_or_park(ledger, parked.request, parked.requirements, policies, reject_raises=False)
+        try:
+            outcome = post_or_park(ledger, parked.request, parked.requirements, policies)
+        except InsufficientComponentStockError as error:
+            # it never took anything, so no component is held; a refused release rejects its order, so the
+            # order's later flushes must not post after it
+            refused.append((parked, error))
+            if isinstance(parked.request, FlushRequest) and parked.request.flush is FlushPoint.PRE:
+                held_orders.add(order)
+            continue
         if isinstance(outcome, PostedFlush):
             ledger = ledger.appended(outcome.movements)
             posted.append(outcome)
@@ -54,4 +72,4 @@ def reprocess_parked(ledger: StockLedger, queue: Iterable[ParkedFlush], policies
             waiting.append(outcome)
             held_orders.add(order)
             held.update((shortage.item, shortage.location) for shortage in outcome.shortages)
-    return Reprocessed(tuple(posted), tuple(waiting))
+    return Reprocessed(tuple(posted), tuple(waiting), tuple(refused))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from backflush_manufacturer.domain.errors import CompletionNotReversibleError
 from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason, StockLedger
 
 
@@ -48,3 +49,30 @@ def reverse_order(ledger: StockLedger, production_order: str, event_id: str) -> 
         for flush_id in ledger.flush_ids_of_order(production_order)
         for movement in reverse_flush(ledger, flush_id, event_id)
     )
+
+
+def reverse_completion(
+    ledger: StockLedger,
+    *,
+    production_order: str,
+    flush_id: str | None,
+    item: str,
+    lot: str,
+    quantity: Decimal,
+    event_id: str,
+) -> tuple[LedgerMovement, ...]:
+    """Undo one completion: its flush (every component back to the lot it came from, genealogy netting to zero)
+    and its finished lot, which must still be whole and unpromised wherever it was received."""
+    places = ledger.lot_locations(item, lot)
+    if any(ledger.allocated(item, location, lot) for location in places):
+        raise CompletionNotReversibleError(item, lot, "the lot is allocated to an order")
+    on_hand = sum(places.values(), Decimal(0))
+    if on_hand != quantity:
+        raise CompletionNotReversibleError(
+            item, lot, f"{on_hand} of the {quantity} produced are still on hand (consumed or delivered)")
+    movements = list(reverse_flush(ledger, flush_id, event_id)) if flush_id else []
+    movements += [
+        LedgerMovement(item, location, lot, -held, MovementReason.REVERSAL, event_id, production_order=production_order)
+        for location, held in places.items()
+    ]
+    return tuple(movements)

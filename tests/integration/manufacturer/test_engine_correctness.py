@@ -1,0 +1,294 @@
+"""Engine correctness through the manufacturer's own handlers: no order stuck for ever, no refused order that
+blocks its id, one completion reversible (issue 15).
+
+The sample data (services/manufacturer/sample_data), worked by hand: 60 CHAIR-ERGO need 62 BASE-STAR-5 at release
+(60 x 1.02 = 61.2, rounded up) against 60 in stock, so the release of a 60-chair order parks; a completion of 50
+needs 50 SEAT-ASSY against 40 in stock.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import text
+from support.manufacturer_feed import SAMPLE_DATA, dead_letter_reasons, emitted, feed, order, rows
+
+from backflush_manufacturer.master_data_events import events_from
+from backflush_manufacturer.master_data_files import load_master_data
+from backflush_shared.audit import audit_service
+from backflush_shared.contracts.completions import (
+    CompletionCancellationRequested,
+    CompletionReported,
+    ComponentIssueReported,
+    GoodsShipped,
+)
+from backflush_shared.contracts.master_data import ComponentsReceived, ItemDefined
+from backflush_shared.persistence.database import Database
+
+CHECK = "manufacturer: every waiting parked flush can be released"
+
+
+def seat_assembly_policy(policy: str) -> ItemDefined:
+    return ItemDefined(item="SEAT-ASSY", unit="pcs", decimals=0, negative_stock_policy=policy,
+                       description="Upholstered seat assembly (stocked subassembly)")
+
+
+async def _release_parked(url: str, **kwargs: object) -> None:
+    await feed(url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(url, [order("SO-A", "CHAIR-ERGO", 60)], **kwargs)  # type: ignore[arg-type]
+
+
+# -- defect 1: a later flush behind an earlier parked one -----------------------------------------------------------
+
+
+async def test_under_reject_a_completion_behind_a_parked_release_is_refused_not_queued(database_url: str) -> None:
+    await _release_parked(database_url)
+    await feed(database_url, [seat_assembly_policy("reject")])
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
+    assert await rows(database_url, "SELECT id, step, status FROM parked_flushes ORDER BY id") == [
+        (1, "release", "waiting")]
+    assert await rows(database_url, "SELECT count(*) FROM finished_lots") == [(0,)]
+    [refusal] = await emitted(database_url, "backflush.completion.refused")
+    assert refusal["waits_for_components"] is True and "not enough SEAT-ASSY" in str(refusal["reason"])
+
+
+async def test_a_queued_completion_whose_item_turned_reject_is_refused_when_the_queue_is_reprocessed(
+        database_url: str) -> None:
+    await _release_parked(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
+    await feed(database_url, [seat_assembly_policy("reject"),
+                              ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2))])
+    assert await rows(database_url, "SELECT id, step, status FROM parked_flushes ORDER BY id") == [
+        (1, "release", "posted"), (2, "completion", "refused")]
+    assert await rows(database_url, "SELECT count(*) FROM finished_lots") == [(0,)]
+
+
+async def test_the_audit_names_a_flush_that_waits_for_an_item_whose_policy_is_reject(database_url: str) -> None:
+    await _release_parked(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50)),
+                              ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2))])
+    database = Database(database_url)
+    try:
+        async with database.transaction() as session:  # what a policy change nobody reprocessed would leave
+            await session.execute(text("UPDATE items SET negative_stock_policy = 'reject' WHERE item = 'SEAT-ASSY'"))
+    finally:
+        await database.close()
+    finding = next(f for f in await audit_service("manufacturer", database_url) if f.check == CHECK)
+    assert not finding.ok and "#2 SO-A: waits for SEAT-ASSY, whose policy is reject" in finding.detail
+
+
+# -- defect 2: a refused order does not block its id ------------------------------------------------------------------
+
+
+async def test_an_order_refused_at_validation_leaves_no_order_so_the_corrected_one_is_accepted(
+        database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-FIX", "CHAIR-ERGOO", 5)])  # a typo: no such item
+    assert await rows(database_url, "SELECT order_id FROM production_orders") == []
+    await feed(database_url, [order("SO-FIX", "CHAIR-ERGO", 5)])
+    assert await rows(database_url, "SELECT order_id, item, status FROM production_orders") == [
+        ("SO-FIX", "CHAIR-ERGO", "released")]
+    rejections = await emitted(database_url, "backflush.order.rejected")
+    assert [r["order_id"] for r in rejections] == ["SO-FIX"] and "CHAIR-ERGOO" in str(rejections[0]["reason"])
+
+
+async def test_an_id_burned_by_an_order_past_validation_refuses_a_different_order_loudly(database_url: str) -> None:
+    await _release_parked(database_url, policy="reject")  # 62 BASE-STAR-5 needed, 60 in stock: rejected
+    await feed(database_url, [order("SO-A", "CHAIR-ERGO", 50)], policy="reject")
+    rejections = await emitted(database_url, "backflush.order.rejected")
+    assert [r["code"] for r in rejections] == ["insufficient-component-stock", "order-id-in-use"]
+    assert "exists already for 60 CHAIR-ERGO (rejected: not enough BASE-STAR-5" in str(rejections[1]["reason"])
+
+
+# -- defect 3: a production order for a phantom ---------------------------------------------------------------------
+
+
+async def test_a_production_order_for_a_phantom_is_refused_and_nothing_is_flushed(database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-PH", "BASE-KIT", 5)])
+    rejections = await emitted(database_url, "backflush.order.rejected")
+    assert [r["code"] for r in rejections] == ["phantom-production-order"]
+    assert await rows(database_url, "SELECT count(*) FROM production_orders") == [(0,)]
+    assert await rows(database_url, "SELECT count(*) FROM ledger_movements WHERE production_order = 'SO-PH'") == [(0,)]
+
+
+# -- defect 4: `completed` counts only what was produced -------------------------------------------------------------
+
+
+async def test_a_parked_completion_is_not_counted_as_completed_until_it_posts(database_url: str) -> None:
+    """The release posts (62 BASE-STAR-5 received first); a completion of 50 needs 50 SEAT-ASSY, 40 in stock: it
+    parks, and the order counts 0 completed, showing what it waits for; after 10 more seats it counts 50."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2)), order("SO-A", "CHAIR-ERGO", 60)])
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
+    assert await rows(database_url, "SELECT status, completed, reason FROM production_orders") == [
+        ("parked", "0", "SEAT-ASSY: needs 50 pcs, 40 available")]
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(11))], dead_letters=1)  # 61 > 60
+    await feed(database_url, [ComponentsReceived(receipt_id="R-SA", item="SEAT-ASSY", lot="SA-NEW",
+                                                 quantity=Decimal(10))])
+    assert await rows(database_url, "SELECT status, completed FROM production_orders") == [
+        ("in-production", "50")]
+
+
+async def test_a_completion_refused_under_reject_is_not_counted(database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2)), order("SO-A", "CHAIR-ERGO", 60)],
+               policy="reject")
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))], policy="reject")
+    assert await rows(database_url, "SELECT completed FROM production_orders") == [("0",)]
+
+
+# -- defect 5: a subassembly made here is consumed by its parent ------------------------------------------------------
+
+
+async def test_a_subassembly_made_here_is_consumed_by_its_parents_completion(database_url: str) -> None:
+    """SA-1 makes 30 SEAT-ASSY; the chair order then completes 50 CHAIR-ERGO, which need 50 SEAT-ASSY: 40 from the
+    purchased lot SA-2411-01, first in, then 10 from the lot made here, SA-1-C30. Before, the made lot went to FG
+    and the flush, reading MAIN only, parked with 40 available."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SA-1", "SEAT-ASSY", 30)])
+    await feed(database_url, [CompletionReported(order_id="SA-1", quantity=Decimal(30))])
+    await feed(database_url, [order("CH-1", "CHAIR-ERGO", 50)])
+    await feed(database_url, [CompletionReported(order_id="CH-1", quantity=Decimal(50))])
+    assert await rows(database_url, "SELECT status FROM parked_flushes") == []
+    assert await rows(database_url, "SELECT lot, location, quantity FROM ledger_movements WHERE item = 'SEAT-ASSY' "
+                                    "AND production_order = 'CH-1' ORDER BY id") == [
+        ("SA-2411-01", "MAIN", "-40"), ("SA-1-C30", "MAIN", "-10")]
+
+
+async def test_a_supply_location_set_on_the_item_is_where_flushes_take_it_from(database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [ItemDefined(item="SEAT-ASSY", unit="pcs", decimals=0, supply_location="LINE-1"),
+                              ComponentsReceived(receipt_id="R-L1", item="SEAT-ASSY", lot="SA-L1",
+                                                 quantity=Decimal(10), location="LINE-1"),
+                              order("CH-1", "CHAIR-ERGO", 5)])
+    await feed(database_url, [CompletionReported(order_id="CH-1", quantity=Decimal(5))])
+    assert await rows(database_url, "SELECT lot, location, quantity FROM ledger_movements WHERE item = 'SEAT-ASSY' "
+                                    "AND production_order = 'CH-1' ORDER BY id") == [("SA-L1", "LINE-1", "-5")]
+
+
+# -- defect 8: under `reject` a completion is refused, not the order ---------------------------------------------------
+
+
+async def test_under_reject_a_completion_stock_cannot_cover_is_refused_and_the_order_stays_open(
+        database_url: str) -> None:
+    """After 10 chairs were produced, a completion of 40 needs 40 SEAT-ASSY with 30 left: it is refused with the
+    shortage, and what was produced stays; the next completion that stock covers (30) posts."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-R", "CHAIR-ERGO", 50)], policy="reject")
+    await feed(database_url, [CompletionReported(order_id="SO-R", quantity=Decimal(10))], policy="reject")
+    await feed(database_url, [CompletionReported(order_id="SO-R", quantity=Decimal(40))], policy="reject")
+    refusals = await emitted(database_url, "backflush.completion.refused")
+    assert [(r["quantity"], r["code"]) for r in refusals] == [("40", "insufficient-component-stock")]
+    assert "not enough SEAT-ASSY" in str(refusals[0]["reason"]) and "available 30" in str(refusals[0]["reason"])
+    assert await emitted(database_url, "backflush.order.rejected") == []
+    assert (await rows(database_url, "SELECT status, completed FROM production_orders")) == [("in-production", "10")]
+    await feed(database_url, [CompletionReported(order_id="SO-R", quantity=Decimal(30))], policy="reject")
+    assert (await rows(database_url, "SELECT status, completed FROM production_orders")) == [("in-production", "40")]
+
+
+async def test_under_reject_a_release_stock_cannot_cover_still_rejects_the_order(database_url: str) -> None:
+    await _release_parked(database_url, policy="reject")
+    assert await rows(database_url, "SELECT status FROM production_orders") == [("rejected",)]
+    assert [r["code"] for r in await emitted(database_url, "backflush.order.rejected")] == [
+        "insufficient-component-stock"]
+
+
+# -- capability 7: cancel one completion ------------------------------------------------------------------------------
+
+
+def _cancel(order_id: str, completion_id: str) -> CompletionCancellationRequested:
+    return CompletionCancellationRequested(order_id=order_id, completion_id=completion_id, reason="reported twice")
+
+
+async def _two_completions(url: str) -> None:
+    await feed(url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(url, [order("SO-C", "CHAIR-ERGO", 20)])
+    await feed(url, [CompletionReported(order_id="SO-C", quantity=Decimal(8))])
+    await feed(url, [CompletionReported(order_id="SO-C", quantity=Decimal(7))])
+
+
+async def _component_balances(url: str) -> list[tuple[object, ...]]:
+    return await rows(url, "SELECT item, location, lot, sum(CAST(quantity AS NUMERIC)) FROM ledger_movements "
+                           "WHERE reason != 'allocation' AND item != 'CHAIR-ERGO' GROUP BY item, location, lot "
+                           "ORDER BY item, location, lot")
+
+
+async def test_cancelling_the_latest_completion_reverses_its_flush_and_lot_and_the_order_stays_open(
+        database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-C", "CHAIR-ERGO", 20)])
+    await feed(database_url, [CompletionReported(order_id="SO-C", quantity=Decimal(8))])
+    after_first = await _component_balances(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-C", quantity=Decimal(7))])
+    await feed(database_url, [_cancel("SO-C", "SO-C-C15")])
+    assert await _component_balances(database_url) == after_first  # back to the very lots, exactly
+    assert await rows(database_url, "SELECT status, completed FROM production_orders") == [("in-production", "8")]
+    assert await rows(database_url, "SELECT lot FROM finished_lots WHERE cancelled_at IS NULL") == [("SO-C-C8",)]
+    assert await rows(database_url, "SELECT count(*) FROM ledger_movements WHERE into_lot = 'SO-C-C15' "
+                                    "GROUP BY into_lot, item, lot HAVING sum(CAST(quantity AS NUMERIC)) != 0") == []
+    [cancelled] = await emitted(database_url, "backflush.completion.cancelled")
+    assert (cancelled["lot"], cancelled["quantity"], cancelled["cumulative_quantity"]) == ("SO-C-C15", "7", "8")
+    # the order goes on: the next completion of 7 flushes what it would have, under a lot name never used before
+    await feed(database_url, [CompletionReported(order_id="SO-C", quantity=Decimal(12))])
+    assert await rows(database_url, "SELECT lot, quantity FROM finished_lots WHERE cancelled_at IS NULL "
+                                    "ORDER BY produced_at") == [("SO-C-C8", "8"), ("SO-C-C20", "12")]
+    assert await rows(database_url, "SELECT status, completed FROM production_orders") == [("completed", "20")]
+
+
+async def test_only_the_latest_completion_can_be_cancelled(database_url: str) -> None:
+    await _two_completions(database_url)
+    await feed(database_url, [_cancel("SO-C", "SO-C-C8")], dead_letters=1)
+    assert await dead_letter_reasons(database_url) == [
+        "cannot cancel completion SO-C-C8 of order SO-C: only the latest completion can be cancelled; "
+        "cancel SO-C-C15 first"]
+    assert await rows(database_url, "SELECT completed FROM production_orders") == [("15",)]
+
+
+async def test_a_shipped_completion_cannot_be_cancelled(database_url: str) -> None:
+    await _two_completions(database_url)
+    await feed(database_url, [GoodsShipped(order_id="SO-C", item="CHAIR-ERGO", quantity=Decimal(15), ship_to="x",
+                                           lots=["SO-C-C8", "SO-C-C15"])])
+    await feed(database_url, [_cancel("SO-C", "SO-C-C15")], dead_letters=1)
+    assert await dead_letter_reasons(database_url) == [
+        "cannot cancel completion SO-C-C15 of order SO-C: lot SO-C-C15 was shipped"]
+    assert await rows(database_url, "SELECT completed FROM production_orders") == [("15",)]
+
+
+# -- choice: scrap and manual issues are the order's consumption, not a lot's ------------------------------------------
+
+
+async def test_scrap_reported_against_an_order_is_charged_to_the_order_not_to_a_finished_lot(
+        database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("SO-S", "CHAIR-ERGO", 20)])
+    await feed(database_url, [CompletionReported(order_id="SO-S", quantity=Decimal(8))])
+    await feed(database_url, [ComponentIssueReported(order_id="SO-S", component="CASTOR-50", quantity=Decimal(3),
+                                                     kind="scrap")])
+    assert await rows(database_url, "SELECT production_order, into_lot, quantity FROM ledger_movements "
+                                    "WHERE reason = 'scrap'") == [("SO-S", None, "-3")]
+
+
+async def test_a_parked_flush_names_the_shortage_it_has_now_not_the_one_it_had_at_first(database_url: str) -> None:
+    """62 BASE-STAR-5 needed, 60 in stock; a receipt of 1 leaves it short by 1: the queue and the order say 61
+    available now."""
+    await _release_parked(database_url)
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS1", item="BASE-STAR-5", lot="BS-ONE",
+                                                 quantity=Decimal(1))])
+    assert await rows(database_url, "SELECT reason FROM parked_flushes") == [("BASE-STAR-5: needs 62 pcs, 61 available",)]
+    assert await rows(database_url, "SELECT status, reason FROM production_orders") == [
+        ("parked", "BASE-STAR-5: needs 62 pcs, 61 available")]
+
+
+async def test_once_the_release_posts_an_order_whose_completion_still_waits_shows_that_wait(
+        database_url: str) -> None:
+    await _release_parked(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-A", quantity=Decimal(50))])
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(2))])
+    assert await rows(database_url, "SELECT status, completed, reason FROM production_orders") == [
+        ("parked", "0", "SEAT-ASSY: needs 50 pcs, 40 available")]
