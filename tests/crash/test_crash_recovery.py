@@ -10,6 +10,10 @@ them completed in two partial completions, a quarter signed for), 4 orders of a 
 4 pre-product orders cancelled as soon as placed, 6 post-product orders cancelled after a first partial
 completion; quantities 1 to 5. Seat assemblies cover only 45 % of the chairs at the start, so flushes park in the
 exception queue and are released by two receipts that arrive while the orders flow.
+
+The PostgreSQL variant runs two processes of every service (one database per service on a throw-away server,
+topics of 3 partitions shared by the two instances' consumers), kills every process twice and restarts the broker
+once, with about half the orders (`POSTGRES_MIX`): twelve processes on two cores.
 """
 
 from __future__ import annotations
