@@ -45,7 +45,12 @@ async def lock_for_transaction(session: AsyncSession, *names: str) -> None:
     A name already held by this transaction costs nothing (savepoint rollbacks do not release these locks)."""
     if not is_postgres(session):
         return
-    taken: set[str] = session.info.setdefault(_TAKEN, set())
+    # what this transaction holds: a session that commits and goes on starts with nothing held
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(_TAKEN)
+    if held is None or held[0] is not transaction:
+        held = session.info[_TAKEN] = (transaction, set())
+    taken: set[str] = held[1]
     for name in sorted(set(names) - taken):
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
         taken.add(name)
