@@ -411,7 +411,35 @@ def history_checks(rows: list[Any]) -> list[AuditFinding]:
         "manufacturer: no real lot ever below zero in the history", not below,
         f"{len(running)} real lots followed through {len(rows)} movements, none ever below zero" if not below
         else f"{len(below)} went below zero: {_names(below)}",
-    )]
+    ), _fifo_finding(rows)]
+
+
+def _fifo_finding(rows: list[Any]) -> AuditFinding:
+    """Every backflush took from a lot only when every lot received before it (at that item and location) had
+    nothing available left: first in, first out, replayed from the movement history in append order."""
+    order: dict[tuple[str, str], list[str]] = defaultdict(list)  # lots by first appearance = receipt order
+    available: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    skipped: list[str] = []
+    flushes = 0
+    for row in rows:
+        place, key = (row.item, row.location), (row.item, row.location, row.lot)
+        if row.lot not in order[place]:
+            order[place].append(row.lot)
+        quantity = _decimal(row.quantity)
+        if row.reason == "backflush" and quantity < 0 and row.lot != NEGATIVE_LOT:
+            flushes += 1
+            older = [lot for lot in order[place][:order[place].index(row.lot)]
+                     if lot != NEGATIVE_LOT and available[(row.item, row.location, lot)] > 0]
+            if older:
+                skipped.append(f"#{row.id} took {row.item}/{row.location}/{row.lot} while {older[0]} had "
+                               f"{_figure(available[(row.item, row.location, older[0])])}")
+        # stock promised to an order (an allocation) is not available to a backflush; a release gives it back
+        available[key] += -quantity if row.reason == "allocation" else quantity
+    return AuditFinding(
+        "manufacturer: lots consumed first in first out", not skipped,
+        f"{flushes} backflush movements, each from the oldest lot with stock" if not skipped
+        else f"{len(skipped)} skipped an older lot: {_names(skipped)}",
+    )
 
 
 async def parked_flush_order_checks(session: AsyncSession) -> list[AuditFinding]:
