@@ -541,7 +541,33 @@ async def distributor_checks(session: AsyncSession) -> list[AuditFinding]:
         f"{len(rows)} orders: {summary}" if not lost
         else f"{len(lost)} of {len(rows)} orders neither finished nor saying what they wait for: {_names(lost)}",
     )]
-    return findings + await distributor_storage_checks(session)
+    return findings + await distributor_storage_checks(session) + await order_history_checks(session, rows)
+
+
+FINISHED_ORDER_STATES = ("closed", "rejected", "cancelled")
+
+
+async def order_history_checks(session: AsyncSession, orders: list[Any]) -> list[AuditFinding]:
+    """No order went back: once a transition recorded it closed, rejected or cancelled, no later one moved it
+    elsewhere, and each order's stored state is the last one its history recorded (a write from a stale copy of
+    the order shows as either)."""
+    transitions = (await session.execute(text(
+        "SELECT order_id, state FROM order_transitions ORDER BY id"
+    ))).all()
+    last: dict[str, str] = {}
+    went_back: list[str] = []
+    for row in transitions:
+        before = last.get(row.order_id)
+        if before in FINISHED_ORDER_STATES and row.state != before:
+            went_back.append(f"{row.order_id}: {before} -> {row.state}")
+        last[row.order_id] = row.state
+    went_back += [f"{row.order_id}: stored {row.state}, history ends {last.get(row.order_id, 'empty')}"
+                  for row in orders if last.get(row.order_id) != row.state]
+    return [AuditFinding(
+        "distributor: no order went back from its end", not went_back,
+        f"{len(transitions)} transitions of {len(last)} orders, none after an end, each order's state its last"
+        if not went_back else f"{len(went_back)} went back: {_names(went_back)}",
+    )]
 
 
 #: Distributor states in which an order's goods are not stored yet: a wait for storage is still ahead of it.
