@@ -42,13 +42,11 @@ from backflush_shared.messaging.publish import envelope_for
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.locks import ConcurrentUpdateError
-from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.persistence.outbox import Outbox
+from backflush_shared.service import ServiceDefinition
 from backflush_warehouse.adapters import tables as warehouse_tables
 from backflush_warehouse.app import SERVICE as WAREHOUSE
 from backflush_warehouse.handlers import build_handlers as warehouse_handlers
-
-from backflush_shared.service import ServiceDefinition
 
 pytestmark = pytest.mark.postgres
 
