@@ -10,6 +10,10 @@ them completed in two partial completions, a quarter signed for), 4 orders of a 
 4 pre-product orders cancelled as soon as placed, 6 post-product orders cancelled after a first partial
 completion; quantities 1 to 5. Seat assemblies cover only 45 % of the chairs at the start, so flushes park in the
 exception queue and are released by two receipts that arrive while the orders flow.
+
+The PostgreSQL variant runs two processes of every service (one database per service on a throw-away server,
+topics of 3 partitions shared by the two instances' consumers), kills every process twice and restarts the broker
+once, with about half the orders (`POSTGRES_MIX`): twelve processes on two cores.
 """
 
 from __future__ import annotations
@@ -49,8 +53,13 @@ from support.crash import (
     seat_receipt,
     write_master_data,
 )
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 from support.flows import Flows
+from support.postgres import provide_postgres
 from support.stack import make_stack
+
+from backflush_shared.local_stack import SERVICES
 
 pytestmark = [pytest.mark.crash, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -193,11 +202,44 @@ async def run_audit(urls: dict[str, str], bootstrap_servers: str) -> list[tuple[
 async def test_nothing_lost_nothing_doubled_through_kills_and_a_broker_restart(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    await crash_run(tmp_path, capsys)
+
+
+@pytest.mark.postgres
+async def test_two_instances_of_every_service_on_postgresql_lose_and_double_nothing_through_kills(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same chaos (every process SIGKILLed twice, the broker restarted) with two processes per service
+    sharing one PostgreSQL database per service and the topics' three partitions; fewer orders, same mix."""
+    with provide_postgres("crash") as server_url:
+        urls = {}
+        for name in SERVICES:
+            urls[name] = await _create_database(server_url, name)
+        await crash_run(tmp_path, capsys, database_urls=urls, instances=2, order_mix=POSTGRES_MIX)
+
+
+#: Half the SQLite run's orders: twelve processes share two cores, and each is killed twice.
+POSTGRES_MIX = {"pre": 60, "post": 40, "qc": 4, "pre_cancel": 4, "post_cancel": 6}
+
+
+async def _create_database(server_url: str, name: str) -> str:
+    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")  # CREATE DATABASE needs no transaction
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
+                    database_urls: dict[str, str] | None = None, instances: int = 1,
+                    order_mix: dict[str, int] | None = None) -> None:
     started = time.monotonic()
     seed = int(os.environ.get("BACKFLUSH_CRASH_SEED") or random.SystemRandom().randrange(1, 1_000_000))
     say(f"seed {seed} (replay with BACKFLUSH_CRASH_SEED={seed})")
     rng = random.Random(seed)
-    orders = plan_orders(rng)
+    orders = plan_orders(rng, **(order_mix or {}))
     stock = plan_seat_stock(orders)
     data = write_master_data(tmp_path / "master-data", stock)
     master = load_master_data(data)
@@ -206,7 +248,8 @@ async def test_nothing_lost_nothing_doubled_through_kills_and_a_broker_restart(
 
     broker = LocalKafka(run_dir=tmp_path / "kafka", keep_data=True)
     await broker.astart()
-    stack = make_stack(broker.bootstrap_servers, tmp_path / "stack", extra_env={"warehouse": WAREHOUSE_LAYOUT})
+    stack = make_stack(broker.bootstrap_servers, tmp_path / "stack", extra_env={"warehouse": WAREHOUSE_LAYOUT},
+                       database_urls=database_urls or {}, instances=instances)
     dbs: Databases | None = None
     publisher = ReliablePublisher(broker.bootstrap_servers, stack.topic_prefix)
     chaos: Chaos | None = None
@@ -222,8 +265,10 @@ async def test_nothing_lost_nothing_doubled_through_kills_and_a_broker_restart(
             f"loaded in {time.monotonic() - services_up:.1f} s; {len(orders)} orders to place")
 
         driver = Driver(orders, publisher, dbs, stock.later_receipts)
-        chaos = Chaos(stack, broker, seed, started=time.monotonic(),
-                      in_flight=in_flight_counter(stack.workdir / "distributor.db", lambda: driver.placed))
+        # orders in flight are read from the distributor's SQLite file; on PostgreSQL the kill log says "None"
+        in_flight = (in_flight_counter(stack.workdir / "distributor.db", lambda: driver.placed) if instances == 1
+                     else (lambda: None))
+        chaos = Chaos(stack, broker, seed, started=time.monotonic(), in_flight=in_flight)
         say(f"chaos schedule: {chaos.describe()}")
         chaos_task = asyncio.ensure_future(asyncio.to_thread(chaos.run))
         driven_at = time.monotonic()
@@ -247,6 +292,8 @@ async def test_nothing_lost_nothing_doubled_through_kills_and_a_broker_restart(
         elapsed = time.monotonic() - started
 
         figures: dict[str, Any] = {
+            "database": "PostgreSQL" if database_urls else "SQLite",
+            "instances per service": instances,
             "seed": seed,
             "orders": f"{len(orders)} ({sum(1 for x in orders if x.flow == 'pre')} pre, "
                       f"{sum(1 for x in orders if x.flow == 'post')} post)",

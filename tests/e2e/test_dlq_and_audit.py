@@ -222,7 +222,7 @@ async def test_audit_is_clean_after_normal_flows_and_names_each_breach(flows: Fl
         return findings if all(f.ok for f in findings) else None
     findings = await eventually(clean, what="a clean audit", stack=stack)
     checks = {f.check: f for f in findings}
-    assert len(checks) == 25
+    assert len(checks) == 31
     assert checks["distributor: every order finished or waiting with a reason"].detail.startswith("3 orders:")
     assert checks["warehouse: consignment stock = stored - shipped"].detail == (
         "stored 4 - shipped 3 - released 1 = 0 in consignment stock"
@@ -261,11 +261,15 @@ async def test_audit_is_clean_after_normal_flows_and_names_each_breach(flows: Fl
     failed = {f.check: f.detail for f in findings if not f.ok}
     assert sorted(failed) == [
         "distributor: every order finished or waiting with a reason",
+        "distributor: no order went back from its end",
         "distributor: outbox fully published",
         "manufacturer: NEGATIVE lots only where the policy allows",
+        "manufacturer: lots consumed first in first out",
+        "manufacturer: no real lot ever below zero in the history",
         "manufacturer: no real lot negative",
         "warehouse: consignment stock = stored - shipped",
         "warehouse: shipments match the units shipped",
+        "warehouse: used space = units stored, per location",
     ]
     assert failed["distributor: outbox fully published"].startswith("1 of ")
     assert "oldest 3h old; 1 older than 10s" in failed["distributor: outbox fully published"]
@@ -275,17 +279,22 @@ async def test_audit_is_clean_after_normal_flows_and_names_each_breach(flows: Fl
     assert "SEAT-ASSY (policy park)" in failed["manufacturer: NEGATIVE lots only where the policy allows"]
     assert "consignment stock 3 differs" in failed["warehouse: consignment stock = stored - shipped"]
     assert "AUD-POST: shipment of 3, units out 0" in failed["warehouse: shipments match the units shipped"]
+    assert failed["manufacturer: no real lot ever below zero in the history"].startswith(
+        "1 went below zero: CASTOR-50/MAIN/GHOST-LOT -5 at movement #")
+    assert "took CASTOR-50/MAIN/GHOST-LOT while" in failed["manufacturer: lots consumed first in first out"]
+    assert failed["distributor: no order went back from its end"] == (
+        "1 went back: AUD-PRE: stored forwarded, history ends closed")
     # the ledger itself still adds up: the domain and the raw sums agree on the corrupted rows too
     assert next(f for f in findings if f.check == "manufacturer: ledger balances = sums of movements").ok
 
     result = backflush("audit", *database_args(stack))
     assert result.returncode == 1
-    assert result.stdout.count("FAIL") == 6 and "6 breaches" in result.stdout
+    assert result.stdout.count("FAIL") == 10 and "10 breaches" in result.stdout
     # under a global `allow` policy (read from the manufacturer's variable) the negative SEAT-ASSY lot is no breach
     allowed = backflush("audit", *database_args(stack), "--json", env={"BACKFLUSH_NEGATIVE_STOCK_POLICY": "allow"})
     assert allowed.returncode == 1
     as_json = json.loads(allowed.stdout)
-    assert as_json["ok"] is False and len(as_json["findings"]) == 25
+    assert as_json["ok"] is False and len(as_json["findings"]) == 31
     assert sorted(f["check"] for f in as_json["findings"] if not f["ok"]) == [
         check for check in sorted(failed) if check != "manufacturer: NEGATIVE lots only where the policy allows"
     ]

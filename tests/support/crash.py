@@ -243,7 +243,7 @@ class ChaosLog:
 
 
 class Chaos:
-    """SIGKILLs every service at random moments (seeded) and restarts it, restarts the broker once; between its
+    """SIGKILLs every service process at random moments (seeded) and restarts it, restarts the broker once; between its
     own actions it watches for services that die on their own, records that as a finding and restarts them, as
     compose's `restart: unless-stopped` would. Runs in a thread: every action here blocks."""
 
@@ -257,7 +257,9 @@ class Chaos:
         self.log = ChaosLog(seed)
         self.started = started or time.monotonic()
         self.hard = hard_broker_restart
-        actions = [name for name in SERVICES for _ in range(kills_per_service)] + ["broker"]
+        # every process (each instance of a service), in the stack's order: one instance each gives the schedule
+        # a seed always gave
+        actions = [name for name in stack.processes for _ in range(kills_per_service)] + ["broker"]
         self.rng.shuffle(actions)
         self.schedule = [(first_after if n == 0 else self.rng.uniform(*gap), action) for n, action in
                          enumerate(actions)]

@@ -424,7 +424,90 @@ async def manufacturer_checks(session: AsyncSession, negative_stock_policy: str 
         else f"{len(stuck)} still wait for a finished order: {_names(stuck)}",
     ))
     findings += await parked_flush_release_checks(session)
+    findings += history_checks(rows)
+    findings += await parked_flush_order_checks(session)
     return findings
+
+
+def history_checks(rows: list[Any]) -> list[AuditFinding]:
+    """No real lot ever went below zero, at any point of the movement history (in append order): an end balance
+    of zero can hide two flushes that took the same stock while a receipt made up for one of them."""
+    running: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    went_below: dict[tuple[str, str, str], tuple[Decimal, int]] = {}
+    for row in rows:
+        if row.reason == "allocation" or row.lot == NEGATIVE_LOT:
+            continue
+        key = (row.item, row.location, row.lot)
+        running[key] += _decimal(row.quantity)
+        if running[key] < 0 and (key not in went_below or running[key] < went_below[key][0]):
+            went_below[key] = (running[key], row.id)
+    below = [f"{'/'.join(key)} {_figure(low)} at movement #{movement}"
+             for key, (low, movement) in sorted(went_below.items())]
+    return [AuditFinding(
+        "manufacturer: no real lot ever below zero in the history", not below,
+        f"{len(running)} real lots followed through {len(rows)} movements, none ever below zero" if not below
+        else f"{len(below)} went below zero: {_names(below)}",
+    ), _fifo_finding(rows)]
+
+
+def _fifo_finding(rows: list[Any]) -> AuditFinding:
+    """Every backflush took from a lot only when every lot received before it (at that item and location) had
+    nothing available left: first in, first out, replayed from the movement history in append order."""
+    order: dict[tuple[str, str], list[str]] = defaultdict(list)  # lots by first appearance = receipt order
+    available: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    skipped: list[str] = []
+    flushes = 0
+    for row in rows:
+        place, key = (row.item, row.location), (row.item, row.location, row.lot)
+        if row.lot not in order[place]:
+            order[place].append(row.lot)
+        quantity = _decimal(row.quantity)
+        if row.reason == "backflush" and quantity < 0 and row.lot != NEGATIVE_LOT:
+            flushes += 1
+            older = [lot for lot in order[place][:order[place].index(row.lot)]
+                     if lot != NEGATIVE_LOT and available[(row.item, row.location, lot)] > 0]
+            if older:
+                skipped.append(f"#{row.id} took {row.item}/{row.location}/{row.lot} while {older[0]} had "
+                               f"{_figure(available[(row.item, row.location, older[0])])}")
+        # stock promised to an order (an allocation) is not available to a backflush; a release gives it back
+        available[key] += -quantity if row.reason == "allocation" else quantity
+    return AuditFinding(
+        "manufacturer: lots consumed first in first out", not skipped,
+        f"{flushes} backflush movements, each from the oldest lot with stock" if not skipped
+        else f"{len(skipped)} skipped an older lot: {_names(skipped)}",
+    )
+
+
+async def parked_flush_order_checks(session: AsyncSession) -> list[AuditFinding]:
+    """Posted parked flushes kept their place in line: none posted before an earlier parked flush of its own
+    production order, nor before an earlier one that was short of a component it needs (the queue's rule, see
+    backflush_manufacturer.domain.parking)."""
+    rows = (await session.execute(text(
+        "SELECT id, order_id, reason, request, resolved_at FROM parked_flushes WHERE status = 'posted' ORDER BY id"
+    ))).all()
+    needs: dict[int, set[str]] = {}
+    short: dict[int, set[str]] = {}
+    for row in rows:
+        try:
+            needs[row.id] = {str(line["item"]) for line in json.loads(row.request)["requirements"]}
+        except (ValueError, KeyError, TypeError):
+            needs[row.id] = set()
+        # "ITEM: needs 3 pcs, 1 available; ..." names what the flush was short of when it parked
+        short[row.id] = {part.split(":", 1)[0] for part in (row.reason or "").split("; ") if ": needs " in part}
+    overtaken: list[str] = []
+    for n, earlier in enumerate(rows):
+        earlier_at = _aware(earlier.resolved_at)
+        for later in rows[n + 1:]:
+            later_at = _aware(later.resolved_at)
+            if earlier_at is None or later_at is None or later_at >= earlier_at:
+                continue
+            if later.order_id == earlier.order_id or needs[later.id] & short[earlier.id]:
+                overtaken.append(f"#{later.id} {later.order_id} posted before #{earlier.id} {earlier.order_id}")
+    return [AuditFinding(
+        "manufacturer: parked flushes posted in arrival order", not overtaken,
+        f"{len(rows)} posted parked flushes, none ahead of an earlier one it waited behind" if not overtaken
+        else f"{len(overtaken)} overtook: {_names(overtaken)}",
+    )]
 
 
 #: The exception queue's reason for a flush queued behind an earlier parked flush of its own order
@@ -503,7 +586,33 @@ async def distributor_checks(session: AsyncSession) -> list[AuditFinding]:
         f"{len(rows)} orders: {summary}" if not lost
         else f"{len(lost)} of {len(rows)} orders neither finished nor saying what they wait for: {_names(lost)}",
     )]
-    return findings + await distributor_storage_checks(session)
+    return findings + await distributor_storage_checks(session) + await order_history_checks(session, rows)
+
+
+FINISHED_ORDER_STATES = ("closed", "rejected", "cancelled")
+
+
+async def order_history_checks(session: AsyncSession, orders: list[Any]) -> list[AuditFinding]:
+    """No order went back: once a transition recorded it closed, rejected or cancelled, no later one moved it
+    elsewhere, and each order's stored state is the last one its history recorded (a write from a stale copy of
+    the order shows as either)."""
+    transitions = (await session.execute(text(
+        "SELECT order_id, state FROM order_transitions ORDER BY id"
+    ))).all()
+    last: dict[str, str] = {}
+    went_back: list[str] = []
+    for row in transitions:
+        before = last.get(row.order_id)
+        if before in FINISHED_ORDER_STATES and row.state != before:
+            went_back.append(f"{row.order_id}: {before} -> {row.state}")
+        last[row.order_id] = row.state
+    went_back += [f"{row.order_id}: stored {row.state}, history ends {last.get(row.order_id, 'empty')}"
+                  for row in orders if last.get(row.order_id) != row.state]
+    return [AuditFinding(
+        "distributor: no order went back from its end", not went_back,
+        f"{len(transitions)} transitions of {len(last)} orders, none after an end, each order's state its last"
+        if not went_back else f"{len(went_back)} went back: {_names(went_back)}",
+    )]
 
 
 #: Distributor states in which an order's goods are not stored yet: a wait for storage is still ahead of it.
@@ -632,7 +741,31 @@ async def warehouse_checks(session: AsyncSession) -> list[AuditFinding]:
         if not over else f"{len(over)} over: {_names(over)}",
     ))
     findings += await warehouse_storage_checks(session)
+    findings += warehouse_occupancy_checks(units, (await session.execute(text(
+        "SELECT code, used FROM locations ORDER BY code"))).all())
+    cancelled = set((await session.execute(text("SELECT order_id FROM cancelled_orders"))).scalars().all())
+    left = sorted({u.order_id for u in units if u.status == "stored" and u.order_id in cancelled})
+    findings.append(AuditFinding(
+        "warehouse: no units stored for a cancelled order", not left,
+        f"{len(cancelled)} cancelled orders, none with units still stored" if not left
+        else f"{len(left)} cancelled orders still hold stored units: {_names(left)}",
+    ))
     return findings
+
+
+def warehouse_occupancy_checks(units: list[Any], locations: list[Any]) -> list[AuditFinding]:
+    """Each location's recorded `used` (what put-aways plan from) equals the units stored there."""
+    stored: dict[str, Decimal] = defaultdict(Decimal)
+    for unit in units:
+        if unit.status == "stored":
+            stored[unit.location] += _decimal(unit.quantity)
+    drift = [f"{row.code}: used {_figure(_decimal(row.used))}, {_figure(stored.get(row.code, ZERO))} stored"
+             for row in locations if _decimal(row.used) != stored.get(row.code, ZERO)]
+    return [AuditFinding(
+        "warehouse: used space = units stored, per location", not drift,
+        f"{len(locations)} locations, each one's used space equal to its stored units" if not drift
+        else f"{len(drift)} differ: {_names(drift)}",
+    )]
 
 
 async def warehouse_storage_checks(session: AsyncSession) -> list[AuditFinding]:

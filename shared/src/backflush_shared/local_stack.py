@@ -1,7 +1,9 @@
 """The three services as separate processes on this machine, as in production: for the demo, tests, benchmarks.
 
 Each service runs `python -m backflush_shared serve NAME` with its own SQLite file and health port, configured
-through the same BACKFLUSH_* variables as in docker compose.
+through the same BACKFLUSH_* variables as in docker compose. With `instances` above one (and `database_urls` of a
+PostgreSQL database per service), each service runs that many processes: same database, same consumer group,
+a health port each; the first is named after its service, the others `NAME-2`, `NAME-3`, ...
 """
 
 from __future__ import annotations
@@ -35,12 +37,16 @@ def free_port() -> int:
 
 @dataclass
 class ServiceProcess:
-    name: str
+    name: str  # the process: its service's name, or NAME-2, NAME-3, ... for further instances
     health_port: int
     database_url: str
     log_path: Path
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    service: str = ""  # the service it runs (its name when empty)
+
+    def __post_init__(self) -> None:
+        self.service = self.service or self.name
 
     @property
     def running(self) -> bool:
@@ -61,36 +67,45 @@ class LocalStack:
     extra_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     log_level: str = "INFO"
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    #: processes per service; more than one needs a database every instance shares (`database_urls`)
+    instances: int = 1
+    database_urls: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for name in self.services:
-            database_url = f"sqlite+aiosqlite:///{self.workdir / f'{name}.db'}"
-            port = free_port()
-            env = {
-                "BACKFLUSH_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-                "BACKFLUSH_TOPIC_PREFIX": self.topic_prefix,
-                "BACKFLUSH_DATABASE_URL": database_url,
-                "BACKFLUSH_HEALTH_HOST": "127.0.0.1",
-                "BACKFLUSH_HEALTH_PORT": str(port),
-                "BACKFLUSH_LOG_LEVEL": self.log_level,
-                **self.extra_env.get(name, {}),
-            }
-            self.processes[name] = ServiceProcess(name, port, database_url, self.workdir / f"{name}.log", env)
+            database_url = self.database_urls.get(name) or f"sqlite+aiosqlite:///{self.workdir / f'{name}.db'}"
+            if self.instances > 1 and database_url.startswith("sqlite"):
+                raise LocalStackError(f"{self.instances} instances of {name} need a PostgreSQL database: a SQLite "
+                                      "file has one writer")
+            for instance in range(1, self.instances + 1):
+                key = name if instance == 1 else f"{name}-{instance}"
+                port = free_port()
+                env = {
+                    "BACKFLUSH_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+                    "BACKFLUSH_TOPIC_PREFIX": self.topic_prefix,
+                    "BACKFLUSH_DATABASE_URL": database_url,
+                    "BACKFLUSH_HEALTH_HOST": "127.0.0.1",
+                    "BACKFLUSH_HEALTH_PORT": str(port),
+                    "BACKFLUSH_LOG_LEVEL": self.log_level,
+                    **self.extra_env.get(name, {}),
+                }
+                self.processes[key] = ServiceProcess(key, port, database_url, self.workdir / f"{key}.log", env,
+                                                     service=name)
 
     def database_url(self, name: str) -> str:
         return self.processes[name].database_url
 
     def start(self, timeout: float = 60.0) -> None:
-        for name in self.services:
-            self._spawn(self.processes[name])
+        for service in self.processes.values():
+            self._spawn(service)
         self.wait_healthy(timeout)
 
     def _spawn(self, service: ServiceProcess) -> None:
         env = {**os.environ, **service.env}
         log = service.log_path.open("ab")
         service.process = subprocess.Popen(
-            [sys.executable, "-m", "backflush_shared", "serve", service.name],
+            [sys.executable, "-m", "backflush_shared", "serve", service.service],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -101,7 +116,7 @@ class LocalStack:
 
     def wait_healthy(self, timeout: float = 60.0, names: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        for name in names or self.services:
+        for name in names or list(self.processes):
             service = self.processes[name]
             while True:
                 if not service.running:

@@ -13,6 +13,7 @@ from typing import Any, Union
 
 import asyncio
 import logging
+import random
 
 import structlog
 import typer
@@ -32,6 +33,7 @@ from backflush_shared.messaging.processor import BatchProcessor, Handler
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Inbox
+from backflush_shared.persistence.locks import is_retryable_conflict
 from backflush_shared.persistence.messaging_tables import CONSUMED_RANGES
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.persistence.outbox import Outbox
@@ -41,6 +43,11 @@ log = structlog.get_logger("backflush.service")
 
 #: How often one record may fail (with the rest of its batch, then alone) before it is dead-lettered.
 MAX_ATTEMPTS = 5
+
+#: How often a whole batch is run again at once when it only lost a race with another transaction (a PostgreSQL
+#: deadlock or serialization failure, a conditional write that found its row changed) before it is treated like
+#: any failure (record by record): such a batch is fine, and running it again a moment later usually just works.
+CONFLICT_RETRIES = 4
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,7 @@ class ServiceRuntime:
         """
         assert self.processor is not None
         try:
-            result = await self.processor.process(records)
+            result = await self._process_retrying_conflicts(records)
         except Exception as error:  # noqa: BLE001 - anything unexpected is retried, never swallowed
             log.warning("batch failed; applying its records one by one", error_type=type(error).__name__,
                         error=str(error), records=len(records))
@@ -151,6 +158,21 @@ class ServiceRuntime:
                 log.info("batch applied", records=len(records), applied=result.applied,
                          duplicates=result.duplicates, dead_lettered=result.dead_lettered)
         await message.ack()  # commits each partition's position: past what was applied, at what was rewound
+
+    async def _process_retrying_conflicts(self, records: Sequence[Any]) -> Any:
+        assert self.processor is not None
+        for retry in range(1, CONFLICT_RETRIES + 1):
+            try:
+                return await self.processor.process(records)
+            except Exception as error:  # noqa: BLE001 - only a lost race is retried here; the rest goes on up
+                if not is_retryable_conflict(error):
+                    raise
+                delay = random.uniform(0.02, 0.1) * 2**retry  # jitter: the two losers must not meet again
+                log.warning("batch lost a race with another transaction; running it again", retry=retry,
+                            retry_in_seconds=round(delay, 3), error_type=type(error).__name__,
+                            error=str(error).splitlines()[0] if str(error) else "", records=len(records))
+                await asyncio.sleep(delay)
+        return await self.processor.process(records)
 
     async def _record_by_record(self, records: Sequence[Any], consumer: Any) -> None:
         assert self.processor is not None

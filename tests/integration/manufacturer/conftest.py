@@ -7,23 +7,15 @@ PostgreSQL database created on the run's one server (so the server starts once, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
-from support.postgres import provide_postgres
 
 from backflush_manufacturer.app import SERVICE
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.migrations import upgrade_to_head_async
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The URL of the run's PostgreSQL database, from which each test's own database is created."""
-    with provide_postgres() as url:
-        yield url
 
 
 async def _admin(server_url: str, statement: str) -> None:

@@ -99,6 +99,7 @@ class Setup:
     delays: list[float]
     failures_left: dict[str, int]
     calls: dict[str, int]
+    deadlocks_left: dict[str, int]
 
     async def consume(self, *records: FakeRecord) -> FakeMessage:
         message = FakeMessage(self.consumer)
@@ -118,6 +119,12 @@ class Setup:
                       if r["event_type"] == o.OrderForwarded.event_type)
 
 
+class Deadlock(Exception):
+    """What asyncpg raises when PostgreSQL broke a deadlock by aborting this transaction."""
+
+    sqlstate = "40P01"
+
+
 @pytest.fixture
 async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Setup]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'distributor.db'}"
@@ -128,6 +135,7 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
 
     failures_left: dict[str, int] = {}
     calls: dict[str, int] = {}
+    deadlocks_left: dict[str, int] = {}
     apply_order = runtime.processor.handlers[o.OrderPlaced]
 
     async def flaky(ctx: HandlerContext) -> None:
@@ -137,6 +145,9 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         if failures_left.get(order_id, 0) > 0:
             failures_left[order_id] -= 1
             raise OperationalError("INSERT INTO orders ...", {}, Exception("database is locked"))
+        if deadlocks_left.get(order_id, 0) > 0:
+            deadlocks_left[order_id] -= 1
+            raise OperationalError("UPDATE orders ...", {}, Deadlock("deadlock detected"))
         await apply_order(ctx)
 
     runtime.processor.handlers[o.OrderPlaced] = flaky
@@ -153,9 +164,10 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             return self.loop.call_later(delay, callback, *args)
 
     monkeypatch.setattr(service_module, "asyncio",
-                        SimpleNamespace(get_running_loop=lambda: Loop(asyncio.get_running_loop())))
+                        SimpleNamespace(get_running_loop=lambda: Loop(asyncio.get_running_loop()),
+                                        sleep=asyncio.sleep))
     try:
-        yield Setup(runtime, FakeConsumer(), delays, failures_left, calls)
+        yield Setup(runtime, FakeConsumer(), delays, failures_left, calls, deadlocks_left)
     finally:
         await runtime.database.close()
 
@@ -262,3 +274,17 @@ async def test_a_refused_event_is_applied_again_only_when_replayed_from_its_dead
     letters = [r["event_id"] for r in await setup.rows(outbox) if r["topic"] == "orders.dlq"]
     assert letters == ["dlq:distributor:orders:2:0"]
     assert setup.consumer.take() == []
+
+
+async def test_a_batch_that_lost_a_deadlock_is_run_again_whole_and_applied_without_partition_pauses(
+    setup: Setup,
+) -> None:
+    a, b, c = placed("A", 0, 10), placed("B", 0, 11), placed("C", 1, 5)
+    setup.deadlocks_left["B"] = 3  # another instance's transaction won three times in a row
+
+    await setup.consume(a, b, c)
+
+    assert setup.consumer.take() == []  # no record went one by one: no rewind, no pause
+    assert await setup.order_ids() == ["A", "B", "C"]
+    assert setup.calls == {"A": 4, "B": 4, "C": 1}  # the whole batch ran four times; C came after B
+    assert not [r for r in await setup.rows(outbox) if r["topic"].endswith(".dlq")]

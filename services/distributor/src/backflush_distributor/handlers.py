@@ -233,7 +233,7 @@ async def _on_order_event(ctx: HandlerContext) -> None:
     """Every other event about an order: record it in the order's history, then move its milestones."""
     event = ctx.event
     order_id = event.record_key()
-    row = await repository.load(ctx.session, order_id)
+    row = await repository.load(ctx.session, order_id, for_update=True)
     if row is None:
         raise UnknownOrderError(order_id, type(event).__name__)
     await _record(ctx, order_id)
@@ -266,7 +266,7 @@ async def _on_capacity_announced(ctx: HandlerContext) -> None:
     for kind, capacity in capacities.items():
         await repository.set_capacity(ctx.session, kind, capacity, at=at, cause_event_id=cause)
     ctx.log.info("storage capacity announced", **{kind: str(value) for kind, value in capacities.items()})
-    for row in await repository.open_orders(ctx.session):
+    for row in await repository.open_orders(ctx.session, for_update=True):
         reason = never_fits(row.order.flow, row.order.quantity, capacities)
         if reason is None or not may_cancel_for_capacity(row.order):
             continue

@@ -18,6 +18,7 @@ from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import RackPlacement
 from backflush_shared.messaging.processor import Handler, HandlerContext
+from backflush_shared.persistence.locks import lock_for_transaction
 
 from backflush_warehouse.adapters.tables import (
     cancelled_orders,
@@ -59,9 +60,15 @@ async def _occupied(session: AsyncSession) -> dict[str, Decimal]:
 
 
 async def _occupy(session: AsyncSession, changes: dict[str, Decimal]) -> None:
-    """Keep each location's `used` equal to the units stored there (the audit checks it)."""
-    occupied = await _occupied(session)
-    for code, change in changes.items():
+    """Keep each location's `used` equal to the units stored there (the audit checks it).
+
+    `used` is decimal text, so the sum is made here, not in SQL: the rows are read locked (in code order) and
+    every handler already holds the storage lock (see `build_handlers`), so no other transaction writes between."""
+    occupied = {code: used for code, used in (await session.execute(
+        select(locations.c.code, locations.c.used).where(locations.c.code.in_(sorted(changes)))
+        .order_by(locations.c.code).with_for_update()
+    )).all()}
+    for code, change in sorted(changes.items()):
         await session.execute(
             update(locations).where(locations.c.code == code).values(used=occupied.get(code, Decimal(0)) + change)
         )
@@ -347,8 +354,26 @@ async def on_completion_cancelled(ctx: HandlerContext) -> None:
     await _retry_waiting_put_aways(ctx)
 
 
+#: The advisory lock of the warehouse's storage: every location's space, the put-aways waiting for it, and the
+#: units of every order. A put-away plans from the free space of all locations of its kind, a shipment or a
+#: cancellation hands freed space to any waiting order, and a put-away must see a cancellation of its order that
+#: committed first: so every handler takes this one lock before it reads anything (PostgreSQL with several
+#: instances; SQLite has one writer anyway).
+STORAGE_LOCK = "warehouse:storage"
+
+
+def _under_storage_lock(handler: Handler) -> Handler:
+    async def locked(ctx: HandlerContext) -> None:
+        await lock_for_transaction(ctx.session, STORAGE_LOCK)
+        await handler(ctx)
+
+    locked.__name__ = locked.__qualname__ = handler.__name__
+    locked.__doc__ = handler.__doc__
+    return locked
+
+
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
-    return {
+    handlers: dict[type[Event], Handler] = {
         c.CompletionCancelled: on_completion_cancelled,
         inv.GoodsDirectedToRacks: on_directed_to_racks,
         inv.GoodsTurnedOver: on_turned_over,
@@ -357,6 +382,7 @@ def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
         o.OrderCancelled: on_order_cancelled,
         o.DeliveryRequested: on_delivery_requested,
     }
+    return {model: _under_storage_lock(handler) for model, handler in handlers.items()}
 
 
 PUBLISHES: tuple[type[Event], ...] = (

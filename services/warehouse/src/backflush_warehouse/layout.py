@@ -11,6 +11,8 @@ from sqlalchemy import insert, select, update
 
 from backflush_shared.contracts.inventory_details import StorageCapacityAnnounced
 
+from backflush_shared.persistence.locks import lock_for_transaction
+
 from backflush_warehouse.adapters.tables import locations
 from backflush_warehouse.domain.storage import LocationKind, capacity_of, parse_layout
 
@@ -21,6 +23,8 @@ async def apply_layout(runtime: Any) -> None:
         settings.consignment_locations, LocationKind.CONSIGNMENT
     )
     async with runtime.database.transaction() as session:
+        # instances starting together lay out one set of locations, not a duplicate key each
+        await lock_for_transaction(session, "warehouse:storage")
         known = {row.code for row in (await session.execute(select(locations.c.code))).all()}
         for position, location in enumerate(wanted):
             values = {"kind": location.kind.value, "capacity": location.capacity, "position": position}

@@ -7,12 +7,17 @@ import contextlib
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
 
 from backflush_shared.messaging.security import KafkaSecurity, kafka_options
-from backflush_shared.persistence.database import Database
-from backflush_shared.persistence.outbox import Outbox
+from backflush_shared.persistence.database import Database, is_sqlite
+from backflush_shared.persistence.locks import advisory_key
+from backflush_shared.persistence.outbox import Outbox, PendingRecord
 
 log = structlog.get_logger("backflush.relay")
+
+#: How soon a relay looks again when another instance's relay held the outbox (its own rows may be pending).
+BUSY_POLL_SECONDS = 0.05
 
 
 class OutboxRelay:
@@ -36,6 +41,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._busy = False  # the last pass found another instance's relay publishing
         self.published = 0
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -69,27 +75,54 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish everything pending now; returns how many records went out."""
+        if not is_sqlite(self.database.url):
+            return await self._publish_pending_as_leader()
         total = 0
         while True:
             async with self.database.reading() as session:
                 pending = await self.outbox.pending(session, self.batch_size)
             if not pending:
                 return total
-            assert self._producer is not None, "start() the relay first"
-            acknowledgements = [
-                await self._producer.send(row.topic, value=row.value, key=row.key, headers=row.headers)
-                for row in pending
-            ]
-            await asyncio.gather(*acknowledgements)
+            await self._send(pending)
             async with self.database.transaction() as session:
                 await self.outbox.mark_published(session, [row.id for row in pending])
             total += len(pending)
             self.published += len(pending)
 
+    async def _publish_pending_as_leader(self) -> int:
+        """PostgreSQL, where every instance of the service runs a relay over the same outbox: each burst is read,
+        sent and marked in one transaction that holds the outbox's advisory lock, so one relay at a time publishes
+        and the others skip (they find nothing pending once it commits). Claiming rows one by one instead (SKIP
+        LOCKED) would let two relays send one key's records in parallel bursts, out of order."""
+        total = 0
+        while True:
+            async with self.database.transaction() as session:
+                leader = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                                {"key": advisory_key(f"outbox:{self.outbox.table.name}")})).scalar()
+                if not leader:
+                    self._busy = True  # another relay publishes now; look again soon, its burst may end before ours
+                    return total
+                pending = await self.outbox.pending(session, self.batch_size)
+                if not pending:
+                    return total
+                await self._send(pending)
+                await self.outbox.mark_published(session, [row.id for row in pending])
+            total += len(pending)
+            self.published += len(pending)
+
+    async def _send(self, pending: list[PendingRecord]) -> None:
+        assert self._producer is not None, "start() the relay first"
+        acknowledgements = [
+            await self._producer.send(row.topic, value=row.value, key=row.key, headers=row.headers)
+            for row in pending
+        ]
+        await asyncio.gather(*acknowledgements)
+
     async def _run(self) -> None:
         failures = 0
         while True:
             self._wake.clear()  # before reading, so a commit landing during the burst triggers another pass
+            self._busy = False
             try:
                 await self.publish_pending()
                 failures = 0
@@ -103,4 +136,5 @@ class OutboxRelay:
             if self._stopping:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll_seconds)
+                await asyncio.wait_for(self._wake.wait(),
+                                       timeout=BUSY_POLL_SECONDS if self._busy else self.idle_poll_seconds)

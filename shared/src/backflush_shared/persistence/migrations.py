@@ -8,10 +8,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from backflush_shared.persistence.database import create_engine
+from backflush_shared.persistence.locks import advisory_key
+
+#: Instances of one service started together migrate one at a time (PostgreSQL): the others wait, then find the
+#: schema current. Without it they all ran `CREATE TABLE alembic_version` at once, and all but one crashed.
+MIGRATION_LOCK = "backflush:migrations"
 
 
 def alembic_config(url: str, script_location: Path) -> Config:
@@ -50,6 +55,10 @@ def run_env(context: Any, target_metadata: MetaData) -> None:
         engine = create_engine(url)
         try:
             async with engine.connect() as connection:
+                if connection.dialect.name == "postgresql":
+                    # held until the migration's transaction commits: the next instance then reads the new version
+                    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                             {"key": advisory_key(MIGRATION_LOCK)})
                 await connection.run_sync(run)
                 await connection.commit()
         finally:

@@ -53,8 +53,15 @@ class OrderRow:
         self.details = details
 
 
-async def load(session: AsyncSession, order_id: str) -> OrderRow | None:
-    row = (await session.execute(select(orders).where(orders.c.order_id == order_id))).mappings().one_or_none()
+async def load(session: AsyncSession, order_id: str, *, for_update: bool = False) -> OrderRow | None:
+    """An order; `for_update` locks its row until the transaction ends (PostgreSQL; SQLite has one writer).
+
+    Two events of one order may be applied at once (by the consumers of two topics, or two instances during a
+    rebalance): each must start from what the other committed, or `save` writes back a stale order."""
+    query = select(orders).where(orders.c.order_id == order_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await session.execute(query)).mappings().one_or_none()
     if row is None:
         return None
     order = Order(row["order_id"], row["flow"], row["item"], row["quantity"], _milestones_from_json(row["milestones"]))
@@ -127,12 +134,16 @@ async def set_capacity(session: AsyncSession, kind: str, capacity: Decimal, *, a
         await session.execute(insert(storage_capacity).values(kind=kind, **values))
 
 
-async def open_orders(session: AsyncSession) -> list[OrderRow]:
-    """Every order not closed, rejected or cancelled."""
+async def open_orders(session: AsyncSession, *, for_update: bool = False) -> list[OrderRow]:
+    """Every order not closed, rejected or cancelled (locked in order id order with `for_update`)."""
     ids = (await session.execute(
         select(orders.c.order_id).where(orders.c.state.not_in(("closed", "rejected", "cancelled")))
         .order_by(orders.c.created_at, orders.c.order_id)
     )).scalars().all()
+    if for_update and ids:
+        # one statement, in order id order: two transactions locking several orders take them in the same order
+        await session.execute(select(orders.c.order_id).where(orders.c.order_id.in_(ids))
+                              .order_by(orders.c.order_id).with_for_update())
     return [row for row in [await load(session, order_id) for order_id in ids] if row is not None]
 
 

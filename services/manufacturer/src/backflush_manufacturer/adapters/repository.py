@@ -18,6 +18,7 @@ from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.messaging.processor import TRANSACTION_CACHES
+from backflush_shared.persistence.locks import ConcurrentUpdateError, lock_for_transaction
 
 from backflush_manufacturer.adapters.tables import (
     bom_lines,
@@ -173,6 +174,7 @@ class LedgerCache:
         self._high_water = 0
 
     async def load(self, session: AsyncSession, item_codes: Iterable[str] | None = None) -> StockLedger:
+        await lock_stock(session)
         if not self.enabled:
             return await load_ledger(session, item_codes)
         return (await self._working(session))[0]
@@ -212,6 +214,18 @@ class LedgerCache:
 
 def _caches(session: AsyncSession) -> dict[str, Any]:
     return session.info.setdefault(TRANSACTION_CACHES, {})
+
+
+#: The advisory lock of the manufacturer's stock: every item's lots, the parked-flush queue and the production
+#: orders that flush against them. One lock, not one per item: a receipt reprocesses the whole queue (any item,
+#: in arrival order) and a cancellation reverses whatever its order consumed, so the items a transaction touches
+#: are known only as it goes; one lock taken before anything is read is the fixed order that cannot deadlock.
+STOCK_LOCK = "manufacturer:stock"
+
+
+async def lock_stock(session: AsyncSession) -> None:
+    """Before reading stock, the queue or an order to change them (PostgreSQL; SQLite has one writer anyway)."""
+    await lock_for_transaction(session, STOCK_LOCK)
 
 
 async def items_of_order(session: AsyncSession, order_id: str) -> set[str]:
@@ -258,6 +272,7 @@ class ProductionOrder:
 
 
 async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | None:
+    await lock_stock(session)  # first, so that the order and the stock are always locked in the same order
     row = (await session.execute(select(production_orders).where(production_orders.c.order_id == order_id))).mappings().one_or_none()
     if row is None:
         return None
@@ -387,6 +402,7 @@ def _entry(row: Any) -> ParkedEntry:
 
 
 async def waiting_parked(session: AsyncSession, order_id: str | None = None) -> list[ParkedEntry]:
+    await lock_stock(session)
     query = select(parked_flushes).where(parked_flushes.c.status == "waiting").order_by(parked_flushes.c.id)
     if order_id is not None:
         query = query.where(parked_flushes.c.order_id == order_id)
@@ -403,6 +419,10 @@ async def update_parked_reason(session: AsyncSession, flush_id: str, reason: str
 
 
 async def resolve_parked(session: AsyncSession, flush_id: str, status: str) -> None:
-    await session.execute(
-        update(parked_flushes).where(parked_flushes.c.flush_id == flush_id).values(status=status, resolved_at=now())
+    """Only a waiting flush is resolved: one resolved meanwhile by another transaction is a lost race, retried."""
+    resolved = await session.execute(
+        update(parked_flushes).where(parked_flushes.c.flush_id == flush_id, parked_flushes.c.status == "waiting")
+        .values(status=status, resolved_at=now())
     )
+    if resolved.rowcount != 1:
+        raise ConcurrentUpdateError(f"parked flush {flush_id} was no longer waiting when it was {status}")

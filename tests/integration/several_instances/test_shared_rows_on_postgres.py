@@ -1,0 +1,295 @@
+"""Several instances of one service on one PostgreSQL database: what two transactions may not both do.
+
+Each test races two transactions the way two instances (or two topic consumers of one instance) race on
+PostgreSQL at READ COMMITTED: the first one reads and writes and holds its transaction open for a moment; the
+second starts meanwhile from what it can see. Whatever the second decides must rest on what the first committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+import structlog
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import insert, select
+
+from backflush_distributor.adapters import repository as orders_repo
+from backflush_distributor.app import SERVICE as DISTRIBUTOR
+from backflush_distributor.domain.lifecycle import Order
+from backflush_distributor.handlers import build_handlers as distributor_handlers
+from backflush_manufacturer.adapters import repository as stock_repo
+from backflush_manufacturer.adapters import tables as manufacturer_tables
+from backflush_manufacturer.app import SERVICE as MANUFACTURER
+from backflush_manufacturer.domain import FlushPoint, FlushRequest, LedgerMovement, MovementReason, ParkedFlush
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
+from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.common import RackPlacement
+from backflush_shared.contracts.topics import TopicNames
+from backflush_shared.messaging.admin import ensure_topics
+from backflush_shared.messaging.codec import ConsumedEvent, EncodedRecord, decode, encode
+from backflush_shared.messaging.processor import Handler, HandlerContext
+from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.relay import OutboxRelay
+from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.locks import ConcurrentUpdateError
+from backflush_shared.persistence.outbox import Outbox
+from backflush_shared.service import ServiceDefinition
+from backflush_warehouse.adapters import tables as warehouse_tables
+from backflush_warehouse.app import SERVICE as WAREHOUSE
+from backflush_warehouse.handlers import build_handlers as warehouse_handlers
+
+pytestmark = pytest.mark.postgres
+
+D = Decimal
+T = TypeVar("T")
+HOLD = 0.6  # how long the first transaction stays open after its work, so the second starts inside it
+TOPICS = TopicNames("")
+FreshDatabase = Callable[[ServiceDefinition], Awaitable[str]]  # the `fresh_database` fixture
+
+
+async def _second(work: Awaitable[T]) -> T:
+    await asyncio.sleep(HOLD / 3)  # the first transaction has read and written by now, and not committed
+    return await work
+
+
+async def race(first: Awaitable[Any], second: Awaitable[T]) -> list[Any]:
+    return list(await asyncio.gather(first, _second(second)))
+
+
+class _Record:
+    def __init__(self, encoded: EncodedRecord, offset: int) -> None:
+        self.topic, self.partition, self.offset = encoded.topic, 0, offset
+        self.key, self.value, self.headers = encoded.key, encoded.value, encoded.headers
+
+
+_offsets = iter(range(1_000_000))
+
+
+def consumed(event: Event) -> ConsumedEvent:
+    encoded = encode(event, envelope_for(event, "/backflush/tests"), TOPICS(event.topic))
+    decoded = decode(_Record(encoded, next(_offsets)))
+    assert isinstance(decoded, ConsumedEvent), decoded
+    return decoded
+
+
+async def apply(database: Database, outbox: Outbox, handler: Handler, event: Event, *, hold: float = 0.0) -> None:
+    """One event through one handler in one transaction, held open for `hold` seconds before it commits."""
+    async with database.transaction() as session:
+        await handler(HandlerContext(session, consumed(event), outbox, structlog.get_logger("test")))
+        await asyncio.sleep(hold)
+        await outbox.flush(session)
+
+
+def outbox_of(service: Any) -> Outbox:
+    return Outbox(service.outbox_table, TOPICS, source=f"/backflush/{service.name}")
+
+
+# -- manufacturer: an item's lots ----------------------------------------------------------------------------------
+
+
+async def _take_if_available(database: Database, flush_id: str, quantity: Decimal, *, hold: float = 0.0) -> bool:
+    """What a flush does on PostgreSQL: load the item's ledger, decide from it, append, commit."""
+    async with database.transaction() as session:
+        ledger = await stock_repo.LedgerCache(enabled=False).load(session, ["SCREW-M6"])
+        if ledger.on_hand("SCREW-M6", "MAIN", "SC-1") < quantity:
+            return False
+        await stock_repo.append(session, [LedgerMovement("SCREW-M6", "MAIN", "SC-1", -quantity,
+                                                         MovementReason.BACKFLUSH, flush_id, production_order=flush_id,
+                                                         flush_id=flush_id)])
+        await asyncio.sleep(hold)
+        return True
+
+
+async def test_two_flushes_of_one_lot_cannot_both_take_what_only_one_of_them_can(fresh_database: FreshDatabase) -> None:
+    database = Database(await fresh_database(MANUFACTURER))
+    try:
+        async with database.transaction() as session:
+            await stock_repo.append(session, [LedgerMovement("SCREW-M6", "MAIN", "SC-1", D(10), MovementReason.RECEIPT,
+                                                             "receipt-1")])
+
+        taken = await race(_take_if_available(database, "flush-1", D(8), hold=HOLD),
+                           _take_if_available(database, "flush-2", D(8)))
+
+        async with database.reading() as session:
+            ledger = await stock_repo.load_ledger(session, ["SCREW-M6"])
+    finally:
+        await database.close()
+    assert taken == [True, False]
+    assert ledger.on_hand("SCREW-M6", "MAIN", "SC-1") == D(2)
+
+
+async def test_a_parked_flush_is_resolved_once_and_a_second_resolution_is_a_retryable_conflict(
+        fresh_database: FreshDatabase) -> None:
+    database = Database(await fresh_database(MANUFACTURER))
+    request = FlushRequest("flush-7", "PO-7", "CHAIR-ERGO", FlushPoint.POST, D(1), finished_lot="PO-7-1")
+    try:
+        async with database.transaction() as session:
+            await stock_repo.park(session, ParkedFlush(request, (), ()), order_id="PO-7", step="completion",
+                                  reason="waits", cause_event_id="cause-7")
+        async with database.transaction() as session:
+            await stock_repo.resolve_parked(session, "flush-7", "posted")
+
+        with pytest.raises(ConcurrentUpdateError):
+            async with database.transaction() as session:
+                await stock_repo.resolve_parked(session, "flush-7", "posted")
+        async with database.reading() as session:
+            statuses = (await session.execute(select(manufacturer_tables.parked_flushes.c.status))).scalars().all()
+    finally:
+        await database.close()
+    assert statuses == ["posted"]
+
+
+# -- distributor: one order, two events ----------------------------------------------------------------------------
+
+
+async def test_two_events_of_one_order_applied_at_once_both_keep_their_milestone(fresh_database: FreshDatabase) -> None:
+    database = Database(await fresh_database(DISTRIBUTOR))
+    outbox = outbox_of(DISTRIBUTOR)
+    handlers = distributor_handlers(None)
+    try:
+        async with database.transaction() as session:
+            await orders_repo.add(session, Order("ORD-1", "pre", "CHAIR-ERGO", D(5)), fingerprint="f",
+                                  order_holder="Holder", ship_to="Dock", due_date=date(2027, 1, 1), priority="normal",
+                                  at=orders_repo.now())
+        inspected = c.QualityInspectionRecorded(order_id="ORD-1", item="CHAIR-ERGO", passed=True, inspected_by="QA")
+        racked = inv.GoodsRacked(order_id="ORD-1", item="CHAIR-ERGO", lot="L-1",
+                                 placements=[RackPlacement(location="DC-A1", quantity=D(5))])
+
+        await race(apply(database, outbox, handlers[type(inspected)], inspected, hold=HOLD),
+                   apply(database, outbox, handlers[type(racked)], racked))
+
+        async with database.reading() as session:
+            row = await orders_repo.load(session, "ORD-1")
+    finally:
+        await database.close()
+    assert row is not None
+    assert (row.order.milestones.quality_passed, row.order.milestones.racked) == (True, True)
+
+
+# -- warehouse: rack space and cancelled orders --------------------------------------------------------------------
+
+
+async def _warehouse(fresh_database: FreshDatabase, capacity: int) -> Database:
+    database = Database(await fresh_database(WAREHOUSE))
+    async with database.transaction() as session:
+        await session.execute(insert(warehouse_tables.locations).values(code="DC-A1", kind="rack",
+                                                                         capacity=D(capacity), position=0))
+    return database
+
+
+async def _used_and_stored(database: Database) -> tuple[Decimal, Decimal]:
+    units = warehouse_tables.stock_units
+    async with database.reading() as session:
+        used = (await session.execute(select(warehouse_tables.locations.c.used))).scalar_one()
+        stored = (await session.execute(select(units.c.quantity).where(units.c.status == "stored"))).scalars().all()
+    return D(used), sum(stored, D(0))
+
+
+def _directed(order_id: str, quantity: int) -> inv.GoodsDirectedToRacks:
+    return inv.GoodsDirectedToRacks(order_id=order_id, item="CHAIR-ERGO", lot=f"{order_id}-1", quantity=D(quantity),
+                                    certificate_id=f"CERT-{order_id}")
+
+
+async def test_two_put_aways_at_once_never_fill_a_rack_beyond_its_capacity(fresh_database: FreshDatabase) -> None:
+    database = await _warehouse(fresh_database, capacity=10)
+    outbox, handler = outbox_of(WAREHOUSE), warehouse_handlers(None)[inv.GoodsDirectedToRacks]
+    try:
+        await race(apply(database, outbox, handler, _directed("ORD-A", 6), hold=HOLD),
+                   apply(database, outbox, handler, _directed("ORD-B", 6)))
+        used, stored = await _used_and_stored(database)
+        async with database.reading() as session:
+            waiting = (await session.execute(select(warehouse_tables.waiting_put_aways.c.order_id))).scalars().all()
+    finally:
+        await database.close()
+    assert (used, stored) == (D(6), D(6))
+    assert waiting == ["ORD-B"]
+
+
+async def test_goods_put_away_while_their_order_is_cancelled_are_not_left_stored(fresh_database: FreshDatabase) -> None:
+    database = await _warehouse(fresh_database, capacity=10)
+    outbox, handlers = outbox_of(WAREHOUSE), warehouse_handlers(None)
+    cancelled = o.OrderCancelled(order_id="ORD-C", reason="customer", stage="in-production")
+    try:
+        await race(apply(database, outbox, handlers[o.OrderCancelled], cancelled, hold=HOLD),
+                   apply(database, outbox, handlers[inv.GoodsDirectedToRacks], _directed("ORD-C", 4)))
+        used, stored = await _used_and_stored(database)
+    finally:
+        await database.close()
+    assert (used, stored) == (D(0), D(0))
+
+
+# -- every service: the outbox relay and the migrations ------------------------------------------------------------
+
+
+async def test_two_relays_of_one_database_publish_each_row_once(fresh_database: FreshDatabase, kafka: Any) -> None:
+    database = Database(await fresh_database(WAREHOUSE))
+    outbox = outbox_of(WAREHOUSE)
+    topic = f"relay-race-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka.bootstrap_servers, [topic], partitions=1, replication=1)
+    rows = 400
+    async with database.transaction() as session:
+        for n in range(rows):
+            await outbox.add(session, EncodedRecord(topic, f"k{n % 7}".encode(), f"v{n}".encode(),
+                                                    [("ce_id", f"id-{n}".encode())]))
+        await outbox.flush(session)
+    relays = [OutboxRelay(database, outbox, kafka.bootstrap_servers, batch_size=50) for _ in range(2)]
+    try:
+        for relay in relays:
+            await relay.start()  # both publish at once, as two instances' relays do
+        for _ in range(300):
+            async with database.reading() as session:
+                if await outbox.count_unpublished(session) == 0:
+                    break
+            await asyncio.sleep(0.1)
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await database.close()
+
+    values = await _read_all(kafka.bootstrap_servers, topic)
+    assert len(values) == rows, f"{len(values) - len(set(values))} records published twice"
+    assert values == [f"v{n}".encode() for n in range(rows)]  # and in the outbox's order
+
+
+async def _read_all(bootstrap_servers: str, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=2000)
+            if not batch:
+                return values
+            for records in batch.values():
+                values += [record.value for record in records if record.value is not None]
+    finally:
+        await consumer.stop()
+
+
+async def test_instances_started_together_all_migrate_one_fresh_database(empty_database: str) -> None:
+    # processes, as instances are (Alembic's context is global to a process), all starting at one instant
+    script = ("import sys, time; from pathlib import Path; "
+              "from backflush_shared.persistence.migrations import upgrade_to_head; "
+              "time.sleep(max(0.0, float(sys.argv[3]) - time.time())); "
+              "upgrade_to_head(sys.argv[1], Path(sys.argv[2]))")
+    start_at = str(time.time() + 8)  # after every process has imported what it needs
+    processes = [await asyncio.create_subprocess_exec(sys.executable, "-c", script, empty_database,
+                                                      str(DISTRIBUTOR.migrations), start_at,
+                                                      stdout=asyncio.subprocess.PIPE,
+                                                      stderr=asyncio.subprocess.STDOUT)
+                 for _ in range(6)]
+    outputs = [(await process.communicate())[0].decode() for process in processes]
+
+    failed = [output for process, output in zip(processes, outputs, strict=True) if process.returncode != 0]
+    assert failed == [], failed[0][-2000:] if failed else ""
