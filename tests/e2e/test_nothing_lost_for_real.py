@@ -177,6 +177,9 @@ async def test_a_pre_order_waits_for_rack_space_with_the_figures_and_is_put_away
         "distributor: no order waits for more than the storage capacity":
             "1 can never be stored: RACK-2 (directed-to-racks): 50 units, rack capacity 12",
         "distributor: no order cancelled once its goods shipped": "1 cancelled after their goods shipped: RACK-1",
+        "distributor: no order went back from its end": ("2 went back: RACK-1: stored cancelled, history ends "
+                                                         "closed, RACK-2: stored directed-to-racks, history ends "
+                                                         "closed"),
         "warehouse: no put-away waits for more than its capacity":
             "1 can never fit: BIG-1: 13 units, all rack locations hold 12",
         "warehouse: no cancelled order's goods shipped": "1 cancelled orders whose goods went out: RACK-1",
