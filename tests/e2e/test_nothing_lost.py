@@ -24,7 +24,7 @@ from backflush_shared.messaging.codec import EncodedRecord
 from support.broker import Broker
 from support.e2e_paths import SAMPLE_DATA
 from support.flows import Flows
-from support.records import dead_letters_by_service, record_of, send
+from support.records import dead_letters, dead_letters_by_service, record_of, send
 from support.stack import eventually, make_stack, read_db
 
 from backflush_manufacturer.adapters import repository as manufacturer_repo
@@ -101,11 +101,16 @@ async def test_json_nested_too_deep_is_dead_lettered_at_once(lossless: Flows) ->
 
 
 async def test_the_audit_accounts_for_every_committed_offset_and_names_a_gap(lossless: Flows) -> None:
-    """After normal flows every offset each group committed past is covered by a `consumed_ranges` row; remove
-    the distributor's row of one batch and the audit names the partition and offsets that went unaccounted."""
+    """After normal flows every offset each group committed past is covered by a `consumed_ranges` row. Offsets
+    before a partition's first recorded batch (committed before an upgrade brought `consumed_ranges`) are not
+    reported lost: the detail says where accounting begins. Remove the distributor's row of a later batch and
+    the audit names the partition and offsets that went unaccounted."""
     stack = lossless.stack
     await lossless.place("NL-AUDIT", flow="pre", quantity="1")
     await lossless.wait_state("NL-AUDIT", "closed")
+    for n in (1, 2):  # two more batches of the distributor on NL-AUDIT's partition (each cancel is refused)
+        await lossless.cancel("NL-AUDIT", reason=f"too late {n}")
+        await dead_letters(stack, "orders", key="NL-AUDIT", until=n)
     urls = {service: stack.database_url(service) for service in ("manufacturer", "distributor", "warehouse")}
 
     async def accounted() -> list[AuditFinding] | None:
@@ -114,14 +119,31 @@ async def test_the_audit_accounts_for_every_committed_offset_and_names_a_gap(los
         return found if len(found) == 3 and all(f.ok for f in found) else None
     await eventually(accounted, what="every consumed offset accounted for", stack=stack)
 
-    async def drop_a_range(session: Any) -> tuple[str, int, int, int]:
-        row = (await session.execute(text(
-            "SELECT id, topic, \"partition\", first_offset, last_offset FROM consumed_ranges "
-            "WHERE topic LIKE '%orders' ORDER BY id LIMIT 1"))).one()
-        await session.execute(text("DELETE FROM consumed_ranges WHERE id = :id"), {"id": row.id})
-        return row.topic, row.partition, row.first_offset, row.last_offset
-    topic, partition, first, last = await write_db(urls["distributor"], drop_a_range)
+    def drop_a_range(which: str) -> Any:
+        """Delete the `which` ("first" or "last") range of a partition of `orders` the distributor read in
+        several batches (after the first deletion, the last is still not the partition's first)."""
+        async def drop(session: Any) -> tuple[str, int, int, int]:
+            rows = (await session.execute(text(
+                "SELECT id, topic, \"partition\", first_offset, last_offset FROM consumed_ranges "
+                "WHERE topic LIKE '%orders' ORDER BY topic, \"partition\", first_offset"))).all()
+            by_partition: dict[tuple[str, int], list[Any]] = {}
+            for row in rows:
+                by_partition.setdefault((row.topic, row.partition), []).append(row)
+            ranges = next(found for found in by_partition.values() if len(found) >= 2)
+            row = ranges[0] if which == "first" else ranges[-1]
+            await session.execute(text("DELETE FROM consumed_ranges WHERE id = :id"), {"id": row.id})
+            return row.topic, row.partition, row.first_offset, row.last_offset
+        return drop
 
+    # as after an upgrade: the partition's first batch was committed before `consumed_ranges` recorded anything
+    topic, partition, _first, last = await write_db(urls["distributor"], drop_a_range("first"))
+    findings = await audit(urls, bootstrap_servers=stack.bootstrap_servers)
+    [begins_later] = [f for f in findings if f.check == "distributor: every consumed offset accounted for"]
+    assert begins_later.ok, begins_later.detail
+    assert "accounting begins at the first recorded batch: " in begins_later.detail
+    assert f"{topic}[{partition}] from offset {last + 1}" in begins_later.detail
+
+    topic, partition, first, last = await write_db(urls["distributor"], drop_a_range("last"))
     findings = await audit(urls, bootstrap_servers=stack.bootstrap_servers)
     [gap] = [f for f in findings if f.check == "distributor: every consumed offset accounted for"]
     assert not gap.ok

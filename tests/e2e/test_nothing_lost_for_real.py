@@ -5,6 +5,8 @@
 - An order bigger than all racks together is rejected at placement, with the reason, visible in `backflush orders`.
 - A pre-product order that finds the racks full says how much it needs and how much is free; when the holder of
   earlier racked goods calls them off, they leave the racks, and the waiting order is put away and closes.
+- A call-off goes through the distributor: one by another holder, or of goods not racked yet, is refused with
+  the reason and nothing ships.
 """
 
 from __future__ import annotations
@@ -137,6 +139,15 @@ async def test_a_pre_order_waits_for_rack_space_with_the_figures_and_is_put_away
     waiting = await flows.wait_state("RACK-2", "directed-to-racks", waiting_for="rack space: 5 units needed, 2 free")
     assert waiting["waiting_since"] is not None
 
+    # RACK-2 is not racked yet: the distributor refuses its call-off, the warehouse never hears of it
+    result = backflush("order", "deliver", "RACK-2", "--holder", "Acme Offices",
+                       "--bootstrap-servers", flows.stack.bootstrap_servers,
+                       "--topic-prefix", flows.stack.topic_prefix)
+    assert result.returncode == 0, result.stderr
+    [letter] = await dead_letters(flows.stack, "orders", key="RACK-2")
+    assert (letter["dlq_failed_by"], letter["dlq_error_type"]) == ("distributor", "CallOffNotRackedError")
+    assert "not racked yet (directed-to-racks)" in letter["dlq_error_message"]
+
     result = backflush("order", "deliver", "RACK-1", "--holder", "Acme Offices", "--ship-to", "1 Depot Road",
                        "--bootstrap-servers", flows.stack.bootstrap_servers,
                        "--topic-prefix", flows.stack.topic_prefix)
@@ -177,9 +188,9 @@ async def test_a_pre_order_waits_for_rack_space_with_the_figures_and_is_put_away
         "distributor: no order waits for more than the storage capacity":
             "1 can never be stored: RACK-2 (directed-to-racks): 50 units, rack capacity 12",
         "distributor: no order cancelled once its goods shipped": "1 cancelled after their goods shipped: RACK-1",
-        "distributor: no order went back from its end": ("2 went back: RACK-1: stored cancelled, history ends "
-                                                         "closed, RACK-2: stored directed-to-racks, history ends "
-                                                         "closed"),
+        "distributor: no order went back from its end":
+            "2 went back: RACK-1: stored cancelled, history ends closed, "
+            "RACK-2: stored directed-to-racks, history ends closed",
         "warehouse: no put-away waits for more than its capacity":
             "1 can never fit: BIG-1: 13 units, all rack locations hold 12",
         "warehouse: no cancelled order's goods shipped": "1 cancelled orders whose goods went out: RACK-1",
@@ -218,3 +229,37 @@ async def test_racked_goods_called_off_and_signed_for_leave_the_ledger_with_noth
                                                services=["manufacturer", "warehouse"])
     assert "a return is another flow" in by_service["manufacturer"]["dlq_error_message"]
     assert await flows.consumed_by("OFF-1") == consumed
+
+
+async def test_a_call_off_by_another_holder_is_refused_and_nothing_ships_and_the_holders_own_call_off_ships(
+    flows: Flows,
+) -> None:
+    """3 chairs racked for Acme Offices; "Mallory" calls them off to her address: the distributor dead-letters the
+    request (CallOffByAnotherHolderError) and publishes nothing, so the goods stay in the racks. Acme's own
+    call-off ships them; a cancel after it is refused by the distributor, nothing is cancelled or reversed."""
+    await flows.place("OFF-2", flow="pre", quantity="3")
+    await flows.wait_state("OFF-2", "closed")
+    result = backflush("order", "deliver", "OFF-2", "--holder", "Mallory", "--ship-to", "Elsewhere 9",
+                       "--bootstrap-servers", flows.stack.bootstrap_servers,
+                       "--topic-prefix", flows.stack.topic_prefix)
+    assert result.returncode == 0, result.stderr
+    [letter] = await dead_letters(flows.stack, "orders", key="OFF-2")
+    assert (letter["dlq_failed_by"], letter["dlq_error_type"]) == ("distributor", "CallOffByAnotherHolderError")
+    assert "requested by 'Mallory', but the order is held by 'Acme Offices'" in letter["dlq_error_message"]
+    assert "backflush.order.racked-goods-called-off" not in await flows.history("OFF-2")
+    assert {u["status"] for u in await flows.warehouse_units("OFF-2")} == {"stored"}
+
+    result = backflush("order", "deliver", "OFF-2", "--holder", "Acme Offices", "--ship-to", "1 Depot Road",
+                       "--bootstrap-servers", flows.stack.bootstrap_servers,
+                       "--topic-prefix", flows.stack.topic_prefix)
+    assert result.returncode == 0, result.stderr
+
+    async def shipped() -> bool:
+        return {u["status"] for u in await flows.warehouse_units("OFF-2")} == {"shipped"}
+    await eventually(shipped, what="OFF-2 shipped from the racks", stack=flows.stack)
+    consumed = await flows.consumed_by("OFF-2")
+    await flows.cancel("OFF-2")
+    letters = await dead_letters(flows.stack, "orders", key="OFF-2", until=2)
+    assert [h["dlq_error_type"] for h in letters] == ["CallOffByAnotherHolderError", "OrderAlreadyFinishedError"]
+    assert "backflush.order.cancelled" not in await flows.history("OFF-2")
+    assert await flows.consumed_by("OFF-2") == consumed

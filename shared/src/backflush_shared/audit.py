@@ -272,11 +272,15 @@ async def messaging_checks(session: AsyncSession, service: str,
 
 async def offsets_accounted(session: AsyncSession, service: str, bootstrap_servers: str, *,
                             security: KafkaSecurity | None = None) -> list[AuditFinding]:
-    """Every offset below each consumer group's committed position, from the partition's earliest on, is covered
-    by a `consumed_ranges` row: applied, duplicate, ignored or dead-lettered in a committed transaction.
+    """Every offset below each consumer group's committed position, from where the partition's accounting begins,
+    is covered by a `consumed_ranges` row: applied, duplicate, ignored or dead-lettered in a committed transaction.
 
     The groups are those the service recorded; their committed offsets and the partitions' earliest offsets are
-    read from the broker. An uncovered offset was committed past without being taken care of: lost.
+    read from the broker. An uncovered offset was committed past without being taken care of: lost. A partition's
+    accounting begins at its first recorded range (or the partition's earliest offset, if later): offsets
+    committed before `consumed_ranges` existed (an upgrade) were never recorded and are not lost, and nothing
+    tells them from a lost first batch, so they are not checked; the detail names where accounting begins when
+    that is after the partition's earliest offset.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
@@ -308,14 +312,22 @@ async def offsets_accounted(session: AsyncSession, service: str, bootstrap_serve
         await consumer.stop()
         await admin.close()
     gaps: list[str] = []
+    late_starts: list[str] = []
     checked = 0
     for group, offsets in committed.items():
         for tp, meta in sorted(offsets.items()):
+            recorded = sorted(ranges.get((group, tp.topic, tp.partition), []))
             if meta.offset <= 0:
+                continue
+            if not recorded:  # committed past, nothing recorded since the upgrade: its accounting has not begun
+                late_starts.append(f"{tp.topic}[{tp.partition}] not yet (group {group})")
                 continue
             checked += 1
             position = earliest.get(TopicPartition(tp.topic, tp.partition), 0)
-            for first, last in sorted(ranges.get((group, tp.topic, tp.partition), [])):
+            if recorded[0][0] > position:
+                position = recorded[0][0]
+                late_starts.append(f"{tp.topic}[{tp.partition}] from offset {position} (group {group})")
+            for first, last in recorded:
                 if position >= meta.offset:
                     break
                 if first > position:
@@ -324,10 +336,11 @@ async def offsets_accounted(session: AsyncSession, service: str, bootstrap_serve
                 position = max(position, last + 1)
             if position < meta.offset:
                 gaps.append(f"{tp.topic}[{tp.partition}] offsets {position}..{meta.offset - 1} (group {group})")
+    begins = f"; accounting begins at the first recorded batch: {_names(late_starts)}" if late_starts else ""
     return [AuditFinding(
         check, not gaps,
-        f"{checked} partitions, every offset up to each committed position accounted for" if not gaps
-        else f"{len(gaps)} gaps committed past but never taken care of: {_names(gaps)}",
+        (f"{checked} partitions, every offset up to each committed position accounted for" if not gaps
+         else f"{len(gaps)} gaps committed past but never taken care of: {_names(gaps)}") + begins,
     )]
 
 

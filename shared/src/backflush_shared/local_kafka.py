@@ -169,6 +169,16 @@ def _pom(version: str) -> str:
 """
 
 
+#: A SCRAM credential on the StorageTool's command line (`--add-scram SCRAM-SHA-512=[name=x,password=y]`), which
+#: the tool may also echo in its error output.
+_SCRAM_PASSWORD = re.compile(r"(?P<name>password=)(?:\"[^\"]*\"|[^,\]\s]*)", re.IGNORECASE)
+
+
+def redacted(text: str) -> str:
+    """`text` with every `password=...` of a SCRAM credential replaced: errors are printed and logged."""
+    return _SCRAM_PASSWORD.sub(r"\g<name>****", text)
+
+
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
@@ -806,9 +816,9 @@ class LocalKafka:
         ]
         done = subprocess.run(command, cwd=self.run_dir, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
-            raise LocalKafkaError(
+            raise LocalKafkaError(redacted(
                 f"`StorageTool {' '.join(args)}` failed (exit {done.returncode}):\n{_tail(done.stderr + done.stdout)}"
-            )
+            ))
         return done.stdout
 
     def _format(self, java: str, dist: KafkaDistribution, tools_log4j: Path) -> None:

@@ -159,11 +159,11 @@ class ServiceRuntime:
                          duplicates=result.duplicates, dead_lettered=result.dead_lettered)
         await message.ack()  # commits each partition's position: past what was applied, at what was rewound
 
-    async def _process_retrying_conflicts(self, records: Sequence[Any]) -> Any:
+    async def _process_retrying_conflicts(self, records: Sequence[Any], **options: Any) -> Any:
         assert self.processor is not None
         for retry in range(1, CONFLICT_RETRIES + 1):
             try:
-                return await self.processor.process(records)
+                return await self.processor.process(records, **options)
             except Exception as error:  # noqa: BLE001 - only a lost race is retried here; the rest goes on up
                 if not is_retryable_conflict(error):
                     raise
@@ -172,7 +172,7 @@ class ServiceRuntime:
                             retry_in_seconds=round(delay, 3), error_type=type(error).__name__,
                             error=str(error).splitlines()[0] if str(error) else "", records=len(records))
                 await asyncio.sleep(delay)
-        return await self.processor.process(records)
+        return await self.processor.process(records, **options)
 
     async def _record_by_record(self, records: Sequence[Any], consumer: Any) -> None:
         assert self.processor is not None
@@ -184,18 +184,22 @@ class ServiceRuntime:
                 key = (record.topic, record.partition, record.offset)
                 attempts = self._failures.get(key, 0) + 1
                 try:
-                    await self.processor.process([record], attempts=attempts)
+                    await self._process_retrying_conflicts([record], attempts=attempts)
                     self._failures.pop(key, None)
                     continue
                 except Exception as error:  # noqa: BLE001
-                    self._failures[key] = attempts
                     failure = error
-                if attempts >= MAX_ATTEMPTS and await self._dead_letter(record, failure, attempts):
+                    # a race still lost says nothing about the record: it waits like a failure, but only real
+                    # failures count toward MAX_ATTEMPTS, or a valid event is dead-lettered for losing races
+                    lost_race = is_retryable_conflict(error)
+                    if not lost_race:
+                        self._failures[key] = attempts
+                if not lost_race and attempts >= MAX_ATTEMPTS and await self._dead_letter(record, failure, attempts):
                     self._failures.pop(key, None)
                     continue
                 delay = min(0.2 * 2**attempts, 10.0)
                 log.error("record failed; its partition waits and retries", topic=record.topic,
-                          partition=record.partition, offset=record.offset, attempt=attempts,
+                          partition=record.partition, offset=record.offset, attempt=attempts, lost_race=lost_race,
                           retry_in_seconds=delay, error_type=type(failure).__name__, error=str(failure))
                 consumer.seek(partition, record.offset)
                 consumer.pause(partition)

@@ -170,6 +170,11 @@ async def test_a_handler_building_an_invalid_event_is_refused_at_once(tmp_path: 
     ("postgresql+asyncpg://app:s3cret@db:5432/x", "postgresql+asyncpg://app:****@db:5432/x"),
     ("postgresql://app:p@ss:w0rd@db/x", "postgresql://app:****@db/x"),
     ("error: cannot open postgresql://app:pw@db/x (refused)", "error: cannot open postgresql://app:****@db/x (refused)"),
+    ("postgresql://bf:s3cr/et@db/x", "postgresql://bf:****@db/x"),
+    ("cannot open postgresql://bf:s3cr/et@db/x (refused)", "cannot open postgresql://bf:****@db/x (refused)"),
+    ("postgresql://bf@db/x?password=s3cret&sslmode=require", "postgresql://bf@db/x?password=****&sslmode=require"),
+    ("refused: postgresql://db/x?sslmode=require&password=s3cr/et",
+     "refused: postgresql://db/x?sslmode=require&password=****"),
     ("postgresql://db/x", "postgresql://db/x"),
     ("sqlite+aiosqlite:///var/warehouse.db", "sqlite+aiosqlite:///var/warehouse.db"),
 ])

@@ -33,7 +33,7 @@ from backflush_shared.messaging.codec import encode
 from backflush_shared.messaging.processor import HandlerContext
 from backflush_shared.messaging.publish import envelope_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
-from backflush_shared.service import MAX_ATTEMPTS, ServiceRuntime
+from backflush_shared.service import CONFLICT_RETRIES, MAX_ATTEMPTS, ServiceRuntime
 from backflush_shared.settings import ServiceSettings
 
 from backflush_distributor.adapters.tables import inbox, orders, outbox
@@ -287,4 +287,26 @@ async def test_a_batch_that_lost_a_deadlock_is_run_again_whole_and_applied_witho
     assert setup.consumer.take() == []  # no record went one by one: no rewind, no pause
     assert await setup.order_ids() == ["A", "B", "C"]
     assert setup.calls == {"A": 4, "B": 4, "C": 1}  # the whole batch ran four times; C came after B
+    assert not [r for r in await setup.rows(outbox) if r["topic"].endswith(".dlq")]
+
+
+async def test_a_record_that_keeps_losing_races_one_by_one_is_retried_without_counting_attempts_and_applied(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lost races (deadlocks) say nothing about the record: once the batch's conflict retries ran out, the record
+    alone is retried on conflicts too, and a round it still loses pauses its partition without counting toward
+    MAX_ATTEMPTS, so a valid event is never dead-lettered for losing races."""
+    monkeypatch.setattr(service_module.random, "uniform", lambda low, high: 0.0)  # no jitter sleeps in the test
+    a, b = placed("A", 0, 10), placed("B", 0, 11)
+    rounds = MAX_ATTEMPTS + 1
+    # each round: the batch runs 1 + CONFLICT_RETRIES times, then A alone as often; all lose, for `rounds` rounds
+    setup.deadlocks_left["A"] = 2 * (CONFLICT_RETRIES + 1) * rounds
+
+    await setup.consume(a, b)
+    for _round in range(rounds):
+        assert setup.consumer.take() == [("seek", P0, 10), ("pause", P0, None)]
+        await setup.consume(a, b)
+
+    assert setup.consumer.take() == []
+    assert await setup.order_ids() == ["A", "B"]
     assert not [r for r in await setup.rows(outbox) if r["topic"].endswith(".dlq")]

@@ -97,7 +97,8 @@ def build_cli() -> typer.Typer:
         bootstrap_servers: str = BOOTSTRAP,
         topic_prefix: str = PREFIX,
     ) -> None:
-        """Call off a pre-product order's racked goods: the warehouse ships them and frees the rack space."""
+        """Call off a pre-product order's racked goods: the distributor checks the holder and that they are racked,
+        then the warehouse ships them and frees the rack space (a refusal is dead-lettered with its reason)."""
         event = o.DeliveryRequested(order_id=order_id, order_holder=holder, ship_to=ship_to)
         asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
         out.print(f"delivery of {safe(order_id)} requested")

@@ -23,6 +23,7 @@ from backflush_distributor.domain.lifecycle import (
     Order,
     OrderState,
     UnknownOrderError,
+    check_call_off,
     check_cancellable,
     final_order_due,
     may_cancel_for_capacity,
@@ -90,6 +91,20 @@ async def _cancellation_requested(ctx: HandlerContext, order: Order, event: o.Or
     status = order.status
     await ctx.emit(o.OrderCancelled(order_id=order.order_id, reason=event.reason, stage=status.state.value))
     return order.with_milestones(cancelled_reason=event.reason)
+
+
+async def _delivery_requested(ctx: HandlerContext, order: Order, event: o.DeliveryRequested) -> Order:
+    """The holder calls off racked goods: checked here, where cancels are checked too, so that a call-off and a
+    cancel of one order are decided in the order they were made (same partition of `orders`)."""
+    row = await repository.load(ctx.session, order.order_id)
+    assert row is not None
+    if not check_call_off(order, order_holder=row.details["order_holder"], requested_by=event.order_holder):
+        ctx.log.info("racked goods already called off: nothing to do")
+        return order
+    await ctx.emit(o.RackedGoodsCalledOff(order_id=order.order_id, order_holder=event.order_holder,
+                                          ship_to=event.ship_to))
+    ctx.log.info("racked goods called off", ship_to=event.ship_to)
+    return order.with_milestones(delivery_requested=True)
 
 
 async def _rejected(ctx: HandlerContext, order: Order, event: o.OrderRejected) -> Order:
@@ -201,6 +216,7 @@ async def _history_only(ctx: HandlerContext, order: Order, event: Event) -> Orde
 STEPS: Mapping[type[Event], Step] = {
     o.OrderCancellationRequested: _cancellation_requested,
     o.OrderRejected: _rejected,
+    o.DeliveryRequested: _delivery_requested,
     c.BackflushParked: _parked,
     c.ComponentsBackflushed: _backflushed,
     c.QualityInspectionRecorded: _inspected,
@@ -291,6 +307,7 @@ PUBLISHES: tuple[type[Event], ...] = (
     o.OrderCancelled,
     o.OrderRejected,
     o.FinalOrderPlaced,
+    o.RackedGoodsCalledOff,
     inv.GoodsDirectedToRacks,
     c.OrderClosed,
 )

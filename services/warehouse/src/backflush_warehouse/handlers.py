@@ -214,10 +214,11 @@ async def _ship(ctx: HandlerContext, *, order_id: str, item: str, quantity: Deci
     await _retry_waiting_put_aways(ctx)
 
 
-async def on_delivery_requested(ctx: HandlerContext) -> None:
-    """Pre-product: the holder calls off its racked goods; they leave the racks, so rack space comes back."""
+async def on_racked_goods_called_off(ctx: HandlerContext) -> None:
+    """Pre-product: the distributor accepted the holder's call-off (it checked the holder, and refuses cancels
+    from now on); the goods leave the racks, so rack space comes back."""
     event = ctx.event
-    assert isinstance(event, o.DeliveryRequested)
+    assert isinstance(event, o.RackedGoodsCalledOff)
     existing = await ctx.session.execute(select(shipments.c.order_id).where(shipments.c.order_id == event.order_id))
     if existing.scalar_one_or_none() is not None:
         ctx.log.info("delivery already shipped")
@@ -380,7 +381,7 @@ def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
         o.FinalOrderPlaced: on_final_order,
         c.DeliverySigned: on_delivery_signed,
         o.OrderCancelled: on_order_cancelled,
-        o.DeliveryRequested: on_delivery_requested,
+        o.RackedGoodsCalledOff: on_racked_goods_called_off,
     }
     return {model: _under_storage_lock(handler) for model, handler in handlers.items()}
 

@@ -89,10 +89,24 @@ class FinalOrderPlaced(Event):
 
 
 class DeliveryRequested(Event):
-    """Pre-product flow: the order holder calls off its racked goods; the warehouse picks them from the racks and
-    ships them to `ship_to` (then the holder signs, as for any shipment). Published by `backflush order deliver`."""
+    """Pre-product flow: the order holder calls off its racked goods. Published by `backflush order deliver`; the
+    distributor checks it (the holder's own racked pre-product order, not cancelled) and, if so, publishes
+    `RackedGoodsCalledOff`, which the warehouse ships on. A refused request is dead-lettered with the reason."""
 
     event_type: ClassVar[str] = "backflush.order.delivery-requested"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    order_holder: str = Field(min_length=1, max_length=120)
+    ship_to: str = Field(min_length=1, max_length=200)
+
+
+class RackedGoodsCalledOff(Event):
+    """Pre-product flow: the distributor accepted the holder's `DeliveryRequested`; the warehouse picks the goods
+    from the racks and ships them to `ship_to` (then the holder signs, as for any shipment). From here on the
+    order cannot be cancelled."""
+
+    event_type: ClassVar[str] = "backflush.order.racked-goods-called-off"
     topic: ClassVar[Topic] = Topic.ORDERS
 
     order_id: Identifier

@@ -70,6 +70,40 @@ class CancellationAfterShipmentError(OrderLifecycleError):
         self.state = state
 
 
+class CallOffRefusedError(OrderLifecycleError):
+    """Base of the refusals of a call-off of racked goods (`DeliveryRequested`): nothing ships."""
+
+    def __init__(self, order_id: str, why: str) -> None:
+        super().__init__(f"cannot call off the goods of order {order_id}: {why}")
+        self.order_id = order_id
+
+
+class CallOffByAnotherHolderError(CallOffRefusedError):
+    """Only the order's holder may call its goods off (and name where they go)."""
+
+    def __init__(self, order_id: str, requested_by: str, holder: str) -> None:
+        super().__init__(order_id, f"requested by {requested_by!r}, but the order is held by {holder!r}")
+
+
+class CallOffNotPreOrderError(CallOffRefusedError):
+    """Post-product goods ship on the final order; there is nothing racked to call off."""
+
+    def __init__(self, order_id: str, flow: str) -> None:
+        super().__init__(order_id, f"it is a {flow}-product order; only pre-product orders are racked")
+
+
+class CallOffNotRackedError(CallOffRefusedError):
+    """Nothing to pick yet: the holder asks again once the order is racked."""
+
+    def __init__(self, order_id: str, state: OrderState) -> None:
+        super().__init__(order_id, f"its goods are not racked yet ({state.value}); request it again once racked")
+
+
+class CallOffOfFinishedOrderError(CallOffRefusedError):
+    def __init__(self, order_id: str, state: OrderState) -> None:
+        super().__init__(order_id, f"the order is {state.value}")
+
+
 class QuantityMismatchError(OrderLifecycleError):
     def __init__(self, order_id: str, what: str, quantity: Decimal, ordered: Decimal) -> None:
         super().__init__(f"{what} of {quantity} for order {order_id} exceeds the ordered quantity {ordered}")
@@ -88,6 +122,7 @@ class Milestones:
     put_away_needed: Decimal | None = None  # what the waiting put-away needs, and the space free when it began
     put_away_free: Decimal | None = None
     racked: bool = False
+    delivery_requested: bool = False  # pre-product: the holder called the racked goods off; the warehouse ships
     allocated: bool = False
     produced: Decimal = Decimal(0)
     consigned: Decimal = Decimal(0)
@@ -191,9 +226,31 @@ def check_cancellable(order: Order) -> None:
         raise CancellationAfterShipmentError(order.order_id, status.state, "its goods were delivered and signed for")
     if m.shipped:
         raise CancellationAfterShipmentError(order.order_id, status.state, "its goods have shipped")
+    if m.delivery_requested:
+        # the warehouse ships on the call-off, which comes before this cancel on the same partition of `orders`
+        raise CancellationAfterShipmentError(order.order_id, status.state,
+                                             "its racked goods were called off and the warehouse ships them")
     if m.final_order_placed:
         raise CancellationAfterShipmentError(order.order_id, status.state,
                                              "its final order is placed and the warehouse ships on it")
+
+
+def check_call_off(order: Order, *, order_holder: str, requested_by: str) -> bool:
+    """Whether the holder's call-off of racked goods goes to the warehouse (False: already called off, nothing
+    to do); raises when it must be refused. Cancelled or rejected orders have nothing to ship; a closed
+    pre-product order (allocated) still holds its goods in the racks until called off."""
+    status = order.status
+    if requested_by != order_holder:
+        raise CallOffByAnotherHolderError(order.order_id, requested_by, order_holder)
+    if order.flow != "pre":
+        raise CallOffNotPreOrderError(order.order_id, order.flow)
+    if status.state in (OrderState.CANCELLED, OrderState.REJECTED):
+        raise CallOffOfFinishedOrderError(order.order_id, status.state)
+    if order.milestones.delivery_requested:
+        return False
+    if not order.milestones.racked:
+        raise CallOffNotRackedError(order.order_id, status.state)
+    return True
 
 
 #: Which storage an order's goods need: pre-product goods go into racks, post-product goods into consignment.
