@@ -342,3 +342,17 @@ async def test_a_pre_product_order_rejected_at_its_completion_flush_gives_back_i
     assert await rows(database_url, "SELECT item, sum(CAST(quantity AS NUMERIC)) FROM ledger_movements "
                                     "WHERE production_order = 'PRE-R' GROUP BY item "
                                     "HAVING sum(CAST(quantity AS NUMERIC)) != 0") == []
+
+
+async def test_a_new_flush_waits_behind_a_parked_flush_short_of_a_component_it_needs(database_url: str) -> None:
+    """SO-A's release waits for 62 BASE-STAR-5 with 60 in stock; SO-B's release needs 6 of them, which stock
+    covers, but it must not take the bases SO-A waits for: it parks behind it, and both post once 8 arrive."""
+    await _release_parked(database_url)
+    await feed(database_url, [order("SO-B", "CHAIR-ERGO", 5)])
+    assert await rows(database_url, "SELECT order_id, status, reason FROM parked_flushes ORDER BY id") == [
+        ("SO-A", "waiting", "BASE-STAR-5: needs 62 pcs, 60 available"),
+        ("SO-B", "waiting", "waits behind an earlier parked flush that needs the same components")]
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(8))])
+    assert await rows(database_url, "SELECT order_id, status FROM parked_flushes ORDER BY id") == [
+        ("SO-A", "posted"), ("SO-B", "posted")]

@@ -29,6 +29,7 @@ from backflush_manufacturer.domain.errors import (
     InsufficientComponentStockError,
     ManufacturerDomainError,
 )
+from backflush_manufacturer.domain.explosion import Requirement
 from backflush_manufacturer.domain.identifiers import certificate_id, completion_lot, finished_lot, step_flush_id
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
@@ -351,6 +352,10 @@ class Production:
             # reprocessing that posts the earlier one if stock covers it then
             outcome = ParkedFlush(request, requirements, ())
             reason = WAITS_BEHIND_OWN_ORDER
+        elif isinstance(outcome, PostedFlush) and await self._held_by_queue(ctx, md, request, requirements):
+            # strict arrival order: a waiting flush short of a component this one needs goes first
+            outcome = ParkedFlush(request, requirements, ())
+            reason = WAITS_BEHIND_COMPONENTS
         else:
             reason = _parked_reason(outcome, behind_own_order=False) if isinstance(outcome, ParkedFlush) else ""
         if isinstance(outcome, ParkedFlush):
@@ -365,6 +370,18 @@ class Production:
             return None
         await self._posted(ctx, order, outcome)
         return outcome
+
+    async def _held_by_queue(self, ctx: HandlerContext, md: MasterData, request: FlushRequest,
+                             requirements: tuple[Requirement, ...]) -> bool:
+        """Whether a waiting parked flush is still short of an (item, location) this flush needs."""
+        entries = await repo.waiting_parked(ctx.session)
+        if not entries:
+            return False
+        items = {r.item for e in entries for r in e.parked.requirements}
+        ledger = await self.ledgers.load(ctx.session, items)
+        held = reprocess_parked(ledger, [e.parked for e in entries],
+                                md.policies(self.settings.negative_stock_policy)).held
+        return any((r.item, r.location or request.location) in held for r in requirements)
 
     async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
                       error: InsufficientComponentStockError, quantity: Decimal | None = None) -> None:
