@@ -356,3 +356,19 @@ async def test_a_new_flush_waits_behind_a_parked_flush_short_of_a_component_it_n
                                                  quantity=Decimal(8))])
     assert await rows(database_url, "SELECT order_id, status FROM parked_flushes ORDER BY id") == [
         ("SO-A", "posted"), ("SO-B", "posted")]
+
+
+async def test_a_flush_held_behind_another_ones_component_names_that_wait_so_the_audit_raises_no_alarm(
+        database_url: str) -> None:
+    """SO-A's release waits for BASE-STAR-5; SO-B's release of 85 is short of BASE-STAR-5 and GAS-LIFT-100. When
+    GAS-LIFT-100 turns `reject`, SO-B is not refused while it waits behind SO-A for the bases: it names that wait,
+    not its old GAS-LIFT-100 shortage, and the audit's policy check stays quiet."""
+    await _release_parked(database_url)
+    await feed(database_url, [order("SO-B", "CHAIR-ERGO", 85)])
+    await feed(database_url, [ItemDefined(item="GAS-LIFT-100", unit="pcs", decimals=0,
+                                          negative_stock_policy="reject")])
+    assert await rows(database_url, "SELECT order_id, status, reason FROM parked_flushes ORDER BY id") == [
+        ("SO-A", "waiting", "BASE-STAR-5: needs 62 pcs, 60 available"),
+        ("SO-B", "waiting", "waits behind an earlier parked flush that needs the same components")]
+    finding = next(f for f in await audit_service("manufacturer", database_url) if f.check == CHECK)
+    assert finding.ok, finding.detail
