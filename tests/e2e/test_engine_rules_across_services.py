@@ -4,6 +4,8 @@ consumed by its parent."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from support.flows import Flows
@@ -29,9 +31,11 @@ async def test_a_refused_order_can_be_sent_again_corrected_under_the_same_id(flo
     await flows.wait_state("FIX-1", "forwarded", waiting_for="production")
 
 
-async def test_a_two_level_make_consumes_the_subassembly_made_first(flows: Flows) -> None:
-    """A subassembly order makes 30 SEAT-ASSY; the chair order's completion of 50 then takes the 40 purchased seats
-    first in, and 10 of the lot made here, instead of parking with 40 available."""
+async def test_a_two_level_make_takes_the_subassembly_from_a_receipt_never_from_another_orders_goods(
+        flows: Flows) -> None:
+    """A subassembly order makes 30 SEAT-ASSY for its holder: they are its finished goods (FG), turned over to the
+    warehouse, never flushed by another order. The chair order's completion of 50 finds the 40 purchased seats and
+    parks; 10 seats received at the supply location let it post: 50 consumed, the made lot untouched."""
     await flows.place("SUB-1", flow="post", item="SEAT-ASSY", quantity="30")
     await flows.wait_production("SUB-1", "released")
     await flows.complete("SUB-1", "30")
@@ -40,9 +44,15 @@ async def test_a_two_level_make_consumes_the_subassembly_made_first(flows: Flows
     await flows.place("TOP-1", flow="post", item="CHAIR-ERGO", quantity="50")
     await flows.wait_production("TOP-1", "released")
     await flows.complete("TOP-1", "50")
+    await flows.wait_production("TOP-1", "parked")
+    await flows.receive("SEAT-ASSY", "SA-BOOKED", "10")
     await flows.wait_production("TOP-1", "completed")
     assert (await flows.consumed_by("TOP-1"))["SEAT-ASSY"] == 50
-    assert await flows.parked() == []
+    assert [p["status"] for p in await flows.parked()] == ["posted"]
+
+    async def sub_lot_whole() -> bool:  # the whole lot reached the warehouse for its holder, nothing of it flushed
+        return sum((Decimal(str(u["quantity"])) for u in await flows.warehouse_units("SUB-1")), Decimal(0)) == 30
+    await eventually(sub_lot_whole, what="the subassembly order's whole lot at the warehouse", stack=flows.stack)
 
 
 async def test_under_reject_a_refused_completion_is_shown_by_the_distributor_and_the_order_stays_open(

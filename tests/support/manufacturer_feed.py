@@ -48,15 +48,20 @@ async def feed(url: str, events: Sequence[Event], *, policy: str = "park", dead_
     settings = ManufacturerSettings(service="manufacturer", database_url=url, negative_stock_policy=policy)
     runtime = ServiceRuntime.create(SERVICE, settings)
     try:
-        assert runtime.processor is not None
-        records = []
-        for event in events:
-            encoded = encode(event, envelope_for(event, "/backflush/tests"), runtime.topics(event.topic))
-            records.append(_Record(encoded.topic, 0, next(_offsets), encoded.key, encoded.value, encoded.headers))
-        result = await runtime.processor.process(records)
-        assert result.dead_lettered == dead_letters, result
+        await apply(runtime, events, dead_letters=dead_letters)
     finally:
         await runtime.database.close()
+
+
+async def apply(runtime: ServiceRuntime, events: Sequence[Event], *, dead_letters: int = 0) -> None:
+    """Apply `events` in one batch through any service's own batch processor."""
+    assert runtime.processor is not None
+    records = []
+    for event in events:
+        encoded = encode(event, envelope_for(event, "/backflush/tests"), runtime.topics(event.topic))
+        records.append(_Record(encoded.topic, 0, next(_offsets), encoded.key, encoded.value, encoded.headers))
+    result = await runtime.processor.process(records)
+    assert result.dead_lettered == dead_letters, result
 
 
 def order(order_id: str, item: str, quantity: int | str, flow: Flow = Flow.POST) -> OrderForwarded:

@@ -603,6 +603,7 @@ async def distributor_checks(session: AsyncSession) -> list[AuditFinding]:
 
 
 FINISHED_ORDER_STATES = ("closed", "rejected", "cancelled")
+ORDER_PLACED = "backflush.order.placed"
 
 
 async def order_history_checks(session: AsyncSession, orders: list[Any]) -> list[AuditFinding]:
@@ -610,12 +611,13 @@ async def order_history_checks(session: AsyncSession, orders: list[Any]) -> list
     elsewhere, and each order's stored state is the last one its history recorded (a write from a stale copy of
     the order shows as either)."""
     transitions = (await session.execute(text(
-        "SELECT order_id, state FROM order_transitions ORDER BY id"
+        "SELECT order_id, state, cause_event_type FROM order_transitions ORDER BY id"
     ))).all()
     last: dict[str, str] = {}
     went_back: list[str] = []
     for row in transitions:
-        before = last.get(row.order_id)
+        # a rejected order placed again under its id starts a new history: its placement is no going back
+        before = None if row.cause_event_type == ORDER_PLACED else last.get(row.order_id)
         if before in FINISHED_ORDER_STATES and row.state != before:
             went_back.append(f"{row.order_id}: {before} -> {row.state}")
         last[row.order_id] = row.state

@@ -22,6 +22,7 @@ from backflush_shared.contracts.completions import (
     ComponentIssueReported,
     GoodsShipped,
 )
+from backflush_shared.contracts.common import Flow
 from backflush_shared.contracts.master_data import ComponentsReceived, ItemDefined
 from backflush_shared.persistence.database import Database
 
@@ -145,19 +146,25 @@ async def test_a_completion_refused_under_reject_is_not_counted(database_url: st
 # -- defect 5: a subassembly made here is consumed by its parent ------------------------------------------------------
 
 
-async def test_a_subassembly_made_here_is_consumed_by_its_parents_completion(database_url: str) -> None:
-    """SA-1 makes 30 SEAT-ASSY; the chair order then completes 50 CHAIR-ERGO, which need 50 SEAT-ASSY: 40 from the
-    purchased lot SA-2411-01, first in, then 10 from the lot made here, SA-1-C30. Before, the made lot went to FG
-    and the flush, reading MAIN only, parked with 40 available."""
+async def test_a_customer_orders_subassembly_is_received_at_fg_and_never_flushed_by_another_order(
+        database_url: str) -> None:
+    """SA-1 makes 30 SEAT-ASSY for its holder: the lot is received at FG (the order's finished goods, turned over and
+    shipped to its holder), so the chair order CH-1 cannot take any of it. CH-1's completion of 50 finds the 40
+    purchased seats at MAIN and parks; a receipt of 10 seats at MAIN (the supply location) lets it post."""
     await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
     await feed(database_url, [order("SA-1", "SEAT-ASSY", 30)])
     await feed(database_url, [CompletionReported(order_id="SA-1", quantity=Decimal(30))])
+    assert await rows(database_url, "SELECT lot, location, quantity FROM ledger_movements WHERE item = 'SEAT-ASSY' "
+                                    "AND production_order = 'SA-1'") == [("SA-1-C30", "FG", "30")]
     await feed(database_url, [order("CH-1", "CHAIR-ERGO", 50)])
     await feed(database_url, [CompletionReported(order_id="CH-1", quantity=Decimal(50))])
-    assert await rows(database_url, "SELECT status FROM parked_flushes") == []
+    assert await rows(database_url, "SELECT reason FROM parked_flushes WHERE status = 'waiting'") == [
+        ("SEAT-ASSY: needs 50 pcs, 40 available",)]
+    await feed(database_url, [ComponentsReceived(receipt_id="R-SA", item="SEAT-ASSY", lot="SA-NEW",
+                                                 quantity=Decimal(10))])
     assert await rows(database_url, "SELECT lot, location, quantity FROM ledger_movements WHERE item = 'SEAT-ASSY' "
                                     "AND production_order = 'CH-1' ORDER BY id") == [
-        ("SA-2411-01", "MAIN", "-40"), ("SA-1-C30", "MAIN", "-10")]
+        ("SA-2411-01", "MAIN", "-40"), ("SA-NEW", "MAIN", "-10")]
 
 
 async def test_a_supply_location_set_on_the_item_is_where_flushes_take_it_from(database_url: str) -> None:
@@ -292,3 +299,76 @@ async def test_once_the_release_posts_an_order_whose_completion_still_waits_show
                                                  quantity=Decimal(2))])
     assert await rows(database_url, "SELECT status, completed, reason FROM production_orders") == [
         ("parked", "0", "SEAT-ASSY: needs 50 pcs, 40 available")]
+
+
+# -- review of issue 15 -------------------------------------------------------------------------------------------
+
+
+async def test_a_receipt_without_a_location_lands_at_the_items_supply_location(database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [ItemDefined(item="SEAT-ASSY", unit="pcs", decimals=0, supply_location="LINE-1"),
+                              ComponentsReceived(receipt_id="R-L1", item="SEAT-ASSY", lot="SA-L1",
+                                                 quantity=Decimal(10))])
+    assert await rows(database_url, "SELECT location, quantity FROM ledger_movements WHERE lot = 'SA-L1'") == [
+        ("LINE-1", "10")]
+
+
+async def test_a_completion_of_a_completed_order_cannot_be_cancelled(database_url: str) -> None:
+    """Once the order's quantity is produced, a final order may exist and the goods may ship: too late."""
+    await _two_completions(database_url)
+    await feed(database_url, [CompletionReported(order_id="SO-C", quantity=Decimal(5))])
+    await feed(database_url, [_cancel("SO-C", "SO-C-C20")], dead_letters=1)
+    assert await dead_letter_reasons(database_url) == [
+        "cannot cancel completion SO-C-C20 of order SO-C: the order is completed (20 of 20 produced)"]
+    assert await rows(database_url, "SELECT status, completed FROM production_orders") == [("completed", "20")]
+
+
+async def test_a_rejected_order_placed_again_with_the_same_content_is_refused_loudly(database_url: str) -> None:
+    """Not ignored: the order would wait in `forwarded` for ever at the distributor."""
+    await _release_parked(database_url, policy="reject")
+    await feed(database_url, [order("SO-A", "CHAIR-ERGO", 60)], policy="reject")
+    rejections = await emitted(database_url, "backflush.order.rejected")
+    assert [r["code"] for r in rejections] == ["insufficient-component-stock", "order-id-in-use"]
+    assert "(rejected: not enough BASE-STAR-5" in str(rejections[1]["reason"])
+
+
+async def test_a_pre_product_order_rejected_at_its_completion_flush_gives_back_its_release_consumption(
+        database_url: str) -> None:
+    """50 CHAIR-ERGO pre-product: the release takes 51 BASE-STAR-5 (60 in stock); the completion needs 50 SEAT-ASSY
+    against 40 under `reject`: the order is rejected, and a rejected order consumed nothing."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("PRE-R", "CHAIR-ERGO", 50, Flow.PRE)], policy="reject")
+    assert await rows(database_url, "SELECT status FROM production_orders") == [("rejected",)]
+    assert await rows(database_url, "SELECT item, sum(CAST(quantity AS NUMERIC)) FROM ledger_movements "
+                                    "WHERE production_order = 'PRE-R' GROUP BY item "
+                                    "HAVING sum(CAST(quantity AS NUMERIC)) != 0") == []
+
+
+async def test_a_new_flush_waits_behind_a_parked_flush_short_of_a_component_it_needs(database_url: str) -> None:
+    """SO-A's release waits for 62 BASE-STAR-5 with 60 in stock; SO-B's release needs 6 of them, which stock
+    covers, but it must not take the bases SO-A waits for: it parks behind it, and both post once 8 arrive."""
+    await _release_parked(database_url)
+    await feed(database_url, [order("SO-B", "CHAIR-ERGO", 5)])
+    assert await rows(database_url, "SELECT order_id, status, reason FROM parked_flushes ORDER BY id") == [
+        ("SO-A", "waiting", "BASE-STAR-5: needs 62 pcs, 60 available"),
+        ("SO-B", "waiting", "waits behind an earlier parked flush that needs the same components")]
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(8))])
+    assert await rows(database_url, "SELECT order_id, status FROM parked_flushes ORDER BY id") == [
+        ("SO-A", "posted"), ("SO-B", "posted")]
+
+
+async def test_a_flush_held_behind_another_ones_component_names_that_wait_so_the_audit_raises_no_alarm(
+        database_url: str) -> None:
+    """SO-A's release waits for BASE-STAR-5; SO-B's release of 85 is short of BASE-STAR-5 and GAS-LIFT-100. When
+    GAS-LIFT-100 turns `reject`, SO-B is not refused while it waits behind SO-A for the bases: it names that wait,
+    not its old GAS-LIFT-100 shortage, and the audit's policy check stays quiet."""
+    await _release_parked(database_url)
+    await feed(database_url, [order("SO-B", "CHAIR-ERGO", 85)])
+    await feed(database_url, [ItemDefined(item="GAS-LIFT-100", unit="pcs", decimals=0,
+                                          negative_stock_policy="reject")])
+    assert await rows(database_url, "SELECT order_id, status, reason FROM parked_flushes ORDER BY id") == [
+        ("SO-A", "waiting", "BASE-STAR-5: needs 62 pcs, 60 available"),
+        ("SO-B", "waiting", "waits behind an earlier parked flush that needs the same components")]
+    finding = next(f for f in await audit_service("manufacturer", database_url) if f.check == CHECK)
+    assert finding.ok, finding.detail

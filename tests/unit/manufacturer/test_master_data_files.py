@@ -185,3 +185,18 @@ def test_an_unknown_unit_names_the_path_from_the_top_item_down_to_the_item(tmp_p
     with pytest.raises(UnknownUnitError) as caught:
         load_master_data(files)
     assert caught.value.path == ("FG", "PH", "SPRING") and "BOM path FG > PH > SPRING" in str(caught.value)
+
+
+def test_a_stock_line_without_a_location_lands_at_the_items_supply_location(tmp_path: Path) -> None:
+    """As a ComponentsReceived naming no location does (issue 15 review)."""
+    for name in ("boms.yaml", "inspection.yaml", "policies.yaml"):
+        (tmp_path / name).write_text((SAMPLE / name).read_text())
+    items = (SAMPLE / "items.yaml").read_text().replace(
+        "code: SEAT-ASSY,", "code: SEAT-ASSY, supply_location: LINE-1,")
+    assert "LINE-1" in items
+    (tmp_path / "items.yaml").write_text(items)
+    (tmp_path / "stock.yaml").write_text("receipts:\n  - {item: SEAT-ASSY, lot: SA-1, quantity: 4}\n"
+                                         "  - {item: SCREW-M6, lot: SC-1, quantity: 9}\n"
+                                         "  - {item: SEAT-ASSY, lot: SA-2, quantity: 1, location: MAIN}\n")
+    master = load_master_data(tmp_path)
+    assert [(r.lot, r.location) for r in master.receipts] == [("SA-1", "LINE-1"), ("SC-1", "MAIN"), ("SA-2", "MAIN")]

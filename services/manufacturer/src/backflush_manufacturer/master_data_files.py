@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
@@ -258,6 +258,11 @@ def _assemble(
         if plan.item in plan_map:
             raise DuplicateDefinitionError("inspection plan", item=plan.item)
         plan_map[plan.item] = plan
+    # a receipt naming no location lands where the item's flushes take it from, as a ComponentsReceived does
+    by_code = {item.code: item for item in items}
+    receipts = [r if r.location else replace(r, location=(by_code[r.item].supply_location if r.item in by_code
+                                                          else None) or DEFAULT_LOCATION)
+                for r in receipts]
     return MasterData(catalogue, tuple(receipts), policies, MappingProxyType(plan_map))
 
 
@@ -304,7 +309,7 @@ def _receipt(where: str, entry: Mapping[str, Any], number: int) -> Receipt:
         _text(where, entry, "item"),
         _text(where, entry, "lot"),
         _decimal(where, entry, "quantity"),
-        location=_text(where, entry, "location", default=DEFAULT_LOCATION),
+        location=_text(where, entry, "location", default=""),  # "": the item's supply location (see _assemble)
     )
 
 

@@ -29,6 +29,7 @@ from backflush_manufacturer.domain.errors import (
     InsufficientComponentStockError,
     ManufacturerDomainError,
 )
+from backflush_manufacturer.domain.explosion import Requirement
 from backflush_manufacturer.domain.identifiers import certificate_id, completion_lot, finished_lot, step_flush_id
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
@@ -104,7 +105,9 @@ class Production:
     async def receive_components(self, ctx: HandlerContext, event: md_events.ComponentsReceived) -> None:
         md = await self._md(ctx)
         ledger = await self.ledgers.load(ctx.session, [event.item])
-        receipt = Receipt(str(ctx.consumed.envelope.event_id), event.item, event.lot, event.quantity, event.location)
+        # a receipt naming no location lands where the item's flushes take it from
+        location = event.location or md.catalogue.item(event.item).supply_location or DEFAULT_LOCATION
+        receipt = Receipt(str(ctx.consumed.envelope.event_id), event.item, event.lot, event.quantity, location)
         await self.ledgers.append(ctx.session, receive(md.catalogue, ledger, receipt))
         ctx.log.info("components received", item=event.item, lot=event.lot, quantity=str(event.quantity))
         await self.reprocess_parked(ctx)
@@ -114,11 +117,13 @@ class Production:
     async def start_production_order(self, ctx: HandlerContext, event: o.OrderForwarded) -> None:
         existing = await repo.load_order(ctx.session, event.order_id)
         if existing is not None:
-            if (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, event.flow.value):
-                ctx.log.info("production order exists already")
+            same = (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, event.flow.value)
+            if same and existing.status not in FINISHED:
+                ctx.log.info("production order exists already")  # a redelivery of the running order
                 return
             # the id is burned by an order that got past validation (rejected for stock, failed quality, or
-            # running): refused loudly, so the sender learns that a corrected order needs another id
+            # running): refused loudly, so the sender learns that the order needs another id; a finished order
+            # placed again, even unchanged, is refused too, or it would wait for ever at the distributor
             why = f"{existing.status}: {existing.reason}" if existing.reason else existing.status
             reason = (f"production order {event.order_id} exists already for {existing.quantity} {existing.item} "
                       f"({why}); a different order needs another id")
@@ -253,6 +258,9 @@ class Production:
             raise refuse("a pre-product order is produced in full at release; cancel the order instead")
         if order.status in FINISHED or order.status == "delivered":
             raise refuse(f"the production order is {order.status}")
+        if order.completed >= order.quantity:
+            # a final order may exist and the goods may ship already: reversing now would race them
+            raise refuse(f"the order is completed ({order.completed} of {order.quantity} produced)")
         lots = await repo.finished_lots_of(ctx.session, order.order_id)
         ledger = await self.ledgers.load(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
         flushes = {m.into_lot: flush_id for flush_id in ledger.flush_ids_of_order(order.order_id)
@@ -344,6 +352,10 @@ class Production:
             # reprocessing that posts the earlier one if stock covers it then
             outcome = ParkedFlush(request, requirements, ())
             reason = WAITS_BEHIND_OWN_ORDER
+        elif isinstance(outcome, PostedFlush) and await self._held_by_queue(ctx, md, request, requirements):
+            # strict arrival order: a waiting flush short of a component this one needs goes first
+            outcome = ParkedFlush(request, requirements, ())
+            reason = WAITS_BEHIND_COMPONENTS
         else:
             reason = _parked_reason(outcome, behind_own_order=False) if isinstance(outcome, ParkedFlush) else ""
         if isinstance(outcome, ParkedFlush):
@@ -358,6 +370,18 @@ class Production:
             return None
         await self._posted(ctx, order, outcome)
         return outcome
+
+    async def _held_by_queue(self, ctx: HandlerContext, md: MasterData, request: FlushRequest,
+                             requirements: tuple[Requirement, ...]) -> bool:
+        """Whether a waiting parked flush is still short of an (item, location) this flush needs."""
+        entries = await repo.waiting_parked(ctx.session)
+        if not entries:
+            return False
+        items = {r.item for e in entries for r in e.parked.requirements}
+        ledger = await self.ledgers.load(ctx.session, items)
+        held = reprocess_parked(ledger, [e.parked for e in entries],
+                                md.policies(self.settings.negative_stock_policy)).held
+        return any((r.item, r.location or request.location) in held for r in requirements)
 
     async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
                       error: InsufficientComponentStockError, quantity: Decimal | None = None) -> None:
@@ -377,6 +401,12 @@ class Production:
             return
         order.status, order.reason = "rejected", str(error)
         await repo.save_order(ctx.session, order)
+        # a rejected order consumed nothing: a pre-product order refused at its completion flush gives back what
+        # its release flush took
+        ledger = await self.ledgers.load(ctx.session, await repo.items_of_order(ctx.session, order.order_id))
+        reversal = reverse_order(ledger, order.order_id, str(ctx.consumed.envelope.event_id))
+        if reversal:
+            await self.ledgers.append(ctx.session, reversal)
         for entry in await repo.waiting_parked(ctx.session, order.order_id):
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
         await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
@@ -402,18 +432,11 @@ class Production:
             await ctx.emit(c.NegativeStockPosted(order_id=order.order_id, item=alert.item, lot=alert.lot,
                                                  balance=format(ledger.on_hand(alert.item, alert.location, alert.lot), "f")))
 
-    def _receiving_location(self, md: MasterData, item_code: str) -> str:
-        """Where a lot made here is received: a subassembly (a component of some BOM) at its supply location, so
-        that its parents' flushes find it; a finished good at the finished-goods location."""
-        item = md.catalogue.item(item_code)
-        if item.supply_location:
-            return item.supply_location
-        used = any(line.component == item_code for bom in md.catalogue.boms.values() for line in bom.lines)
-        return DEFAULT_LOCATION if used else self.settings.finished_goods_location
-
     async def _produce(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, quantity: Decimal,
                        lot: str) -> None:
-        location = self._receiving_location(md, order.item)
+        # every production order is a customer's: its output is its finished goods, turned over or racked and shipped
+        # to its holder, so it is never where another order's flush takes stock (even a subassembly)
+        location = self.settings.finished_goods_location
         ledger = await self.ledgers.load(ctx.session, [order.item])
         receipt = Receipt(str(ctx.consumed.envelope.event_id), order.item, lot, quantity, location,
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)

@@ -21,6 +21,7 @@ from backflush_shared.messaging.processor import Handler, HandlerContext
 from backflush_shared.persistence.locks import lock_for_transaction
 
 from backflush_warehouse.adapters.tables import (
+    cancelled_lots,
     cancelled_orders,
     locations,
     ownership_transfers,
@@ -122,6 +123,12 @@ async def _put_away(ctx: HandlerContext, *, order_id: str, item: str, lot: str, 
                     kind: LocationKind, owner: str) -> None:
     if await _is_cancelled(ctx.session, order_id):
         ctx.log.info("goods for a cancelled order are not put away")
+        return
+    cancelled_lot = await ctx.session.execute(
+        select(cancelled_lots.c.lot).where(cancelled_lots.c.order_id == order_id, cancelled_lots.c.lot == lot))
+    if cancelled_lot.scalar_one_or_none() is not None:
+        # the completion was cancelled before its goods arrived here (another topic): they are not stored
+        ctx.log.info("goods of a cancelled completion are not put away", lot=lot)
         return
     of_kind = [loc for loc in await _locations(ctx.session) if loc.kind is kind]
     plan = plan_put_away(of_kind, await _occupied(ctx.session), quantity)
@@ -330,6 +337,11 @@ async def on_completion_cancelled(ctx: HandlerContext) -> None:
     ).one_or_none()
     if shipment is not None:
         raise CancellationAfterShipmentError(event.order_id, signed=shipment.signed_by is not None)
+    # remembered: the lot's GoodsTurnedOver may still be on its way (another topic) and must not be put away then
+    known = await ctx.session.execute(select(cancelled_lots.c.lot).where(cancelled_lots.c.order_id == event.order_id,
+                                                                        cancelled_lots.c.lot == event.lot))
+    if known.scalar_one_or_none() is None:
+        await ctx.session.execute(insert(cancelled_lots).values(order_id=event.order_id, lot=event.lot, at=_now()))
     await ctx.session.execute(delete(waiting_put_aways).where(waiting_put_aways.c.order_id == event.order_id,
                                                               waiting_put_aways.c.lot == event.lot))
     units = (

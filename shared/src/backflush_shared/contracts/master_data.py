@@ -94,7 +94,8 @@ class ComponentsReceived(Event):
     item: Identifier
     lot: Identifier
     quantity: Quantity
-    location: Identifier = "MAIN"
+    # none: the item's supply location (where its flushes take it from), MAIN for an item that names none
+    location: Identifier | None = None
 
     def record_key(self) -> str:
         return MASTER_DATA_KEY

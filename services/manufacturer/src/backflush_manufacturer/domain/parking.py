@@ -32,6 +32,8 @@ class Reprocessed:
     still_parked: tuple[ParkedFlush, ...]
     #: Flushes the `reject` policy refuses now, each with the refusal (in arrival order).
     refused: tuple[tuple[ParkedFlush, InsufficientComponentStockError], ...] = ()
+    #: (item, location) pairs a flush still waiting is short of: a new flush needing one queues behind it.
+    held: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def movements(self) -> tuple[LedgerMovement, ...]:
@@ -72,4 +74,4 @@ def reprocess_parked(ledger: StockLedger, queue: Iterable[ParkedFlush], policies
             waiting.append(outcome)
             held_orders.add(order)
             held.update((shortage.item, shortage.location) for shortage in outcome.shortages)
-    return Reprocessed(tuple(posted), tuple(waiting), tuple(refused))
+    return Reprocessed(tuple(posted), tuple(waiting), tuple(refused), frozenset(held))

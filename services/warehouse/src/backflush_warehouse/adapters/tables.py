@@ -86,3 +86,13 @@ cancelled_orders = Table(
     Column("order_id", String(64), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+#: Lots of completions the manufacturer cancelled: their GoodsTurnedOver travels on another topic and may arrive
+#: after the CompletionCancelled, and must then not be put away.
+cancelled_lots = Table(
+    "cancelled_lots",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("lot", String(64), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
