@@ -43,7 +43,7 @@ from support.e2e_paths import SAMPLE_DATA
 from support.flows import Flows
 from support.fuzz import FuzzRecord, fuzz_record
 from support.stack import eventually
-from support.topics import read_topic
+from support.topics import read_to_end
 
 from backflush_distributor.handlers import build_handlers as distributor_handlers
 from backflush_warehouse.handlers import build_handlers as warehouse_handlers
@@ -161,7 +161,7 @@ async def dead_letter_origins(stack: LocalStack) -> dict[str, dict[tuple[str, in
     by_service: dict[str, dict[tuple[str, int, int], str]] = defaultdict(dict)
     topics = TopicNames(stack.topic_prefix)
     for topic in Topic:
-        for letter in await read_topic(stack.bootstrap_servers, topics.dead_letter(topic), until=10**9, timeout=6):
+        for letter in await read_to_end(stack.bootstrap_servers, topics.dead_letter(topic)):
             h = letter.headers
             origin = (h["dlq_original_topic"], int(h["dlq_original_partition"]), int(h["dlq_original_offset"]))
             by_service[h["dlq_failed_by"]][origin] = f"{h['dlq_error_type']}: {h['dlq_error_message']}"

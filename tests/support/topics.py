@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
 @dataclass(frozen=True)
@@ -48,3 +48,29 @@ async def read_topic(bootstrap_servers: str, topic: str, *, until: int = 1, time
     finally:
         await consumer.stop()
     return [r for r in records if key is None or r.key == key]
+
+
+async def read_to_end(bootstrap_servers: str, topic: str, *, timeout: float = 60.0) -> list[Record]:
+    """Every record on `topic` up to its end offsets as they are now: all of them, not what arrived in time."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout
+        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end within {timeout:.0f} s")
+            for partition_records in (await consumer.getmany(timeout_ms=500)).values():
+                records += [Record(r.topic, r.key.decode(errors="replace") if r.key else None, r.value,
+                                   {k: v.decode(errors="replace") for k, v in (r.headers or ())})
+                            for r in partition_records]
+        return records
+    finally:
+        await consumer.stop()
