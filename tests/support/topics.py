@@ -64,7 +64,7 @@ async def read_to_end(bootstrap_servers: str, topic: str, *, timeout: float = 60
         ends = await consumer.end_offsets(partitions)
         records: list[Record] = []
         deadline = time.monotonic() + timeout
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end within {timeout:.0f} s")
             for partition_records in (await consumer.getmany(timeout_ms=500)).values():
