@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,11 +20,9 @@ import pytest
 from backflush_distributor.app import SERVICE
 from backflush_shared.cli_text import safe, visible
 from backflush_shared.contracts import orders as o
-from backflush_shared.contracts.base import Event
-from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.publish import envelope_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
+from support.manufacturer_feed import apply
 
 ESC = "\x1b"
 #: Holders as an order's event may carry them (the contract limits their length, not their characters).
@@ -38,32 +33,11 @@ HOLDERS = {
 }
 
 
-@dataclass(frozen=True)
-class _Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
-async def _feed(runtime: ServiceRuntime, events: Sequence[Event]) -> None:
-    assert runtime.processor is not None
-    offsets = itertools.count()
-    records = []
-    for event in events:
-        encoded = encode(event, envelope_for(event, "/backflush/tests"), runtime.topics(event.topic))
-        records.append(_Record(encoded.topic, 0, next(offsets), encoded.key, encoded.value, encoded.headers))
-    result = await runtime.processor.process(records)
-    assert result.dead_lettered == 0, result
-
-
 async def _seed(url: str) -> None:
     await upgrade_to_head_async(url, SERVICE.migrations)
     runtime = ServiceRuntime.create(SERVICE, SERVICE.settings_class(service="distributor", database_url=url))
     try:
-        await _feed(runtime, [
+        await apply(runtime, [
             o.OrderPlaced(order_id=order_id, order_holder=holder, flow="pre", item="CHAIR-ERGO",
                           quantity=Decimal(2), ship_to="1 Depot Road", due_date=dt.date(2030, 1, 31))
             for order_id, holder in HOLDERS.items()

@@ -8,70 +8,32 @@ parks (entry 1); a completion of 10 reported meanwhile queues behind it (entry 2
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 from sqlalchemy import text
 
-from backflush_manufacturer.app import SERVICE
 from backflush_manufacturer.master_data_events import events_from
 from backflush_manufacturer.master_data_files import load_master_data
-from backflush_manufacturer.settings import ManufacturerSettings
 from backflush_shared.audit import AuditFinding, audit_service
-from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import Flow, OrderProcessingInfo
 from backflush_shared.contracts.completions import CompletionReported
 from backflush_shared.contracts.master_data import ComponentsReceived
 from backflush_shared.contracts.orders import OrderForwarded
-from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.publish import envelope_for
 from backflush_shared.persistence.database import Database
-from backflush_shared.service import ServiceRuntime
+from support.manufacturer_feed import SAMPLE_DATA, feed
 
-SAMPLE_DATA = Path(__file__).resolve().parents[3] / "services" / "manufacturer" / "sample_data"
 CHECK = "manufacturer: every waiting parked flush can be released"
 
 
-@dataclass(frozen=True)
-class _Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-
-_offsets = itertools.count()
-
-
-async def _feed(url: str, events: Sequence[Event]) -> None:
-    settings = ManufacturerSettings(service="manufacturer", database_url=url, negative_stock_policy="park")
-    runtime = ServiceRuntime.create(SERVICE, settings)
-    try:
-        assert runtime.processor is not None
-        records = []
-        for event in events:
-            encoded = encode(event, envelope_for(event, "/backflush/tests"), runtime.topics(event.topic))
-            records.append(_Record(encoded.topic, 0, next(_offsets), encoded.key, encoded.value, encoded.headers))
-        result = await runtime.processor.process(records)
-        assert result.dead_lettered == 0, result
-    finally:
-        await runtime.database.close()
-
-
 async def _parked_release_then_completion_behind_it(url: str, completed: int = 10) -> None:
-    await _feed(url, events_from(load_master_data(SAMPLE_DATA)))
-    await _feed(url, [OrderForwarded(
+    await feed(url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(url, [OrderForwarded(
         order_id="SO-A", flow=Flow.POST, item="CHAIR-ERGO", quantity=Decimal(60),
         processing=OrderProcessingInfo(order_holder="Acme Offices", ship_to="Main Street 1",
                                        due_date=date(2030, 1, 31)),
     )])
-    await _feed(url, [CompletionReported(order_id="SO-A", quantity=Decimal(completed), reported_by="line 2")])
+    await feed(url, [CompletionReported(order_id="SO-A", quantity=Decimal(completed), reported_by="line 2")])
 
 
 async def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -99,7 +61,7 @@ async def _finding(url: str) -> AuditFinding:
 async def test_a_completion_behind_its_parked_release_does_not_post_when_other_stock_arrives(
         database_url: str) -> None:
     await _parked_release_then_completion_behind_it(database_url)
-    await _feed(database_url, [ComponentsReceived(receipt_id="R-SEAT", item="SEAT-ASSY", lot="SA-NEW",
+    await feed(database_url, [ComponentsReceived(receipt_id="R-SEAT", item="SEAT-ASSY", lot="SA-NEW",
                                                   quantity=Decimal(30))])
     assert await _rows(database_url, "SELECT id, step, status FROM parked_flushes ORDER BY id") == [
         (1, "release", "waiting"), (2, "completion", "waiting")]
@@ -108,7 +70,7 @@ async def test_a_completion_behind_its_parked_release_does_not_post_when_other_s
 
 async def test_once_the_release_posts_the_completion_behind_it_posts_too(database_url: str) -> None:
     await _parked_release_then_completion_behind_it(database_url)
-    await _feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
                                                   quantity=Decimal(2))])
     assert await _rows(database_url, "SELECT id, status FROM parked_flushes ORDER BY id") == [
         (1, "posted"), (2, "posted")]
@@ -157,7 +119,7 @@ async def test_a_flush_no_longer_behind_its_order_says_what_it_waits_for_now(dat
     """A completion of 50 needs 50 SEAT-ASSY, 40 are in stock. Once the release posts, the completion waits for
     seat assemblies, and the exception queue says so instead of naming a wait that is over."""
     await _parked_release_then_completion_behind_it(database_url, completed=50)
-    await _feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
                                                   quantity=Decimal(2))])
     assert await _rows(database_url, "SELECT id, status, reason FROM parked_flushes ORDER BY id") == [
         (1, "posted", "BASE-STAR-5: needs 62 pcs, 60 available"),

@@ -181,17 +181,10 @@ async def on_turned_over(ctx: HandlerContext) -> None:
 async def on_final_order(ctx: HandlerContext) -> None:
     event = ctx.event
     assert isinstance(event, o.FinalOrderPlaced)
-    existing = await ctx.session.execute(select(shipments.c.order_id).where(shipments.c.order_id == event.order_id))
-    if existing.scalar_one_or_none() is not None:
+    if await _shipped(ctx.session, event.order_id):
         ctx.log.info("final order already shipped")
         return
-    units = (
-        await ctx.session.execute(
-            select(stock_units).where(stock_units.c.order_id == event.order_id, stock_units.c.status == "stored",
-                                      stock_units.c.kind == LocationKind.CONSIGNMENT.value)
-            .order_by(stock_units.c.id)
-        )
-    ).mappings().all()
+    units = await _stored_units(ctx.session, event.order_id, LocationKind.CONSIGNMENT)
     if not units:
         raise UnknownShipmentOrderError(event.order_id, "final order")
     stored = sum((u["quantity"] for u in units), Decimal(0))
@@ -199,6 +192,22 @@ async def on_final_order(ctx: HandlerContext) -> None:
         raise ShipmentQuantityMismatchError(event.order_id, event.quantity, stored)
     await _ship(ctx, order_id=event.order_id, item=event.item, quantity=event.quantity, ship_to=event.ship_to,
                 order_holder=event.order_holder, units=units)
+
+
+async def _shipped(session: AsyncSession, order_id: str) -> bool:
+    found = await session.execute(select(shipments.c.order_id).where(shipments.c.order_id == order_id))
+    return found.scalar_one_or_none() is not None
+
+
+async def _stored_units(session: AsyncSession, order_id: str, kind: LocationKind) -> Sequence[Any]:
+    """The order's units still stored in locations of `kind`, in the order they were placed."""
+    return (
+        await session.execute(
+            select(stock_units).where(stock_units.c.order_id == order_id, stock_units.c.status == "stored",
+                                      stock_units.c.kind == kind.value)
+            .order_by(stock_units.c.id)
+        )
+    ).mappings().all()
 
 
 async def _ship(ctx: HandlerContext, *, order_id: str, item: str, quantity: Decimal, ship_to: str,
@@ -226,17 +235,10 @@ async def on_racked_goods_called_off(ctx: HandlerContext) -> None:
     from now on); the goods leave the racks, so rack space comes back."""
     event = ctx.event
     assert isinstance(event, o.RackedGoodsCalledOff)
-    existing = await ctx.session.execute(select(shipments.c.order_id).where(shipments.c.order_id == event.order_id))
-    if existing.scalar_one_or_none() is not None:
+    if await _shipped(ctx.session, event.order_id):
         ctx.log.info("delivery already shipped")
         return
-    units = (
-        await ctx.session.execute(
-            select(stock_units).where(stock_units.c.order_id == event.order_id, stock_units.c.status == "stored",
-                                      stock_units.c.kind == LocationKind.RACK.value)
-            .order_by(stock_units.c.id)
-        )
-    ).mappings().all()
+    units = await _stored_units(ctx.session, event.order_id, LocationKind.RACK)
     if not units:
         waiting = await ctx.session.execute(
             select(waiting_put_aways.c.id).where(waiting_put_aways.c.order_id == event.order_id))
