@@ -372,3 +372,17 @@ async def test_a_flush_held_behind_another_ones_component_names_that_wait_so_the
         ("SO-B", "waiting", "waits behind an earlier parked flush that needs the same components")]
     finding = next(f for f in await audit_service("manufacturer", database_url) if f.check == CHECK)
     assert finding.ok, finding.detail
+
+
+async def test_cancelling_a_completion_lets_another_orders_parked_flush_post_with_the_stock_it_gave_back(
+        database_url: str) -> None:
+    """SO-C produced 15 chairs (15 of the 40 SEAT-ASSY); CH-2's completion of 30 needs 30 with 25 left and parks.
+    Cancelling SO-C's completion of 7 gives 7 seats back (32): CH-2's flush posts, as after a receipt."""
+    await _two_completions(database_url)
+    await feed(database_url, [order("CH-2", "CHAIR-ERGO", 30)])
+    await feed(database_url, [CompletionReported(order_id="CH-2", quantity=Decimal(30))])
+    assert await rows(database_url, "SELECT order_id, status FROM parked_flushes") == [("CH-2", "waiting")]
+    await feed(database_url, [_cancel("SO-C", "SO-C-C15")])
+    assert await rows(database_url, "SELECT order_id, status FROM parked_flushes") == [("CH-2", "posted")]
+    assert await rows(database_url, "SELECT order_id, status, completed FROM production_orders ORDER BY order_id") == [
+        ("CH-2", "completed", "30"), ("SO-C", "in-production", "8")]
