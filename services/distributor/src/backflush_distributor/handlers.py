@@ -249,6 +249,11 @@ async def _on_order_event(ctx: HandlerContext) -> None:
     """Every other event about an order: record it in the order's history, then move its milestones."""
     event = ctx.event
     order_id = event.record_key()
+    if getattr(event, "make_to_stock", False):
+        # a make-to-stock production order is the manufacturer's own, with no customer order here to file it under:
+        # ignored on purpose, not dead-lettered as an unknown order
+        ctx.log.info("event of a make-to-stock production order: not a customer order, ignored", order_id=order_id)
+        return
     row = await repository.load(ctx.session, order_id, for_update=True)
     if row is None:
         raise UnknownOrderError(order_id, type(event).__name__)

@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -36,7 +36,7 @@ from backflush_shared.cli_text import safe
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.completions import CompletionCancellationRequested, CompletionReported
 from backflush_shared.contracts.envelope import Envelope
-from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested
+from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested, StockProductionOrderPlaced
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging.publish import publish
 from backflush_shared.persistence.database import Database, missing_sqlite_file
@@ -427,7 +427,7 @@ def build_cli() -> typer.Typer:
             table.add_row(safe(line.item), line.unit.format(line.standard), line.unit.format(line.actual),
                           _signed(line.variance, line.unit), percent, safe(line.unit.code), style=style)
         out.print(table)
-        if order.flow == "post" and order.completed < order.quantity:
+        if order.flow in ("post", "stock") and order.completed < order.quantity:
             # the standard follows the completed quantity, but release flushed the pre lines for the whole order
             out.print(f"[dim]note: pre lines flushed at release for all {_qty(order.quantity, view.unit)}; the "
                       "standard covers the completed quantity only, so they show over-consumption until the order "
@@ -443,6 +443,8 @@ def build_cli() -> typer.Typer:
                                                                "the completion is named by its event id)."),
         reason: str = typer.Option("", "--reason", help="With `cancel`: why the completion is reversed."),
         by: str = typer.Option("shop-floor", "--by", help="Who reports it."),
+        stock: bool = typer.Option(False, "--stock", help="The order is a make-to-stock production order "
+                                                          "(`backflush make-to-stock`), not a customer's."),
         bootstrap_servers: str = BOOTSTRAP,
         topic_prefix: str = PREFIX,
     ) -> None:
@@ -456,7 +458,7 @@ def build_cli() -> typer.Typer:
                 _fail(f"cannot tell the order of completion {completion_id}: give --order ORDER-ID")
             with _refusals():
                 request = CompletionCancellationRequested(order_id=target, completion_id=completion_id,
-                                                          reason=reason, requested_by=by)
+                                                          reason=reason, requested_by=by, make_to_stock=stock)
             [sent] = _publish(bootstrap_servers, [request], topic_prefix)
             out.print(f"cancellation of completion {safe(completion_id)} of {safe(target)} requested by {safe(by)} "
                       f"as event {sent.event_id}")
@@ -467,9 +469,34 @@ def build_cli() -> typer.Typer:
             _fail("missing option --qty: the quantity completed now")
         quantity = _quantity(qty, "--qty")
         with _refusals():
-            event = CompletionReported(order_id=order_id, quantity=quantity, reported_by=by)
+            event = CompletionReported(order_id=order_id, quantity=quantity, reported_by=by, make_to_stock=stock)
         [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
         out.print(f"completion of {format(quantity, 'f')} for {safe(order_id)} reported by {safe(by)} as event {envelope.event_id}")
+
+    @app.command("make-to-stock")
+    def make_to_stock(
+        order_id: str = typer.Argument(..., help="The new production order's id."),
+        item: str = typer.Argument(..., help="The item to make for stock (e.g. a subassembly its parents consume)."),
+        qty: str = typer.Argument(..., help="The quantity to make."),
+        due: str | None = typer.Option(None, "--due", help="Due date, YYYY-MM-DD."),
+        by: str = typer.Option("planner", "--by", help="Who places it."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+    ) -> None:
+        """Place a make-to-stock production order: no customer order behind it. Report its completions with
+        `backflush complete ORDER --qty N --stock`; each finished lot is received into component stock at the item's
+        supply location, where its parents' flushes take it from. A refusal is dead-lettered with the reason."""
+        quantity = _quantity(qty, "QTY")
+        try:
+            due_date = date.fromisoformat(due) if due is not None else None
+        except ValueError:
+            _fail(f"--due must be a date, YYYY-MM-DD: {due!r}")
+        with _refusals():
+            event = StockProductionOrderPlaced(order_id=order_id, item=item, quantity=quantity, due_date=due_date,
+                                               placed_by=by)
+        [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
+        out.print(f"make-to-stock order {safe(order_id)} for {format(quantity, 'f')} {safe(item)} placed by {safe(by)} "
+                  f"as event {envelope.event_id}", highlight=False)
 
     @app.command("production-orders")
     def production_orders(database: str = DATABASE) -> None:

@@ -63,3 +63,21 @@ class UnknownParkedEntryError(BackflushError):
     def __init__(self, entry_id: int) -> None:
         super().__init__(f"no parked backflush with id {entry_id} is waiting in the exception queue")
         self.entry_id = entry_id
+
+
+class ProductionOrderIdInUseError(ProductionOrderError):
+    """A make-to-stock order placed under the id of another production order (or again after it finished)."""
+
+    def __init__(self, order_id: str, existing: str) -> None:
+        super().__init__(f"production order {order_id} exists already ({existing}); a different order needs another "
+                         "id", order_id=order_id)
+
+
+class MakeToStockMismatchError(ProductionOrderError):
+    """A shop-floor report whose make-to-stock flag does not match the order: the distributor would file (or
+    dead-letter) it under the wrong kind of order."""
+
+    def __init__(self, order_id: str, *, stock_order: bool) -> None:
+        hint = ("is a make-to-stock order: report it with --stock" if stock_order
+                else "is a customer's order: report it without --stock")
+        super().__init__(f"production order {order_id} {hint}", order_id=order_id)

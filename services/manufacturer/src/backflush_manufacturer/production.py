@@ -44,7 +44,9 @@ from backflush_manufacturer.errors import (
     CompletionExceedsOrderError,
     CompletionNotExpectedError,
     InventoryCheckMismatchError,
+    MakeToStockMismatchError,
     ProductionOrderClosedError,
+    ProductionOrderIdInUseError,
     UnknownParkedEntryError,
     UnknownProductionOrderError,
 )
@@ -52,6 +54,11 @@ from backflush_manufacturer.settings import ManufacturerSettings
 
 SOURCE = "/backflush/manufacturer"
 FINISHED = ("cancelled", "rejected", "quality-failed")
+#: A make-to-stock production order's flow: like `post` (the shop floor reports completions), but its finished lots
+#: go into the manufacturer's own component stock, not to a customer.
+STOCK = "stock"
+#: The flows whose completions the shop floor reports.
+REPORTED = ("post", STOCK)
 
 
 def _code(error: Exception) -> str:
@@ -154,6 +161,30 @@ class Production:
         else:
             await self._release(ctx, md, order)
 
+    async def start_stock_production_order(self, ctx: HandlerContext,
+                                           event: md_events.StockProductionOrderPlaced) -> None:
+        """A planner's make-to-stock order: validated and released like any production order; the shop floor reports
+        its completions, and each finished lot is received into component stock at the item's supply location.
+        A refusal is dead-lettered with its reason (like any master-data refusal) and leaves no order behind."""
+        existing = await repo.load_order(ctx.session, event.order_id)
+        if existing is not None:
+            if (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, STOCK) \
+                    and existing.status not in FINISHED:
+                ctx.log.info("stock production order exists already")  # a redelivery
+                return
+            why = f"{existing.status}: {existing.reason}" if existing.reason else existing.status
+            raise ProductionOrderIdInUseError(event.order_id, f"{existing.flow} order for {existing.quantity} "
+                                                              f"{existing.item}, {why}")
+        md = await self._md(ctx)
+        producible(md.catalogue, event.item, event.quantity)  # raises: nothing stored
+        processing = {"make_to_stock": True, "placed_by": event.placed_by,
+                      "due_date": event.due_date.isoformat() if event.due_date else None}
+        order = ProductionOrder(event.order_id, event.item, event.quantity, STOCK, "created", processing,
+                                Decimal(0), None, None)
+        await repo.add_order(ctx.session, order)
+        ctx.log.info("stock production order placed", item=order.item, quantity=str(order.quantity))
+        await self._release(ctx, md, order)
+
     async def record_outside_inspection(self, ctx: HandlerContext, event: c.QualityInspectionRecorded) -> None:
         if ctx.consumed.envelope.source == SOURCE:
             return  # our own result, already applied when we published it
@@ -195,7 +226,7 @@ class Production:
             await self._after_release(ctx, md, order)
 
     async def _after_release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
-        if order.flow == "post":
+        if order.flow in REPORTED:
             await self._settle(ctx, order, "released")
             return
         # pre-product: produced in full right after release; its post lines flush at that completion (the order
@@ -211,8 +242,10 @@ class Production:
         order = await repo.load_order(ctx.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "completion reported")
-        if order.flow != "post":
+        if order.flow not in REPORTED:
             raise CompletionNotExpectedError(order.order_id)
+        if event.make_to_stock != (order.flow == STOCK):
+            raise MakeToStockMismatchError(order.order_id, stock_order=order.flow == STOCK)
         if order.status in FINISHED:
             raise ProductionOrderClosedError(order.order_id, order.status, "completion reported")
         # `completed` counts only what was produced; a parked completion is reported but waits for its flush, so
@@ -254,11 +287,14 @@ class Production:
         def refuse(why: str) -> CompletionCancellationRefusedError:
             return CompletionCancellationRefusedError(order.order_id, event.completion_id, why)
 
-        if order.flow != "post":
+        if order.flow not in REPORTED:
             raise refuse("a pre-product order is produced in full at release; cancel the order instead")
+        if event.make_to_stock != (order.flow == STOCK):
+            raise MakeToStockMismatchError(order.order_id, stock_order=order.flow == STOCK)
         if order.status in FINISHED or order.status == "delivered":
             raise refuse(f"the production order is {order.status}")
-        if order.completed >= order.quantity:
+        # a stock order's lots go to no one: its latest completion is reversible while its lot is all on hand
+        if order.completed >= order.quantity and order.flow != STOCK:
             # a final order may exist and the goods may ship already: reversing now would race them
             raise refuse(f"the order is completed ({order.completed} of {order.quantity} produced)")
         lots = await repo.finished_lots_of(ctx.session, order.order_id)
@@ -297,7 +333,7 @@ class Production:
         await ctx.emit(c.CompletionCancelled(order_id=order.order_id, completion_id=flush_id or event.completion_id,
                                              item=item, lot=lot_name, quantity=quantity,
                                              cumulative_quantity=order.completed, order_quantity=order.quantity,
-                                             reason=event.reason))
+                                             reason=event.reason, make_to_stock=order.flow == STOCK))
         ctx.log.info("completion cancelled; its flush and lot reversed", lot=lot_name, movements=len(movements))
         await self.reprocess_parked(ctx)  # the components given back may let parked flushes post
 
@@ -331,6 +367,7 @@ class Production:
         await self.ledgers.append(ctx.session, outcome.movements)
         await ctx.emit(c.ComponentsBackflushed(
             order_id=order.order_id, flush_point="manual", produced_quantity=order.completed or order.quantity,
+            make_to_stock=order.flow == STOCK,
             components=[ConsumedComponent(item=r.item, quantity=r.quantity, unit=r.unit.code,
                                           lots=sorted({m.lot for m in outcome.movements})) for r in requirements],
         ))
@@ -363,7 +400,8 @@ class Production:
                             cause_event_id=str(ctx.consumed.envelope.event_id))
             order.status, order.reason = "parked", reason
             await repo.save_order(ctx.session, order)
-            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=reason, missing=[
+            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=reason, make_to_stock=order.flow == STOCK,
+                                             missing=[
                 ConsumedComponent(item=s.item, quantity=s.shortfall, unit=s.unit.code) for s in outcome.shortages
             ]))
             ctx.log.info("backflush parked", step=step, reason=reason)
@@ -388,7 +426,7 @@ class Production:
         """A flush the `reject` policy refuses: nothing posted. A refused release rejects the order (nothing has
         happened yet); a refused completion is refused alone and the order stays open for the next one, since
         rejecting the order would throw away what was already produced."""
-        if step == "completion" and order.flow == "post":
+        if step == "completion" and order.flow in REPORTED:
             waiting = await repo.waiting_parked(ctx.session, order.order_id)
             if not waiting:
                 order.status = "in-production" if order.completed > 0 else "released"
@@ -396,7 +434,7 @@ class Production:
             await repo.save_order(ctx.session, order)
             await ctx.emit(c.CompletionRefused(order_id=order.order_id, quantity=quantity or Decimal(0),
                                                code=_code(error), reason=str(error),
-                                               waits_for_components=bool(waiting)))
+                                               waits_for_components=bool(waiting), make_to_stock=order.flow == STOCK))
             ctx.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
             return
         order.status, order.reason = "rejected", str(error)
@@ -424,27 +462,32 @@ class Production:
                     lots[m.item].append(m.lot)
             await ctx.emit(c.ComponentsBackflushed(
                 order_id=order.order_id, flush_point=request.flush.value, produced_quantity=request.quantity,
+                make_to_stock=order.flow == STOCK,
                 components=[ConsumedComponent(item=r.item, quantity=r.quantity, unit=r.unit.code,
                                               lots=lots.get(r.item, [])) for r in posted.requirements],
             ))
         for alert in posted.alerts:
             ledger = await self.ledgers.load(ctx.session, [alert.item])
             await ctx.emit(c.NegativeStockPosted(order_id=order.order_id, item=alert.item, lot=alert.lot,
-                                                 balance=format(ledger.on_hand(alert.item, alert.location, alert.lot), "f")))
+                                                 balance=format(ledger.on_hand(alert.item, alert.location, alert.lot), "f"),
+                                                 make_to_stock=order.flow == STOCK))
 
     async def _produce(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, quantity: Decimal,
                        lot: str) -> None:
-        # every production order is a customer's: its output is its finished goods, turned over or racked and shipped
-        # to its holder, so it is never where another order's flush takes stock (even a subassembly)
-        location = self.settings.finished_goods_location
+        # a customer's order: its output is its finished goods, turned over or racked and shipped to its holder, so
+        # it is never where another order's flush takes stock (even a subassembly); a make-to-stock order's output
+        # is component stock, received where the item's flushes take it from
+        stock = order.flow == STOCK
+        location = (md.catalogue.item(order.item).supply_location or DEFAULT_LOCATION) if stock \
+            else self.settings.finished_goods_location
         ledger = await self.ledgers.load(ctx.session, [order.item])
         receipt = Receipt(str(ctx.consumed.envelope.event_id), order.item, lot, quantity, location,
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)
         await self.ledgers.append(ctx.session, receive(md.catalogue, ledger, receipt))
         await repo.add_finished_lot(ctx.session, lot, order.order_id, order.item, quantity)
         order.completed += quantity  # produced now: only what was produced counts
-        processing = OrderProcessingInfo.model_validate(order.processing)
         if order.flow == "pre":
+            processing = OrderProcessingInfo.model_validate(order.processing)
             order.status, order.reason = "produced", None
             await repo.save_order(ctx.session, order)
             assert order.certificate is not None
@@ -454,6 +497,15 @@ class Production:
             ))
             return
         produced = sum((q for _lot, _item, q in await repo.finished_lots_of(ctx.session, order.order_id)), Decimal(0))
+        if stock:
+            # nothing to turn over: the order is done once its quantity is in stock
+            await self._settle(ctx, order, "closed" if produced >= order.quantity else "in-production")
+            await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
+                                                 cumulative_quantity=produced, order_quantity=order.quantity,
+                                                 make_to_stock=True))
+            ctx.log.info("made to stock: lot received into component stock", lot=lot, location=location)
+            await self.reprocess_parked(ctx)  # like a receipt: parked flushes waiting for the item may post now
+            return
         await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
         await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                              cumulative_quantity=produced, order_quantity=order.quantity))
@@ -574,6 +626,10 @@ class Production:
         order = await repo.load_order(ctx.session, event.order_id)
         if order is None or order.status in FINISHED:
             return  # never reached production, or already finished here: nothing to undo
+        if order.flow == STOCK:
+            # the distributor knows customer orders only: a cancellation under a stock order's id is not for it
+            ctx.log.warning("customer order cancellation for the id of a make-to-stock order: ignored")
+            return
         if order.status == "delivered":
             # the goods left with their holder: reversing would count consumed components back into stock
             raise ProductionOrderClosedError(order.order_id, order.status,
@@ -647,6 +703,7 @@ def handler_table(production: Production) -> dict[type[Event], object]:
         md_events.ComponentsReceived: production.receive_components,
         md_events.ParkedBackflushRetryRequested: production.retry_parked,
         o.OrderForwarded: production.start_production_order,
+        md_events.StockProductionOrderPlaced: production.start_stock_production_order,
         o.OrderCancelled: production.cancel,
         c.QualityInspectionRecorded: production.record_outside_inspection,
         c.CompletionReported: production.report_completion,

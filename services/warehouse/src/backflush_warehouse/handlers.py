@@ -334,6 +334,10 @@ async def on_completion_cancelled(ctx: HandlerContext) -> None:
     space), and the space goes to waiting put-aways."""
     event = ctx.event
     assert isinstance(event, c.CompletionCancelled)
+    if event.make_to_stock:
+        # its lot was received into the manufacturer's component stock, never turned over to us: nothing to release
+        ctx.log.info("cancelled completion of a make-to-stock order: not ours, ignored", lot=event.lot)
+        return
     shipment = (
         await ctx.session.execute(select(shipments.c.signed_by).where(shipments.c.order_id == event.order_id))
     ).one_or_none()

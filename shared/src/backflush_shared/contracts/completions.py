@@ -36,6 +36,9 @@ class ComponentsBackflushed(Event):
     flush_point: Literal["pre", "post", "manual"]
     produced_quantity: Quantity
     components: list[ConsumedComponent]
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class BackflushParked(Event):
@@ -47,6 +50,9 @@ class BackflushParked(Event):
     order_id: Identifier
     reason: str
     missing: list[ConsumedComponent]
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class NegativeStockPosted(Event):
@@ -59,6 +65,9 @@ class NegativeStockPosted(Event):
     item: Identifier
     lot: Identifier
     balance: str = Field(description="The lot's balance after the posting, a negative decimal string.")
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class ProductionCompleted(Event):
@@ -74,6 +83,9 @@ class ProductionCompleted(Event):
     cumulative_quantity: Quantity
     order_quantity: Quantity
     certificate: QualityCertificate | None = None
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class CompletionRefused(Event):
@@ -89,6 +101,9 @@ class CompletionRefused(Event):
     reason: str
     waits_for_components: bool = Field(
         default=False, description="Whether another flush of the order still waits for component stock.")
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class CompletionCancellationRequested(Event):
@@ -102,6 +117,9 @@ class CompletionCancellationRequested(Event):
                                description="The completion's finished lot, or the id of the event that reported it.")
     reason: str = ""
     requested_by: str = Field("shop-floor", min_length=1, max_length=120)
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class CompletionCancelled(Event):
@@ -123,6 +141,9 @@ class CompletionCancelled(Event):
     ]
     order_quantity: Quantity
     reason: str = ""
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class CompletionReported(Event):
@@ -134,6 +155,9 @@ class CompletionReported(Event):
     order_id: Identifier
     quantity: Quantity
     reported_by: str = "shop-floor"
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class ComponentIssueReported(Event):
@@ -147,6 +171,9 @@ class ComponentIssueReported(Event):
     quantity: Quantity
     kind: Literal["manual", "scrap"]
     reported_by: str = "shop-floor"
+    make_to_stock: bool = Field(
+        default=False, description="The order is a make-to-stock production order (no customer order behind it): "
+                                   "the distributor and the warehouse ignore the event.")
 
 
 class InventoryCheckReturned(Event):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
@@ -118,3 +119,25 @@ class ParkedBackflushRetryRequested(Event):
 
     def correlation_key(self) -> str:
         return f"exception-{self.entry_id}"
+
+
+class StockProductionOrderPlaced(Event):
+    """A planner orders an item made for the manufacturer's own stock (make-to-stock): no customer order behind it.
+
+    Its finished lots are received into component stock at the item's supply location, where the flushes of the
+    orders that consume it take it from (a subassembly made here); nothing is turned over or shipped."""
+
+    event_type: ClassVar[str] = "backflush.master.stock-production-order-placed"
+    topic: ClassVar[Topic] = Topic.MASTER_DATA
+
+    order_id: Identifier
+    item: Identifier
+    quantity: Quantity
+    due_date: date | None = None
+    placed_by: str = Field("planner", min_length=1, max_length=120)
+
+    def record_key(self) -> str:
+        return MASTER_DATA_KEY
+
+    def correlation_key(self) -> str:
+        return self.order_id
