@@ -386,3 +386,25 @@ async def test_cancelling_a_completion_lets_another_orders_parked_flush_post_wit
     assert await rows(database_url, "SELECT order_id, status FROM parked_flushes") == [("CH-2", "posted")]
     assert await rows(database_url, "SELECT order_id, status, completed FROM production_orders ORDER BY order_id") == [
         ("CH-2", "completed", "30"), ("SO-C", "in-production", "8")]
+
+
+async def test_a_rejected_pre_product_orders_returned_release_lets_a_flush_waiting_for_it_post(
+        database_url: str) -> None:
+    """P-1 takes 57 of the 60 BASE-STAR-5. PRE-R (pre, 50) parks its release (51 needed, 3 left) and Y-1's release
+    (11) queues behind it. 50 GAS-LIFT-100 arrive (PRE-R was short of them too), then 50 bases (53): PRE-R's release posts (2 left), then its completion is refused under
+    `reject` (50 SEAT-ASSY, 40 in stock), so PRE-R is rejected and its 51 bases come back: Y-1 posts with them, as
+    after a receipt, instead of waiting for the next one."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [seat_assembly_policy("reject"), order("P-1", "CHAIR-ERGO", 55)])
+    await feed(database_url, [order("PRE-R", "CHAIR-ERGO", 50, Flow.PRE)])
+    await feed(database_url, [order("Y-1", "CHAIR-ERGO", 10)])
+    assert await rows(database_url, "SELECT order_id, status FROM parked_flushes ORDER BY id") == [
+        ("PRE-R", "waiting"), ("Y-1", "waiting")]
+    await feed(database_url, [ComponentsReceived(receipt_id="R-GL", item="GAS-LIFT-100", lot="GL-NEW",
+                                                 quantity=Decimal(50))])
+    await feed(database_url, [ComponentsReceived(receipt_id="R-BS", item="BASE-STAR-5", lot="BS-NEW",
+                                                 quantity=Decimal(50))])
+    assert await rows(database_url, "SELECT order_id, status FROM production_orders ORDER BY order_id") == [
+        ("P-1", "released"), ("PRE-R", "rejected"), ("Y-1", "released")]
+    assert await rows(database_url, "SELECT order_id, status FROM parked_flushes ORDER BY id") == [
+        ("PRE-R", "posted"), ("Y-1", "posted")]

@@ -449,6 +449,9 @@ class Production:
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
         await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
                                        rejected_by="manufacturer"))
+        if reversal:
+            # the components given back may let parked flushes of other orders post, as a receipt would
+            await self.reprocess_parked(ctx)
 
     async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
         await self.ledgers.append(ctx.session, posted.movements)
