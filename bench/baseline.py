@@ -501,7 +501,7 @@ async def run_baseline(config: BaselineConfig, bootstrap_servers: str, workdir: 
                 await asyncio.sleep(0.05)
 
         pids = {f"relays ({host})": process.pid for host, process in processes.items()}
-        before = {name: procstats.sample(pid) for name, pid in {**pids, **extra_pids}.items()}
+        before = {name: procstats.sample_named(name, pid) for name, pid in {**pids, **extra_pids}.items()}
         bench_cpu_before = procstats.self_cpu_seconds()
         sent_at: list[float] = []
         first_send = time.time()
@@ -540,7 +540,7 @@ async def run_baseline(config: BaselineConfig, bootstrap_servers: str, workdir: 
                 await asyncio.sleep(0.2)
             progress.update(relayed, completed=n)
         await sending
-        after = {name: procstats.sample(pid) for name, pid in {**pids, **extra_pids}.items()}
+        after = {name: procstats.sample_named(name, pid) for name, pid in {**pids, **extra_pids}.items()}
         bench_cpu = procstats.self_cpu_seconds() - bench_cpu_before
     finally:
         for task in background:

@@ -278,7 +278,7 @@ def _header_bytes(event_type: str, order_id: str, source: str) -> int:
 
 
 def _sample(pids: dict[str, int]) -> dict[str, procstats.ProcSample | None]:
-    return {name: procstats.sample(pid) for name, pid in pids.items()}
+    return {name: procstats.sample_named(name, pid) for name, pid in pids.items()}
 
 
 async def run_ours(config: OursConfig, bootstrap_servers: str, workdir: Path, out_dir: Path, console: Console,

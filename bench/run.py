@@ -231,11 +231,32 @@ async def run_config(name: str, args: argparse.Namespace, bootstrap_servers: str
     return result
 
 
+async def postmaster_pid(server_url: str) -> int | None:
+    """The PostgreSQL server's main process when it runs on this machine (a backend's parent), else None."""
+    import asyncpg
+
+    connection = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await connection.close()
+    try:
+        stat = Path(f"/proc/{backend}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
 async def measure(args: argparse.Namespace, bootstrap_servers: str, extra_pids: dict[str, int],
                   results: dict[str, Any], server_url: str | None, before: tuple[str, str] | None) -> None:
+    server_pid = await postmaster_pid(server_url) if server_url else None
+    if server_url:
+        console.print(f"PostgreSQL server process: {server_pid or 'not on this machine (its CPU is not counted)'}")
     for name in args.configs:
         step = time.monotonic()
-        results["configs"][name] = await run_config(name, args, bootstrap_servers, extra_pids, server_url, before)
+        pids = {**extra_pids, procstats.DATABASE_SERVER: server_pid} if name.startswith("pg") and server_pid \
+            else extra_pids
+        results["configs"][name] = await run_config(name, args, bootstrap_servers, pids, server_url, before)
         results["configs"][name]["seconds"] = round(time.monotonic() - step, 1)
 
 
