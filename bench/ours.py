@@ -132,7 +132,8 @@ class Driver:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            *sorted({self.topics(event.topic) for event in DRIVER_EVENTS}), bootstrap_servers=self.bootstrap_servers, group_id=None,
+            *sorted({self.topics(event.topic) for event in DRIVER_EVENTS}),
+            bootstrap_servers=self.bootstrap_servers, group_id=None,
             auto_offset_reset="earliest", enable_auto_commit=False, client_id="backflush-bench-driver",
             **kafka_options(),  # the BACKFLUSH_SECURITY_* settings of the environment, like the services
         )

@@ -196,13 +196,15 @@ def figure_rows(config: dict[str, Any]) -> list[tuple[str, str, str, str, str, s
     add("completed per second", lambda run, _k: _get(run, "throughput_per_s"), _r)
     add("  / raw chain's", lambda _run, k: _get(ratio, k, "raw", "throughput"), _r, False)
     add("  / guarantee-equal chain's", lambda _run, k: _get(ratio, k, "guaranteed", "throughput"), _r, False)
-    add("CPU per order (services; relay processes)", lambda run, k: cpu_per_item(run, "messages" if k in
-                                                                                  ("raw", "guaranteed") else "orders"), _s)
-    add("CPU per order of the PostgreSQL server (backends included)",
-        lambda run, k: database_cpu_per_item(run, "messages" if k in ("raw", "guaranteed") else "orders"), _s)
+    def count(key: str) -> str:
+        return "messages" if key in ("raw", "guaranteed") else "orders"
+
+    add("CPU per order (services; relay processes)", lambda run, k: cpu_per_item(run, count(k)), _s)
     for service in ("manufacturer", "distributor", "warehouse"):
         add(f"  {service}", lambda run, _k, s=service: None if _get(run, "services", s, "cpu_ms_per_order") is None
             else _get(run, "services", s, "cpu_ms_per_order") / 1000, _s, False)
+    add("CPU per order of the PostgreSQL server (backends included)",
+        lambda run, k: database_cpu_per_item(run, count(k)), _s)
     for p in ("p50", "p99"):
         add(f"end-to-end latency {p}", lambda run, _k, p=p: _get(run, "latency_s", "all", p), _s)
         add(f"  {p} / raw chain's", lambda _run, k, p=p: _get(ratio, k, "raw", p), _r, False)
@@ -332,7 +334,7 @@ def write_docs(path: Path, image: Path, png: Path, results: dict[str, Any]) -> N
     if path.is_file():
         match = re.search(re.escape(ANALYSIS_BEGIN) + r"(.*?)" + re.escape(ANALYSIS_END), path.read_text(), re.DOTALL)
         kept = match.group(1) if match else None
-    analysis = kept if kept is not None else "\n_Not written yet: read the profile below and say where the time goes._\n"
+    analysis = kept if kept is not None else "\n_Not written yet: read the figures and the profile, say why._\n"
     path.write_text(render_docs(results, image.relative_to(path.parent).as_posix(), analysis), encoding="utf-8")
 
 
@@ -430,7 +432,8 @@ def render_docs(results: dict[str, Any], image: str, analysis: str) -> str:
                              f"{_md_s(row['p95'])} | {_md_s(row['p99'])} |")
         lines.append("")
     lines += ["### Processes", "", "CPU seconds during each measured run; peak resident memory (VmHWM) over the",
-              "process's life.", "", "| configuration | run | process | CPU s | peak RSS MiB |", "|---|---|---|---:|---:|"]
+              "process's life.", "", "| configuration | run | process | CPU s | peak RSS MiB |",
+              "|---|---|---|---:|---:|"]
     for name, config in configs.items():
         for key in ("after", "before", "raw", "guaranteed"):
             for process, figures in (_get(config, key, "processes") or {}).items():
@@ -466,7 +469,27 @@ def _profile_lines(ours: dict[str, Any] | None) -> list[str]:
     if others:
         lines += ["", "The other services' top five (own time):", ""]
         for name in others:
-            top = ", ".join(f"`{r['entry']}` {r['share'] * 100:.1f} %" for r in profile["services"][name]["top_own"][:5])
+            top = ", ".join(f"`{r['entry']}` {r['share'] * 100:.1f} %"
+                            for r in profile["services"][name]["top_own"][:5])
             lines.append(f"- {name}: {top}")
     lines.append("")
     return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Rewrite docs/benchmarks.md from a run's JSON (after editing its analysis section, or this renderer)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    parser.add_argument("--json", type=Path, default=Path("docs/benchmarks/bench.json"))
+    parser.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
+    args = parser.parse_args(argv)
+    results = json.loads(args.json.read_text())
+    match = re.search(re.escape(ANALYSIS_BEGIN) + r"(.*?)" + re.escape(ANALYSIS_END), args.docs.read_text(), re.DOTALL)
+    image = (args.docs.parent / "benchmarks" / "latency.png").relative_to(args.docs.parent).as_posix()
+    args.docs.write_text(render_docs(results, image, match.group(1) if match else ""), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
