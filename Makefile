@@ -23,9 +23,10 @@ test: install
 demo: install
 	$(BIN)/backflush demo
 
-# Issue 6: 10,000 orders through the services against a raw-Kafka baseline (docs/benchmarks.md); see bench/run.py.
+# Issues 6 and 18: ours against the raw and the guarantee-equal chain, on SQLite and PostgreSQL (docs/benchmarks.md);
+# `make bench BEFORE=REF` also runs the services from commit REF in the same run. Sizes: see bench/run.py.
 bench: install
-	$(BIN)/python -m bench.run --profile
+	$(BIN)/python -m bench.run --profile $(if $(BEFORE),--before $(BEFORE))
 
 kafka-up: install
 	$(BIN)/python scripts/kafka_local.py up

@@ -15,6 +15,15 @@ bench's two hops run in the bench process, as its driver does in our run. Messag
 size on the flow's critical path and headers of the same size as our CloudEvents headers, keyed by order id.
 Run as `python -m bench.baseline relays --bootstrap-servers ... --prefix ... --stages pre:1,post:1,...` for one
 relay process (it prints `ready` once every relay has its partitions, and runs until SIGTERM).
+
+The same chains also run in a second shape, the **guarantee-equal chain** (`--shape guaranteed`, issue 18): the
+service hops (not the bench's two) keep our guarantees the cheapest way Python can (`../shared/tools/dbrelay.py`'s
+shape). Per batch of up to 500 records a hop decodes every value with pydantic, claims the event ids in an inbox
+(one `IN` query, one `executemany`), upserts per-order state and writes an outbox row per outgoing event, all in
+ONE transaction; then sends those outbox rows pipelined with the idempotent producer, marks them published, and
+commits the offsets. On SQLite (stdlib sqlite3, WAL, synchronous=NORMAL, one connection per process, no thread
+hop: a batch's transaction holds no await) with a file per service host; on PostgreSQL (asyncpg, one connection
+per hop, `executemany`) with a database per service host shared by its instances, which split the partitions.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -110,6 +120,183 @@ async def relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out_topi
         await consumer.commit()
 
 
+# ------------------------------------------------------------------------------------------------ guarantee-equal
+
+
+class Relayed(BaseModel):
+    """The value every chain message carries; the guarantee-equal hops validate it (the raw relays never look)."""
+
+    event_id: str
+    order_id: str
+    flow: str
+    t0: float
+    warm_up: bool = False
+    hops: int = 0
+    pad: str = ""
+
+
+def next_event(event: Relayed) -> Relayed:
+    """The event a hop emits: a new id of the same length (the root id and the hop count), one more hop."""
+    root = event.event_id.rsplit("-", 1)[0]
+    return event.model_copy(update={"event_id": f"{root}-{event.hops + 1:02d}", "hops": event.hops + 1})
+
+
+SQLITE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS inbox (event_id TEXT PRIMARY KEY, topic TEXT NOT NULL, part INTEGER NOT NULL, "
+    "off INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS state (order_id TEXT PRIMARY KEY, hops INTEGER NOT NULL, last_event TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, "
+    "headers TEXT NOT NULL, published INTEGER NOT NULL DEFAULT 0)",
+)
+PG_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS inbox (event_id TEXT PRIMARY KEY, topic TEXT NOT NULL, part INTEGER NOT NULL, "
+    "off BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS state (order_id TEXT PRIMARY KEY, hops INTEGER NOT NULL, last_event TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, topic TEXT NOT NULL, key BYTEA, value BYTEA NOT NULL, "
+    "headers TEXT NOT NULL, published BOOLEAN NOT NULL DEFAULT FALSE)",
+)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """An SQLAlchemy URL (`postgresql+asyncpg://...`) as asyncpg takes it."""
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> str:
+    return json.dumps([[name, value.decode("latin-1")] for name, value in headers])
+
+
+def _decode_headers(text: str) -> list[tuple[str, bytes]]:
+    return [(name, value.encode("latin-1")) for name, value in json.loads(text)]
+
+
+Row = tuple[str, str, bytes | None, bytes, str]  # outbox: id, topic, key, value, headers
+
+
+def _claim(records: Sequence[Any], seen: set[str], out_topic: str) -> tuple[list[Any], list[Any], list[Row]]:
+    """The batch's fresh events (not in `seen`, each id once): inbox rows, state rows (sorted: a fixed lock
+    order between instances), outbox rows."""
+    inbox, state, outbox = [], {}, []
+    for record, event in records:
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        inbox.append((event.event_id, record.topic, record.partition, record.offset))
+        state[event.order_id] = (event.order_id, event.hops + 1, event.event_id)
+        following = next_event(event)
+        outbox.append((following.event_id, out_topic, record.key, following.model_dump_json().encode(),
+                       _encode_headers(record.headers)))
+    return inbox, [state[k] for k in sorted(state)], outbox
+
+
+async def _send(producer: AIOKafkaProducer, rows: Sequence[Row]) -> None:
+    acknowledgements = [await producer.send(t, value=v, key=k, headers=_decode_headers(h)) for _i, t, k, v, h in rows]
+    await asyncio.gather(*acknowledgements)
+
+
+class SqliteHopStore:
+    """One sqlite3 connection per relay process (its hops' transactions never interleave: none holds an await)."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self.connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=NORMAL")
+        for statement in SQLITE_SCHEMA:
+            self.connection.execute(statement)
+
+    async def apply(self, records: Sequence[Any], out_topic: str) -> list[Row]:
+        con = self.connection
+        ids = [event.event_id for _record, event in records]
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            seen = {row[0] for row in con.execute(
+                f"SELECT event_id FROM inbox WHERE event_id IN ({','.join('?' * len(ids))})", ids)}
+            inbox, state, outbox = _claim(records, seen, out_topic)
+            con.executemany("INSERT INTO inbox VALUES (?, ?, ?, ?)", inbox)
+            con.executemany("INSERT INTO state VALUES (?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET "
+                            "hops = excluded.hops, last_event = excluded.last_event", state)
+            con.executemany("INSERT INTO outbox (id, topic, key, value, headers) VALUES (?, ?, ?, ?, ?)", outbox)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return outbox
+
+    async def mark_published(self, rows: Sequence[Row]) -> None:
+        con = self.connection
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("UPDATE outbox SET published = 1 WHERE id = ?", [(row[0],) for row in rows])
+        con.execute("COMMIT")
+
+    async def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresHopStore:
+    """One asyncpg connection per hop; the instances of a host share its database and split the partitions."""
+
+    def __init__(self, url: str) -> None:
+        self.dsn = asyncpg_dsn(url)
+        self.connection: Any = None
+
+    async def open(self) -> None:
+        import asyncpg
+
+        self.connection = await asyncpg.connect(self.dsn)
+        async with self.connection.transaction():
+            await self.connection.execute("SELECT pg_advisory_xact_lock(18)")  # instances start together
+            for statement in PG_SCHEMA:
+                await self.connection.execute(statement)
+
+    async def apply(self, records: Sequence[Any], out_topic: str) -> list[Row]:
+        import asyncpg
+
+        ids = [event.event_id for _record, event in records]
+        for attempt in range(10):
+            try:
+                async with self.connection.transaction():
+                    seen = {row[0] for row in await self.connection.fetch(
+                        "SELECT event_id FROM inbox WHERE event_id = ANY($1::text[])", ids)}
+                    inbox, state, outbox = _claim(records, seen, out_topic)
+                    await self.connection.executemany("INSERT INTO inbox VALUES ($1, $2, $3, $4)", inbox)
+                    await self.connection.executemany(
+                        "INSERT INTO state VALUES ($1, $2, $3) ON CONFLICT (order_id) DO UPDATE SET "
+                        "hops = excluded.hops, last_event = excluded.last_event", state)
+                    await self.connection.executemany(
+                        "INSERT INTO outbox (id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5)", outbox)
+                return outbox
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == 9:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def mark_published(self, rows: Sequence[Row]) -> None:
+        await self.connection.execute("UPDATE outbox SET published = TRUE WHERE id = ANY($1::text[])",
+                                      [row[0] for row in rows])
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+
+async def guaranteed_relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out_topic: str,
+                           store: SqliteHopStore | PostgresHopStore) -> None:
+    """dbrelay.py's hop: decode, claim + state + outbox in one transaction, send, mark published, commit offsets."""
+    while True:
+        batch = await consumer.getmany(timeout_ms=100, max_records=MAX_RECORDS)
+        if not batch:
+            continue
+        records = [(record, Relayed.model_validate_json(record.value))
+                   for records in batch.values() for record in records]
+        outbox = await store.apply(records, out_topic)
+        if outbox:
+            await _send(producer, outbox)
+            await store.mark_published(outbox)
+        await consumer.commit()
+
+
 @dataclass
 class Relays:
     """The relays of one host, sharing one idempotent producer (as a service shares its outbox relay's)."""
@@ -117,9 +304,23 @@ class Relays:
     bootstrap_servers: str
     prefix: str
     stages: Sequence[tuple[str, int]]
+    shape: str = "raw"  # or "guaranteed"
+    database_url: str | None = None  # guaranteed: sqlite:///PATH or postgresql+asyncpg://...
     consumers: list[AIOKafkaConsumer] = field(default_factory=list)
     producer: AIOKafkaProducer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stores: list[SqliteHopStore | PostgresHopStore] = field(default_factory=list)
+
+    async def _store(self) -> SqliteHopStore | PostgresHopStore:
+        assert self.database_url is not None, "the guaranteed shape needs a database"
+        if self.database_url.startswith("sqlite"):
+            if not self.stores:
+                self.stores.append(SqliteHopStore(self.database_url.split("///", 1)[1]))
+            return self.stores[0]
+        store = PostgresHopStore(self.database_url)
+        await store.open()
+        self.stores.append(store)
+        return store
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, enable_idempotence=True,
@@ -133,7 +334,12 @@ class Relays:
             )
             await consumer.start()
             self.consumers.append(consumer)
-            self.tasks.append(asyncio.create_task(relay(consumer, self.producer, topic(self.prefix, flow, stage))))
+            out_topic = topic(self.prefix, flow, stage)
+            if self.shape == "guaranteed":
+                work = guaranteed_relay(consumer, self.producer, out_topic, await self._store())
+            else:
+                work = relay(consumer, self.producer, out_topic)
+            self.tasks.append(asyncio.create_task(work))
         deadline = time.monotonic() + 60
         while not all(consumer.assignment() for consumer in self.consumers):
             if time.monotonic() > deadline:
@@ -150,10 +356,13 @@ class Relays:
             await consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
+        for store in self.stores:
+            await store.close()
 
 
-async def _serve_relays(bootstrap_servers: str, prefix: str, stages: list[tuple[str, int]]) -> None:
-    relays = Relays(bootstrap_servers, prefix, stages)
+async def _serve_relays(bootstrap_servers: str, prefix: str, stages: list[tuple[str, int]], shape: str = "raw",
+                        database_url: str | None = None) -> None:
+    relays = Relays(bootstrap_servers, prefix, stages, shape, database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -177,6 +386,9 @@ class BaselineConfig:
     header_bytes: dict[str, float]
     stall_timeout: float = 120.0
     rate: float = 0.0  # messages per second; 0: as fast as the producer goes
+    shape: str = "raw"  # or "guaranteed": the dbrelay shape on the service hops
+    database_urls: dict[str, str] = field(default_factory=dict)  # guaranteed on PostgreSQL: host -> URL
+    instances: int = 1  # relay processes per host (more than one: PostgreSQL only)
 
 
 def _headers(order_id: str, size: float) -> list[tuple[str, bytes]]:
@@ -191,7 +403,8 @@ def _headers(order_id: str, size: float) -> list[tuple[str, bytes]]:
 
 
 def _value(order_id: str, flow: str, size: float, warm_up: bool = False) -> bytes:
-    body = {"order_id": order_id, "flow": flow, "t0": time.time(), "warm_up": warm_up, "pad": ""}
+    body = {"event_id": f"{uuid.uuid4().hex}-00", "order_id": order_id, "flow": flow, "t0": time.time(),
+            "warm_up": warm_up, "hops": 0, "pad": ""}
     used = len(json.dumps(body, separators=(",", ":")))
     body["pad"] = "x" * max(0, int(size) - used)
     return json.dumps(body, separators=(",", ":")).encode()
@@ -221,18 +434,28 @@ async def run_baseline(config: BaselineConfig, bootstrap_servers: str, workdir: 
                                 **kafka_options())
     background: list[asyncio.Task[Any]] = []
     try:
-        console.print(f"baseline: {sum(len(c) for c in CHAINS.values())} raw relays in 3 processes + the bench ...")
+        what = "raw relays" if config.shape == "raw" else "guarantee-equal hops"
+        console.print(f"baseline: {sum(len(c) for c in CHAINS.values())} {what} in {len(HOSTS) * config.instances} "
+                      "processes + the bench ...")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                              os.environ.get("PYTHONPATH", "")])}
+        if config.instances > 1 and config.shape == "guaranteed" and not config.database_urls:
+            raise RuntimeError("more than one guarantee-equal process per host needs PostgreSQL databases")
         for host in HOSTS:
             spec = ",".join(f"{flow}:{k}" for flow, k in stages_of(host))
-            log = (workdir / f"relays-{host}.log").open("wb")
-            processes[host] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.baseline", "relays", "--bootstrap-servers", bootstrap_servers,
-                "--prefix", prefix, "--stages", spec, stdout=asyncio.subprocess.PIPE, stderr=log,
-                stdin=asyncio.subprocess.DEVNULL, env=env,
-            )
-            log.close()
+            extra = []
+            if config.shape == "guaranteed":
+                url = config.database_urls.get(host) or f"sqlite:///{workdir / f'{host}.db'}"
+                extra = ["--shape", "guaranteed", "--database-url", url]
+            for instance in range(1, config.instances + 1):
+                name = host if instance == 1 else f"{host}-{instance}"
+                log = (workdir / f"relays-{name}.log").open("wb")
+                processes[name] = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.baseline", "relays", "--bootstrap-servers", bootstrap_servers,
+                    "--prefix", prefix, "--stages", spec, *extra, stdout=asyncio.subprocess.PIPE, stderr=log,
+                    stdin=asyncio.subprocess.DEVNULL, env=env,
+                )
+                log.close()
         for host, process in processes.items():
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), timeout=90)
@@ -278,7 +501,7 @@ async def run_baseline(config: BaselineConfig, bootstrap_servers: str, workdir: 
                 await asyncio.sleep(0.05)
 
         pids = {f"relays ({host})": process.pid for host, process in processes.items()}
-        before = {name: procstats.sample(pid) for name, pid in {**pids, **extra_pids}.items()}
+        before = {name: procstats.sample_named(name, pid) for name, pid in {**pids, **extra_pids}.items()}
         bench_cpu_before = procstats.self_cpu_seconds()
         sent_at: list[float] = []
         first_send = time.time()
@@ -317,7 +540,7 @@ async def run_baseline(config: BaselineConfig, bootstrap_servers: str, workdir: 
                 await asyncio.sleep(0.2)
             progress.update(relayed, completed=n)
         await sending
-        after = {name: procstats.sample(pid) for name, pid in {**pids, **extra_pids}.items()}
+        after = {name: procstats.sample_named(name, pid) for name, pid in {**pids, **extra_pids}.items()}
         bench_cpu = procstats.self_cpu_seconds() - bench_cpu_before
     finally:
         for task in background:
@@ -361,7 +584,10 @@ async def run_baseline(config: BaselineConfig, bootstrap_servers: str, workdir: 
         "hop_counts": {flow: len(chain) for flow, chain in CHAINS.items()},
         "chains": {flow: list(chain) for flow, chain in CHAINS.items()},
         "relays": sum(len(chain) for chain in CHAINS.values()),
-        "relay_processes": len(HOSTS),
+        "relay_processes": len(processes),
+        "shape": config.shape,
+        "instances": config.instances,
+        "database": ("PostgreSQL" if config.database_urls else "SQLite") if config.shape == "guaranteed" else None,
         "message_bytes": {flow: {"value": config.value_bytes[flow], "headers": config.header_bytes[flow]}
                           for flow in CHAINS},
         "arrived": len(arrived),
@@ -383,9 +609,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     relays.add_argument("--bootstrap-servers", required=True)
     relays.add_argument("--prefix", required=True)
     relays.add_argument("--stages", required=True, help="flow:stage,... e.g. pre:1,post:1")
+    relays.add_argument("--shape", choices=("raw", "guaranteed"), default="raw")
+    relays.add_argument("--database-url", default=None, help="guaranteed: sqlite:///PATH or postgresql+asyncpg://...")
     args = parser.parse_args(argv)
     stages = [(part.split(":")[0], int(part.split(":")[1])) for part in args.stages.split(",") if part]
-    asyncio.run(_serve_relays(args.bootstrap_servers, args.prefix, stages))
+    asyncio.run(_serve_relays(args.bootstrap_servers, args.prefix, stages, args.shape, args.database_url))
     return 0
 
 

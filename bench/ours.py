@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
@@ -51,11 +52,11 @@ CHUNK = 500  # orders per pipelined publish: every send first, then every acknow
 PLACED = o.OrderPlaced.event_type
 FORWARDED = o.OrderForwarded.event_type
 FINAL = o.FinalOrderPlaced.event_type
-PRE_SALE = "backflush.inventory.pre-sale-details-forwarded"
-DIRECTED = "backflush.inventory.directed-to-racks"
-RACKED = "backflush.inventory.racked"
-TURNED_OVER = "backflush.inventory.turned-over"
-CONSIGNED = "backflush.inventory.consignment-received"
+PRE_SALE = inv.PreSaleInventoryDetailsForwarded.event_type
+DIRECTED = inv.GoodsDirectedToRacks.event_type
+RACKED = inv.GoodsRacked.event_type
+TURNED_OVER = inv.GoodsTurnedOver.event_type
+CONSIGNED = inv.ConsignmentStockReceived.event_type
 CHECKED = c.InventoryCheckReturned.event_type
 ALLOCATED = c.GoodsAllocated.event_type
 BACKFLUSHED = c.ComponentsBackflushed.event_type
@@ -88,6 +89,8 @@ POST_HOPS: tuple[tuple[str, str, str, str], ...] = (
     ("warehouse", "delivery signed -> closed", SIGNED, CLOSED),
 )
 HOPS = {"pre": PRE_HOPS, "post": POST_HOPS}
+#: What the driver reads, by the contracts' own home topics (whatever they are named).
+DRIVER_EVENTS = (c.OrderClosed, c.ComponentsBackflushed, c.GoodsShipped, c.BackflushParked)
 
 
 class BenchError(RuntimeError):
@@ -105,6 +108,9 @@ class OursConfig:
     stall_timeout: float = 180.0
     snapshot_seconds: int = 10
     rate: float = 0.0  # orders per second; 0: all at once, as fast as the publisher goes
+    instances: int = 1  # processes per service (more than one: `database_urls` of PostgreSQL)
+    database_urls: dict[str, str] = field(default_factory=dict)  # service -> URL; empty: fresh SQLite files
+    pythonpath: str | None = None  # run the services from another tree's sources (`--before REF`)
 
 
 @dataclass
@@ -126,7 +132,8 @@ class Driver:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            self.topics(Topic.COMPLETIONS), bootstrap_servers=self.bootstrap_servers, group_id=None,
+            *sorted({self.topics(event.topic) for event in DRIVER_EVENTS}),
+            bootstrap_servers=self.bootstrap_servers, group_id=None,
             auto_offset_reset="earliest", enable_auto_commit=False, client_id="backflush-bench-driver",
             **kafka_options(),  # the BACKFLUSH_SECURITY_* settings of the environment, like the services
         )
@@ -213,6 +220,28 @@ def master_data_events() -> tuple[list[Event], list[md.ComponentsReceived]]:
     return events + list(receipts), receipts
 
 
+def _postgres_query(url: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The same query on PostgreSQL (`?` marks become `$n`), from a worker thread: a loop of its own."""
+    import asyncpg
+
+    from bench.baseline import asyncpg_dsn
+
+    parts = sql.split("?")
+    numbered = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
+
+    async def run() -> list[tuple[Any, ...]]:
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            return [tuple(row) for row in await connection.fetch(numbered, *params)]
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(run())
+    except (OSError, asyncpg.PostgresError):
+        return []  # the table appears once the service has migrated
+
+
 def _sqlite(url: str) -> sqlite3.Connection:
     path = url.split("///", 1)[1]
     connection = sqlite3.connect(path, timeout=30)
@@ -221,6 +250,9 @@ def _sqlite(url: str) -> sqlite3.Connection:
 
 
 def _query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Blocking: call it in a thread (`asyncio.to_thread`)."""
+    if url.startswith("postgresql"):
+        return _postgres_query(url, sql, params)
     try:
         connection = _sqlite(url)
     except sqlite3.Error:
@@ -233,8 +265,8 @@ def _query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
         connection.close()
 
 
-def _parse_time(text: str) -> float:
-    moment = dt.datetime.fromisoformat(text)
+def _parse_time(text: str | dt.datetime) -> float:
+    moment = text if isinstance(text, dt.datetime) else dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
@@ -247,7 +279,7 @@ def _header_bytes(event_type: str, order_id: str, source: str) -> int:
 
 
 def _sample(pids: dict[str, int]) -> dict[str, procstats.ProcSample | None]:
-    return {name: procstats.sample(pid) for name, pid in pids.items()}
+    return {name: procstats.sample_named(name, pid) for name, pid in pids.items()}
 
 
 async def run_ours(config: OursConfig, bootstrap_servers: str, workdir: Path, out_dir: Path, console: Console,
@@ -259,10 +291,14 @@ async def run_ours(config: OursConfig, bootstrap_servers: str, workdir: Path, ou
     stack = LocalStack(
         bootstrap_servers=bootstrap_servers, workdir=workdir, topic_prefix=prefix, log_level=config.log_level,
         # room for every order: pre-product goods stay racked (allocated), post-product goods pass through storage
-        extra_env={"warehouse": {"BACKFLUSH_RACKS": "DC-BENCH=1000000000",
-                                 "BACKFLUSH_CONSIGNMENT_LOCATIONS": "CS-BENCH=1000000000"}},
+        extra_env={name: {**({"PYTHONPATH": config.pythonpath} if config.pythonpath else {}),
+                          **({"BACKFLUSH_RACKS": "DC-BENCH=1000000000",
+                              "BACKFLUSH_CONSIGNMENT_LOCATIONS": "CS-BENCH=1000000000"}
+                             if name == "warehouse" else {})} for name in SERVICES},
+        instances=config.instances, database_urls=config.database_urls,
     )
-    console.print(f"starting manufacturer, distributor and warehouse as separate processes (logs: {workdir}) ...")
+    console.print(f"starting manufacturer, distributor and warehouse as separate processes, {config.instances} of "
+                  f"each (logs: {workdir}) ...")
     await asyncio.to_thread(stack.start, 90.0)
     topics = TopicNames(prefix)
     await wait_for_leaders(bootstrap_servers, [topics(topic) for topic in Topic])
@@ -286,7 +322,8 @@ async def run_ours(config: OursConfig, bootstrap_servers: str, workdir: Path, ou
             snapshots: dict[str, Any] = {}
             snapshot_task: asyncio.Task[None] | None = None
             try:
-                pids = {name: stack.processes[name].process.pid for name in SERVICES}  # type: ignore[union-attr]
+                pids = {name: process.process.pid  # type: ignore[union-attr]
+                        for name, process in stack.processes.items()}
                 before = _sample({**pids, **extra_pids})
                 bench_cpu_before = procstats.self_cpu_seconds()
                 if config.profile:
@@ -355,9 +392,11 @@ async def run_ours(config: OursConfig, bootstrap_servers: str, workdir: Path, ou
                        "errors": recorder.errors, "wait_snapshots": snapshots,
                        "services": {name: {**summarise(raw), "raw": str(raw)} for name, raw in files.items()}}
             recorder = None
-        events = _query(stack.database_url("distributor"),
-                        "SELECT order_id, event_type, occurred_at, source, length(summary) FROM order_events")
-        states = dict(_query(stack.database_url("distributor"), "SELECT state, COUNT(*) FROM orders GROUP BY state"))
+        events = await asyncio.to_thread(
+            _query, stack.database_url("distributor"),
+            "SELECT order_id, event_type, occurred_at, source, length(summary) FROM order_events")
+        states = dict(await asyncio.to_thread(_query, stack.database_url("distributor"),
+                                              "SELECT state, COUNT(*) FROM orders GROUP BY state"))
         console.print("distributor at the end: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
     finally:
         if recorder is not None:
@@ -505,7 +544,15 @@ def _figures(config: OursConfig, flows: dict[str, str], placed_at: dict[str, flo
                           "peak_rss_mib": round(end.peak_rss_mib, 1)}
     services["bench process"] = {"cpu_seconds": round(bench_cpu, 2), "cpu_seconds_since_start": None,
                                  "peak_rss_mib": None}
-    busiest = max((n for n in SERVICES if n in services), key=lambda n: services[n]["cpu_seconds"], default=None)
+    per_service = {}  # every instance of a service together: CPU summed, the highest peak RSS of one process
+    for name in SERVICES:
+        mine = [figures for key, figures in services.items() if key == name or key.startswith(f"{name}-")]
+        if mine:
+            per_service[name] = {"cpu_seconds": round(sum(f["cpu_seconds"] for f in mine), 2),
+                                 "cpu_ms_per_order": round(sum(f["cpu_seconds"] for f in mine) / config.orders * 1000,
+                                                           3),
+                                 "peak_rss_mib": max(f["peak_rss_mib"] for f in mine), "processes": len(mine)}
+    busiest = max(per_service, key=lambda n: per_service[n]["cpu_seconds"], default=None)
     if profile is not None:
         profile["busiest"] = busiest
 
@@ -530,6 +577,11 @@ def _figures(config: OursConfig, flows: dict[str, str], placed_at: dict[str, flo
         "events_per_order": round(sum(per_order.values()) / len(per_order), 2) if per_order else 0,
         "message_bytes": {"pre": chain_bytes("pre"), "post": chain_bytes("post")},
         "processes": services,
+        "services": per_service,
+        "instances": config.instances,
+        "database": "PostgreSQL" if config.database_urls else "SQLite",
+        "cores_used_by_services": round(sum(f["cpu_seconds"] for f in per_service.values()) / run_wall, 3)
+        if run_wall > 0 else None,
         "busiest_service": busiest,
         "profile": profile,
         "timings": {k: round(v, 2) for k, v in timings.items()},

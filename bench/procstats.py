@@ -19,22 +19,52 @@ class ProcSample:
     rss_mib: float
 
 
-def sample(pid: int) -> ProcSample | None:
-    """None once the process is gone."""
+def _stat_fields(pid: int | str) -> list[str]:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # the command name (field 2) may hold spaces and parentheses: split after its closing parenthesis
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _children_ticks(pid: int) -> int:
+    """CPU ticks of the children of `pid`: the reaped ones (cutime, cstime) and the live ones (a server's backends)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry.name)
+        except (OSError, ValueError):
+            continue
+        if fields[1] == str(pid):  # field 4 of proc(5): the parent
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def sample(pid: int, children: bool = False) -> ProcSample | None:
+    """None once the process is gone. With `children`, their CPU counts too (PostgreSQL's backends)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = _stat_fields(pid)
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    # the command name (field 2) may hold spaces and parentheses: split after its closing parenthesis
-    fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    if children:
+        utime += int(fields[13]) + int(fields[14]) + _children_ticks(pid)  # cutime, cstime: reaped children
     memory = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith("Vm")}
     return ProcSample(
         cpu_seconds=(utime + stime) / _TICKS,
         peak_rss_mib=int(memory.get("VmHWM", 0)) / 1024,
         rss_mib=int(memory.get("VmRSS", 0)) / 1024,
     )
+
+
+#: The name the bench gives the PostgreSQL server (its postmaster): sampled with its backends, its CPU reported
+#: apart from the services' (like the broker's) and beside it.
+DATABASE_SERVER = "postgresql server"
+
+
+def sample_named(name: str, pid: int) -> ProcSample | None:
+    return sample(pid, children=name == DATABASE_SERVER)
 
 
 def self_cpu_seconds() -> float:
