@@ -422,10 +422,12 @@ class Production:
         return any((r.item, r.location or request.location) in held for r in requirements)
 
     async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
-                      error: InsufficientComponentStockError, quantity: Decimal | None = None) -> None:
+                      error: InsufficientComponentStockError, quantity: Decimal | None = None, *,
+                      reprocess: bool = True) -> bool:
         """A flush the `reject` policy refuses: nothing posted. A refused release rejects the order (nothing has
         happened yet); a refused completion is refused alone and the order stays open for the next one, since
-        rejecting the order would throw away what was already produced."""
+        rejecting the order would throw away what was already produced. Returns whether the rejected order gave
+        components back (then the queue is reprocessed, unless `reprocess` is False)."""
         if step == "completion" and order.flow in REPORTED:
             waiting = await repo.waiting_parked(ctx.session, order.order_id)
             if not waiting:
@@ -436,7 +438,7 @@ class Production:
                                                code=_code(error), reason=str(error),
                                                waits_for_components=bool(waiting), make_to_stock=order.flow == STOCK))
             ctx.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
-            return
+            return False
         order.status, order.reason = "rejected", str(error)
         await repo.save_order(ctx.session, order)
         # a rejected order consumed nothing: a pre-product order refused at its completion flush gives back what
@@ -449,9 +451,10 @@ class Production:
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
         await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
                                        rejected_by="manufacturer"))
-        if reversal:
+        if reversal and reprocess:
             # the components given back may let parked flushes of other orders post, as a receipt would
             await self.reprocess_parked(ctx)
+        return bool(reversal)
 
     async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
         await self.ledgers.append(ctx.session, posted.movements)
@@ -540,6 +543,7 @@ class Production:
         result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
         by_flush = {e.flush_id: e for e in entries}
         await self._update_wait_reasons(ctx, entries, result.still_parked)
+        gave_back = False
         for parked, error in result.refused:
             entry = by_flush[parked.flush_id]
             await repo.resolve_parked(ctx.session, entry.flush_id, "refused")
@@ -547,7 +551,10 @@ class Production:
             assert refused_order is not None
             ctx.log.info("parked backflush refused under the reject policy", parked_order=entry.order_id,
                          step=entry.step, reason=str(error))
-            await self._refuse(ctx, refused_order, entry.step, error, parked.request.quantity)
+            # what a rejected order gives back is reprocessed after this pass, not inside it: this pass has decided
+            # its flushes already, and one posted by a nested pass too would be posted twice
+            gave_back |= await self._refuse(ctx, refused_order, entry.step, error, parked.request.quantity,
+                                            reprocess=False)
         # append every posting first: continuations flush again and must see the stock these took
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:
@@ -567,6 +574,8 @@ class Production:
                 await self._after_release(ctx, md, order)
             else:
                 await self._produce(ctx, md, order, request.quantity, request.finished_lot or _lot(order, 1))
+        if gave_back:
+            return len(result.posted) + await self.reprocess_parked(ctx)
         return len(result.posted)
 
     async def _update_wait_reasons(self, ctx: HandlerContext, entries: list[ParkedEntry],

@@ -1,0 +1,42 @@
+"""Issue 15, second review: behaviours a planner or the shop floor would hit, each worked by hand on the sample data
+(services/manufacturer/sample_data: 40 SEAT-ASSY in stock, 60 BASE-STAR-5, 80 GAS-LIFT-100; a chair's release takes
+1.02 x its quantity of bases and gas lifts, rounded up; its completion takes one SEAT-ASSY per chair).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from support.manufacturer_feed import SAMPLE_DATA, dead_letter_reasons, emitted, feed, order, rows
+
+from backflush_manufacturer.master_data_events import events_from
+from backflush_manufacturer.master_data_files import load_master_data
+from backflush_shared.contracts.common import Flow
+from backflush_shared.contracts.completions import CompletionReported
+from backflush_shared.contracts.master_data import ItemDefined, StockProductionOrderPlaced
+
+
+def seat_assembly_policy(policy: str) -> ItemDefined:
+    return ItemDefined(item="SEAT-ASSY", unit="pcs", decimals=0, negative_stock_policy=policy,
+                       description="Upholstered seat assembly (stocked subassembly)")
+
+
+async def test_a_flush_released_by_a_rejected_pre_orders_reversal_posts_once(database_url: str) -> None:
+    """PRE-A (pre, 50 chairs) releases (51 bases) and parks its completion (50 SEAT-ASSY, 40 in stock). Y-1 (5 chairs)
+    releases (6 bases of the 9 left) and its completion of 5 queues behind PRE-A for SEAT-ASSY. SEAT-ASSY turns
+    `reject`: PRE-A's completion is refused (the order rejected, its 51 bases given back) and Y-1's completion posts,
+    once: 5 SEAT-ASSY taken, one finished lot of 5."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("PRE-A", "CHAIR-ERGO", 50, Flow.PRE)])
+    await feed(database_url, [order("Y-1", "CHAIR-ERGO", 5)])
+    await feed(database_url, [CompletionReported(order_id="Y-1", quantity=Decimal(5))])
+    assert await rows(database_url, "SELECT order_id, step, status FROM parked_flushes ORDER BY id") == [
+        ("PRE-A", "completion", "waiting"), ("Y-1", "completion", "waiting")]
+    await feed(database_url, [seat_assembly_policy("reject")])
+    assert await rows(database_url, "SELECT order_id, status, completed FROM production_orders ORDER BY order_id") \
+        == [("PRE-A", "rejected", "0"), ("Y-1", "completed", "5")]
+    assert await rows(database_url, "SELECT sum(CAST(quantity AS NUMERIC)) FROM ledger_movements "
+                                    "WHERE item = 'SEAT-ASSY' AND production_order = 'Y-1'") == [(-5,)]
+    assert await rows(database_url, "SELECT lot, quantity FROM finished_lots WHERE order_id = 'Y-1'") == [
+        ("Y-1-C5", "5")]
+    assert len(await emitted(database_url, "backflush.completion.production-completed")) == 1
