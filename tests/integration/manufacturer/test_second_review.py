@@ -40,3 +40,17 @@ async def test_a_flush_released_by_a_rejected_pre_orders_reversal_posts_once(dat
     assert await rows(database_url, "SELECT lot, quantity FROM finished_lots WHERE order_id = 'Y-1'") == [
         ("Y-1-C5", "5")]
     assert len(await emitted(database_url, "backflush.completion.production-completed")) == 1
+
+
+async def test_a_closed_stock_order_placed_again_under_its_id_is_refused_loudly(database_url: str) -> None:
+    """MTS-1 made its 20 seats and closed. The planner places MTS-1 for 20 again (another batch): it is not a
+    redelivery (that is skipped by its event id) but a new order under a taken id, so it is refused with the
+    reason, not silently ignored with nothing made."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [StockProductionOrderPlaced(order_id="MTS-1", item="SEAT-ASSY", quantity=Decimal(20))])
+    await feed(database_url, [CompletionReported(order_id="MTS-1", quantity=Decimal(20), make_to_stock=True)])
+    assert await rows(database_url, "SELECT status FROM production_orders") == [("closed",)]
+    await feed(database_url, [StockProductionOrderPlaced(order_id="MTS-1", item="SEAT-ASSY", quantity=Decimal(20))],
+               dead_letters=1)
+    [reason] = await dead_letter_reasons(database_url)
+    assert "MTS-1" in reason and "closed" in reason, reason

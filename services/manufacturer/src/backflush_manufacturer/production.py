@@ -168,8 +168,10 @@ class Production:
         A refusal is dead-lettered with its reason (like any master-data refusal) and leaves no order behind."""
         existing = await repo.load_order(ctx.session, event.order_id)
         if existing is not None:
+            # a closed stock order placed again is another batch under a taken id, not a redelivery (those are
+            # skipped by their event id): refused, or the planner would wait for seats that are never made
             if (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, STOCK) \
-                    and existing.status not in FINISHED:
+                    and existing.status not in (*FINISHED, "closed"):
                 ctx.log.info("stock production order exists already")  # a redelivery
                 return
             why = f"{existing.status}: {existing.reason}" if existing.reason else existing.status
