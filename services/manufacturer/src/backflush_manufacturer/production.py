@@ -451,8 +451,13 @@ class Production:
             await self.ledgers.append(ctx.session, reversal)
         for entry in await repo.waiting_parked(ctx.session, order.order_id):
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
-        await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
-                                       rejected_by="manufacturer"))
+        if order.flow == STOCK:
+            # a planner's order: `backflush production-orders` shows the reason; the distributor knows customer
+            # orders only and would dead-letter it as unknown (or file it under a customer order of that id)
+            ctx.log.warning("make-to-stock order rejected", reason=str(error))
+        else:
+            await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
+                                           rejected_by="manufacturer"))
         if reversal and reprocess:
             # the components given back may let parked flushes of other orders post, as a receipt would
             await self.reprocess_parked(ctx)
