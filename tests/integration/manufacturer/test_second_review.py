@@ -13,7 +13,7 @@ from backflush_manufacturer.master_data_events import events_from
 from backflush_manufacturer.master_data_files import load_master_data
 from backflush_shared.contracts.common import Flow
 from backflush_shared.contracts.completions import CompletionReported
-from backflush_shared.contracts.master_data import ItemDefined, StockProductionOrderPlaced
+from backflush_shared.contracts.master_data import ComponentsReceived, ItemDefined, StockProductionOrderPlaced
 
 
 def seat_assembly_policy(policy: str) -> ItemDefined:
@@ -68,3 +68,23 @@ async def test_a_stock_order_refused_at_release_is_not_announced_to_the_distribu
     [(status, reason)] = await rows(database_url, "SELECT status, reason FROM production_orders")
     assert status == "rejected" and "SEAT-SHELL" in str(reason), reason
     assert await emitted(database_url, "backflush.order.rejected") == []
+
+
+async def test_an_order_still_waiting_after_an_earlier_flush_posts_says_so_again(database_url: str) -> None:
+    """O-1 (50 chairs) reports 45 (parks: 45 SEAT-ASSY, 40 in stock), then 5 (queues behind it). 5 seats arrive: the
+    45 post and the 5 still wait. The posting tells the distributor `ComponentsBackflushed` and `ProductionCompleted`,
+    which end its order's wait; the order still waits, so a `BackflushParked` naming what for follows them, or
+    `backflush orders` would show no wait while `production-orders` shows it parked."""
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [order("O-1", "CHAIR-ERGO", 50)])
+    await feed(database_url, [CompletionReported(order_id="O-1", quantity=Decimal(45))])
+    await feed(database_url, [CompletionReported(order_id="O-1", quantity=Decimal(5))])
+    await feed(database_url, [ComponentsReceived(receipt_id="R-SA", item="SEAT-ASSY", lot="SA-NEW",
+                                                 quantity=Decimal(5))])
+    [(status, reason)] = await rows(database_url, "SELECT status, reason FROM production_orders")
+    assert status == "parked", (status, reason)
+    tail = await rows(database_url, "SELECT event_type FROM outbox WHERE event_type LIKE 'backflush.completion.%' "
+                                    "ORDER BY id DESC LIMIT 1")
+    assert tail == [("backflush.completion.backflush-parked",)]
+    [*_, last] = await emitted(database_url, "backflush.completion.backflush-parked")
+    assert last["reason"] == reason

@@ -512,18 +512,18 @@ class Production:
         produced = sum((q for _lot, _item, q in await repo.finished_lots_of(ctx.session, order.order_id)), Decimal(0))
         if stock:
             # nothing to turn over: the order is done once its quantity is in stock
-            await self._settle(ctx, order, "closed" if produced >= order.quantity else "in-production")
             await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                                  cumulative_quantity=produced, order_quantity=order.quantity,
                                                  make_to_stock=True))
+            await self._settle(ctx, order, "closed" if produced >= order.quantity else "in-production")
             ctx.log.info("made to stock: lot received into component stock", lot=lot, location=location)
             await self.reprocess_parked(ctx)  # like a receipt: parked flushes waiting for the item may post now
             return
-        await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
         await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                              cumulative_quantity=produced, order_quantity=order.quantity))
         await ctx.emit(inv.GoodsTurnedOver(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                            owner="manufacturer"))
+        await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
 
     async def _settle(self, ctx: HandlerContext, order: ProductionOrder, status: str) -> None:
         """Save the order as `status`, unless a flush of it still waits: then it shows that wait (a completion
@@ -531,6 +531,13 @@ class Production:
         waiting = await repo.waiting_parked(ctx.session, order.order_id)
         order.status, order.reason = ("parked", waiting[0].reason) if waiting else (status, None)
         await repo.save_order(ctx.session, order)
+        if waiting:
+            # the posting just told the distributor the order's wait is over (ComponentsBackflushed,
+            # ProductionCompleted); it is not, so say again what it waits for
+            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=waiting[0].reason,
+                                             make_to_stock=order.flow == STOCK, missing=[
+                ConsumedComponent(item=s.item, quantity=s.shortfall, unit=s.unit.code)
+                for s in waiting[0].parked.shortages]))
 
     # -- the exception queue ---------------------------------------------------------------------------------------
 
