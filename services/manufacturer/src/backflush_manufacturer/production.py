@@ -168,8 +168,10 @@ class Production:
         A refusal is dead-lettered with its reason (like any master-data refusal) and leaves no order behind."""
         existing = await repo.load_order(ctx.session, event.order_id)
         if existing is not None:
+            # a closed stock order placed again is another batch under a taken id, not a redelivery (those are
+            # skipped by their event id): refused, or the planner would wait for seats that are never made
             if (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, STOCK) \
-                    and existing.status not in FINISHED:
+                    and existing.status not in (*FINISHED, "closed"):
                 ctx.log.info("stock production order exists already")  # a redelivery
                 return
             why = f"{existing.status}: {existing.reason}" if existing.reason else existing.status
@@ -422,10 +424,12 @@ class Production:
         return any((r.item, r.location or request.location) in held for r in requirements)
 
     async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
-                      error: InsufficientComponentStockError, quantity: Decimal | None = None) -> None:
+                      error: InsufficientComponentStockError, quantity: Decimal | None = None, *,
+                      reprocess: bool = True) -> bool:
         """A flush the `reject` policy refuses: nothing posted. A refused release rejects the order (nothing has
         happened yet); a refused completion is refused alone and the order stays open for the next one, since
-        rejecting the order would throw away what was already produced."""
+        rejecting the order would throw away what was already produced. Returns whether the rejected order gave
+        components back (then the queue is reprocessed, unless `reprocess` is False)."""
         if step == "completion" and order.flow in REPORTED:
             waiting = await repo.waiting_parked(ctx.session, order.order_id)
             if not waiting:
@@ -436,7 +440,7 @@ class Production:
                                                code=_code(error), reason=str(error),
                                                waits_for_components=bool(waiting), make_to_stock=order.flow == STOCK))
             ctx.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
-            return
+            return False
         order.status, order.reason = "rejected", str(error)
         await repo.save_order(ctx.session, order)
         # a rejected order consumed nothing: a pre-product order refused at its completion flush gives back what
@@ -447,11 +451,17 @@ class Production:
             await self.ledgers.append(ctx.session, reversal)
         for entry in await repo.waiting_parked(ctx.session, order.order_id):
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
-        await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
-                                       rejected_by="manufacturer"))
-        if reversal:
+        if order.flow == STOCK:
+            # a planner's order: `backflush production-orders` shows the reason; the distributor knows customer
+            # orders only and would dead-letter it as unknown (or file it under a customer order of that id)
+            ctx.log.warning("make-to-stock order rejected", reason=str(error))
+        else:
+            await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
+                                           rejected_by="manufacturer"))
+        if reversal and reprocess:
             # the components given back may let parked flushes of other orders post, as a receipt would
             await self.reprocess_parked(ctx)
+        return bool(reversal)
 
     async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
         await self.ledgers.append(ctx.session, posted.movements)
@@ -502,18 +512,18 @@ class Production:
         produced = sum((q for _lot, _item, q in await repo.finished_lots_of(ctx.session, order.order_id)), Decimal(0))
         if stock:
             # nothing to turn over: the order is done once its quantity is in stock
-            await self._settle(ctx, order, "closed" if produced >= order.quantity else "in-production")
             await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                                  cumulative_quantity=produced, order_quantity=order.quantity,
                                                  make_to_stock=True))
+            await self._settle(ctx, order, "closed" if produced >= order.quantity else "in-production")
             ctx.log.info("made to stock: lot received into component stock", lot=lot, location=location)
             await self.reprocess_parked(ctx)  # like a receipt: parked flushes waiting for the item may post now
             return
-        await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
         await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                              cumulative_quantity=produced, order_quantity=order.quantity))
         await ctx.emit(inv.GoodsTurnedOver(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                            owner="manufacturer"))
+        await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
 
     async def _settle(self, ctx: HandlerContext, order: ProductionOrder, status: str) -> None:
         """Save the order as `status`, unless a flush of it still waits: then it shows that wait (a completion
@@ -521,6 +531,13 @@ class Production:
         waiting = await repo.waiting_parked(ctx.session, order.order_id)
         order.status, order.reason = ("parked", waiting[0].reason) if waiting else (status, None)
         await repo.save_order(ctx.session, order)
+        if waiting:
+            # the posting just told the distributor the order's wait is over (ComponentsBackflushed,
+            # ProductionCompleted); it is not, so say again what it waits for
+            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=waiting[0].reason,
+                                             make_to_stock=order.flow == STOCK, missing=[
+                ConsumedComponent(item=s.item, quantity=s.shortfall, unit=s.unit.code)
+                for s in waiting[0].parked.shortages]))
 
     # -- the exception queue ---------------------------------------------------------------------------------------
 
@@ -540,6 +557,7 @@ class Production:
         result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
         by_flush = {e.flush_id: e for e in entries}
         await self._update_wait_reasons(ctx, entries, result.still_parked)
+        gave_back = False
         for parked, error in result.refused:
             entry = by_flush[parked.flush_id]
             await repo.resolve_parked(ctx.session, entry.flush_id, "refused")
@@ -547,7 +565,10 @@ class Production:
             assert refused_order is not None
             ctx.log.info("parked backflush refused under the reject policy", parked_order=entry.order_id,
                          step=entry.step, reason=str(error))
-            await self._refuse(ctx, refused_order, entry.step, error, parked.request.quantity)
+            # what a rejected order gives back is reprocessed after this pass, not inside it: this pass has decided
+            # its flushes already, and one posted by a nested pass too would be posted twice
+            gave_back |= await self._refuse(ctx, refused_order, entry.step, error, parked.request.quantity,
+                                            reprocess=False)
         # append every posting first: continuations flush again and must see the stock these took
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:
@@ -567,6 +588,8 @@ class Production:
                 await self._after_release(ctx, md, order)
             else:
                 await self._produce(ctx, md, order, request.quantity, request.finished_lot or _lot(order, 1))
+        if gave_back:
+            return len(result.posted) + await self.reprocess_parked(ctx)
         return len(result.posted)
 
     async def _update_wait_reasons(self, ctx: HandlerContext, entries: list[ParkedEntry],
