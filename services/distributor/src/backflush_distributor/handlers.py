@@ -107,10 +107,12 @@ async def _delivery_requested(ctx: HandlerContext, order: Order, event: o.Delive
     return order.with_milestones(delivery_requested=True)
 
 
-async def _rejected(ctx: HandlerContext, order: Order, event: o.OrderRejected) -> Order:
+async def _rejected(ctx: HandlerContext, order: Order, event: o.OrderRejected | c.ProductionOrderRejected) -> Order:
     if order.status.state.finished:
         return order
-    return order.with_milestones(rejected_reason=f"{event.reason} ({event.rejected_by})")
+    # the topic says who refused: our own OrderRejected, or the manufacturer's on its `completions`
+    by = event.rejected_by if isinstance(event, o.OrderRejected) else "manufacturer"
+    return order.with_milestones(rejected_reason=f"{event.reason} ({by})")
 
 
 async def _parked(ctx: HandlerContext, order: Order, event: c.BackflushParked) -> Order:
@@ -202,7 +204,10 @@ async def _shipped(ctx: HandlerContext, order: Order, event: c.GoodsShipped) -> 
 
 
 async def _signed_for(ctx: HandlerContext, order: Order, event: c.GoodsSignedFor) -> Order:
-    return order.with_milestones(signed_by=event.signed_by)
+    # Only the distributor says an order is closed (DESIGN "Who may say what"): the warehouse says it was signed for.
+    if not order.milestones.closed:
+        await ctx.emit(c.OrderClosed(order_id=order.order_id, closed_by=SERVICE))
+    return order.with_milestones(signed_by=event.signed_by, closed=True)
 
 
 async def _closed(ctx: HandlerContext, order: Order, event: c.OrderClosed) -> Order:
@@ -216,6 +221,7 @@ async def _history_only(ctx: HandlerContext, order: Order, event: Event) -> Orde
 STEPS: Mapping[type[Event], Step] = {
     o.OrderCancellationRequested: _cancellation_requested,
     o.OrderRejected: _rejected,
+    c.ProductionOrderRejected: _rejected,
     o.DeliveryRequested: _delivery_requested,
     c.BackflushParked: _parked,
     c.ComponentsBackflushed: _backflushed,
@@ -294,7 +300,10 @@ async def _on_capacity_announced(ctx: HandlerContext) -> None:
 
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
     handlers: dict[type[Event], Handler] = {}
-    for topic in (Topic.ORDERS, Topic.INVENTORY_DETAILS, Topic.COMPLETIONS):
+    # every topic about orders (its own included: they go into each order's history); not the planners' master data
+    for topic in Topic:
+        if topic is Topic.MASTER_DATA:
+            continue
         for model in events_on(topic):
             handlers[model] = _on_order_event
     handlers[o.OrderPlaced] = _on_order_placed
