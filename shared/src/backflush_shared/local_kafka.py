@@ -964,8 +964,13 @@ def _serving_line(version: str, bootstrap_servers: str) -> str:
     return f"Kafka {version} serving at {bootstrap_servers}"
 
 
-#: The principals of `up --secure`: one per service, and one for the command line (demo, dlq, audit, bench).
-SECURE_PRINCIPALS = ("manufacturer", "distributor", "warehouse", "cli")
+#: The principals of `up --secure` and their roles (README "Security"): one per service, one for each outside
+#: party's intake (the command line's `order`, `sign`, `complete`, `master-data load` commands connect as these),
+#: and `cli` for the reading commands (`dlq list`, `audit`, order status).
+SECURE_PRINCIPALS: dict[str, str] = {
+    "manufacturer": "manufacturer", "distributor": "distributor", "warehouse": "warehouse",
+    "holder": "order-holder", "shop-floor": "shop-floor", "planner": "planner", "cli": "reader",
+}
 
 
 def principals_dir(run_dir: Path) -> Path:
@@ -976,7 +981,7 @@ def up(*, secure: bool = False) -> RunState:
     """Start a detached broker unless the one recorded in the state file still runs; return its state.
 
     `secure`: a SASL_SSL listener with a SCRAM-SHA-512 principal per `SECURE_PRINCIPALS`, each with a random
-    password; `<run dir>/principals/<name>.env` (readable by the owner only) holds the BACKFLUSH_* settings of a
+    password and the ACLs of its role (the topics are created first, as the broker's super user); `<run dir>/principals/<name>.env` (readable by the owner only) holds the BACKFLUSH_* settings of a
     process that connects as that principal (`set -a; . <file>; set +a`).
     """
     with _file_lock(run_home() / ".lock"):
@@ -993,6 +998,10 @@ def up(*, secure: bool = False) -> RunState:
         broker = LocalKafka(run_dir=run_dir, detached=True, keep_data=True, scram_users=users)
         broker.start()
         if secure:
+            from backflush_shared.messaging.acls import Role
+
+            broker.grant({name: Role(role) for name, role in SECURE_PRINCIPALS.items()},
+                         topic_prefix=os.environ.get("BACKFLUSH_TOPIC_PREFIX", ""))
             folder = principals_dir(run_dir)
             folder.mkdir(mode=0o700, exist_ok=True)
             for name in SECURE_PRINCIPALS:
@@ -1049,7 +1058,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_serving_line(state.version, state.bootstrap_servers))
             principals = principals_dir(Path(state.run_dir))
             if principals.is_dir():
-                print(f"SASL_SSL: each principal's settings in {principals}/<name>.env "
+                print(f"SASL_SSL with ACLs: each principal's settings in {principals}/<name>.env "
                       f"({', '.join(SECURE_PRINCIPALS)}); load one with: set -a; . <file>; set +a")
             elif args.secure:
                 print("note: the running broker is plaintext; run `down` first to start a secure one")
