@@ -272,7 +272,7 @@ async def test_a_refused_event_is_applied_again_only_when_replayed_from_its_dead
     cancelled = [r for r in await setup.rows(outbox) if r["event_type"] == o.OrderCancelled.event_type]
     assert len(cancelled) == 1
     letters = [r["event_id"] for r in await setup.rows(outbox) if r["topic"] == f"{TOPIC}.dlq"]
-    assert letters == ["dlq:distributor:orders:2:0"]
+    assert letters == [f"dlq:distributor:{TOPIC}:2:0"]
     assert setup.consumer.take() == []
 
 
