@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import ClusterAuthorizationFailedError, TopicAuthorizationFailedError
 
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
@@ -33,6 +33,8 @@ from support.topics import read_to_end
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 ORDER = "FORGE-POST-1"
+#: What the client is told: no right to write the topic, or (a reader) no right to produce at all.
+REFUSED = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
 NOW = dt.datetime.now(dt.UTC)
 
 
@@ -98,7 +100,7 @@ async def test_each_forgery_from_a_principal_not_allowed_to_send_it_is_refused_a
                 await publish(flows.stack.bootstrap_servers, [event], topic_prefix=flows.stack.topic_prefix,
                               source=f"/backflush/{_writer_name(event)}",  # claiming to be its writer changes nothing
                               security=secure_kafka.security_for(name))
-            except TopicAuthorizationFailedError:
+            except REFUSED:
                 continue
             accepted.append(f"{type(event).__name__} from {name}")
     assert accepted == []
