@@ -3,6 +3,8 @@ outside arrives on intake topics, and the ACLs give each principal exactly the t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from backflush_shared.contracts.registry import ALL_EVENTS, events_on
@@ -75,3 +77,10 @@ def test_each_role_may_write_its_own_topics_only() -> None:
         "planner": {"master-data"},
         "reader": set(),
     }
+
+
+def test_the_compose_file_creates_every_topic_of_the_registry() -> None:
+    compose = (Path(__file__).resolve().parents[3] / "docker-compose.yml").read_text()
+    [line] = [line for line in compose.splitlines() if line.strip().startswith("for topic in ")]
+    listed = line.strip().removeprefix("for topic in ").removesuffix("; do").split()
+    assert listed == [topic.value for topic in Topic]
