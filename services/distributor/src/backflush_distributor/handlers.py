@@ -95,7 +95,7 @@ async def _cancellation_requested(ctx: HandlerContext, order: Order, event: o.Or
 
 async def _delivery_requested(ctx: HandlerContext, order: Order, event: o.DeliveryRequested) -> Order:
     """The holder calls off racked goods: checked here, where cancels are checked too, so that a call-off and a
-    cancel of one order are decided in the order they were made (same partition of `orders`)."""
+    cancel of one order are decided in the order they were made (same partition of `orders.intake`)."""
     row = await repository.load(ctx.session, order.order_id)
     assert row is not None
     if not check_call_off(order, order_holder=row.details["order_holder"], requested_by=event.order_holder):
