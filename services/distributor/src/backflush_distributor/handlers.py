@@ -30,6 +30,7 @@ from backflush_distributor.domain.lifecycle import (
     never_fits,
     should_close_on_allocation,
     should_direct_to_racks,
+    signature_applies,
 )
 
 SERVICE = "distributor"
@@ -204,6 +205,9 @@ async def _shipped(ctx: HandlerContext, order: Order, event: c.GoodsShipped) -> 
 
 
 async def _signed_for(ctx: HandlerContext, order: Order, event: c.GoodsSignedFor) -> Order:
+    if not signature_applies(order):
+        ctx.log.warning("goods signed for on an order that is not open: not applied", state=order.status.state.value)
+        return order
     # Only the distributor says an order is closed (DESIGN "Who may say what"): the warehouse says it was signed for.
     if not order.milestones.closed:
         await ctx.emit(c.OrderClosed(order_id=order.order_id, closed_by=SERVICE))

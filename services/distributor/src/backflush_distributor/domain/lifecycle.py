@@ -291,3 +291,9 @@ def should_direct_to_racks(order: Order) -> bool:
 
 def should_close_on_allocation(order: Order) -> bool:
     return order.flow == "pre" and order.milestones.allocated and not order.status.state.finished
+
+
+def signature_applies(order: Order) -> bool:
+    """Whether the warehouse's GoodsSignedFor moves this order: not when it was cancelled or rejected (nothing of
+    it left for a holder), so that a late or forged signature neither marks it signed nor closes it."""
+    return order.status.state not in (OrderState.CANCELLED, OrderState.REJECTED)
