@@ -1000,8 +1000,12 @@ def up(*, secure: bool = False) -> RunState:
         if secure:
             from backflush_shared.messaging.acls import Role
 
-            broker.grant({name: Role(role) for name, role in SECURE_PRINCIPALS.items()},
-                         topic_prefix=os.environ.get("BACKFLUSH_TOPIC_PREFIX", ""))
+            try:
+                broker.grant({name: Role(role) for name, role in SECURE_PRINCIPALS.items()},
+                             topic_prefix=os.environ.get("BACKFLUSH_TOPIC_PREFIX", ""))
+            except BaseException:
+                broker.stop()  # a broker without its ACLs is of no use, and no state file would name it
+                raise
             folder = principals_dir(run_dir)
             folder.mkdir(mode=0o700, exist_ok=True)
             for name in SECURE_PRINCIPALS:

@@ -84,3 +84,10 @@ def test_the_compose_file_creates_every_topic_of_the_registry() -> None:
     [line] = [line for line in compose.splitlines() if line.strip().startswith("for topic in ")]
     listed = line.strip().removeprefix("for topic in ").removesuffix("; do").split()
     assert listed == [topic.value for topic in Topic]
+
+
+def test_the_reader_may_describe_every_consumer_group_with_or_without_a_prefix() -> None:
+    for prefix, expected in (("p.", ("p.", "PREFIXED")), ("", ("*", "LITERAL"))):
+        [group] = [acl for acl in acls_for("cli", Role.READER, topic_prefix=prefix)
+                   if acl.resource_type is ResourceType.GROUP]
+        assert (group.name, group.pattern.name, group.operation) == (*expected, Operation.DESCRIBE)

@@ -123,7 +123,9 @@ def acls_for(principal: str, role: Role, *, topic_prefix: str = "", group_id: st
         acls.append(Acl(user, ResourceType.GROUP, group, PatternType.PREFIXED, Operation.READ))
     if access.describe_groups:
         # the audit compares each service's committed offsets with what its database recorded
-        acls.append(Acl(user, ResourceType.GROUP, topic_prefix, PatternType.PREFIXED, Operation.DESCRIBE))
+        # (every group of the deployment: its prefix, or all groups where there is none; Kafka wants a name)
+        acls.append(Acl(user, ResourceType.GROUP, topic_prefix, PatternType.PREFIXED, Operation.DESCRIBE)
+                    if topic_prefix else Acl(user, ResourceType.GROUP, "*", PatternType.LITERAL, Operation.DESCRIBE))
     if access.writes or access.dead_letters:
         # producers are idempotent (the services' outbox relays and FastStream publishers)
         acls.append(Acl(user, ResourceType.CLUSTER, "kafka-cluster", PatternType.LITERAL, Operation.IDEMPOTENT_WRITE))
