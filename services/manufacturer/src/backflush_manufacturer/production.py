@@ -52,7 +52,6 @@ from backflush_manufacturer.errors import (
 )
 from backflush_manufacturer.settings import ManufacturerSettings
 
-SOURCE = "/backflush/manufacturer"
 FINISHED = ("cancelled", "rejected", "quality-failed")
 #: A make-to-stock production order's flow: like `post` (the shop floor reports completions), but its finished lots
 #: go into the manufacturer's own component stock, not to a customer.
@@ -135,8 +134,7 @@ class Production:
             reason = (f"production order {event.order_id} exists already for {existing.quantity} {existing.item} "
                       f"({why}); a different order needs another id")
             ctx.log.warning("order forwarded again with different content: refused", reason=reason)
-            await ctx.emit(o.OrderRejected(order_id=event.order_id, code="order-id-in-use", reason=reason,
-                                           rejected_by="manufacturer"))
+            await ctx.emit(c.ProductionOrderRejected(order_id=event.order_id, code="order-id-in-use", reason=reason))
             return
         md = await self._md(ctx)
         order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, "created",
@@ -146,8 +144,7 @@ class Production:
         except ManufacturerDomainError as error:
             # a refusal leaves no order behind: the corrected order can be sent again under the same id
             ctx.log.info("production order refused at validation; nothing stored", reason=str(error))
-            await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
-                                           rejected_by="manufacturer"))
+            await ctx.emit(c.ProductionOrderRejected(order_id=order.order_id, code=_code(error), reason=str(error)))
             return
         await repo.add_order(ctx.session, order)
         if order.flow == "pre":
@@ -187,9 +184,9 @@ class Production:
         ctx.log.info("stock production order placed", item=order.item, quantity=str(order.quantity))
         await self._release(ctx, md, order)
 
-    async def record_outside_inspection(self, ctx: HandlerContext, event: c.QualityInspectionRecorded) -> None:
-        if ctx.consumed.envelope.source == SOURCE:
-            return  # our own result, already applied when we published it
+    async def record_outside_inspection(self, ctx: HandlerContext, event: c.QualityInspectionReported) -> None:
+        # Arrives on the shop floor's intake only (ACLs: no one else writes it), so it is an outside inspector's:
+        # our own results go out as QualityInspectionRecorded, which we never read back.
         order = await repo.load_order(ctx.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "inspection result")
@@ -197,19 +194,17 @@ class Production:
             ctx.log.info("inspection result for an order not waiting for one: recorded only", status=order.status)
             return
         await self._inspected(ctx, await self._md(ctx), order, passed=event.passed, inspector=event.inspected_by,
-                              remark=event.remark, publish=False)
+                              remark=event.remark)
 
     async def _inspected(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, *, passed: bool,
-                         inspector: str, remark: str, publish: bool = True) -> None:
-        if publish:
-            await ctx.emit(c.QualityInspectionRecorded(order_id=order.order_id, item=order.item, passed=passed,
-                                                       inspected_by=inspector, remark=remark))
+                         inspector: str, remark: str) -> None:
+        await ctx.emit(c.QualityInspectionRecorded(order_id=order.order_id, item=order.item, passed=passed,
+                                                   inspected_by=inspector, remark=remark))
         if not passed:
             order.status, order.reason = "quality-failed", remark
             await repo.save_order(ctx.session, order)
-            await ctx.emit(o.OrderRejected(order_id=order.order_id, code="quality-check-failed",
-                                           reason=f"quality check of {order.item} failed: {remark}",
-                                           rejected_by="manufacturer"))
+            await ctx.emit(c.ProductionOrderRejected(order_id=order.order_id, code="quality-check-failed",
+                                                     reason=f"quality check of {order.item} failed: {remark}"))
             return
         order.certificate = {
             "certificate_id": certificate_id(order.order_id), "item": order.item, "lot": _lot(order, 1),
@@ -456,8 +451,7 @@ class Production:
             # orders only and would dead-letter it as unknown (or file it under a customer order of that id)
             ctx.log.warning("make-to-stock order rejected", reason=str(error))
         else:
-            await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
-                                           rejected_by="manufacturer"))
+            await ctx.emit(c.ProductionOrderRejected(order_id=order.order_id, code=_code(error), reason=str(error)))
         if reversal and reprocess:
             # the components given back may let parked flushes of other orders post, as a receipt would
             await self.reprocess_parked(ctx)
@@ -731,7 +725,7 @@ def handler_table(production: Production) -> dict[type[Event], object]:
         o.OrderForwarded: production.start_production_order,
         md_events.StockProductionOrderPlaced: production.start_stock_production_order,
         o.OrderCancelled: production.cancel,
-        c.QualityInspectionRecorded: production.record_outside_inspection,
+        c.QualityInspectionReported: production.record_outside_inspection,
         c.CompletionReported: production.report_completion,
         c.CompletionCancellationRequested: production.cancel_completion,
         c.GoodsShipped: production.record_shipment,
