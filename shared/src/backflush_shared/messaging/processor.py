@@ -19,6 +19,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.envelope import HEADER_TYPE
 from backflush_shared.contracts.registry import model_for
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.errors import BackflushError
@@ -103,6 +104,7 @@ class BatchProcessor:
         self.topics = topics
         self.handlers = dict(handlers)
         self.handled_types = {model.event_type for model in handlers}
+        self._foreign_types: dict[bytes, bool] = {}  # raw ce_type -> another service's event (see _not_ours)
         self.max_value_bytes = max_value_bytes
         self.on_committed = on_committed
         #: where each transaction accounts for the offsets it took care of, and the consumer group of a topic
@@ -111,8 +113,9 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
         """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed)."""
-        decoded = [decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
         result = BatchResult()
+        decoded = [None if self._not_ours(record) else
+                   decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
         async with self.database.transaction() as session:
             inbox = await InboxBatch.load(self.inbox, session, [
                 str(item.envelope.event_id) for item in decoded
@@ -121,7 +124,9 @@ class BatchProcessor:
             ranges = _Ranges()
             for record, item in zip(records, decoded, strict=True):
                 applied, dead_lettered = result.applied, result.dead_lettered
-                if isinstance(item, RejectedRecord):
+                if item is None:
+                    result.ignored += 1  # another service's event on a topic we share, left unread
+                elif isinstance(item, RejectedRecord):
                     await self._reject(session, item, result, attempts)
                 else:
                     await self._apply(session, inbox, item, result)
@@ -133,6 +138,32 @@ class BatchProcessor:
         if result.wrote_outbox and self.on_committed is not None:
             self.on_committed()
         return result
+
+    def _not_ours(self, record: ConsumerRecordLike) -> bool:
+        """A record whose one `ce_type` header names a known event type no handler of ours takes.
+
+        Such a record is ignored whatever else is in it -- an invalid one is its consumer's to dead-letter (see
+        `_reject`) -- so its headers and value are not decoded at all: on a shared topic most records are
+        another service's, and reading them cost more than applying ours."""
+        event_type: bytes | None = None
+        for name, value in record.headers or ():
+            if name == HEADER_TYPE:
+                if event_type is not None:
+                    return False  # named twice: decode says which record this is (a dead letter of ours)
+                event_type = bytes(value or b"")
+        if event_type is None:
+            return False
+        verdict = self._foreign_types.get(event_type)
+        if verdict is None:
+            try:
+                text = event_type.decode()
+            except UnicodeDecodeError:
+                verdict = False
+            else:
+                verdict = text not in self.handled_types and _is_known_type(text)
+            if len(self._foreign_types) < 1024:  # arbitrary header values must not grow it without bound
+                self._foreign_types[event_type] = verdict
+        return verdict
 
     async def dead_letter_unprocessable(self, record: ConsumerRecordLike, error: BaseException, attempts: int) -> None:
         """Set aside a record whose processing kept failing, so that the partition moves on."""

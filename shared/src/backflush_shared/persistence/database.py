@@ -9,14 +9,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from backflush_shared.errors import ConfigurationError
+from backflush_shared.persistence.inline_sqlite import INLINE_BUSY_MS, InlineConnection
 from backflush_shared.persistence.urls import masked_url
 
 T = TypeVar("T")
+
+#: How long a SQLite transaction waits for another connection's write lock before it fails.
+SQLITE_LOCK_TIMEOUT_SECONDS = 30.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -40,7 +45,14 @@ def create_engine(url: str) -> AsyncEngine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # Each connection runs its sqlite3 calls inline on the event loop, not on aiosqlite's thread (see
+        # inline_sqlite.py for why); the dialect, pool and SQL stay the aiosqlite dialect's.
+        args, options = SQLiteDialect_pysqlite().create_connect_args(parsed)
+
+        async def connect() -> InlineConnection:
+            return InlineConnection.open(args[0], timeout=SQLITE_LOCK_TIMEOUT_SECONDS, uri=bool(options.get("uri")))
+
+        engine = create_async_engine(url, async_creator=connect)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -51,11 +63,14 @@ def create_engine(url: str) -> AsyncEngine:
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
+        if dbapi_connection.isolation_level is not None:  # InlineConnection opens with it off already
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # short: SQLite's busy handler blocks the event loop; BEGIN, where a writer waits for the lock, waits
+        # asleep instead (InlineConnection._begin, up to SQLITE_LOCK_TIMEOUT_SECONDS)
+        cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
