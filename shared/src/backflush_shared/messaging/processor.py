@@ -112,7 +112,18 @@ class BatchProcessor:
         self.group_of = group_of
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
-        """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed)."""
+        """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed).
+
+        The batch first runs without a savepoint per event (two statements and SQLAlchemy's nested-transaction
+        work for every event, when almost every event is applied). The first refusal rolls that run back, and the
+        batch runs again with a savepoint around each handler, so that only the refused event's effects go."""
+        try:
+            return await self._process(records, attempts=attempts, isolated=False)
+        except _RefusedWithoutSavepoint:
+            return await self._process(records, attempts=attempts, isolated=True)
+
+    async def _process(self, records: Sequence[ConsumerRecordLike], *, attempts: int,
+                       isolated: bool) -> BatchResult:
         result = BatchResult()
         decoded = [None if self._not_ours(record) else
                    decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
@@ -129,7 +140,7 @@ class BatchProcessor:
                 elif isinstance(item, RejectedRecord):
                     await self._reject(session, item, result, attempts)
                 else:
-                    await self._apply(session, inbox, item, result)
+                    await self._apply(session, inbox, item, result, isolated)
                 ranges.add(record, result.applied - applied, result.dead_lettered - dead_lettered)
             await self._account(session, ranges)
             # the batch's inbox rows and outgoing records, each in one statement
@@ -190,7 +201,7 @@ class BatchProcessor:
         ])
 
     async def _apply(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent,
-                     result: BatchResult) -> None:
+                     result: BatchResult, isolated: bool = True) -> None:
         handler = self.handlers.get(type(consumed.event))
         if handler is None:
             result.ignored += 1  # another service's event on a topic we share
@@ -215,9 +226,19 @@ class BatchProcessor:
             result.wrote_outbox = True
             return
         emitted_before = self.outbox.buffered(session)
+        context = HandlerContext(session, consumed, self.outbox, event_log)
+        if not isolated:
+            try:
+                await handler(context)
+            except (BackflushError, ValidationError) as refusal:
+                # its effects so far are in the transaction with the batch's: only a rollback removes them
+                raise _RefusedWithoutSavepoint from refusal
+            result.applied += 1
+            result.wrote_outbox = True
+            return
         try:
             async with session.begin_nested():
-                await handler(HandlerContext(session, consumed, self.outbox, event_log))
+                await handler(context)
         except BackflushError as refusal:
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
             await self._refuse(session, inbox, consumed, result, emitted_before, type(refusal).__name__, str(refusal))
@@ -233,7 +254,6 @@ class BatchProcessor:
             return
         result.applied += 1
         result.wrote_outbox = True  # handlers usually emit; a spare wake-up costs one empty query
-        event_log.debug("event applied")
 
     async def _refuse(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent, result: BatchResult,
                       emitted_before: int, error_type: str, reason: str) -> None:
@@ -264,6 +284,10 @@ class BatchProcessor:
         record = dead_letter_record(self.topics, origin, error_type=error_type, reason=reason,
                                     failed_by=self.service, attempts=attempts)
         await self.outbox.add(session, record, dedupe_id=dead_letter_id(self.service, origin))
+
+
+class _RefusedWithoutSavepoint(Exception):
+    """A handler refused an event in a batch run without savepoints: roll the run back, run it with them."""
 
 
 @dataclass
