@@ -3,7 +3,8 @@
 - SQLite statements run on the event loop's own thread (no aiosqlite worker thread and its hand-offs), while a
   writer that finds another connection holding the write lock waits asleep, leaving the loop free.
 - A batch runs without savepoints; when a handler refuses an event, that run rolls back and the batch runs again
-  with a savepoint per event: the refused event leaves nothing but its dead letter and the others apply once.
+  with a savepoint per event: the refused event leaves nothing but its dead letter (not even the history rows
+  buffered until the commit) and the others apply once.
 - Another service's event on a shared topic is ignored by its `ce_type` header without its value being read,
   and still accounted for in `consumed_ranges`.
 
@@ -36,7 +37,7 @@ from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 from backflush_shared.settings import ServiceSettings
 
-from backflush_distributor.adapters.tables import inbox, orders, outbox
+from backflush_distributor.adapters.tables import inbox, order_events, order_transitions, orders, outbox
 from backflush_distributor.app import SERVICE as DISTRIBUTOR
 from backflush_warehouse.app import SERVICE as WAREHOUSE
 
@@ -155,6 +156,9 @@ async def test_a_refused_event_leaves_only_its_dead_letter_and_the_rest_of_its_b
     assert forwarded == ["A", "C"]  # exactly once each, nothing of BAD-1's
     [letter] = [r for r in await setup.rows(outbox) if r["topic"] == "orders.dlq"]
     assert letter["event_id"] == "dlq:distributor:orders:0:11"
+    history = sorted((r["order_id"], r["event_type"]) for r in await setup.rows(order_events))
+    assert history == [("A", o.OrderPlaced.event_type), ("C", o.OrderPlaced.event_type)]  # buffered rows went too
+    assert sorted(r["order_id"] for r in await setup.rows(order_transitions)) == ["A", "C"]
     outcomes = {r["correlation_id"]: r["outcome"] for r in await setup.rows(inbox)}
     assert outcomes == {"A": "applied", "BAD-1": "refused", "C": "applied"}
     # the run without savepoints stopped at BAD-1 and rolled back; the run with them applied all three

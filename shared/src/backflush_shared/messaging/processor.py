@@ -1,7 +1,8 @@
 """The consume -> apply -> publish path, one database transaction per batch of records.
 
-For each batch: decode every record; in ONE transaction claim each event in the inbox, apply it through the
-service's handler inside a savepoint, and write the resulting events (and any dead letters) to the outbox; commit;
+For each batch: decode every record (skipping, unread, other services' events); in ONE transaction claim each
+event in the inbox, apply it through the service's handler (inside a savepoint only when the batch holds an
+event that is refused, see `process`), and write the resulting events (and any dead letters) to the outbox; commit;
 only then may the caller commit the Kafka offsets. A redelivered batch finds its events in the inbox and changes
 nothing, so exactly-once effects hold without a transaction per message (see PERFORMANCE.md).
 """
@@ -33,6 +34,7 @@ from backflush_shared.messaging.codec import (
     summarise,
 )
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
+from backflush_shared.persistence import row_buffer
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Claim, Inbox, InboxBatch
 from backflush_shared.persistence.outbox import Outbox
@@ -236,11 +238,13 @@ class BatchProcessor:
             result.applied += 1
             result.wrote_outbox = True
             return
+        rows_before = row_buffer.mark(session)
         try:
             async with session.begin_nested():
                 await handler(context)
         except BackflushError as refusal:
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
+            row_buffer.discard_after(session, rows_before)
             await self._refuse(session, inbox, consumed, result, emitted_before, type(refusal).__name__, str(refusal))
             return
         except ValidationError as defect:
@@ -249,6 +253,7 @@ class BatchProcessor:
             reason = summarise(defect)
             event_log.error("event refused: our own code failed validation", error_type=INTERNAL_VALIDATION_ERROR,
                             reason=reason, model=defect.title)
+            row_buffer.discard_after(session, rows_before)
             await self._refuse(session, inbox, consumed, result, emitted_before, INTERNAL_VALIDATION_ERROR,
                                f"{defect.title}: {reason}")
             return

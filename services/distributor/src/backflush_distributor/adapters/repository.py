@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backflush_shared.persistence.row_buffer import insert_at_commit
+
 from backflush_distributor.adapters.tables import order_events, order_transitions, orders, storage_capacity
 from backflush_distributor.domain.lifecycle import Milestones, Order, OrderStatus
 
@@ -47,8 +49,6 @@ _LOAD = select(orders).where(orders.c.order_id == bindparam("order_id"))
 _LOAD_FOR_UPDATE = _LOAD.with_for_update()
 _ADD = insert(orders)
 _SAVE = update(orders).where(orders.c.order_id == bindparam("key"))  # SET: the columns named in the parameters
-_RECORD_TRANSITION = insert(order_transitions)
-_RECORD_EVENT = insert(order_events)
 
 
 class OrderRow:
@@ -105,7 +105,8 @@ async def save(session: AsyncSession, order: Order, *, previous: OrderStatus, wa
 
 async def record_transition(session: AsyncSession, order_id: str, status: OrderStatus, *, at: datetime,
                             cause_event_type: str, cause_event_id: str) -> None:
-    await session.execute(_RECORD_TRANSITION, dict(
+    """Appended to the order's history when the transaction commits (nothing reads it back before)."""
+    insert_at_commit(session, order_transitions, dict(
         order_id=order_id, state=status.state.value, waiting_for=status.waiting_for, at=at,
         cause_event_type=cause_event_type, cause_event_id=cause_event_id,
     ))
@@ -113,7 +114,8 @@ async def record_transition(session: AsyncSession, order_id: str, status: OrderS
 
 async def record_event(session: AsyncSession, *, order_id: str, event_id: str, event_type: str, source: str,
                        topic: str, occurred_at: datetime, summary: str) -> None:
-    await session.execute(_RECORD_EVENT, dict(
+    """Appended to the order's history when the transaction commits (nothing reads it back before)."""
+    insert_at_commit(session, order_events, dict(
         order_id=order_id, event_id=event_id, event_type=event_type, source=source, topic=topic,
         occurred_at=occurred_at, summary=summary,
     ))
