@@ -1,4 +1,8 @@
-"""SQLite for SQLAlchemy's asyncio engine without a thread hop per statement.
+"""SQLite without a thread hop, or a greenlet, per statement.
+
+Two ways, one reason. `Database` runs its SQLite units of work on a plain (sync) `Session` behind
+`InlineSession`, the part of `AsyncSession` our code uses; `create_engine` (migrations, code that wants an
+`AsyncEngine`) gets the aiosqlite dialect over `InlineConnection`. Why:
 
 SQLAlchemy's `sqlite+aiosqlite` dialect hands every statement, fetch, commit and rollback to aiosqlite's worker
 thread and waits for the event loop to be woken with the result. A statement of ours takes SQLite a few
@@ -12,8 +16,10 @@ sqlalchemy/dialects/sqlite/aiosqlite.py and connectors/asyncio.py: `cursor()`, a
 Blocking the loop for microseconds is the right trade: Kafka heartbeats, fetches and the relay's sends wait far
 less than they did for the thread hand-off's wake-up. The one way SQLite can block for long is a lock held by
 another connection; the service is the only writer of its file (WAL readers, like the command line, take no lock
-a writer waits for), and `BEGIN` -- where a writer takes the lock -- never waits on the loop: it is retried with
-`asyncio.sleep` until `timeout`, while SQLite's own busy handler waits at most `INLINE_BUSY_MS` anywhere else.
+a writer waits for), and `BEGIN IMMEDIATE` -- where a writer takes the lock -- never waits on the loop:
+`Database.transaction` tries it with the busy handler off and retries with `asyncio.sleep` for up to 30 s
+(`InlineConnection` retries a locked `BEGIN` the same way), while SQLite's own busy handler waits at most
+`INLINE_BUSY_MS` anywhere else (in WAL mode only rare cases, such as another connection's recovery, get there).
 """
 
 from __future__ import annotations
