@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy import select, text
 
 from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging import processor as processor_module
 from backflush_shared.messaging.codec import encode
@@ -61,7 +62,7 @@ def record_of(event: Any, topic: str, partition: int, offset: int) -> Record:
 def placed(order_id: str, offset: int) -> Record:
     return record_of(o.OrderPlaced(order_id=order_id, order_holder="Fast Ltd", flow="pre", item="CHAIR-ERGO",
                                    quantity=Decimal(1), ship_to="1 Fast Road", due_date=dt.date(2030, 1, 1)),
-                     "orders", 0, offset)
+                     TopicNames()(o.OrderPlaced.topic), 0, offset)
 
 
 class NotToday(BackflushError):
@@ -156,8 +157,8 @@ async def test_a_refused_event_leaves_only_its_dead_letter_and_the_rest_of_its_b
     forwarded = sorted(r["correlation_id"] for r in await setup.rows(outbox)
                        if r["event_type"] == o.OrderForwarded.event_type)
     assert forwarded == ["A", "C"]  # exactly once each, nothing of BAD-1's
-    [letter] = [r for r in await setup.rows(outbox) if r["topic"] == "orders.dlq"]
-    assert letter["event_id"] == "dlq:distributor:orders:0:11"
+    [letter] = [r for r in await setup.rows(outbox) if r["topic"] == "orders.intake.dlq"]
+    assert letter["event_id"] == "dlq:distributor:orders.intake:0:11"
     history = sorted((r["order_id"], r["event_type"]) for r in await setup.rows(order_events))
     assert history == [("A", o.OrderPlaced.event_type), ("C", o.OrderPlaced.event_type)]  # buffered rows went too
     assert sorted(r["order_id"] for r in await setup.rows(order_transitions)) == ["A", "C"]
@@ -180,7 +181,8 @@ async def test_a_batch_without_refusals_runs_each_handler_once(setup: Setup) -> 
 async def test_another_services_event_is_ignored_unread_and_accounted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The warehouse reads `orders` for call-offs and final orders; OrderPlaced is the distributor's."""
+    """The warehouse reads the holders' `orders.intake` for signatures and call-offs; OrderPlaced is the
+    distributor's."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'warehouse.db'}"
     await upgrade_to_head_async(url, WAREHOUSE.migrations)
     runtime = ServiceRuntime.create(WAREHOUSE, ServiceSettings(service="warehouse", database_url=url,
@@ -208,4 +210,4 @@ async def test_another_services_event_is_ignored_unread_and_accounted(
     assert (result.ignored, result.dead_lettered, result.applied) == (2, 0, 0)
     assert letters == []
     assert (accounted["topic"], accounted["first_offset"], accounted["last_offset"], accounted["records"],
-            accounted["applied"], accounted["dead_lettered"]) == ("orders", 40, 41, 2, 0, 0)
+            accounted["applied"], accounted["dead_lettered"]) == ("orders.intake", 40, 41, 2, 0, 0)
