@@ -58,7 +58,7 @@ async def test_a_closed_stock_order_placed_again_under_its_id_is_refused_loudly(
 
 async def test_a_stock_order_refused_at_release_is_not_announced_to_the_distributor(database_url: str) -> None:
     """MTS-R for 200 seats needs 202 SEAT-SHELL (120 in stock) at release, and SEAT-SHELL is `reject`: the order is
-    rejected with the reason, shown in the production orders. No `OrderRejected` goes out on `orders`: the distributor
+    rejected with the reason, shown in the production orders. No `ProductionOrderRejected` goes out on `completions`: the distributor
     knows customer orders only, and would dead-letter it as an unknown order (or file it under a customer order of
     the same id)."""
     await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
@@ -67,7 +67,7 @@ async def test_a_stock_order_refused_at_release_is_not_announced_to_the_distribu
     await feed(database_url, [StockProductionOrderPlaced(order_id="MTS-R", item="SEAT-ASSY", quantity=Decimal(200))])
     [(status, reason)] = await rows(database_url, "SELECT status, reason FROM production_orders")
     assert status == "rejected" and "SEAT-SHELL" in str(reason), reason
-    assert await emitted(database_url, "backflush.order.rejected") == []
+    assert await emitted(database_url, "backflush.completion.production-order-rejected") == []
 
 
 async def test_an_order_still_waiting_after_an_earlier_flush_posts_says_so_again(database_url: str) -> None:
