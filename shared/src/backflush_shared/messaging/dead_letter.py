@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from backflush_shared.contracts.topics import TopicNames
@@ -32,9 +33,20 @@ DEAD_LETTER_HEADERS = frozenset(
 )
 
 
+#: The outbox keys its rows by an event id of at most this many characters (a UUID's length).
+MAX_ID_LENGTH = 36
+
+
 def dead_letter_id(failed_by: str, origin: RecordOrigin) -> str:
-    """One dead letter per consumer and record, however often the record is redelivered."""
-    return f"dlq:{failed_by}:{origin.topic}:{origin.partition}:{origin.offset}"
+    """One dead letter per consumer and record, however often the record is redelivered.
+
+    Readable (`dlq:distributor:orders:0:17`) when it fits the outbox's id column; a longer one (a long topic name,
+    a deployment prefix, a large offset) becomes `dlq:` and a digest of the readable form, which is as stable and
+    as unique. The record's origin is in the dead letter's headers either way."""
+    readable = f"dlq:{failed_by}:{origin.topic}:{origin.partition}:{origin.offset}"
+    if len(readable) <= MAX_ID_LENGTH:
+        return readable
+    return "dlq:" + hashlib.sha256(readable.encode()).hexdigest()[: MAX_ID_LENGTH - len("dlq:")]
 
 
 def dead_letter_record(

@@ -90,7 +90,7 @@ class Outbox:
             ).scalar_one_or_none()
             if exists is not None:
                 return
-        event_id = dedupe_id or (str(envelope.event_id) if envelope else _header(record.headers, "ce_id") or f"raw:{uuid.uuid4()}")
+        event_id = dedupe_id or (str(envelope.event_id) if envelope else _header(record.headers, "ce_id") or f"raw:{uuid.uuid4().hex}")
         buffer.append(
             dict(
                 event_id=event_id,
