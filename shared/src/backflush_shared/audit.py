@@ -756,6 +756,7 @@ async def warehouse_checks(session: AsyncSession) -> list[AuditFinding]:
         if not over else f"{len(over)} over: {_names(over)}",
     ))
     findings += await warehouse_storage_checks(session)
+    findings += await warehouse_stock_checks(session)
     findings += warehouse_occupancy_checks(units, (await session.execute(text(
         "SELECT code, used FROM locations ORDER BY code"))).all())
     cancelled = set((await session.execute(text("SELECT order_id FROM cancelled_orders"))).scalars().all())
@@ -766,6 +767,47 @@ async def warehouse_checks(session: AsyncSession) -> list[AuditFinding]:
         else f"{len(left)} cancelled orders still hold stored units: {_names(left)}",
     ))
     return findings
+
+
+async def warehouse_stock_checks(session: AsyncSession) -> list[AuditFinding]:
+    """Stock for sale: no run's lot was allocated above the units racked for it, and what was racked is still there,
+    allocated, or withdrawn (never more, never less)."""
+    stocked = (await session.execute(text(
+        "SELECT run_id, lot, quantity, status FROM finished_stock ORDER BY run_id"))).all()
+    allocated: dict[str, Decimal] = defaultdict(Decimal)
+    for row in (await session.execute(text("SELECT run_id, quantity FROM stock_allocations"))).all():
+        allocated[row.run_id] += _decimal(row.quantity)
+    held: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in (await session.execute(text("SELECT order_id, status, quantity FROM stock_units"))).all():
+        held[(row.order_id, row.status)] += _decimal(row.quantity)
+    waiting: dict[str, Decimal] = defaultdict(Decimal)
+    for row in (await session.execute(text("SELECT order_id, quantity FROM waiting_put_aways"))).all():
+        waiting[row.order_id] += _decimal(row.quantity)
+    over, drift = [], []
+    for row in stocked:
+        racked = _decimal(row.quantity)
+        taken = allocated.get(row.run_id, ZERO)
+        if taken > racked:
+            over.append(f"{row.run_id} ({row.lot}): {_figure(taken)} allocated, {_figure(racked)} racked")
+        rest = (held.get((row.run_id, "stored"), ZERO) + held.get((row.run_id, "released"), ZERO)
+                + waiting.get(row.run_id, ZERO))
+        if taken + rest != racked:
+            drift.append(f"{row.run_id} ({row.lot}): {_figure(racked)} stocked, {_figure(taken)} allocated + "
+                         f"{_figure(rest)} still racked, waiting or withdrawn")
+    orders = (await session.execute(text(
+        "SELECT s.order_id, s.quantity, s.status FROM stock_orders s"))).all()
+    by_order: dict[str, Decimal] = defaultdict(Decimal)
+    for row in (await session.execute(text("SELECT order_id, quantity FROM stock_allocations"))).all():
+        by_order[row.order_id] += _decimal(row.quantity)
+    over += [f"{row.order_id}: {_figure(by_order.get(row.order_id, ZERO))} allocated to an order of "
+             f"{_figure(_decimal(row.quantity))} ({row.status})" for row in orders
+             if by_order.get(row.order_id, ZERO) != (_decimal(row.quantity) if row.status == "shipped" else ZERO)]
+    return [AuditFinding(
+        "warehouse: stock-flow allocations never above racked units", not over and not drift,
+        f"{len(stocked)} lots stocked for sale, {len(orders)} stock orders, "
+        f"{_figure(sum(allocated.values(), ZERO))} units allocated, none above its lot or its order"
+        if not over and not drift else "; ".join(over + drift),
+    )]
 
 
 def warehouse_occupancy_checks(units: list[Any], locations: list[Any]) -> list[AuditFinding]:

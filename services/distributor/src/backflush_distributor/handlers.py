@@ -80,7 +80,8 @@ async def _on_order_placed(ctx: HandlerContext) -> None:
             item=event.item,
             quantity=event.quantity,
             processing=OrderProcessingInfo(order_holder=event.order_holder, ship_to=event.ship_to,
-                                           due_date=event.due_date, priority=event.priority),
+                                           due_date=event.due_date, priority=event.priority,
+                                           partial_deliveries=event.partial_deliveries),
         )
     )
     ctx.log.info("order accepted and forwarded", flow=event.flow.value, item=event.item, quantity=str(event.quantity))
@@ -144,6 +145,12 @@ async def _put_away_waiting(ctx: HandlerContext, order: Order, event: inv.PutAwa
         return order
     return order.with_milestones(put_away_waiting_since=ctx.consumed.envelope.occurred_at,
                                  put_away_needed=event.quantity, put_away_free=event.free)
+
+
+async def _stock_awaited(ctx: HandlerContext, order: Order, event: c.FinishedStockAwaited) -> Order:
+    """A stock order waits for finished-goods stock: since when (the first time), and the figures now."""
+    since = order.milestones.stock_waiting_since or ctx.consumed.envelope.occurred_at
+    return order.with_milestones(stock_waiting_since=since, stock_needed=event.needed, stock_free=event.free)
 
 
 async def _racked(ctx: HandlerContext, order: Order, event: inv.GoodsRacked) -> Order:
@@ -230,6 +237,7 @@ STEPS: Mapping[type[Event], Step] = {
     inv.GoodsReleasedFromStorage: _released_from_storage,
     inv.ConsignmentStockReceived: _consigned,
     c.GoodsShipped: _shipped,
+    c.FinishedStockAwaited: _stock_awaited,
     c.GoodsSignedFor: _signed_for,
     c.OrderClosed: _closed,
 }
@@ -297,10 +305,21 @@ async def _on_capacity_announced(ctx: HandlerContext) -> None:
         await _save(ctx, row, row.order.with_milestones(cancelled_reason=reason))
 
 
+#: Events on the order topics that are about no customer order: runs of repetitive production and the stock
+#: they hand to the warehouse (keyed by the run id).
+NOT_ABOUT_ORDERS: frozenset[type[Event]] = frozenset({
+    c.RunQuantityReported, c.RunReportRefused, c.RunCancellationRequested, c.RunReversed,
+    c.FinishedStockWithdrawn, c.FinishedStockWithdrawalRefused,
+    inv.FinishedGoodsStocked, inv.FinishedStockWithdrawalRequested,
+})
+
+
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
     handlers: dict[type[Event], Handler] = {}
     for topic in (Topic.ORDERS, Topic.INVENTORY_DETAILS, Topic.COMPLETIONS):
         for model in events_on(topic):
+            if model in NOT_ABOUT_ORDERS:
+                continue  # another service's business on a shared topic: ignored, not dead-lettered
             handlers[model] = _on_order_event
     handlers[o.OrderPlaced] = _on_order_placed
     handlers[inv.StorageCapacityAnnounced] = _on_capacity_announced

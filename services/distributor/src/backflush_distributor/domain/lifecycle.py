@@ -20,6 +20,7 @@ from backflush_shared.errors import BackflushError
 class OrderState(StrEnum):
     FORWARDED = "forwarded"
     WAITING_FOR_COMPONENTS = "waiting-for-components"
+    WAITING_FOR_STOCK = "waiting-for-stock"  # a stock order: free finished-goods stock does not cover it yet
     QUALITY_CHECKED = "quality-checked"
     IN_PRODUCTION = "in-production"
     DIRECTED_TO_RACKS = "directed-to-racks"
@@ -133,6 +134,9 @@ class Milestones:
     rejected_reason: str | None = None
     cancelled_reason: str | None = None
     refused_completion: str | None = None  # the last completion the manufacturer refused, and why (order stays open)
+    stock_waiting_since: datetime | None = None  # stock flow: waiting for finished-goods stock since, and the figures
+    stock_needed: Decimal | None = None
+    stock_free: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,12 @@ def derive_status(order: Order) -> OrderStatus:
         return OrderStatus(OrderState.REJECTED, None)
     if m.closed or m.signed_by is not None:
         return OrderStatus(OrderState.CLOSED, None)
+    if order.flow == "stock":
+        if m.shipped:
+            return OrderStatus(OrderState.SHIPPED, "signature")
+        if m.stock_waiting_since is not None:
+            return OrderStatus(OrderState.WAITING_FOR_STOCK, _finished_stock(m))
+        return OrderStatus(OrderState.FORWARDED, "finished-goods stock allocation")
     if order.flow == "pre":
         if m.allocated:
             return OrderStatus(OrderState.RACKED, "closing")  # the distributor closes it in the same step
@@ -205,6 +215,13 @@ def _refused(m: Milestones, waiting_for: str) -> str:
     if m.refused_completion is None:
         return waiting_for
     return f"{waiting_for} (last completion refused: {m.refused_completion})"[:200]
+
+
+def _finished_stock(m: Milestones) -> str:
+    if m.stock_needed is None:
+        return "finished-goods stock"
+    free = f", {_quantity(m.stock_free)} free" if m.stock_free is not None else ""
+    return f"finished-goods stock: {_quantity(m.stock_needed)} units needed{free}"
 
 
 def _rack_space(m: Milestones) -> str:
