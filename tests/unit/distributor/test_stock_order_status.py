@@ -1,0 +1,40 @@
+"""A stock order as the distributor sees it: waiting for finished-goods stock says the figures, and since when."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+
+from backflush_distributor.domain.lifecycle import (
+    CancellationAfterShipmentError,
+    Order,
+    OrderState,
+    check_cancellable,
+)
+
+
+def order(**milestones: object) -> Order:
+    return Order("SO-1", "stock", "SEAT-ASSY", D(5)).with_milestones(**milestones)
+
+
+def test_a_stock_order_waits_for_its_allocation_once_forwarded():
+    assert (order().status.state, order().status.waiting_for) == (OrderState.FORWARDED,
+                                                                  "finished-goods stock allocation")
+
+
+def test_a_stock_order_short_of_stock_waits_saying_how_many_units_it_needs_and_how_many_are_free():
+    status = order(stock_waiting_since=datetime(2026, 12, 7, tzinfo=UTC), stock_needed=D(5), stock_free=D(2)).status
+    assert (status.state, status.waiting_for) == (OrderState.WAITING_FOR_STOCK,
+                                                  "finished-goods stock: 5 units needed, 2 free")
+
+
+def test_a_shipped_stock_order_waits_for_the_signature_and_closes_when_signed():
+    waited = dict(stock_waiting_since=datetime(2026, 12, 7, tzinfo=UTC), stock_needed=D(5), stock_free=D(2))
+    assert order(**waited, shipped=True).status.waiting_for == "signature"
+    assert order(**waited, shipped=True, signed_by="J. Doe").status.state is OrderState.CLOSED
+
+
+def test_a_waiting_stock_order_can_be_cancelled_but_not_once_shipped():
+    check_cancellable(order(stock_waiting_since=datetime(2026, 12, 7, tzinfo=UTC)))
+    with pytest.raises(CancellationAfterShipmentError):
+        check_cancellable(order(shipped=True))
