@@ -21,7 +21,6 @@ from backflush_shared.messaging.processor import HandlerContext
 
 from backflush_warehouse.adapters.tables import (
     finished_stock,
-    locations,
     stock_allocations,
     stock_orders,
     stock_units,
@@ -210,4 +209,15 @@ async def free_stock(session: AsyncSession) -> dict[str, Decimal]:
     return {item: sum((u.quantity for u in await _free_units(session, item)), ZERO) for item, _n in rows}
 
 
-_ = locations  # the racks are the same locations every put-away plans from
+async def for_sale(session: AsyncSession) -> tuple[list[tuple[str, str, str, Decimal, Decimal, str]],
+                                                   list[tuple[str, str, Decimal, str, str]]]:
+    """Lots stocked for sale (run, item, lot, stocked, still free, status) in FIFO order, and the stock orders
+    (order, item, quantity, status, since) in arrival order."""
+    lots = []
+    for row in (await session.execute(select(finished_stock).order_by(finished_stock.c.stocked_at,
+                                                                      finished_stock.c.run_id))).mappings():
+        free = sum((u.quantity for u in await _free_units(session, row["item"]) if u.run_id == row["run_id"]), ZERO)
+        lots.append((row["run_id"], row["item"], row["lot"], row["quantity"], free, row["status"]))
+    orders = [(r["order_id"], r["item"], r["quantity"], r["status"], str(r["since"])[:19]) for r in (
+        await session.execute(select(stock_orders).order_by(stock_orders.c.seq))).mappings()]
+    return lots, orders
