@@ -81,3 +81,19 @@ async def test_a_run_reversed_gives_its_components_back_once_the_warehouse_withd
     assert await flows.on_hand("SEAT-SHELL") == shells
     assert [lot["status"] for lot in await flows.finished_stock()] == ["withdrawn"]
     await _clean_audit(flows)
+
+
+async def test_an_order_allowing_partial_deliveries_is_served_in_parts_and_says_so(flows: Flows) -> None:
+    await flows.place_from_stock("SO-P", quantity="5", partial=True)
+    await flows.wait_state("SO-P", "waiting-for-stock", waiting_for="finished-goods stock: 5 units needed, 0 free")
+    await flows.report_run("R-5", quantity="2")
+    await flows.wait_state("SO-P", "shipped", waiting_for="signature (2 of 5 shipped)")
+    await flows.sign("SO-P", by="J. Doe")
+    await flows.wait_state("SO-P", "waiting-for-stock",
+                           waiting_for="finished-goods stock: 3 units needed, 0 free (2 of 5 shipped)")
+    await flows.report_run("R-6", quantity="4")
+    await flows.wait_state("SO-P", "shipped", waiting_for="signature")
+    await flows.sign("SO-P", by="J. Doe")
+    await flows.wait_state("SO-P", "closed")
+    assert [lot["free"] for lot in await flows.finished_stock()] == [Decimal(0), Decimal(1)]
+    await _clean_audit(flows)

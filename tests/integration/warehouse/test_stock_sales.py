@@ -125,3 +125,26 @@ async def test_a_run_is_withdrawn_only_while_its_lot_is_whole_and_unallocated(wa
     assert "4 of its 10 units of lot L-1 were allocated and shipped to SO-1" in str(refusal["reason"])
     assert await rows(url, "SELECT used FROM locations WHERE code = 'DC-A1'") == [("6",)]
     await clean(warehouse)
+
+
+async def test_an_order_allowing_partial_deliveries_ships_what_is_free_and_closes_once_all_is_signed_for(
+        warehouse: ServiceRuntime) -> None:
+    url = warehouse.settings.database_url
+    order = stock_order("SO-P", 5)
+    partial = order.model_copy(update={"processing": order.processing.model_copy(update={"partial_deliveries": True})})
+    await apply(warehouse, [stocked("R-1", "L-1", 2), partial])
+    [first] = await emitted(url, "backflush.completion.goods-shipped")
+    [awaited] = await emitted(url, "backflush.completion.finished-stock-awaited")
+    assert (first["quantity"], awaited["needed"], awaited["free"]) == ("2", "3", "0")
+    await apply(warehouse, [DeliverySigned(order_id="SO-P", signed_by="J. Doe", signed_at="2026-12-07T10:00:00Z")])
+    assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == ["2"]
+    assert await outbox(warehouse, "backflush.completion.order-closed") == []  # 3 still to come
+    await clean(warehouse)
+    await apply(warehouse, [stocked("R-2", "L-2", 4)])
+    assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-shipped")] == ["2", "3"]
+    await clean(warehouse)  # a part delivered, a part shipped
+    await apply(warehouse, [DeliverySigned(order_id="SO-P", signed_by="J. Doe", signed_at="2026-12-08T10:00:00Z")])
+    assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == ["2", "3"]
+    assert await outbox(warehouse, "backflush.completion.order-closed") == ["SO-P"]
+    assert await rows(url, "SELECT quantity, lots, signed_by FROM shipments") == [("5", '["L-1", "L-2"]', "J. Doe")]
+    await clean(warehouse)

@@ -30,8 +30,17 @@ def test_a_stock_order_short_of_stock_waits_saying_how_many_units_it_needs_and_h
 
 def test_a_shipped_stock_order_waits_for_the_signature_and_closes_when_signed():
     waited = dict(stock_waiting_since=datetime(2026, 12, 7, tzinfo=UTC), stock_needed=D(5), stock_free=D(2))
-    assert order(**waited, shipped=True).status.waiting_for == "signature"
-    assert order(**waited, shipped=True, signed_by="J. Doe").status.state is OrderState.CLOSED
+    assert order(**waited, shipped=True, stock_shipped=D(5)).status.waiting_for == "signature"
+    assert order(**waited, shipped=True, stock_shipped=D(5), stock_signed=D(5)).status.state is OrderState.CLOSED
+
+
+def test_a_partly_delivered_stock_order_says_what_was_shipped_and_what_it_still_waits_for():
+    part = dict(shipped=True, stock_shipped=D(2), signed_by="J. Doe")
+    assert order(**part).status.waiting_for == "signature (2 of 5 shipped)"
+    signed = order(**part, stock_signed=D(2), stock_waiting_since=datetime(2026, 12, 7, tzinfo=UTC),
+                   stock_needed=D(3), stock_free=D(0)).status
+    assert (signed.state, signed.waiting_for) == (OrderState.WAITING_FOR_STOCK,
+                                                  "finished-goods stock: 3 units needed, 0 free (2 of 5 shipped)")
 
 
 def test_a_waiting_stock_order_can_be_cancelled_but_not_once_shipped():

@@ -62,3 +62,32 @@ def test_allocations_never_exceed_the_racked_units_of_any_lot_and_each_order_get
     if serving.waiting:
         first = serving.waiting[0]
         assert first.free < first.needed == D(orders[int(first.order_id[3:])])
+
+
+def test_an_order_allowing_partial_deliveries_takes_what_is_free_and_waits_first_in_line_for_the_rest():
+    serving = serve_in_arrival_order([WaitingStockOrder("SO-1", D(5), partial=True),
+                                      WaitingStockOrder("SO-2", D(1))], units(2))
+    assert [(s.order_id, s.quantity) for s in serving.served] == [("SO-1", D(2))]
+    assert [(w.order_id, w.needed, w.free) for w in serving.waiting] == [("SO-1", D(3), D(0)), ("SO-2", D(1), D(0))]
+
+
+def test_an_order_allowing_partial_deliveries_with_nothing_free_takes_nothing():
+    serving = serve_in_arrival_order([WaitingStockOrder("SO-1", D(5), partial=True)], [])
+    assert serving.served == () and [(w.needed, w.free) for w in serving.waiting] == [(D(5), D(0))]
+
+
+@given(stock=quantities, orders=st.lists(st.tuples(st.integers(min_value=1, max_value=50), st.booleans()),
+                                         max_size=8))
+def test_partial_or_whole_no_order_gets_more_than_it_waits_for_and_no_lot_more_than_it_holds(
+        stock: list[int], orders: list[tuple[int, bool]]) -> None:
+    free = units(*stock)
+    serving = serve_in_arrival_order([WaitingStockOrder(f"SO-{i}", D(q), p) for i, (q, p) in enumerate(orders)],
+                                     free)
+    taken: dict[int, D] = {}
+    for served in serving.served:
+        quantity, partial = orders[int(served.order_id[3:])]
+        assert 0 < served.quantity <= quantity and (partial or served.quantity == quantity)
+        for take in served.takes:
+            taken[take.unit.unit_id] = taken.get(take.unit.unit_id, D(0)) + take.quantity
+    assert all(taken[u.unit_id] <= u.quantity for u in free if u.unit_id in taken)
+    assert sum(taken.values(), D(0)) <= sum((u.quantity for u in free), D(0))

@@ -205,10 +205,15 @@ async def _consigned(ctx: HandlerContext, order: Order, event: inv.ConsignmentSt
 
 
 async def _shipped(ctx: HandlerContext, order: Order, event: c.GoodsShipped) -> Order:
+    if order.flow == "stock":  # shipped whole, or in parts when the holder allows partial deliveries
+        return order.with_milestones(shipped=True, stock_shipped=order.milestones.stock_shipped + event.quantity)
     return order.with_milestones(shipped=True)
 
 
 async def _signed_for(ctx: HandlerContext, order: Order, event: c.GoodsSignedFor) -> Order:
+    if order.flow == "stock":
+        return order.with_milestones(signed_by=event.signed_by,
+                                     stock_signed=order.milestones.stock_signed + event.quantity)
     return order.with_milestones(signed_by=event.signed_by)
 
 

@@ -261,6 +261,9 @@ async def on_racked_goods_called_off(ctx: HandlerContext) -> None:
 async def on_delivery_signed(ctx: HandlerContext) -> None:
     event = ctx.event
     assert isinstance(event, c.DeliverySigned)
+    if await stock_sales.is_stock_order(ctx.session, event.order_id) and await _shipped(ctx.session, event.order_id):
+        await stock_sales.sign(ctx, event)  # a stock order may be delivered, and signed for, in parts
+        return
     shipment = (
         await ctx.session.execute(select(shipments).where(shipments.c.order_id == event.order_id))
     ).mappings().one_or_none()
@@ -294,8 +297,7 @@ async def on_delivery_signed(ctx: HandlerContext) -> None:
     )
     await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=shipment["item"], quantity=shipment["quantity"],
                                     signed_by=event.signed_by, signed_at=event.signed_at,
-                                    previous_owner=previous_owner, new_owner=shipment["order_holder"],
-                                    from_stock=await stock_sales.is_stock_order(ctx.session, event.order_id)))
+                                    previous_owner=previous_owner, new_owner=shipment["order_holder"]))
     await ctx.emit(c.OrderClosed(order_id=event.order_id, closed_by=SERVICE))
     ctx.log.info("goods signed for; ownership moved; order closed", signed_by=event.signed_by)
 

@@ -9,7 +9,9 @@ does not cover it, it waits, in arrival order, told with `FinishedStockAwaited`,
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +23,8 @@ from backflush_shared.messaging.processor import HandlerContext
 
 from backflush_warehouse.adapters.tables import (
     finished_stock,
+    ownership_transfers,
+    shipments,
     stock_allocations,
     stock_orders,
     stock_units,
@@ -76,8 +80,8 @@ async def on_stock_order(ctx: HandlerContext) -> None:
 
     await ctx.session.execute(insert(stock_orders).values(
         order_id=event.order_id, item=event.item, quantity=event.quantity,
-        order_holder=event.processing.order_holder, ship_to=event.processing.ship_to, status="waiting",
-        since=handlers._now()))
+        order_holder=event.processing.order_holder, ship_to=event.processing.ship_to,
+        partial=event.processing.partial_deliveries, shipped=ZERO, status="waiting", since=handlers._now()))
     await serve_waiting(ctx, event.item)
 
 
@@ -105,8 +109,9 @@ async def serve_waiting(ctx: HandlerContext, item: str) -> None:
     if not waiting:
         return
     by_id = {row["order_id"]: row for row in waiting}
-    serving = serve_in_arrival_order([WaitingStockOrder(r["order_id"], r["quantity"]) for r in waiting],
-                                     await _free_units(ctx.session, item))
+    serving = serve_in_arrival_order(
+        [WaitingStockOrder(r["order_id"], r["quantity"] - r["shipped"], r["partial"]) for r in waiting],
+        await _free_units(ctx.session, item))
     at = handlers._now()
     for served in serving.served:
         row = by_id[served.order_id]
@@ -128,32 +133,96 @@ async def serve_waiting(ctx: HandlerContext, item: str) -> None:
                 quantity=take.quantity, at=at))
         if emptied:  # a row emptied by the split holds nothing: gone, so the racks never list zero-unit rows
             await ctx.session.execute(delete(stock_units).where(stock_units.c.id.in_(emptied)))
-        units = (await ctx.session.execute(
-            select(stock_units).where(stock_units.c.order_id == served.order_id, stock_units.c.status == "stored")
-            .order_by(stock_units.c.id))).mappings().all()
-        await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == served.order_id)
-                                  .values(status="shipped"))
-        # a split moves no unit: the location's used space changes only when `_ship` picks the order's rows
-        await handlers._ship(ctx, order_id=served.order_id, item=item, quantity=row["quantity"],
-                             ship_to=row["ship_to"], order_holder=row["order_holder"], units=units)
+        shipped = row["shipped"] + served.quantity
+        await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == served.order_id).values(
+            shipped=shipped, status="shipped" if shipped >= row["quantity"] else "waiting"))
+        await _ship_part(ctx, row, served.quantity)
         ctx.log.info("stock order served from finished-goods stock", order_id=served.order_id,
+                     quantity=str(served.quantity), of=str(row["quantity"]),
                      lots=sorted({t.unit.lot for t in served.takes}))
     for still in serving.waiting:
         row = by_id[still.order_id]
-        if row["told_free"] is not None and row["told_free"] == still.free:
+        told = f"{still.needed}/{still.free}"
+        if row["told"] == told:
             continue  # told already with these figures
         await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == still.order_id)
-                                  .values(told_free=still.free))
+                                  .values(told=told))
         await ctx.emit(c.FinishedStockAwaited(order_id=still.order_id, item=item, needed=still.needed,
                                               free=still.free), correlation_id=still.order_id)
+
+
+async def _ship_part(ctx: HandlerContext, order: Any, quantity: Decimal) -> None:
+    """Pick the order's stored units and ship them: the whole order, or one part of an order that allows partial
+    deliveries. The order's shipment adds up its parts; a part shipped after a signature waits for its own."""
+    from backflush_warehouse import handlers
+
+    order_id = order["order_id"]
+    units = (await ctx.session.execute(
+        select(stock_units).where(stock_units.c.order_id == order_id, stock_units.c.status == "stored")
+        .order_by(stock_units.c.id))).mappings().all()
+    at = handlers._now()
+    # a split moved no unit: the location's used space changes only now, as the units are picked
+    await ctx.session.execute(update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units]))
+                              .values(status="shipped", updated_at=at))
+    await handlers._occupy(ctx.session, handlers._by_location(units, -1))
+    lots = sorted({u["lot"] for u in units})
+    shipment = (await ctx.session.execute(select(shipments).where(shipments.c.order_id == order_id))) \
+        .mappings().one_or_none()
+    if shipment is None:
+        await ctx.session.execute(insert(shipments).values(
+            order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
+            order_holder=order["order_holder"], lots=json.dumps(lots), shipped_at=at))
+    else:
+        await ctx.session.execute(update(shipments).where(shipments.c.order_id == order_id).values(
+            quantity=shipment["quantity"] + quantity, lots=json.dumps(sorted(set(json.loads(shipment["lots"]))
+                                                                             | set(lots))),
+            shipped_at=at, signed_by=None, signed_at=None))
+    await ctx.emit(c.GoodsShipped(order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
+                                  lots=lots), correlation_id=order_id)
+    await handlers._retry_waiting_put_aways(ctx)
+
+
+async def sign(ctx: HandlerContext, event: c.DeliverySigned) -> None:
+    """The holder signed for what was shipped to a stock order: ownership of those units moves; the order closes
+    once every unit of it is signed for (a partial delivery is signed for on its own)."""
+    from backflush_warehouse import handlers
+
+    order = (await ctx.session.execute(select(stock_orders).where(stock_orders.c.order_id == event.order_id))) \
+        .mappings().one()
+    units = (await ctx.session.execute(select(stock_units).where(
+        stock_units.c.order_id == event.order_id, stock_units.c.status == "shipped"))).mappings().all()
+    if not units:
+        ctx.log.info("nothing shipped waits for a signature", order_id=event.order_id)
+        return
+    at = handlers._now()
+    for unit in units:
+        await ctx.session.execute(insert(ownership_transfers).values(
+            order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
+            from_owner=unit["owner"], to_owner=order["order_holder"], at=at))
+    await ctx.session.execute(update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units]))
+                              .values(status="delivered", owner=order["order_holder"], updated_at=at))
+    await ctx.session.execute(update(shipments).where(shipments.c.order_id == event.order_id)
+                              .values(signed_by=event.signed_by, signed_at=event.signed_at))
+    quantity = sum((u["quantity"] for u in units), ZERO)
+    await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=order["item"], quantity=quantity,
+                                    signed_by=event.signed_by, signed_at=event.signed_at,
+                                    previous_owner=units[0]["owner"], new_owner=order["order_holder"],
+                                    from_stock=True), correlation_id=event.order_id)
+    delivered = sum((q for q in (await ctx.session.execute(select(stock_units.c.quantity).where(
+        stock_units.c.order_id == event.order_id, stock_units.c.status == "delivered"))).scalars()), ZERO)
+    if delivered >= order["quantity"]:
+        await ctx.emit(c.OrderClosed(order_id=event.order_id, closed_by=handlers.SERVICE),
+                       correlation_id=event.order_id)
+    ctx.log.info("stock delivery signed for; ownership moved", quantity=str(quantity),
+                 delivered=str(delivered), of=str(order["quantity"]))
 
 
 async def stock_order_cancelled(ctx: HandlerContext, order_id: str) -> None:
     """A waiting stock order cancelled: it holds nothing; the orders behind it may go now."""
     row = (await ctx.session.execute(select(stock_orders).where(stock_orders.c.order_id == order_id))).mappings() \
         .one_or_none()
-    if row is None or row["status"] != "waiting":
-        return
+    if row is None or row["status"] != "waiting" or row["shipped"] > 0:
+        return  # a partly delivered order is refused a cancel before this (its goods shipped)
     await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == order_id)
                               .values(status="cancelled"))
     await serve_waiting(ctx, row["item"])

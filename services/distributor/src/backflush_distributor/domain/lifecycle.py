@@ -137,6 +137,8 @@ class Milestones:
     stock_waiting_since: datetime | None = None  # stock flow: waiting for finished-goods stock since, and the figures
     stock_needed: Decimal | None = None
     stock_free: Decimal | None = None
+    stock_shipped: Decimal = Decimal(0)  # stock flow: units shipped and signed for so far (in parts if partial)
+    stock_signed: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -172,14 +174,10 @@ def derive_status(order: Order) -> OrderStatus:
         return OrderStatus(OrderState.CANCELLED, None)
     if m.rejected_reason is not None:
         return OrderStatus(OrderState.REJECTED, None)
+    if order.flow == "stock":
+        return _stock_status(order)
     if m.closed or m.signed_by is not None:
         return OrderStatus(OrderState.CLOSED, None)
-    if order.flow == "stock":
-        if m.shipped:
-            return OrderStatus(OrderState.SHIPPED, "signature")
-        if m.stock_waiting_since is not None:
-            return OrderStatus(OrderState.WAITING_FOR_STOCK, _finished_stock(m))
-        return OrderStatus(OrderState.FORWARDED, "finished-goods stock allocation")
     if order.flow == "pre":
         if m.allocated:
             return OrderStatus(OrderState.RACKED, "closing")  # the distributor closes it in the same step
@@ -215,6 +213,20 @@ def _refused(m: Milestones, waiting_for: str) -> str:
     if m.refused_completion is None:
         return waiting_for
     return f"{waiting_for} (last completion refused: {m.refused_completion})"[:200]
+
+
+def _stock_status(order: Order) -> OrderStatus:
+    """A stock order closes once every unit of it is signed for (a partial delivery is signed for on its own)."""
+    m = order.milestones
+    if m.closed or m.stock_signed >= order.quantity:
+        return OrderStatus(OrderState.CLOSED, None)
+    delivered = (f" ({_quantity(m.stock_shipped)} of {_quantity(order.quantity)} shipped)"
+                 if 0 < m.stock_shipped < order.quantity else "")
+    if m.stock_shipped > m.stock_signed:
+        return OrderStatus(OrderState.SHIPPED, "signature" + delivered)
+    if m.stock_waiting_since is not None:
+        return OrderStatus(OrderState.WAITING_FOR_STOCK, _finished_stock(m) + delivered)
+    return OrderStatus(OrderState.FORWARDED, "finished-goods stock allocation")
 
 
 def _finished_stock(m: Milestones) -> str:

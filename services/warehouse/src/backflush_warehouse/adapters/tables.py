@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
 from backflush_shared.persistence.messaging_tables import add_messaging_tables
 from backflush_shared.persistence.types import DecimalText
@@ -122,8 +122,10 @@ stock_orders = Table(
     Column("quantity", DecimalText, nullable=False),
     Column("order_holder", String(120), nullable=False),
     Column("ship_to", String(200), nullable=False),
+    Column("partial", Boolean, nullable=False, comment="The holder accepts partial deliveries."),
+    Column("shipped", DecimalText, nullable=False, comment="Units shipped to it so far (in parts if partial)."),
     Column("status", String(16), nullable=False, comment="waiting | shipped | cancelled"),
-    Column("told_free", DecimalText, nullable=True, comment="The free units last told in FinishedStockAwaited."),
+    Column("told", String(80), nullable=True, comment="The figures last told in FinishedStockAwaited."),
     Column("since", DateTime(timezone=True), nullable=False),
 )
 

@@ -1,8 +1,9 @@
 """Selling from finished-goods stock (pure): which racked, unallocated units serve which waiting stock order.
 
-Stock orders of one item are served strictly in arrival order, each whole: the first order the free units cannot
-cover waits (saying how many units it needs and how many are free), and every later order of the item waits behind
-it, so a big order is never starved by small ones. Units are taken first in, first out: the lot racked first goes
+Stock orders of one item are served strictly in arrival order: the first order the free units cannot cover waits
+(saying how many units it needs and how many are free), and every later order of the item waits behind it, so a
+big order is never starved by small ones. An order that allows partial deliveries takes what is free now as one
+delivery and waits for the rest, still first in line. Units are taken first in, first out: the lot racked first goes
 first, and within a lot the unit placed first. Nothing here touches storage.
 """
 
@@ -36,14 +37,23 @@ class Take:
 
 @dataclass(frozen=True, slots=True)
 class WaitingStockOrder:
+    """A stock order still waiting for `quantity` units (what remains of it, if partly delivered)."""
+
     order_id: str
     quantity: Decimal
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Served:
+    """One delivery to an order: all it waited for, or (partial deliveries) what was free."""
+
     order_id: str
     takes: tuple[Take, ...]
+
+    @property
+    def quantity(self) -> Decimal:
+        return sum((take.quantity for take in self.takes), ZERO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +97,14 @@ def serve_in_arrival_order(waiting: Sequence[WaitingStockOrder], free: Sequence[
         takes = None if still else take_first_in_first_out(left, order.quantity)
         if takes is None:
             available = ZERO if still else sum((u.quantity for u in left), ZERO)
+            if order.partial and available > 0:
+                # a part now, and the order waits, first in line, for the rest
+                part = take_first_in_first_out(left, available)
+                assert part is not None
+                served.append(Served(order.order_id, part))
+                left = _without(left, part)
+                still.append(StillWaiting(order.order_id, order.quantity - available, ZERO))
+                continue
             still.append(StillWaiting(order.order_id, order.quantity, available))
             continue
         served.append(Served(order.order_id, takes))

@@ -37,9 +37,11 @@ def upgrade() -> None:
     sa.Column('quantity', backflush_shared.persistence.types.DecimalText(length=40), nullable=False),
     sa.Column('order_holder', sa.String(length=120), nullable=False),
     sa.Column('ship_to', sa.String(length=200), nullable=False),
+    sa.Column('partial', sa.Boolean(), nullable=False, comment='The holder accepts partial deliveries.'),
+    sa.Column('shipped', backflush_shared.persistence.types.DecimalText(length=40), nullable=False,
+              comment='Units shipped to it so far (in parts if partial).'),
     sa.Column('status', sa.String(length=16), nullable=False, comment='waiting | shipped | cancelled'),
-    sa.Column('told_free', backflush_shared.persistence.types.DecimalText(length=40), nullable=True,
-              comment='The free units last told in FinishedStockAwaited.'),
+    sa.Column('told', sa.String(length=80), nullable=True, comment='The figures last told in FinishedStockAwaited.'),
     sa.Column('since', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('seq'),
     sa.UniqueConstraint('order_id')
