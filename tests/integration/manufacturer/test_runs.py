@@ -137,3 +137,25 @@ async def test_a_run_reversal_the_warehouse_refuses_leaves_the_run_standing_with
     [refused] = await emitted(database_url, "backflush.completion.run-report-refused")
     assert refused["code"] == "run-not-reversible" and "5 of 20 allocated to SO-1" in refused["reason"]
     assert len(await consumed(database_url, "R-1")) == 4
+
+
+async def test_the_manufacturer_plays_no_part_in_a_stock_order_and_dead_letters_none_of_its_events(
+        database_url: str) -> None:
+    from datetime import UTC, date, datetime
+
+    from backflush_shared.contracts.common import Flow, OrderProcessingInfo
+    from backflush_shared.contracts.completions import GoodsShipped, GoodsSignedFor
+    from backflush_shared.contracts.orders import OrderCancelled, OrderForwarded
+
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    processing = OrderProcessingInfo(order_holder="ACME", ship_to="dock 1", due_date=date(2026, 12, 24))
+    await feed(database_url, [
+        OrderForwarded(order_id="SO-S", flow=Flow.STOCK, item="SEAT-ASSY", quantity=Decimal(5), processing=processing),
+        GoodsShipped(order_id="SO-S", item="SEAT-ASSY", quantity=Decimal(5), ship_to="dock 1", lots=["SA-R1"]),
+        GoodsSignedFor(order_id="SO-S", item="SEAT-ASSY", quantity=Decimal(5), signed_by="J. Doe",
+                       signed_at=datetime(2026, 12, 7, tzinfo=UTC), previous_owner="manufacturer", new_owner="ACME",
+                       from_stock=True),
+        OrderForwarded(order_id="SO-T", flow=Flow.STOCK, item="SEAT-ASSY", quantity=Decimal(5), processing=processing),
+        OrderCancelled(order_id="SO-T", reason="changed mind", stage="waiting-for-stock"),
+    ])  # `feed` fails on any dead letter
+    assert await rows(database_url, "SELECT count(*) FROM production_orders") == [(0,)]
