@@ -97,3 +97,21 @@ async def test_an_order_allowing_partial_deliveries_is_served_in_parts_and_says_
     await flows.wait_state("SO-P", "closed")
     assert [lot["free"] for lot in await flows.finished_stock()] == [Decimal(0), Decimal(1)]
     await _clean_audit(flows)
+
+
+async def test_a_run_whose_lot_was_sold_from_stands_and_its_reversal_is_refused_with_the_reason(
+        flows: Flows) -> None:
+    await flows.report_run("R-7", quantity="10", lot="SA-R7")
+    await _stocked(flows, "R-7")
+    await flows.place_from_stock("SO-S7", quantity="4")
+    await flows.wait_state("SO-S7", "shipped", waiting_for="signature")
+    await flows.cancel_run("R-7")
+
+    async def refused() -> dict[str, Any] | None:
+        row = await flows.production_order("R-7")
+        return row if row and (row["reason"] or "").startswith("reversal refused") else None
+    row = await eventually(refused, what="the reversal of R-7 refused", stack=flows.stack)
+    assert row["status"] == "stocked"
+    assert "4 of its 10 units of lot SA-R7 were allocated and shipped to SO-S7" in row["reason"]
+    assert [lot["free"] for lot in await flows.finished_stock()] == [Decimal(6)]
+    await _clean_audit(flows)

@@ -159,3 +159,15 @@ async def test_the_manufacturer_plays_no_part_in_a_stock_order_and_dead_letters_
         OrderCancelled(order_id="SO-T", reason="changed mind", stage="waiting-for-stock"),
     ])  # `feed` fails on any dead letter
     assert await rows(database_url, "SELECT count(*) FROM production_orders") == [(0,)]
+
+
+async def test_a_parked_run_cancelled_stops_waiting_and_posts_nothing(database_url: str) -> None:
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [run("R-1", "70"), run("R-2", "20")])
+    await feed(database_url, [RunCancellationRequested(run_id="R-2", reason="never made")])
+    assert await rows(database_url, "SELECT order_id, status FROM parked_flushes") == [("R-2", "cancelled")]
+    assert await rows(database_url, "SELECT order_id, status FROM production_orders ORDER BY order_id") == [
+        ("R-1", "stocked"), ("R-2", "cancelled")]
+    assert await emitted(database_url, "backflush.inventory.finished-stock-withdrawal-requested") == []
+    assert [e["run_id"] for e in await emitted(database_url, "backflush.completion.run-reversed")] == ["R-2"]
+    assert all(f.ok for f in await audit_service("manufacturer", database_url))
