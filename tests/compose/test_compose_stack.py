@@ -188,8 +188,9 @@ async def test_kafka_init_created_every_topic(compose_run: ComposeRun) -> None:
 
 
 def test_the_demo_order_mix_ends_as_in_make_demo(compose_run: ComposeRun, tmp_path: Path) -> None:
-    """`backflush demo --compose`, as a user runs it against their deployment: the six orders and the run of `make demo`
-    through the published broker port, the state read inside the containers, the same verdict and figures."""
+    """`backflush demo --compose`, as a user runs it against their deployment: the six orders and the run of
+    `make demo` through the published broker port, the state read inside the containers, the same verdict and
+    figures."""
     run = compose_run
     result_json = tmp_path / "demo.json"
     command = [sys.executable, "-m", "backflush_shared", "demo", "--compose",
