@@ -1,8 +1,9 @@
 """Repetitive production and selling from stock across the three services on a real broker (issue 17).
 
 A line reports runs of SEAT-ASSY (the sample data, loaded by the `flows` fixture: 120 SEAT-SHELL, 105.5 kg
-FOAM-PU, 150 m FABRIC-MESH, 7,000 SCREW-M6 in stock); each run's lot is racked at the warehouse as finished-goods stock for sale; stock orders are
-served from it first in, first out, shipped, signed for and closed; the manufacturer plays no part in them."""
+FOAM-PU, 150 m FABRIC-MESH, 7,000 SCREW-M6 in stock); each run's lot is racked at the warehouse as finished-goods
+stock for sale; stock orders are served from it first in, first out, shipped, signed for and closed; the
+manufacturer plays no part in them."""
 
 from __future__ import annotations
 

@@ -806,7 +806,8 @@ async def warehouse_stock_checks(session: AsyncSession) -> list[AuditFinding]:
     # each order is allocated exactly what it shipped (in parts, if partial), and never more than it ordered
     over += [f"{row.order_id}: {_figure(by_order.get(row.order_id, ZERO))} allocated, {_figure(_decimal(row.shipped))} "
              f"shipped of an order of {_figure(_decimal(row.quantity))} ({row.status})" for row in orders
-             if by_order.get(row.order_id, ZERO) != _decimal(row.shipped) or _decimal(row.shipped) > _decimal(row.quantity)
+             if by_order.get(row.order_id, ZERO) != _decimal(row.shipped)
+             or _decimal(row.shipped) > _decimal(row.quantity)
              or (row.status == "shipped") != (_decimal(row.shipped) == _decimal(row.quantity))]
     return [AuditFinding(
         "warehouse: stock-flow allocations never above racked units", not over and not drift,

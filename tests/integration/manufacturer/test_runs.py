@@ -72,7 +72,8 @@ async def test_a_run_short_of_stock_parks_whole_and_posts_when_stock_arrives(dat
     assert await rows(database_url, "SELECT order_id, status, reason FROM parked_flushes") == [
         ("R-2", "waiting", "FOAM-PU: needs 26.250 kg, 13.625 available")]
     assert await emitted(database_url, "backflush.inventory.finished-goods-stocked") != []
-    await feed(database_url, [ComponentsReceived(receipt_id="RC-FOAM-1", item="FOAM-PU", lot="FP-1201", quantity=Decimal(20))])
+    await feed(database_url, [ComponentsReceived(receipt_id="RC-FOAM-1", item="FOAM-PU", lot="FP-1201",
+                                                 quantity=Decimal(20))])
     assert await rows(database_url, "SELECT order_id, status FROM parked_flushes") == [("R-2", "posted")]
     lots = [e["run_id"] for e in await emitted(database_url, "backflush.inventory.finished-goods-stocked")]
     assert lots == ["R-1", "R-2"]
@@ -97,8 +98,8 @@ async def test_a_run_under_the_allow_policy_posts_negative_with_the_alert(databa
 
 
 async def test_variance_per_line_and_period_counts_the_manual_issues_of_its_runs(database_url: str) -> None:
-    """R-1 (20) and R-2 (10) on L1 in W49; R-3 on L2. Standard SEAT-SHELL 21 + 11 = 32 (20.2 and 10.1 rounded up per run), actual the same; an extra
-    scrap of 2 SEAT-SHELL on R-1 makes it 34."""
+    """R-1 (20) and R-2 (10) on L1 in W49; R-3 on L2. Standard SEAT-SHELL 21 + 11 = 32 (20.2 and 10.1 rounded up
+    per run), actual the same; an extra scrap of 2 SEAT-SHELL on R-1 makes it 34."""
     await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
     await feed(database_url, [run("R-1", "20"), run("R-2", "10"), run("R-3", "10", line="L2")])
     await feed(database_url, [ComponentIssueReported(order_id="R-1", component="SEAT-SHELL", quantity=Decimal(2),

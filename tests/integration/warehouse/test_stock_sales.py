@@ -64,7 +64,8 @@ def stock_order(order_id: str, quantity: int) -> OrderForwarded:
 
 async def outbox(runtime: ServiceRuntime, event_type: str) -> list[str]:
     return [r[0] for r in await rows(runtime.settings.database_url,
-                                     f"SELECT correlation_id FROM outbox WHERE event_type = '{event_type}' ORDER BY id")]
+                                     f"SELECT correlation_id FROM outbox WHERE event_type = '{event_type}' "
+                                     "ORDER BY id")]
 
 
 async def clean(runtime: ServiceRuntime) -> None:

@@ -412,7 +412,8 @@ class Production:
                             cause_event_id=str(ctx.consumed.envelope.event_id))
             order.status, order.reason = "parked", reason
             await repo.save_order(ctx.session, order)
-            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=reason, make_to_stock=order.flow in OWN_STOCK,
+            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=reason,
+                                             make_to_stock=order.flow in OWN_STOCK,
                                              missing=[
                 ConsumedComponent(item=s.item, quantity=s.shortfall, unit=s.unit.code) for s in outcome.shortages
             ]))
@@ -451,7 +452,8 @@ class Production:
             await repo.save_order(ctx.session, order)
             await ctx.emit(c.CompletionRefused(order_id=order.order_id, quantity=quantity or Decimal(0),
                                                code=_code(error), reason=str(error),
-                                               waits_for_components=bool(waiting), make_to_stock=order.flow in OWN_STOCK))
+                                               waits_for_components=bool(waiting),
+                                               make_to_stock=order.flow in OWN_STOCK))
             ctx.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
             return
         order.status, order.reason = "rejected", str(error)
