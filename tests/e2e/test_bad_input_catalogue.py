@@ -74,7 +74,7 @@ async def next_order_goes_through(flows: Flows, order_id: str) -> None:
 
 
 async def assert_unreadable(flows: Flows, key: str, error_type: str, *, services: tuple[str, ...] = ("distributor",),
-                            topic: str = "orders") -> dict[str, dict[str, str]]:
+                            topic: str = "orders.intake") -> dict[str, dict[str, str]]:
     letters = await dead_letters_by_service(flows.stack, topic, key=key, services=services)
     for service, letter in letters.items():
         assert letter["dlq_error_type"] == error_type, (service, letter)
@@ -101,11 +101,11 @@ async def test_json_failing_validation(catalogue: Flows) -> None:
 
 
 async def test_an_unknown_event_type(catalogue: Flows) -> None:
-    """No service knows the type, so each one reading `orders` sets it aside: it may have been meant for any."""
+    """No service knows the type, so each one reading `orders.intake` sets it aside: it may have been meant for any."""
     record = record_of(catalogue.stack, placed("CAT-TYPE"), header_changes={"ce_type": "backflush.order.teleported"})
     await send(catalogue.stack, record)
     letters = await assert_unreadable(catalogue, "CAT-TYPE", "unknown-event-type",
-                                      services=("distributor", "manufacturer", "warehouse"))
+                                      services=("distributor", "warehouse"))
     assert all("'backflush.order.teleported'" in h["dlq_error_message"] for h in letters.values())
     await next_order_goes_through(catalogue, "CAT-TYPE")
 
@@ -128,7 +128,7 @@ async def test_missing_headers(catalogue: Flows) -> None:
     letters = await assert_unreadable(catalogue, "CAT-HEADERS", "missing-headers")
     assert letters["distributor"]["dlq_error_message"] == "missing CloudEvents headers: ce_id, ce_time"
     bare = await assert_unreadable(catalogue, "CAT-NOHEADERS", "missing-headers",
-                                   services=("distributor", "manufacturer", "warehouse"))
+                                   services=("distributor", "warehouse"))
     assert all(h["dlq_error_message"].startswith("missing CloudEvents headers: ce_id, ce_type, ce_source")
                for h in bare.values())
     await next_order_goes_through(catalogue, "CAT-HEADERS")
@@ -163,7 +163,7 @@ async def test_negative_or_zero_quantities(catalogue: Flows) -> None:
     await send(stack,
                record_of(stack, completion, value=json_with(completion, quantity="-2")),
                record_of(stack, completion, value=json_with(completion, quantity="0")))
-    every = await dead_letters(stack, "completions", key="CAT-NEG", until=4)
+    every = await dead_letters(stack, "completions.shop-floor", key="CAT-NEG", until=4)
     assert sorted((h["dlq_failed_by"], h["dlq_error_type"]) for h in every) == [
         ("distributor", "invalid-event"), ("distributor", "invalid-event"),
         ("manufacturer", "invalid-event"), ("manufacturer", "invalid-event"),
@@ -179,9 +179,10 @@ async def test_an_unknown_item_is_rejected_with_the_reason(catalogue: Flows) -> 
     """Not a dead letter but a business refusal: the manufacturer rejects the order, code `unknown-item`, and the
     order ends rejected with that reason; the next order goes through."""
     await catalogue.place("CAT-ITEM", flow="pre", quantity="3", item="NO-SUCH-ITEM")
-    [rejected] = await records_on(catalogue.stack, "orders", key="CAT-ITEM", event_type=o.OrderRejected.event_type)
-    event = o.OrderRejected.model_validate_json(rejected.value or b"")
-    assert (event.code, event.rejected_by) == ("unknown-item", "manufacturer")
+    [rejected] = await records_on(catalogue.stack, "completions", key="CAT-ITEM",
+                                  event_type=c.ProductionOrderRejected.event_type)
+    event = c.ProductionOrderRejected.model_validate_json(rejected.value or b"")
+    assert event.code == "unknown-item"
     assert "NO-SUCH-ITEM" in event.reason
     order = await catalogue.wait_state("CAT-ITEM", "rejected")
     assert order["waiting_for"] is None
@@ -198,12 +199,12 @@ async def test_a_reused_event_id_with_different_content(catalogue: Flows) -> Non
     await send(stack, record_of(stack, placed("CAT-REUSE", quantity="1"), event_id=event_id))
     await catalogue.wait_state("CAT-REUSE", "closed")
     await send(stack, record_of(stack, placed("CAT-REUSE", quantity="9"), event_id=event_id))
-    letters = await dead_letters_by_service(stack, "orders", key="CAT-REUSE", services=["distributor"])
+    letters = await dead_letters_by_service(stack, "orders.intake", key="CAT-REUSE", services=["distributor"])
     letter = letters["distributor"]
     assert letter["dlq_error_type"] == "event-id-conflict"
     assert letter["dlq_error_message"] == f"event id {event_id} was already processed with different content"
     assert letter["ce_id"] == str(event_id)
-    assert_origin(letter, stack, "orders")
+    assert_origin(letter, stack, "orders.intake")
     await wait_logged(stack, "distributor", "event id reused with different content: dead-lettered",
                       event_id=str(event_id))
     order = await catalogue.order("CAT-REUSE")
@@ -223,7 +224,7 @@ async def test_events_out_of_order(catalogue: Flows) -> None:
                          signed_at=now, previous_owner="manufacturer", new_owner="Catalogue Ltd"),
     ]
     await catalogue.publish(*early)
-    letters = await dead_letters(stack, "completions", key="CAT-EARLY", until=4)
+    letters = await dead_letters(stack, "completions.warehouse", key="CAT-EARLY", until=4)
     seen = sorted((h["ce_type"].rsplit(".", 1)[-1], h["dlq_failed_by"], h["dlq_error_type"]) for h in letters)
     assert seen == [
         ("goods-signed-for", "distributor", "UnknownOrderError"),
@@ -232,7 +233,7 @@ async def test_events_out_of_order(catalogue: Flows) -> None:
         ("inventory-check-returned", "manufacturer", "UnknownProductionOrderError"),
     ]
     for letter in letters:
-        assert_origin(letter, stack, "completions")
+        assert_origin(letter, stack, "completions.warehouse")
         assert "CAT-EARLY" in letter["dlq_error_message"]
         await wait_logged(stack, letter["dlq_failed_by"], "event refused", event_id=letter["ce_id"],
                           error_type=letter["dlq_error_type"])

@@ -80,12 +80,12 @@ async def test_dlq_list_shows_dead_letters_and_replay_applies_a_refused_completi
     flushes once. Replaying again publishes nothing, and even the replayed record sent again changes nothing."""
     stack = flows.stack
     await flows.complete("RPL-1", "4")
-    early = await dead_letters(stack, "completions", key="RPL-1", until=2)
+    early = await dead_letters(stack, "completions.shop-floor", key="RPL-1", until=2)
     event_id = early[0]["ce_id"]
     # and an unreadable record on another topic, so that the list shows more than one kind
     await send(stack, record_of(stack, c.CompletionReported(order_id="RPL-X", quantity=Decimal(1)),
                                 value=b"not json at all"))
-    await dead_letters(stack, "completions", key="RPL-X", until=2)
+    await dead_letters(stack, "completions.shop-floor", key="RPL-X", until=2)
 
     listed = [d for d in dlq_list(stack) if d["key"] in ("RPL-1", "RPL-X")]
     assert sorted((d["key"], d["failed_by"], d["error_type"]) for d in listed) == [
@@ -95,14 +95,14 @@ async def test_dlq_list_shows_dead_letters_and_replay_applies_a_refused_completi
         ("RPL-X", "manufacturer", "not-json"),
     ]
     for letter in listed:
-        assert letter["dlq_topic"] == f"{stack.topic_prefix}completions.dlq"
-        assert letter["original_topic"] == f"{stack.topic_prefix}completions"
+        assert letter["dlq_topic"] == f"{stack.topic_prefix}completions.shop-floor.dlq"
+        assert letter["original_topic"] == f"{stack.topic_prefix}completions.shop-floor"
         assert isinstance(letter["original_offset"], int) and letter["attempts"] == 1
         assert letter["failed_at"] and letter["error_message"] and letter["replayed"] is False
     refused = {d["failed_by"]: d for d in listed if d["key"] == "RPL-1"}
     assert "no production order" in refused["manufacturer"]["error_message"]
     assert refused["manufacturer"]["event_id"] == event_id
-    table = backflush("dlq", "list", *broker_args(stack), "--topic", "completions")
+    table = backflush("dlq", "list", *broker_args(stack), "--topic", "completions.shop-floor")
     assert table.returncode == 0, table.stderr
     for text in ("4 dead letters", "UnknownProductionOrderError", "not-json", refused["manufacturer"]["id"]):
         assert text in table.stdout
@@ -118,11 +118,11 @@ async def test_dlq_list_shows_dead_letters_and_replay_applies_a_refused_completi
     assert planned["dry_run"] is True and [sorted(r["dead_letters"]) for r in planned["replayed"]] == [ids]
     assert await flows.consumed_by("RPL-1") == RELEASE_OF_10  # a dry run publishes nothing
 
-    replayed = dlq_replay(stack, "--topic", "completions", "--id", ids[1])
+    replayed = dlq_replay(stack, "--topic", "completions.shop-floor", "--id", ids[1])
     [record] = replayed["replayed"]
     assert sorted(record["dead_letters"]) == ids  # both services' dead letters of the one record, put back once
-    assert (record["topic"], record["key"], record["event_id"]) == (f"{stack.topic_prefix}completions", "RPL-1",
-                                                                    event_id)
+    assert (record["topic"], record["key"], record["event_id"]) == (
+        f"{stack.topic_prefix}completions.shop-floor", "RPL-1", event_id)
     await completed(flows, "RPL-1", 4)
     assert await flows.consumed_by("RPL-1") == {**RELEASE_OF_10, **AFTER_4}
     # the distributor took it too (it reads the replayed record before the ProductionCompleted behind it)
@@ -136,12 +136,12 @@ async def test_dlq_list_shows_dead_letters_and_replay_applies_a_refused_completi
     assert await read_db(stack.database_url("manufacturer"), inbox_outcome) == "applied"
 
     # replaying again publishes nothing: both dead letters are marked replayed
-    again = backflush("dlq", "replay", *broker_args(stack), "--topic", "completions")
+    again = backflush("dlq", "replay", *broker_args(stack), "--topic", "completions.shop-floor")
     assert again.returncode == 0, again.stderr
     for text in ("replayed 0 records", "2 dead letters were replayed before and are left alone",
                  "2 dead letters of unreadable records left alone (name them with --id, or add --unreadable)"):
         assert text in again.stdout
-    again = await replay_now(stack, topics=["completions"])
+    again = await replay_now(stack, topics=["completions.shop-floor"])
     assert again["replayed"] == [] and sorted(again["already_replayed"]) == ids
     unreadable = sorted(d["id"] for d in listed if d["key"] == "RPL-X")
     assert sorted(again["left_unreadable"]) == unreadable  # replayed only when asked for: it would fail again
@@ -151,7 +151,8 @@ async def test_dlq_list_shows_dead_letters_and_replay_applies_a_refused_completi
                                                                         **dict.fromkeys(unreadable, False)}
 
     # even the replayed record, sent once more by hand, is a duplicate for every inbox; the next completion counts
-    on_topic = await read_topic(stack.bootstrap_servers, f"{stack.topic_prefix}completions", key="RPL-1", until=2)
+    on_topic = await read_topic(stack.bootstrap_servers, f"{stack.topic_prefix}completions.shop-floor", key="RPL-1",
+                                until=2)
     [replayed_record] = [r for r in on_topic if HEADER_REPLAY_OF in r.headers]
     assert replayed_record.headers[HEADER_REPLAY_OF] in ids
     assert not any(name.startswith("dlq_") and name != HEADER_REPLAY_OF for name in replayed_record.headers)
@@ -170,10 +171,10 @@ async def test_a_replayed_event_refused_again_becomes_a_new_dead_letter(flows: F
     replayed record and naming the dead letter it replays) that can be replayed in turn once the order exists."""
     stack = flows.stack
     await flows.complete("RPL-2", "2")
-    first = await dead_letters(stack, "completions", key="RPL-2", until=2)
+    first = await dead_letters(stack, "completions.shop-floor", key="RPL-2", until=2)
     replayed = await replay_now(stack, ids=[first[0]["dlq_id"]])
     assert len(replayed["replayed"]) == 1
-    letters = await dead_letters(stack, "completions", key="RPL-2", until=4)
+    letters = await dead_letters(stack, "completions.shop-floor", key="RPL-2", until=4)
     second = [h for h in letters if HEADER_REPLAY_OF in h]
     assert sorted(h["dlq_failed_by"] for h in second) == ["distributor", "manufacturer"]
     [replay_of] = {h[HEADER_REPLAY_OF] for h in second}
@@ -182,7 +183,7 @@ async def test_a_replayed_event_refused_again_becomes_a_new_dead_letter(flows: F
 
     await flows.place("RPL-2", flow="post", quantity="2")
     await flows.wait_production("RPL-2", "released")
-    result = await replay_now(stack, topics=["completions"])
+    result = await replay_now(stack, topics=["completions.shop-floor"])
     assert [sorted(r["dead_letters"]) for r in result["replayed"]] == [sorted(h["dlq_id"] for h in second)]
     await flows.wait_state("RPL-2", "shipped", waiting_for="signature")
     assert (await flows.production_order("RPL-2"))["completed"] == 2
@@ -209,7 +210,7 @@ async def test_audit_is_clean_after_normal_flows_and_names_each_breach(flows: Fl
     await flows.wait_state("AUD-PRE", "closed")
     await flows.wait_state("AUD-POST", "closed")
     await flows.wait_state("AUD-X", "cancelled")
-    await dead_letters(stack, "completions", key="RPL-NONE", until=2)
+    await dead_letters(stack, "completions.shop-floor", key="RPL-NONE", until=2)
 
     async def released_units() -> bool:
         return any(u["status"] == "released" for u in await flows.warehouse_units("AUD-X"))

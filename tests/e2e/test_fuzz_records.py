@@ -124,7 +124,7 @@ async def publish_all(stack: LocalStack, records: list[FuzzRecord], valid: list[
             if slots and index == slots[0]:
                 slots.pop(0)
                 order = next(placed)
-                encoded = encode(order, envelope_for(order, "/backflush/tests"), topics(Topic.ORDERS))
+                encoded = encode(order, envelope_for(order, "/backflush/tests"), topics(order.topic))
                 await producer.send_and_wait(encoded.topic, encoded.value, key=encoded.key, headers=encoded.headers)
             name = topics(Topic(record.topic))
             meta = await producer.send_and_wait(name, record.value, key=record.key, headers=list(record.headers))

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 async def test_an_order_waits_for_an_outside_inspector_and_goes_on_when_the_result_arrives(flows: Flows) -> None:
     """With the inspection plan `external`, a pre-product order waits for the quality check; the inspector's
-    QualityInspectionRecorded (published by anyone on `completions`) releases it."""
+    QualityInspectionReported (on the shop floor's intake) releases it, and the manufacturer records the result."""
     await flows.publish(md.InspectionPlanDefined(item="CHAIR-ERGO", rule="external", remark="TUV audit"))
     await flows.place("EXT-1", flow="pre", quantity="2")
     await flows.wait_production("EXT-1", "awaiting-inspection")
@@ -25,9 +25,11 @@ async def test_an_order_waits_for_an_outside_inspector_and_goes_on_when_the_resu
     assert order["waiting_since"] is not None
     assert await flows.consumed_by("EXT-1") == {}
 
-    await flows.publish(c.QualityInspectionRecorded(order_id="EXT-1", item="CHAIR-ERGO", passed=True,
+    await flows.publish(c.QualityInspectionReported(order_id="EXT-1", item="CHAIR-ERGO", passed=True,
                                                     inspected_by="TUV Rheinland", remark="lot sample ok"))
     await flows.wait_state("EXT-1", "closed")
+    history = await flows.history("EXT-1")
+    assert history.count(c.QualityInspectionRecorded.event_type) == 1  # the manufacturer's word, once
     assert (await flows.consumed_by("EXT-1"))["SEAT-ASSY"] == 2
 
 

@@ -78,7 +78,7 @@ async def test_a_header_that_is_not_utf8_costs_only_its_own_record(lossless: Flo
     good = good_orders(lossless, "NL-HDR", 10, key="NL-HDR")
     await send(stack, *good[:5], bad, *good[5:])
     # ce_type is readable, so only the distributor, whose event it is, sets it aside
-    letters = await dead_letters_by_service(stack, "orders", key="NL-HDR", services=("distributor",))
+    letters = await dead_letters_by_service(stack, "orders.intake", key="NL-HDR", services=("distributor",))
     assert {letter["dlq_error_type"] for letter in letters.values()} == {"malformed-header"}
     assert all("'x-trace'" in letter["dlq_error_message"] for letter in letters.values())
     await all_known_to_the_distributor(lossless, [f"NL-HDR-{n}" for n in range(10)])
@@ -93,7 +93,7 @@ async def test_json_nested_too_deep_is_dead_lettered_at_once(lossless: Flows) ->
     bad = record_of(stack, placed("NL-DEEP-BAD"), key="NL-DEEP", value=deep)
     good = good_orders(lossless, "NL-DEEP", 4, key="NL-DEEP")
     await send(stack, *good[:2], bad, *good[2:])
-    letters = await dead_letters_by_service(stack, "orders", key="NL-DEEP", services=("distributor",))
+    letters = await dead_letters_by_service(stack, "orders.intake", key="NL-DEEP", services=("distributor",))
     letter = letters["distributor"]
     assert (letter["dlq_error_type"], letter["dlq_attempts"]) == ("too-deep", "1")
     assert "nested too deep" in letter["dlq_error_message"]
@@ -110,7 +110,7 @@ async def test_the_audit_accounts_for_every_committed_offset_and_names_a_gap(los
     await lossless.wait_state("NL-AUDIT", "closed")
     for n in (1, 2):  # two more batches of the distributor on NL-AUDIT's partition (each cancel is refused)
         await lossless.cancel("NL-AUDIT", reason=f"too late {n}")
-        await dead_letters(stack, "orders", key="NL-AUDIT", until=n)
+        await dead_letters(stack, "orders.intake", key="NL-AUDIT", until=n)
     urls = {service: stack.database_url(service) for service in ("manufacturer", "distributor", "warehouse")}
 
     async def accounted() -> list[AuditFinding] | None:
@@ -120,12 +120,12 @@ async def test_the_audit_accounts_for_every_committed_offset_and_names_a_gap(los
     await eventually(accounted, what="every consumed offset accounted for", stack=stack)
 
     def drop_a_range(which: str) -> Any:
-        """Delete the `which` ("first" or "last") range of a partition of `orders` the distributor read in
+        """Delete the `which` ("first" or "last") range of a partition of `orders.intake` the distributor read in
         several batches (after the first deletion, the last is still not the partition's first)."""
         async def drop(session: Any) -> tuple[str, int, int, int]:
             rows = (await session.execute(text(
                 "SELECT id, topic, \"partition\", first_offset, last_offset FROM consumed_ranges "
-                "WHERE topic LIKE '%orders' ORDER BY topic, \"partition\", first_offset"))).all()
+                "WHERE topic LIKE '%orders.intake' ORDER BY topic, \"partition\", first_offset"))).all()
             by_partition: dict[tuple[str, int], list[Any]] = {}
             for row in rows:
                 by_partition.setdefault((row.topic, row.partition), []).append(row)
@@ -174,10 +174,10 @@ async def test_a_duplicate_header_and_a_foreign_correlation_id_are_refused(lossl
                             [*doubled.headers, ("ce_source", b"/someone/else")])
     foreign = record_of(stack, placed("NL-CORR"), header_changes={"ce_correlationid": "SOMEONE-ELSE"})
     await send(stack, doubled, foreign)
-    [twice] = (await dead_letters_by_service(stack, "orders", key="NL-TWICE", services=("distributor",))).values()
+    [twice] = (await dead_letters_by_service(stack, "orders.intake", key="NL-TWICE", services=("distributor",))).values()
     assert (twice["dlq_error_type"], twice["dlq_error_message"]) == (
         "duplicate-header", "header 'ce_source' appears more than once")
-    [corr] = (await dead_letters_by_service(stack, "orders", key="NL-CORR", services=("distributor",))).values()
+    [corr] = (await dead_letters_by_service(stack, "orders.intake", key="NL-CORR", services=("distributor",))).values()
     assert corr["dlq_error_type"] == "correlation-mismatch"
     assert await lossless.order("NL-TWICE") is None and await lossless.order("NL-CORR") is None
 
@@ -192,7 +192,9 @@ async def test_a_dead_lettered_record_is_never_counted_as_what_it_claims_to_be(l
     forged = record_of(stack, inv.ConsignmentStockReceived(order_id="NL-FORGED", item="SCREW-M6", lot="L1",
                                                            quantity=Decimal("0.158"), owner="x", location="CS-1"))
     ce_type = dict(forged.headers)["ce_type"]
-    await send(stack, EncodedRecord(forged.topic, forged.key, forged.value, [*forged.headers, ("ce_type", ce_type)]))
+    # onto a topic the warehouse reads (it does not read its own `inventory-details.warehouse`)
+    await send(stack, EncodedRecord(f"{stack.topic_prefix}inventory-details", forged.key, forged.value,
+                                    [*forged.headers, ("ce_type", ce_type)]))
     letters = await dead_letters_by_service(stack, "inventory-details", key="NL-FORGED",
                                             services=("distributor", "warehouse"))
     assert letters["warehouse"]["dlq_error_type"] == "duplicate-header"

@@ -53,7 +53,7 @@ async def test_a_cancel_after_shipment_is_refused_with_the_reason_and_the_signat
     assert consumed["CASTOR-50"] == 11  # 2 x 1.02 x 5 x 1.03 = 10.506, up to 11
 
     await flows.cancel("SHIP-X", reason="changed my mind")
-    [letter] = await dead_letters(flows.stack, "orders", key="SHIP-X")
+    [letter] = await dead_letters(flows.stack, "orders.intake", key="SHIP-X")
     assert (letter["dlq_failed_by"], letter["dlq_error_type"]) == ("distributor", "CancellationAfterShipmentError")
     assert "its goods have shipped" in letter["dlq_error_message"]
     assert "a return is another flow" in letter["dlq_error_message"]
@@ -144,7 +144,7 @@ async def test_a_pre_order_waits_for_rack_space_with_the_figures_and_is_put_away
                        "--bootstrap-servers", flows.stack.bootstrap_servers,
                        "--topic-prefix", flows.stack.topic_prefix)
     assert result.returncode == 0, result.stderr
-    [letter] = await dead_letters(flows.stack, "orders", key="RACK-2")
+    [letter] = await dead_letters(flows.stack, "orders.intake", key="RACK-2")
     assert (letter["dlq_failed_by"], letter["dlq_error_type"]) == ("distributor", "CallOffNotRackedError")
     assert "not racked yet (directed-to-racks)" in letter["dlq_error_message"]
 
@@ -243,7 +243,7 @@ async def test_a_call_off_by_another_holder_is_refused_and_nothing_ships_and_the
                        "--bootstrap-servers", flows.stack.bootstrap_servers,
                        "--topic-prefix", flows.stack.topic_prefix)
     assert result.returncode == 0, result.stderr
-    [letter] = await dead_letters(flows.stack, "orders", key="OFF-2")
+    [letter] = await dead_letters(flows.stack, "orders.intake", key="OFF-2")
     assert (letter["dlq_failed_by"], letter["dlq_error_type"]) == ("distributor", "CallOffByAnotherHolderError")
     assert "requested by 'Mallory', but the order is held by 'Acme Offices'" in letter["dlq_error_message"]
     assert "backflush.order.racked-goods-called-off" not in await flows.history("OFF-2")
@@ -259,7 +259,7 @@ async def test_a_call_off_by_another_holder_is_refused_and_nothing_ships_and_the
     await eventually(shipped, what="OFF-2 shipped from the racks", stack=flows.stack)
     consumed = await flows.consumed_by("OFF-2")
     await flows.cancel("OFF-2")
-    letters = await dead_letters(flows.stack, "orders", key="OFF-2", until=2)
+    letters = await dead_letters(flows.stack, "orders.intake", key="OFF-2", until=2)
     assert [h["dlq_error_type"] for h in letters] == ["CallOffByAnotherHolderError", "OrderAlreadyFinishedError"]
     assert "backflush.order.cancelled" not in await flows.history("OFF-2")
     assert await flows.consumed_by("OFF-2") == consumed

@@ -32,7 +32,7 @@ async def test_an_event_for_an_unknown_order_is_dead_lettered_with_the_reason(fl
     """A completion reported before any order exists ("a completion before its order") is refused by the
     manufacturer, and by the distributor, which has no order to file it under; the next order goes through."""
     await flows.complete("NO-SUCH-ORDER", "3")
-    letters = await dead_letters(flows.stack, "completions", key="NO-SUCH-ORDER", until=2)
+    letters = await dead_letters(flows.stack, "completions.shop-floor", key="NO-SUCH-ORDER", until=2)
     by_service = {h["dlq_failed_by"]: h for h in letters}
     assert sorted(by_service) == ["distributor", "manufacturer"]
     assert by_service["distributor"]["dlq_error_type"] == "UnknownOrderError"
@@ -40,7 +40,7 @@ async def test_an_event_for_an_unknown_order_is_dead_lettered_with_the_reason(fl
     assert letter["dlq_error_type"] == "UnknownProductionOrderError"
     assert "no production order" in letter["dlq_error_message"]
     assert letter["dlq_failed_by"] == "manufacturer"
-    assert letter["dlq_original_topic"] == f"{flows.stack.topic_prefix}completions"
+    assert letter["dlq_original_topic"] == f"{flows.stack.topic_prefix}completions.shop-floor"
     await flows.place("AFTER-1", flow="pre", quantity="1")
     await flows.wait_state("AFTER-1", "closed")
 
@@ -49,7 +49,7 @@ async def test_a_duplicate_order_id_with_different_content_is_refused_and_the_fi
     await flows.place("DUP-1", flow="pre", quantity="2")
     await flows.wait_state("DUP-1", "closed")
     await flows.place("DUP-1", flow="pre", quantity="7")
-    [letter] = await dead_letters(flows.stack, "orders", key="DUP-1")
+    [letter] = await dead_letters(flows.stack, "orders.intake", key="DUP-1")
     assert letter["dlq_error_type"] == "DuplicateOrderError"
     assert "first one stands" in letter["dlq_error_message"]
     order = await flows.order("DUP-1")
@@ -62,7 +62,7 @@ async def test_a_completion_over_the_order_quantity_is_refused_and_posts_nothing
     await flows.wait_production("QTY-1", "released")
     released = await flows.consumed_by("QTY-1")
     await flows.complete("QTY-1", "6")
-    [letter] = await dead_letters(flows.stack, "completions", key="QTY-1")
+    [letter] = await dead_letters(flows.stack, "completions.shop-floor", key="QTY-1")
     assert letter["dlq_error_type"] == "CompletionExceedsOrderError"
     assert "exceeds what remains to complete: 5 of 5" in letter["dlq_error_message"]
     assert await flows.consumed_by("QTY-1") == released
@@ -74,7 +74,7 @@ async def test_a_signature_for_an_order_not_shipped_is_refused(flows: Flows) -> 
     await flows.place("SIGN-1", flow="post", quantity="3")
     await flows.wait_production("SIGN-1", "released")
     await flows.sign("SIGN-1", by="Too Early")
-    [letter] = await dead_letters(flows.stack, "completions", key="SIGN-1")
+    [letter] = await dead_letters(flows.stack, "orders.intake", key="SIGN-1")
     assert (letter["dlq_failed_by"], letter["dlq_error_type"]) == ("warehouse", "NotShippedError")
     assert "not shipped" in letter["dlq_error_message"]
     order = await flows.order("SIGN-1")
@@ -82,7 +82,7 @@ async def test_a_signature_for_an_order_not_shipped_is_refused(flows: Flows) -> 
 
 
 async def test_unreadable_records_are_dead_lettered_and_the_next_order_goes_through(flows: Flows) -> None:
-    """Not JSON, failing validation, an unknown type, an unknown version: each set aside on orders.dlq with the
+    """Not JSON, failing validation, an unknown type, an unknown version: each set aside on orders.intake.dlq with the
     reason and its origin, by the distributor that could not read it; then a good order is processed."""
     stack = flows.stack
     good = o.OrderPlaced(order_id="BAD-0", order_holder="x", flow="pre", item="CHAIR-ERGO", quantity=Decimal(1),
@@ -90,7 +90,7 @@ async def test_unreadable_records_are_dead_lettered_and_the_next_order_goes_thro
 
     def record(key: str, value: bytes, **header_changes: str) -> object:
         envelope = Envelope.new(event_type=good.event_type, schema_version=1, correlation_id=key, source="/tests")
-        encoded = encode(good, envelope, f"{stack.topic_prefix}orders")
+        encoded = encode(good, envelope, f"{stack.topic_prefix}{good.topic}")
         headers = [(k, header_changes[k].encode() if k in header_changes else v) for k, v in encoded.headers]
         return type(encoded)(encoded.topic, key.encode(), value, headers)
 
@@ -106,12 +106,12 @@ async def test_unreadable_records_are_dead_lettered_and_the_next_order_goes_thro
     expected = {"BAD-1": "not-json", "BAD-2": "invalid-event", "BAD-3": "unknown-event-type",
                 "BAD-4": "unknown-schema-version"}
     for key, error_type in expected.items():
-        letters = await dead_letters(stack, "orders", key=key)
+        letters = await dead_letters(stack, "orders.intake", key=key)
         by_distributor = [h for h in letters if h["dlq_failed_by"] == "distributor"]
         assert [h["dlq_error_type"] for h in by_distributor] == [error_type], key
-        assert by_distributor[0]["dlq_original_topic"] == f"{stack.topic_prefix}orders"
+        assert by_distributor[0]["dlq_original_topic"] == f"{stack.topic_prefix}orders.intake"
         assert by_distributor[0]["dlq_original_offset"].isdigit()
-    invalid_letter = (await dead_letters(stack, "orders", key="BAD-2"))[0]
+    invalid_letter = (await dead_letters(stack, "orders.intake", key="BAD-2"))[0]
     assert "quantity" in invalid_letter["dlq_error_message"]
     assert await flows.order("BAD-2") is None
 

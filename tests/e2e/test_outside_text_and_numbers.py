@@ -48,7 +48,7 @@ async def test_a_quantity_sent_as_a_json_number_is_refused_and_as_a_string_accep
     event = await _placed(flows, "NUM-1")
     for number in (2.0, 3):
         await send(flows.stack, record_of(flows.stack, event, value=json_with(event, quantity=number)))
-    letters = await dead_letters(flows.stack, "orders", key="NUM-1", until=2)
+    letters = await dead_letters(flows.stack, "orders.intake", key="NUM-1", until=2)
     assert {(h["dlq_failed_by"], h["dlq_error_type"]) for h in letters} == {("distributor", "invalid-event")}
     assert all("quantity" in h["dlq_error_message"] for h in letters)
     assert await flows.order("NUM-1") is None

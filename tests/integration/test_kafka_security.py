@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import ClusterAuthorizationFailedError, TopicAuthorizationFailedError
 
 from backflush_shared.audit import audit
 from backflush_shared.contracts import completions as c
@@ -18,8 +19,9 @@ from backflush_shared.errors import ConfigurationError, KafkaAuthenticationError
 from backflush_shared.local_kafka import LocalKafka
 from backflush_shared.messaging.admin import ensure_topics, wait_for_broker
 from backflush_shared.messaging.codec import ConsumedEvent, decode
-from backflush_shared.messaging.publish import EventPublisher
+from backflush_shared.messaging.publish import EventPublisher, publish
 from backflush_shared.messaging.security import KafkaSecurity
+from support.broker import SECURE_USERS
 from support.stack import new_prefix
 
 pytestmark = [pytest.mark.kafka]
@@ -28,15 +30,15 @@ WRONG_PASSWORD = "not-the-password-1234"
 
 
 async def test_a_client_with_its_credentials_and_the_ca_publishes_and_consumes(secure_kafka: LocalKafka) -> None:
-    security = secure_kafka.security_for("tests")
     prefix = new_prefix()
+    await secure_kafka.agrant(SECURE_USERS, topic_prefix=prefix)
     event = c.CompletionReported(order_id="SEC-1", quantity=Decimal(2))
-    async with EventPublisher(secure_kafka.bootstrap_servers, topic_prefix=prefix, security=security) as publisher:
-        await ensure_topics(secure_kafka.bootstrap_servers, [publisher.topics(event.topic)], partitions=1,
-                            replication=1, security=security)
+    async with EventPublisher(secure_kafka.bootstrap_servers, topic_prefix=prefix,
+                              security=secure_kafka.security_for("shop-floor")) as publisher:
         [envelope] = await publisher.publish([event])
     consumer = AIOKafkaConsumer(publisher.topics(event.topic), bootstrap_servers=secure_kafka.bootstrap_servers,
-                                group_id=None, auto_offset_reset="earliest", **security.kafka_options())
+                                group_id=None, auto_offset_reset="earliest",
+                                **secure_kafka.security_for("tests").kafka_options())
     await consumer.start()
     try:
         record = await asyncio.wait_for(consumer.getone(), timeout=30)
@@ -113,3 +115,19 @@ def test_the_command_line_reads_the_same_settings_and_names_a_refused_password(
     assert "refused the credentials" in refused.stderr and "'tests'" in refused.stderr
     assert WRONG_PASSWORD not in refused.stdout + refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+async def test_a_principal_cannot_create_topics_or_write_a_topic_of_another_writer(secure_kafka: LocalKafka) -> None:
+    prefix = new_prefix()
+    await secure_kafka.agrant(SECURE_USERS, topic_prefix=prefix)
+    with pytest.raises(TopicAuthorizationFailedError):
+        await publish(secure_kafka.bootstrap_servers, [c.OrderClosed(order_id="SEC-2", closed_by="distributor")],
+                      topic_prefix=prefix, security=secure_kafka.security_for("warehouse"))
+    with pytest.raises(ClusterAuthorizationFailedError):
+        # a reader reads; it writes nothing, not even the dead letters (not even an idempotent producer's id)
+        await publish(secure_kafka.bootstrap_servers, [c.CompletionReported(order_id="SEC-2", quantity=Decimal(1))],
+                      topic_prefix=prefix, security=secure_kafka.security_for("tests"))
+    with pytest.raises(ConfigurationError, match="refused to create .*made-up .TopicAuthorizationFailedError"):
+        await ensure_topics(secure_kafka.bootstrap_servers, [f"{prefix}made-up"], partitions=1, replication=1,
+                            security=secure_kafka.security_for("holder"))
+

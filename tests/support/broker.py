@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from backflush_shared.local_kafka import LocalKafka, LocalKafkaError, free_ports, read_state, wait_for_metadata
+from backflush_shared.contracts.topics import Writer
+from backflush_shared.messaging.acls import Role
 
 BrokerKind = Literal["external", "testcontainers", "local-jvm"]
 
@@ -223,14 +225,23 @@ def _local_jvm() -> Iterator[Broker]:
         yield Broker(broker.bootstrap_servers, "local-jvm", broker.version)
 
 
-#: The principals of the secure test broker: one per service, and one for the tests' own clients.
-SECURE_USERS = ("manufacturer", "distributor", "warehouse", "tests")
+#: The principals of the secure test broker and their roles: one per service, one per outside party's intake,
+#: and `tests`, which only reads (as the command line's reading commands and the audit do).
+SECURE_USERS: dict[str, Role] = {
+    "manufacturer": Role.MANUFACTURER, "distributor": Role.DISTRIBUTOR, "warehouse": Role.WAREHOUSE,
+    "holder": Role.ORDER_HOLDER, "shop-floor": Role.SHOP_FLOOR, "planner": Role.PLANNER, "tests": Role.READER,
+}
+
+#: Who speaks for each kind of writer in the tests (Flows publishes each event as its topic's writer).
+SPEAKER_OF: dict[Writer, str] = {Writer(role.value): name for name, role in SECURE_USERS.items()
+                                 if role is not Role.READER}
 
 
 @contextmanager
 def secure_local_broker() -> Iterator[LocalKafka]:
     """A broker of its own with a SASL_SSL listener and SCRAM-SHA-512 credentials for `SECURE_USERS` (random
-    passwords), its CA in `broker.ca_file`; `broker.security_for(user)` gives a client's settings. Always a local
+    passwords), its CA in `broker.ca_file`; `broker.security_for(user)` gives a client's settings. ACLs are on:
+    `await broker.agrant(SECURE_USERS, topic_prefix=...)` creates a deployment's topics and rights. Always a local
     JVM: neither an external broker nor the container image is set up for it."""
     import secrets
 

@@ -752,9 +752,9 @@ async def _reckon_warehouse(dbs: Databases, by_id: dict[str, PlannedOrder], resu
 # Events each service publishes at most once per order (a doubled effect would publish it twice, with two ids).
 ONCE_PER_ORDER = {
     "distributor": (o.OrderForwarded, o.OrderCancelled, o.FinalOrderPlaced, inv.GoodsDirectedToRacks, c.OrderClosed),
-    "manufacturer": (o.OrderRejected, c.QualityInspectionRecorded, inv.PreSaleInventoryDetailsForwarded,
+    "manufacturer": (c.ProductionOrderRejected, c.QualityInspectionRecorded, inv.PreSaleInventoryDetailsForwarded,
                      c.GoodsAllocated),
-    "warehouse": (inv.GoodsRacked, c.InventoryCheckReturned, c.GoodsShipped, c.GoodsSignedFor, c.OrderClosed,
+    "warehouse": (inv.GoodsRacked, c.InventoryCheckReturned, c.GoodsShipped, c.GoodsSignedFor,
                   inv.GoodsReleasedFromStorage),
 }
 OUTBOXES = {"manufacturer": mf_tables.outbox, "distributor": dt_tables.outbox, "warehouse": wh_tables.outbox}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.topics import Writer
 from backflush_shared.local_stack import LocalStack
 from backflush_shared.messaging.publish import publish
 from backflush_shared.messaging.security import KafkaSecurity
@@ -28,13 +30,20 @@ from backflush_warehouse.adapters.tables import finished_stock, stock_units, wai
 
 
 class Flows:
-    def __init__(self, stack: LocalStack, *, security: KafkaSecurity | None = None) -> None:
+    def __init__(self, stack: LocalStack, *, security: KafkaSecurity | None = None,
+                 speakers: Mapping[Writer, KafkaSecurity] | None = None) -> None:
         self.stack = stack
         self.security = security  # None: the environment's settings (plaintext in tests)
+        self.speakers = dict(speakers or {})  # on a broker with ACLs: who may write each writer's topics
 
     async def publish(self, *events: Event) -> None:
-        await publish(self.stack.bootstrap_servers, list(events), topic_prefix=self.stack.topic_prefix,
-                      source="/backflush/tests", security=self.security)
+        """Publish `events`, each as the writer of its topic when `speakers` names one (in order per writer)."""
+        by_writer: dict[Writer, list[Event]] = defaultdict(list)
+        for event in events:
+            by_writer[event.topic.writer].append(event)
+        for writer, written in by_writer.items():
+            await publish(self.stack.bootstrap_servers, written, topic_prefix=self.stack.topic_prefix,
+                          source="/backflush/tests", security=self.speakers.get(writer, self.security))
 
     async def load_master_data(self, directory: Path) -> None:
         events = events_from(load_master_data(directory))

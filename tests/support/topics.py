@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from backflush_shared.messaging.security import KafkaSecurity
+
 
 @dataclass(frozen=True)
 class Record:
@@ -50,9 +52,13 @@ async def read_topic(bootstrap_servers: str, topic: str, *, until: int = 1, time
     return [r for r in records if key is None or r.key == key]
 
 
-async def read_to_end(bootstrap_servers: str, topic: str, *, timeout: float = 60.0) -> list[Record]:
-    """Every record on `topic` up to its end offsets as they are now: all of them, not what arrived in time."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
+async def read_to_end(bootstrap_servers: str, topic: str, *, timeout: float = 60.0,
+                      security: KafkaSecurity | None = None) -> list[Record]:
+    """Every record on `topic` up to its end offsets as they are now: all of them, not what arrived in time.
+    `security`: a secure broker's client settings (None: plaintext)."""
+    options = security.kafka_options() if security is not None else {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                **options)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()

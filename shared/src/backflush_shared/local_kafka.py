@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from backflush_shared.errors import BackflushError
 
 if TYPE_CHECKING:
+    from backflush_shared.messaging.acls import Role
     from backflush_shared.messaging.security import KafkaSecurity
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
@@ -544,8 +545,9 @@ class LocalKafka:
     `scram_users` (name -> password) makes the client listener SASL_SSL: the users' SCRAM-SHA-512 credentials are
     stored when the storage is formatted (KRaft keeps them in its metadata), a throwaway CA and a broker certificate
     for 127.0.0.1 and localhost are made in `<run_dir>/tls` (`ca_file`), and `security_for(name)` gives a client's
-    settings. The broker itself authenticates as `BROKER_USER` with a random password. No ACLs yet: every
-    authenticated principal may do anything.
+    settings. The broker itself authenticates as `BROKER_USER` with a random password; it is the one super user.
+    Kafka's `StandardAuthorizer` denies whatever no ACL allows: `grant(principals, topic_prefix)` creates the
+    topics of one deployment and gives each principal what its role needs (messaging/acls.py).
     """
 
     BROKER_USER = "broker"
@@ -660,6 +662,26 @@ class LocalKafka:
             "BACKFLUSH_SASL_PASSWORD": security.sasl_password.get_secret_value(),
             "BACKFLUSH_SSL_CAFILE": str(self.ca_file),
         }
+
+    async def agrant(self, principals: Mapping[str, Role], *, topic_prefix: str = "", partitions: int = 1) -> None:
+        """Create the topics of the deployment `topic_prefix` and the ACLs of `principals` (name -> role), as the
+        broker's super user. The services then find their topics and need no right to create any."""
+        from backflush_shared.messaging.acls import acls_for_all, grant
+        from backflush_shared.contracts.topics import TopicNames
+        from backflush_shared.messaging.admin import ensure_topics
+
+        if self._scram_users is None:
+            raise LocalKafkaError("grant() needs a broker started with scram_users")
+        unknown = sorted(set(principals) - set(self._scram_users))
+        if unknown:
+            raise LocalKafkaError(f"no SCRAM user for {', '.join(unknown)} on this broker")
+        admin = self.security_for(self.BROKER_USER)
+        await ensure_topics(self.bootstrap_servers, TopicNames(topic_prefix).all(), partitions=partitions,
+                            replication=1, security=admin)
+        await grant(self.bootstrap_servers, acls_for_all(principals, topic_prefix=topic_prefix), security=admin)
+
+    def grant(self, principals: Mapping[str, Role], *, topic_prefix: str = "", partitions: int = 1) -> None:
+        _run_coroutine_blocking(lambda: self.agrant(principals, topic_prefix=topic_prefix, partitions=partitions))
 
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -844,9 +866,18 @@ class LocalKafka:
             "advertised.listeners": f"SASL_SSL://127.0.0.1:{self._port}",
             # The node talks to itself over the same listener, as the broker principal: no unauthenticated port.
             "inter.broker.listener.name": "SASL_SSL",
-            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            # The controller listener wants the broker's own certificate (mutual TLS): KRaft's controller RPCs
+            # cannot use SCRAM (the credentials live in the metadata the controller serves), and no other client
+            # can get a certificate from the throwaway CA (its key is deleted). Its subject maps to BROKER_USER.
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "listener.name.controller.ssl.client.auth": "required",
+            "listener.name.controller.ssl.principal.mapping.rules": f"RULE:^CN=127.0.0.1$/{self.BROKER_USER}/",
             "sasl.enabled.mechanisms": "SCRAM-SHA-512",
             "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            # ACLs: what no ACL allows is denied; the broker's own principal is the one super user.
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{self.BROKER_USER}",
             "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
                 "org.apache.kafka.common.security.scram.ScramLoginModule required "
                 f'username="{self.BROKER_USER}" password="{password}";',
@@ -933,8 +964,13 @@ def _serving_line(version: str, bootstrap_servers: str) -> str:
     return f"Kafka {version} serving at {bootstrap_servers}"
 
 
-#: The principals of `up --secure`: one per service, and one for the command line (demo, dlq, audit, bench).
-SECURE_PRINCIPALS = ("manufacturer", "distributor", "warehouse", "cli")
+#: The principals of `up --secure` and their roles (README "Security"): one per service, one for each outside
+#: party's intake (the command line's `order`, `sign`, `complete`, `master-data load` commands connect as these),
+#: and `cli` for the reading commands (`dlq list`, `audit`, order status).
+SECURE_PRINCIPALS: dict[str, str] = {
+    "manufacturer": "manufacturer", "distributor": "distributor", "warehouse": "warehouse",
+    "holder": "order-holder", "shop-floor": "shop-floor", "planner": "planner", "cli": "reader",
+}
 
 
 def principals_dir(run_dir: Path) -> Path:
@@ -945,7 +981,7 @@ def up(*, secure: bool = False) -> RunState:
     """Start a detached broker unless the one recorded in the state file still runs; return its state.
 
     `secure`: a SASL_SSL listener with a SCRAM-SHA-512 principal per `SECURE_PRINCIPALS`, each with a random
-    password; `<run dir>/principals/<name>.env` (readable by the owner only) holds the BACKFLUSH_* settings of a
+    password and the ACLs of its role (the topics are created first, as the broker's super user); `<run dir>/principals/<name>.env` (readable by the owner only) holds the BACKFLUSH_* settings of a
     process that connects as that principal (`set -a; . <file>; set +a`).
     """
     with _file_lock(run_home() / ".lock"):
@@ -962,6 +998,14 @@ def up(*, secure: bool = False) -> RunState:
         broker = LocalKafka(run_dir=run_dir, detached=True, keep_data=True, scram_users=users)
         broker.start()
         if secure:
+            from backflush_shared.messaging.acls import Role
+
+            try:
+                broker.grant({name: Role(role) for name, role in SECURE_PRINCIPALS.items()},
+                             topic_prefix=os.environ.get("BACKFLUSH_TOPIC_PREFIX", ""))
+            except BaseException:
+                broker.stop()  # a broker without its ACLs is of no use, and no state file would name it
+                raise
             folder = principals_dir(run_dir)
             folder.mkdir(mode=0o700, exist_ok=True)
             for name in SECURE_PRINCIPALS:
@@ -1018,7 +1062,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_serving_line(state.version, state.bootstrap_servers))
             principals = principals_dir(Path(state.run_dir))
             if principals.is_dir():
-                print(f"SASL_SSL: each principal's settings in {principals}/<name>.env "
+                print(f"SASL_SSL with ACLs: each principal's settings in {principals}/<name>.env "
                       f"({', '.join(SECURE_PRINCIPALS)}); load one with: set -a; . <file>; set +a")
             elif args.secure:
                 print("note: the running broker is plaintext; run `down` first to start a secure one")

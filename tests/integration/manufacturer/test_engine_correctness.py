@@ -91,14 +91,14 @@ async def test_an_order_refused_at_validation_leaves_no_order_so_the_corrected_o
     await feed(database_url, [order("SO-FIX", "CHAIR-ERGO", 5)])
     assert await rows(database_url, "SELECT order_id, item, status FROM production_orders") == [
         ("SO-FIX", "CHAIR-ERGO", "released")]
-    rejections = await emitted(database_url, "backflush.order.rejected")
+    rejections = await emitted(database_url, "backflush.completion.production-order-rejected")
     assert [r["order_id"] for r in rejections] == ["SO-FIX"] and "CHAIR-ERGOO" in str(rejections[0]["reason"])
 
 
 async def test_an_id_burned_by_an_order_past_validation_refuses_a_different_order_loudly(database_url: str) -> None:
     await _release_parked(database_url, policy="reject")  # 62 BASE-STAR-5 needed, 60 in stock: rejected
     await feed(database_url, [order("SO-A", "CHAIR-ERGO", 50)], policy="reject")
-    rejections = await emitted(database_url, "backflush.order.rejected")
+    rejections = await emitted(database_url, "backflush.completion.production-order-rejected")
     assert [r["code"] for r in rejections] == ["insufficient-component-stock", "order-id-in-use"]
     assert "exists already for 60 CHAIR-ERGO (rejected: not enough BASE-STAR-5" in str(rejections[1]["reason"])
 
@@ -109,7 +109,7 @@ async def test_an_id_burned_by_an_order_past_validation_refuses_a_different_orde
 async def test_a_production_order_for_a_phantom_is_refused_and_nothing_is_flushed(database_url: str) -> None:
     await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
     await feed(database_url, [order("SO-PH", "BASE-KIT", 5)])
-    rejections = await emitted(database_url, "backflush.order.rejected")
+    rejections = await emitted(database_url, "backflush.completion.production-order-rejected")
     assert [r["code"] for r in rejections] == ["phantom-production-order"]
     assert await rows(database_url, "SELECT count(*) FROM production_orders") == [(0,)]
     assert await rows(database_url, "SELECT count(*) FROM ledger_movements WHERE production_order = 'SO-PH'") == [(0,)]
@@ -192,7 +192,7 @@ async def test_under_reject_a_completion_stock_cannot_cover_is_refused_and_the_o
     refusals = await emitted(database_url, "backflush.completion.refused")
     assert [(r["quantity"], r["code"]) for r in refusals] == [("40", "insufficient-component-stock")]
     assert "not enough SEAT-ASSY" in str(refusals[0]["reason"]) and "available 30" in str(refusals[0]["reason"])
-    assert await emitted(database_url, "backflush.order.rejected") == []
+    assert await emitted(database_url, "backflush.completion.production-order-rejected") == []
     assert (await rows(database_url, "SELECT status, completed FROM production_orders")) == [("in-production", "10")]
     await feed(database_url, [CompletionReported(order_id="SO-R", quantity=Decimal(30))], policy="reject")
     assert (await rows(database_url, "SELECT status, completed FROM production_orders")) == [("in-production", "40")]
@@ -201,7 +201,7 @@ async def test_under_reject_a_completion_stock_cannot_cover_is_refused_and_the_o
 async def test_under_reject_a_release_stock_cannot_cover_still_rejects_the_order(database_url: str) -> None:
     await _release_parked(database_url, policy="reject")
     assert await rows(database_url, "SELECT status FROM production_orders") == [("rejected",)]
-    assert [r["code"] for r in await emitted(database_url, "backflush.order.rejected")] == [
+    assert [r["code"] for r in await emitted(database_url, "backflush.completion.production-order-rejected")] == [
         "insufficient-component-stock"]
 
 
@@ -327,7 +327,7 @@ async def test_a_rejected_order_placed_again_with_the_same_content_is_refused_lo
     """Not ignored: the order would wait in `forwarded` for ever at the distributor."""
     await _release_parked(database_url, policy="reject")
     await feed(database_url, [order("SO-A", "CHAIR-ERGO", 60)], policy="reject")
-    rejections = await emitted(database_url, "backflush.order.rejected")
+    rejections = await emitted(database_url, "backflush.completion.production-order-rejected")
     assert [r["code"] for r in rejections] == ["insufficient-component-stock", "order-id-in-use"]
     assert "(rejected: not enough BASE-STAR-5" in str(rejections[1]["reason"])
 

@@ -157,7 +157,7 @@ async def test_a_handler_building_an_invalid_event_is_refused_at_once(tmp_path: 
             written = (await session.execute(select(outbox))).mappings().all()
         assert outcomes == ["refused"]
         [letter] = written
-        assert letter["topic"] == "p.orders.dlq"
+        assert letter["topic"] == "p.orders.intake.dlq"
         decoded = {name: base64.b64decode(value).decode() for name, value in json.loads(letter["headers"])}
         assert decoded["dlq_error_type"] == "internal-validation-error"
         assert decoded["dlq_attempts"] == "1"

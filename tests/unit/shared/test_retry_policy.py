@@ -39,7 +39,7 @@ from backflush_shared.settings import ServiceSettings
 from backflush_distributor.adapters.tables import inbox, orders, outbox
 from backflush_distributor.app import SERVICE as DISTRIBUTOR
 
-TOPIC = "orders"
+TOPIC = "orders.intake"  # where OrderPlaced arrives
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 
 
@@ -225,22 +225,22 @@ async def test_a_record_still_failing_after_five_attempts_is_dead_lettered_and_i
     assert await setup.order_ids() == ["B", "C"]
     assert setup.delays == [0.4, 0.8, 1.6, 3.2]
 
-    [letter] = [r for r in await setup.rows(outbox) if r["topic"] == "orders.dlq"]
+    [letter] = [r for r in await setup.rows(outbox) if r["topic"] == f"{TOPIC}.dlq"]
     headers = {name: base64.b64decode(value).decode() for name, value in json.loads(letter["headers"])}
-    assert letter["event_id"] == "dlq:distributor:orders:0:10"
+    assert letter["event_id"] == f"dlq:distributor:{TOPIC}:0:10"
     assert letter["record_key"] == b"A" and letter["value"] == a.value
     assert headers["dlq_attempts"] == str(MAX_ATTEMPTS) == "5"
     assert headers["dlq_error_type"] == "OperationalError"
     assert "database is locked" in headers["dlq_error_message"]
     assert (headers["dlq_original_topic"], headers["dlq_original_partition"], headers["dlq_original_offset"]) == (
-        "orders", "0", "10")
+        TOPIC, "0", "10")
     assert headers["dlq_failed_by"] == "distributor"
     assert headers["ce_id"] == {k: v.decode() for k, v in a.headers}["ce_id"]  # the record's own headers
     # A left no trace but its dead letter: no order, no inbox row, no event; a redelivery finds the letter written
     assert "A" not in [r["correlation_id"] for r in await setup.rows(inbox)]
     await setup.consume(a, b)
     assert setup.consumer.take() == [("seek", P0, 10), ("pause", P0, None)]  # a redelivered A fails afresh
-    assert len([r for r in await setup.rows(outbox) if r["topic"] == "orders.dlq"]) == 1
+    assert len([r for r in await setup.rows(outbox) if r["topic"] == f"{TOPIC}.dlq"]) == 1
 
 
 async def test_a_refused_event_is_applied_again_only_when_replayed_from_its_dead_letter(setup: Setup) -> None:
@@ -271,8 +271,8 @@ async def test_a_refused_event_is_applied_again_only_when_replayed_from_its_dead
     await setup.consume(replayed)  # replayed twice: a duplicate now
     cancelled = [r for r in await setup.rows(outbox) if r["event_type"] == o.OrderCancelled.event_type]
     assert len(cancelled) == 1
-    letters = [r["event_id"] for r in await setup.rows(outbox) if r["topic"] == "orders.dlq"]
-    assert letters == ["dlq:distributor:orders:2:0"]
+    letters = [r["event_id"] for r in await setup.rows(outbox) if r["topic"] == f"{TOPIC}.dlq"]
+    assert letters == [f"dlq:distributor:{TOPIC}:2:0"]
     assert setup.consumer.take() == []
 
 

@@ -19,7 +19,7 @@ def _cli():  # type: ignore[no-untyped-def]
 SERVICE = ServiceDefinition(
     name="distributor",
     description=(
-        "Accepts orders from order holders on `orders`, validates and forwards them to the manufacturer with their "
+        "Accepts orders from order holders on `orders.intake`, validates and forwards them to the manufacturer with their "
         "order-processing information, directs pre-sale goods into distribution-center racks, places final orders "
         "on consignment stock, and answers 'where is my order' from every event it sees."
     ),

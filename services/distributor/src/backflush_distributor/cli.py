@@ -63,7 +63,7 @@ def build_cli() -> typer.Typer:
         bootstrap_servers: str = BOOTSTRAP,
         topic_prefix: str = PREFIX,
     ) -> None:
-        """Publish an OrderPlaced event on `orders`."""
+        """Publish an OrderPlaced event on the holders' intake, `orders.intake`."""
         event = o.OrderPlaced(
             order_id=order_id or f"SO-{uuid.uuid4().hex[:8].upper()}",
             order_holder=holder,

@@ -29,7 +29,9 @@ from backflush_distributor.domain.lifecycle import (
     may_cancel_for_capacity,
     never_fits,
     should_close_on_allocation,
+    should_close_on_stock_signature,
     should_direct_to_racks,
+    signature_applies,
 )
 
 SERVICE = "distributor"
@@ -96,7 +98,7 @@ async def _cancellation_requested(ctx: HandlerContext, order: Order, event: o.Or
 
 async def _delivery_requested(ctx: HandlerContext, order: Order, event: o.DeliveryRequested) -> Order:
     """The holder calls off racked goods: checked here, where cancels are checked too, so that a call-off and a
-    cancel of one order are decided in the order they were made (same partition of `orders`)."""
+    cancel of one order are decided in the order they were made (same partition of `orders.intake`)."""
     row = await repository.load(ctx.session, order.order_id)
     assert row is not None
     if not check_call_off(order, order_holder=row.details["order_holder"], requested_by=event.order_holder):
@@ -108,10 +110,12 @@ async def _delivery_requested(ctx: HandlerContext, order: Order, event: o.Delive
     return order.with_milestones(delivery_requested=True)
 
 
-async def _rejected(ctx: HandlerContext, order: Order, event: o.OrderRejected) -> Order:
+async def _rejected(ctx: HandlerContext, order: Order, event: o.OrderRejected | c.ProductionOrderRejected) -> Order:
     if order.status.state.finished:
         return order
-    return order.with_milestones(rejected_reason=f"{event.reason} ({event.rejected_by})")
+    # the topic says who refused: our own OrderRejected, or the manufacturer's on its `completions`
+    by = event.rejected_by if isinstance(event, o.OrderRejected) else "manufacturer"
+    return order.with_milestones(rejected_reason=f"{event.reason} ({by})")
 
 
 async def _parked(ctx: HandlerContext, order: Order, event: c.BackflushParked) -> Order:
@@ -211,10 +215,19 @@ async def _shipped(ctx: HandlerContext, order: Order, event: c.GoodsShipped) -> 
 
 
 async def _signed_for(ctx: HandlerContext, order: Order, event: c.GoodsSignedFor) -> Order:
+    if not signature_applies(order):
+        ctx.log.warning("goods signed for on an order that is not open: not applied", state=order.status.state.value)
+        return order
     if order.flow == "stock":
-        return order.with_milestones(signed_by=event.signed_by,
-                                     stock_signed=order.milestones.stock_signed + event.quantity)
-    return order.with_milestones(signed_by=event.signed_by)
+        # a stock order may be delivered in parts, each signed for on its own: it closes once all of it is
+        order = order.with_milestones(signed_by=event.signed_by,
+                                      stock_signed=order.milestones.stock_signed + event.quantity)
+        if not should_close_on_stock_signature(order):
+            return order
+    # Only the distributor says an order is closed (DESIGN "Who may say what"): the warehouse says it was signed for.
+    if not order.milestones.closed:
+        await ctx.emit(c.OrderClosed(order_id=order.order_id, closed_by=SERVICE))
+    return order.with_milestones(signed_by=event.signed_by, closed=True)
 
 
 async def _closed(ctx: HandlerContext, order: Order, event: c.OrderClosed) -> Order:
@@ -228,6 +241,7 @@ async def _history_only(ctx: HandlerContext, order: Order, event: Event) -> Orde
 STEPS: Mapping[type[Event], Step] = {
     o.OrderCancellationRequested: _cancellation_requested,
     o.OrderRejected: _rejected,
+    c.ProductionOrderRejected: _rejected,
     o.DeliveryRequested: _delivery_requested,
     c.BackflushParked: _parked,
     c.ComponentsBackflushed: _backflushed,
@@ -321,7 +335,10 @@ NOT_ABOUT_ORDERS: frozenset[type[Event]] = frozenset({
 
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
     handlers: dict[type[Event], Handler] = {}
-    for topic in (Topic.ORDERS, Topic.INVENTORY_DETAILS, Topic.COMPLETIONS):
+    # every topic about orders (its own included: they go into each order's history); not the planners' master data
+    for topic in Topic:
+        if topic is Topic.MASTER_DATA:
+            continue
         for model in events_on(topic):
             if model in NOT_ABOUT_ORDERS:
                 continue  # another service's business on a shared topic: ignored, not dead-lettered

@@ -6,7 +6,6 @@ from typing import Any
 
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
-from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.messaging.processor import Handler, HandlerContext
 
@@ -30,7 +29,7 @@ def build_handlers(runtime: Any) -> dict[type[Event], Handler]:
 
 
 PUBLISHES: tuple[type[Event], ...] = (
-    o.OrderRejected,
+    c.ProductionOrderRejected,
     c.QualityInspectionRecorded,
     c.ComponentsBackflushed,
     c.BackflushParked,

@@ -52,7 +52,6 @@ from backflush_manufacturer.errors import (
 )
 from backflush_manufacturer.settings import ManufacturerSettings
 
-SOURCE = "/backflush/manufacturer"
 FINISHED = ("cancelled", "rejected", "quality-failed")
 #: A make-to-stock production order's flow: like `post` (the shop floor reports completions), but its finished lots
 #: go into the manufacturer's own component stock, not to a customer.
@@ -145,8 +144,7 @@ class Production:
             reason = (f"production order {event.order_id} exists already for {existing.quantity} {existing.item} "
                       f"({why}); a different order needs another id")
             ctx.log.warning("order forwarded again with different content: refused", reason=reason)
-            await ctx.emit(o.OrderRejected(order_id=event.order_id, code="order-id-in-use", reason=reason,
-                                           rejected_by="manufacturer"))
+            await ctx.emit(c.ProductionOrderRejected(order_id=event.order_id, code="order-id-in-use", reason=reason))
             return
         md = await self._md(ctx)
         order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, "created",
@@ -156,8 +154,7 @@ class Production:
         except ManufacturerDomainError as error:
             # a refusal leaves no order behind: the corrected order can be sent again under the same id
             ctx.log.info("production order refused at validation; nothing stored", reason=str(error))
-            await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
-                                           rejected_by="manufacturer"))
+            await ctx.emit(c.ProductionOrderRejected(order_id=order.order_id, code=_code(error), reason=str(error)))
             return
         await repo.add_order(ctx.session, order)
         if order.flow == "pre":
@@ -178,8 +175,10 @@ class Production:
         A refusal is dead-lettered with its reason (like any master-data refusal) and leaves no order behind."""
         existing = await repo.load_order(ctx.session, event.order_id)
         if existing is not None:
+            # a closed stock order placed again is another batch under a taken id, not a redelivery (those are
+            # skipped by their event id): refused, or the planner would wait for seats that are never made
             if (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, STOCK) \
-                    and existing.status not in FINISHED:
+                    and existing.status not in (*FINISHED, "closed"):
                 ctx.log.info("stock production order exists already")  # a redelivery
                 return
             why = f"{existing.status}: {existing.reason}" if existing.reason else existing.status
@@ -195,9 +194,9 @@ class Production:
         ctx.log.info("stock production order placed", item=order.item, quantity=str(order.quantity))
         await self._release(ctx, md, order)
 
-    async def record_outside_inspection(self, ctx: HandlerContext, event: c.QualityInspectionRecorded) -> None:
-        if ctx.consumed.envelope.source == SOURCE:
-            return  # our own result, already applied when we published it
+    async def record_outside_inspection(self, ctx: HandlerContext, event: c.QualityInspectionReported) -> None:
+        # Arrives on the shop floor's intake only (ACLs: no one else writes it), so it is an outside inspector's:
+        # our own results go out as QualityInspectionRecorded, which we never read back.
         order = await repo.load_order(ctx.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "inspection result")
@@ -205,19 +204,17 @@ class Production:
             ctx.log.info("inspection result for an order not waiting for one: recorded only", status=order.status)
             return
         await self._inspected(ctx, await self._md(ctx), order, passed=event.passed, inspector=event.inspected_by,
-                              remark=event.remark, publish=False)
+                              remark=event.remark)
 
     async def _inspected(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, *, passed: bool,
-                         inspector: str, remark: str, publish: bool = True) -> None:
-        if publish:
-            await ctx.emit(c.QualityInspectionRecorded(order_id=order.order_id, item=order.item, passed=passed,
-                                                       inspected_by=inspector, remark=remark))
+                         inspector: str, remark: str) -> None:
+        await ctx.emit(c.QualityInspectionRecorded(order_id=order.order_id, item=order.item, passed=passed,
+                                                   inspected_by=inspector, remark=remark))
         if not passed:
             order.status, order.reason = "quality-failed", remark
             await repo.save_order(ctx.session, order)
-            await ctx.emit(o.OrderRejected(order_id=order.order_id, code="quality-check-failed",
-                                           reason=f"quality check of {order.item} failed: {remark}",
-                                           rejected_by="manufacturer"))
+            await ctx.emit(c.ProductionOrderRejected(order_id=order.order_id, code="quality-check-failed",
+                                                     reason=f"quality check of {order.item} failed: {remark}"))
             return
         order.certificate = {
             "certificate_id": certificate_id(order.order_id), "item": order.item, "lot": _lot(order, 1),
@@ -435,15 +432,17 @@ class Production:
         return any((r.item, r.location or request.location) in held for r in requirements)
 
     async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
-                      error: InsufficientComponentStockError, quantity: Decimal | None = None) -> None:
+                      error: InsufficientComponentStockError, quantity: Decimal | None = None, *,
+                      reprocess: bool = True) -> bool:
         """A flush the `reject` policy refuses: nothing posted. A refused release rejects the order (nothing has
         happened yet); a refused completion is refused alone and the order stays open for the next one, since
-        rejecting the order would throw away what was already produced."""
+        rejecting the order would throw away what was already produced. Returns whether the rejected order gave
+        components back (then the queue is reprocessed, unless `reprocess` is False)."""
         if order.flow == RUN:
             from backflush_manufacturer import runs  # runs.py builds on this module
 
             await runs.refuse_run(self, ctx, order, error)
-            return
+            return False
         if step == "completion" and order.flow in REPORTED:
             waiting = await repo.waiting_parked(ctx.session, order.order_id)
             if not waiting:
@@ -455,7 +454,7 @@ class Production:
                                                waits_for_components=bool(waiting),
                                                make_to_stock=order.flow in OWN_STOCK))
             ctx.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
-            return
+            return False
         order.status, order.reason = "rejected", str(error)
         await repo.save_order(ctx.session, order)
         # a rejected order consumed nothing: a pre-product order refused at its completion flush gives back what
@@ -466,11 +465,16 @@ class Production:
             await self.ledgers.append(ctx.session, reversal)
         for entry in await repo.waiting_parked(ctx.session, order.order_id):
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
-        await ctx.emit(o.OrderRejected(order_id=order.order_id, code=_code(error), reason=str(error),
-                                       rejected_by="manufacturer"))
-        if reversal:
+        if order.flow == STOCK:
+            # a planner's order: `backflush production-orders` shows the reason; the distributor knows customer
+            # orders only and would dead-letter it as unknown (or file it under a customer order of that id)
+            ctx.log.warning("make-to-stock order rejected", reason=str(error))
+        else:
+            await ctx.emit(c.ProductionOrderRejected(order_id=order.order_id, code=_code(error), reason=str(error)))
+        if reversal and reprocess:
             # the components given back may let parked flushes of other orders post, as a receipt would
             await self.reprocess_parked(ctx)
+        return bool(reversal)
 
     async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
         await self.ledgers.append(ctx.session, posted.movements)
@@ -526,18 +530,18 @@ class Production:
         produced = sum((q for _lot, _item, q in await repo.finished_lots_of(ctx.session, order.order_id)), Decimal(0))
         if stock:
             # nothing to turn over: the order is done once its quantity is in stock
-            await self._settle(ctx, order, "closed" if produced >= order.quantity else "in-production")
             await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                                  cumulative_quantity=produced, order_quantity=order.quantity,
                                                  make_to_stock=True))
+            await self._settle(ctx, order, "closed" if produced >= order.quantity else "in-production")
             ctx.log.info("made to stock: lot received into component stock", lot=lot, location=location)
             await self.reprocess_parked(ctx)  # like a receipt: parked flushes waiting for the item may post now
             return
-        await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
         await ctx.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                              cumulative_quantity=produced, order_quantity=order.quantity))
         await ctx.emit(inv.GoodsTurnedOver(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                            owner="manufacturer"))
+        await self._settle(ctx, order, "completed" if produced >= order.quantity else "in-production")
 
     async def _settle(self, ctx: HandlerContext, order: ProductionOrder, status: str) -> None:
         """Save the order as `status`, unless a flush of it still waits: then it shows that wait (a completion
@@ -545,6 +549,13 @@ class Production:
         waiting = await repo.waiting_parked(ctx.session, order.order_id)
         order.status, order.reason = ("parked", waiting[0].reason) if waiting else (status, None)
         await repo.save_order(ctx.session, order)
+        if waiting:
+            # the posting just told the distributor the order's wait is over (ComponentsBackflushed,
+            # ProductionCompleted); it is not, so say again what it waits for
+            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=waiting[0].reason,
+                                             make_to_stock=order.flow == STOCK, missing=[
+                ConsumedComponent(item=s.item, quantity=s.shortfall, unit=s.unit.code)
+                for s in waiting[0].parked.shortages]))
 
     # -- the exception queue ---------------------------------------------------------------------------------------
 
@@ -564,6 +575,7 @@ class Production:
         result = reprocess_parked(ledger, [e.parked for e in entries], md.policies(self.settings.negative_stock_policy))
         by_flush = {e.flush_id: e for e in entries}
         await self._update_wait_reasons(ctx, entries, result.still_parked)
+        gave_back = False
         for parked, error in result.refused:
             entry = by_flush[parked.flush_id]
             await repo.resolve_parked(ctx.session, entry.flush_id, "refused")
@@ -571,7 +583,10 @@ class Production:
             assert refused_order is not None
             ctx.log.info("parked backflush refused under the reject policy", parked_order=entry.order_id,
                          step=entry.step, reason=str(error))
-            await self._refuse(ctx, refused_order, entry.step, error, parked.request.quantity)
+            # what a rejected order gives back is reprocessed after this pass, not inside it: this pass has decided
+            # its flushes already, and one posted by a nested pass too would be posted twice
+            gave_back |= await self._refuse(ctx, refused_order, entry.step, error, parked.request.quantity,
+                                            reprocess=False)
         # append every posting first: continuations flush again and must see the stock these took
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:
@@ -591,6 +606,8 @@ class Production:
                 await self._after_release(ctx, md, order)
             else:
                 await self._produce(ctx, md, order, request.quantity, request.finished_lot or _lot(order, 1))
+        if gave_back:
+            return len(result.posted) + await self.reprocess_parked(ctx)
         return len(result.posted)
 
     async def _update_wait_reasons(self, ctx: HandlerContext, entries: list[ParkedEntry],
@@ -740,7 +757,7 @@ def handler_table(production: Production) -> dict[type[Event], object]:
         o.OrderForwarded: production.start_production_order,
         md_events.StockProductionOrderPlaced: production.start_stock_production_order,
         o.OrderCancelled: production.cancel,
-        c.QualityInspectionRecorded: production.record_outside_inspection,
+        c.QualityInspectionReported: production.record_outside_inspection,
         c.CompletionReported: production.report_completion,
         c.CompletionCancellationRequested: production.cancel_completion,
         c.GoodsShipped: production.record_shipment,

@@ -298,8 +298,8 @@ async def on_delivery_signed(ctx: HandlerContext) -> None:
     await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=shipment["item"], quantity=shipment["quantity"],
                                     signed_by=event.signed_by, signed_at=event.signed_at,
                                     previous_owner=previous_owner, new_owner=shipment["order_holder"]))
-    await ctx.emit(c.OrderClosed(order_id=event.order_id, closed_by=SERVICE))
-    ctx.log.info("goods signed for; ownership moved; order closed", signed_by=event.signed_by)
+    # closing the order is the distributor's word, on GoodsSignedFor
+    ctx.log.info("goods signed for; ownership moved", signed_by=event.signed_by)
 
 
 async def on_order_cancelled(ctx: HandlerContext) -> None:
@@ -424,7 +424,6 @@ PUBLISHES: tuple[type[Event], ...] = (
     c.InventoryCheckReturned,
     c.GoodsShipped,
     c.GoodsSignedFor,
-    c.OrderClosed,
     c.FinishedStockAwaited,
     c.FinishedStockWithdrawn,
     c.FinishedStockWithdrawalRefused,

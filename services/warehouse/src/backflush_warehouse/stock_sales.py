@@ -210,9 +210,7 @@ async def sign(ctx: HandlerContext, event: c.DeliverySigned) -> None:
                                     from_stock=True), correlation_id=event.order_id)
     delivered = sum((q for q in (await ctx.session.execute(select(stock_units.c.quantity).where(
         stock_units.c.order_id == event.order_id, stock_units.c.status == "delivered"))).scalars()), ZERO)
-    if delivered >= order["quantity"]:
-        await ctx.emit(c.OrderClosed(order_id=event.order_id, closed_by=handlers.SERVICE),
-                       correlation_id=event.order_id)
+    # closing the order is the distributor's word, once GoodsSignedFor covers all of it
     ctx.log.info("stock delivery signed for; ownership moved", quantity=str(quantity),
                  delivered=str(delivered), of=str(order["quantity"]))
 

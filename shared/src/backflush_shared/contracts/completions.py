@@ -1,4 +1,5 @@
-"""Events on the `completions` topic: a step is done."""
+"""Events on the `completions` topics: a step is done. `completions` is the manufacturer's; the warehouse, the
+distributor and the shop floor each write a `completions.<writer>` topic of their own (see contracts/topics.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,23 @@ from backflush_shared.contracts.common import ConsumedComponent, QualityCertific
 from backflush_shared.contracts.topics import Topic
 
 
+class QualityInspectionReported(Event):
+    """An outside inspector reports the quality check of an order whose item's inspection plan is `external`
+    (through the shop floor's intake). The manufacturer decides on it and records `QualityInspectionRecorded`."""
+
+    event_type: ClassVar[str] = "backflush.completion.quality-inspection-reported"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_SHOP_FLOOR
+
+    order_id: Identifier
+    item: Identifier
+    passed: bool
+    inspected_by: str = Field(min_length=1, max_length=120)
+    remark: str = ""
+
+
 class QualityInspectionRecorded(Event):
-    """An inspector (ours by inspection plan, or an outside one) recorded the quality check of an order's goods."""
+    """The manufacturer recorded the quality check of an order's goods: by its inspection plan, or an outside
+    inspector's `QualityInspectionReported`."""
 
     event_type: ClassVar[str] = "backflush.completion.quality-inspected"
     topic: ClassVar[Topic] = Topic.COMPLETIONS
@@ -24,6 +40,18 @@ class QualityInspectionRecorded(Event):
     passed: bool
     inspected_by: str = Field(min_length=1, max_length=120)
     remark: str = ""
+
+
+class ProductionOrderRejected(Event):
+    """The manufacturer refused a forwarded order (unknown item, failed quality check, order id in use, ...);
+    `reason` says why in words a person can act on, `code` for machines. The distributor rejects the order."""
+
+    event_type: ClassVar[str] = "backflush.completion.production-order-rejected"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    code: str = Field(min_length=1, max_length=64, examples=["quality-check-failed", "unknown-item"])
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 class ComponentsBackflushed(Event):
@@ -110,7 +138,7 @@ class CompletionCancellationRequested(Event):
     """Someone asks the manufacturer to reverse one completion reported by mistake (`backflush complete cancel`)."""
 
     event_type: ClassVar[str] = "backflush.completion.cancellation-requested"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_SHOP_FLOOR
 
     order_id: Identifier
     completion_id: str = Field(min_length=1, max_length=120,
@@ -150,7 +178,7 @@ class CompletionReported(Event):
     """Someone on the shop floor reports a (partial) completion of a post-product order."""
 
     event_type: ClassVar[str] = "backflush.completion.reported"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_SHOP_FLOOR
 
     order_id: Identifier
     quantity: Quantity
@@ -164,7 +192,7 @@ class ComponentIssueReported(Event):
     """The shop floor issued a component to an order by hand: a `manual` BOM line, or `scrap` beyond the standard."""
 
     event_type: ClassVar[str] = "backflush.completion.component-issue-reported"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_SHOP_FLOOR
 
     order_id: Identifier
     component: Identifier
@@ -180,7 +208,7 @@ class InventoryCheckReturned(Event):
     """Pre-product flow: the warehouse confirms the racked stock back to manufacturing."""
 
     event_type: ClassVar[str] = "backflush.completion.inventory-check-returned"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
 
     order_id: Identifier
     item: Identifier
@@ -205,7 +233,7 @@ class GoodsShipped(Event):
     """Post-product flow: the warehouse picked and shipped consignment stock on the final order."""
 
     event_type: ClassVar[str] = "backflush.completion.goods-shipped"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
 
     order_id: Identifier
     item: Identifier
@@ -218,7 +246,7 @@ class DeliverySigned(Event):
     """The order holder signed for the delivery (published by `backflush sign`, a driver's app, ...)."""
 
     event_type: ClassVar[str] = "backflush.completion.delivery-signed"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.ORDERS_INTAKE
 
     order_id: Identifier
     signed_by: str = Field(min_length=1, max_length=120)
@@ -229,7 +257,7 @@ class GoodsSignedFor(Event):
     """The warehouse recorded the signature and moved ownership of the goods to the order holder."""
 
     event_type: ClassVar[str] = "backflush.completion.goods-signed-for"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
 
     order_id: Identifier
     item: Identifier
@@ -247,7 +275,7 @@ class OrderClosed(Event):
     """The order is finished: allocated (pre) or signed for (post)."""
 
     event_type: ClassVar[str] = "backflush.completion.order-closed"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_DISTRIBUTOR
 
     order_id: Identifier
     closed_by: str
@@ -264,7 +292,7 @@ class RunQuantityReported(Event):
     the same report sent again is recognised by it."""
 
     event_type: ClassVar[str] = "backflush.completion.run-quantity-reported"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_SHOP_FLOOR
 
     run_id: Identifier
     line: Identifier
@@ -297,7 +325,7 @@ class RunCancellationRequested(Event):
     """The shop floor asks to reverse one run report made by mistake (`backflush run cancel`)."""
 
     event_type: ClassVar[str] = "backflush.completion.run-cancellation-requested"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_SHOP_FLOOR
 
     run_id: Identifier
     reason: str = ""
@@ -312,7 +340,7 @@ class FinishedStockWithdrawn(Event):
     the manufacturer may now reverse the run."""
 
     event_type: ClassVar[str] = "backflush.completion.finished-stock-withdrawn"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
 
     run_id: Identifier
     item: Identifier
@@ -328,7 +356,7 @@ class FinishedStockWithdrawalRefused(Event):
     stocked): the run stands, and the manufacturer refuses the reversal with this reason."""
 
     event_type: ClassVar[str] = "backflush.completion.finished-stock-withdrawal-refused"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
 
     run_id: Identifier
     reason: str = Field(min_length=1, max_length=1000)
@@ -361,7 +389,7 @@ class FinishedStockAwaited(Event):
     served when stock arrives (a run, a released allocation). Said again whenever the figures change."""
 
     event_type: ClassVar[str] = "backflush.completion.finished-stock-awaited"
-    topic: ClassVar[Topic] = Topic.COMPLETIONS
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
 
     order_id: Identifier
     item: Identifier

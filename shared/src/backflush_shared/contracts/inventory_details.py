@@ -1,4 +1,5 @@
-"""Events on the `inventory-details` topic: what stock exists, where, in which lot, with which certificate."""
+"""Events on the `inventory-details` topics: what stock exists, where, in which lot, with which certificate.
+`inventory-details` is the manufacturer's; `.warehouse` and `.distributor` those of the other two services."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class GoodsDirectedToRacks(Event):
     """Pre-product flow: the distributor, holding the certificate, directs the goods into distribution racks."""
 
     event_type: ClassVar[str] = "backflush.inventory.directed-to-racks"
-    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS_DISTRIBUTOR
 
     order_id: Identifier
     item: Identifier
@@ -43,7 +44,7 @@ class GoodsRacked(Event):
     """The warehouse put the goods away into distribution-center racks and confirms where."""
 
     event_type: ClassVar[str] = "backflush.inventory.racked"
-    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS_WAREHOUSE
 
     order_id: Identifier
     item: Identifier
@@ -55,7 +56,7 @@ class PutAwayWaiting(Event):
     """The warehouse cannot put the goods away yet (racks full); the order waits visibly until space frees up."""
 
     event_type: ClassVar[str] = "backflush.inventory.put-away-waiting"
-    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS_WAREHOUSE
 
     order_id: Identifier
     item: Identifier
@@ -84,7 +85,7 @@ class ConsignmentStockReceived(Event):
     """The warehouse stored turned-over goods as consignment stock, owned by `owner` until an order holder signs."""
 
     event_type: ClassVar[str] = "backflush.inventory.consignment-received"
-    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS_WAREHOUSE
 
     order_id: Identifier
     item: Identifier
@@ -98,7 +99,7 @@ class GoodsReleasedFromStorage(Event):
     """The warehouse took an order's goods out of racks or storage after a cancellation."""
 
     event_type: ClassVar[str] = "backflush.inventory.released"
-    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS_WAREHOUSE
 
     order_id: Identifier
     item: Identifier
@@ -122,7 +123,7 @@ class StorageCapacityAnnounced(Event):
     and all its consignment storage hold together. The distributor refuses orders that could never fit."""
 
     event_type: ClassVar[str] = "backflush.inventory.storage-capacity-announced"
-    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS_WAREHOUSE
 
     rack_capacity: Capacity
     consignment_capacity: Capacity

@@ -1,4 +1,5 @@
-"""Events on the `orders` topic: an order placed, forwarded, cancelled, rejected; the final order."""
+"""Events on the `orders` topics: the distributor's `orders` (forwarded, cancelled, rejected, the final order, a
+call-off) and the order holders' `orders.intake` (placed, cancellation and delivery requested)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from backflush_shared.contracts.topics import Topic
 
 
 class OrderPlaced(Event):
-    """An order holder placed an order. Published by anyone (`backflush order place`, a web shop, ...)."""
+    """An order holder placed an order (`backflush order place`, a web shop, ...), on the holders' intake."""
 
     event_type: ClassVar[str] = "backflush.order.placed"
-    topic: ClassVar[Topic] = Topic.ORDERS
+    topic: ClassVar[Topic] = Topic.ORDERS_INTAKE
 
     order_id: Identifier
     order_holder: str = Field(min_length=1, max_length=120)
@@ -45,7 +46,7 @@ class OrderForwarded(Event):
 
 
 class OrderRejected(Event):
-    """A service refused an order; `reason` says why in words a person can act on, `code` for machines."""
+    """The distributor refused an order; `reason` says why in words a person can act on, `code` for machines."""
 
     event_type: ClassVar[str] = "backflush.order.rejected"
     topic: ClassVar[Topic] = Topic.ORDERS
@@ -60,7 +61,7 @@ class OrderCancellationRequested(Event):
     """The order holder (or an operator) asks to cancel an order, at whatever stage it is."""
 
     event_type: ClassVar[str] = "backflush.order.cancellation-requested"
-    topic: ClassVar[Topic] = Topic.ORDERS
+    topic: ClassVar[Topic] = Topic.ORDERS_INTAKE
 
     order_id: Identifier
     reason: str = Field(min_length=1, max_length=1000)
@@ -97,7 +98,7 @@ class DeliveryRequested(Event):
     `RackedGoodsCalledOff`, which the warehouse ships on. A refused request is dead-lettered with the reason."""
 
     event_type: ClassVar[str] = "backflush.order.delivery-requested"
-    topic: ClassVar[Topic] = Topic.ORDERS
+    topic: ClassVar[Topic] = Topic.ORDERS_INTAKE
 
     order_id: Identifier
     order_holder: str = Field(min_length=1, max_length=120)

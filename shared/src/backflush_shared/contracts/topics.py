@@ -1,22 +1,68 @@
-"""The topics of the system and their dead-letter twins."""
+"""The topics of the system, who writes each, and their dead-letter twins.
+
+Each topic has exactly one writer, a kind of principal (README "Security"): the broker's ACLs let only that
+principal write it, so an event's topic tells who said it. The three kinds of message of DESIGN.md (orders,
+inventory details, completions) are each split by writer; `orders` stays the distributor's, `completions` and
+`inventory-details` the manufacturer's, and what comes from outside arrives on intake topics of its own.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
 
+class Writer(StrEnum):
+    """The kinds of principal that write topics: the three services, and the outside parties' intakes."""
+
+    MANUFACTURER = "manufacturer"
+    DISTRIBUTOR = "distributor"
+    WAREHOUSE = "warehouse"
+    ORDER_HOLDER = "order-holder"  # orders, cancellation requests, call-offs and signatures of order holders
+    SHOP_FLOOR = "shop-floor"  # completions, hand issues and outside inspection results
+    PLANNER = "planner"  # master data, component receipts, retries of parked backflushes
+
+
 class Topic(StrEnum):
-    """The logical topics of DESIGN.md; a deployment may put a prefix in front of each name."""
+    """The logical topics; a deployment may put a prefix in front of each name."""
 
     ORDERS = "orders"
+    ORDERS_INTAKE = "orders.intake"
     INVENTORY_DETAILS = "inventory-details"
+    INVENTORY_DETAILS_WAREHOUSE = "inventory-details.warehouse"
+    INVENTORY_DETAILS_DISTRIBUTOR = "inventory-details.distributor"
     COMPLETIONS = "completions"
+    COMPLETIONS_WAREHOUSE = "completions.warehouse"
+    COMPLETIONS_DISTRIBUTOR = "completions.distributor"
+    COMPLETIONS_SHOP_FLOOR = "completions.shop-floor"
     MASTER_DATA = "master-data"
+
+    @property
+    def writer(self) -> Writer:
+        """The one kind of principal that may write this topic."""
+        return _WRITERS[self]
 
     @property
     def dead_letter(self) -> str:
         """The name of this topic's dead-letter twin (without prefix)."""
         return f"{self.value}.dlq"
+
+
+_WRITERS: dict[Topic, Writer] = {
+    Topic.ORDERS: Writer.DISTRIBUTOR,
+    Topic.ORDERS_INTAKE: Writer.ORDER_HOLDER,
+    Topic.INVENTORY_DETAILS: Writer.MANUFACTURER,
+    Topic.INVENTORY_DETAILS_WAREHOUSE: Writer.WAREHOUSE,
+    Topic.INVENTORY_DETAILS_DISTRIBUTOR: Writer.DISTRIBUTOR,
+    Topic.COMPLETIONS: Writer.MANUFACTURER,
+    Topic.COMPLETIONS_WAREHOUSE: Writer.WAREHOUSE,
+    Topic.COMPLETIONS_DISTRIBUTOR: Writer.DISTRIBUTOR,
+    Topic.COMPLETIONS_SHOP_FLOOR: Writer.SHOP_FLOOR,
+    Topic.MASTER_DATA: Writer.PLANNER,
+}
+
+
+def topics_written_by(writer: Writer) -> tuple[Topic, ...]:
+    return tuple(topic for topic in Topic if topic.writer is writer)
 
 
 DEAD_LETTER_SUFFIX = ".dlq"

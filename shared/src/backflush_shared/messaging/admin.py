@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from backflush_shared.errors import ConfigurationError
 from backflush_shared.messaging.security import ClientErrors, KafkaSecurity, refusal, resolve
@@ -72,11 +72,19 @@ async def ensure_topics(bootstrap_servers: str, names: Iterable[str], *, partiti
         if not missing:
             return []
         try:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [NewTopic(name, num_partitions=partitions, replication_factor=replication) for name in missing]
             )
         except TopicAlreadyExistsError:
-            pass  # another instance created them first
+            return missing  # another instance created them first
+        # The broker answers per topic; a refusal (not authorized to create, a bad name) must not pass for success.
+        refused = [(name, for_code(code)) for name, code, *_message in response.topic_errors
+                   if code and for_code(code) is not TopicAlreadyExistsError]
+        if refused:
+            raise ConfigurationError(
+                "the broker refused to create " + ", ".join(f"{name} ({error.__name__})" for name, error in refused)
+                + " (with ACLs on, an administrator creates the topics: README \"Security\")"
+            )
         return missing
     finally:
         await admin.close()

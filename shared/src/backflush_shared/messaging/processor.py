@@ -1,7 +1,8 @@
 """The consume -> apply -> publish path, one database transaction per batch of records.
 
-For each batch: decode every record; in ONE transaction claim each event in the inbox, apply it through the
-service's handler inside a savepoint, and write the resulting events (and any dead letters) to the outbox; commit;
+For each batch: decode every record (skipping, unread, other services' events); in ONE transaction claim each
+event in the inbox, apply it through the service's handler (inside a savepoint only when the batch holds an
+event that is refused, see `process`), and write the resulting events (and any dead letters) to the outbox; commit;
 only then may the caller commit the Kafka offsets. A redelivered batch finds its events in the inbox and changes
 nothing, so exactly-once effects hold without a transaction per message (see PERFORMANCE.md).
 """
@@ -19,6 +20,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.envelope import HEADER_TYPE
 from backflush_shared.contracts.registry import model_for
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.errors import BackflushError
@@ -32,6 +34,7 @@ from backflush_shared.messaging.codec import (
     summarise,
 )
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
+from backflush_shared.persistence import row_buffer
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Claim, Inbox, InboxBatch
 from backflush_shared.persistence.outbox import Outbox
@@ -103,6 +106,7 @@ class BatchProcessor:
         self.topics = topics
         self.handlers = dict(handlers)
         self.handled_types = {model.event_type for model in handlers}
+        self._foreign_types: dict[bytes, bool] = {}  # raw ce_type -> another service's event (see _not_ours)
         self.max_value_bytes = max_value_bytes
         self.on_committed = on_committed
         #: where each transaction accounts for the offsets it took care of, and the consumer group of a topic
@@ -110,9 +114,21 @@ class BatchProcessor:
         self.group_of = group_of
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
-        """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed)."""
-        decoded = [decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
+        """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed).
+
+        The batch first runs without a savepoint per event (two statements and SQLAlchemy's nested-transaction
+        work for every event, when almost every event is applied). The first refusal rolls that run back, and the
+        batch runs again with a savepoint around each handler, so that only the refused event's effects go."""
+        try:
+            return await self._process(records, attempts=attempts, isolated=False)
+        except _RefusedWithoutSavepoint:
+            return await self._process(records, attempts=attempts, isolated=True)
+
+    async def _process(self, records: Sequence[ConsumerRecordLike], *, attempts: int,
+                       isolated: bool) -> BatchResult:
         result = BatchResult()
+        decoded = [None if self._not_ours(record) else
+                   decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
         async with self.database.transaction() as session:
             inbox = await InboxBatch.load(self.inbox, session, [
                 str(item.envelope.event_id) for item in decoded
@@ -121,10 +137,12 @@ class BatchProcessor:
             ranges = _Ranges()
             for record, item in zip(records, decoded, strict=True):
                 applied, dead_lettered = result.applied, result.dead_lettered
-                if isinstance(item, RejectedRecord):
+                if item is None:
+                    result.ignored += 1  # another service's event on a topic we share, left unread
+                elif isinstance(item, RejectedRecord):
                     await self._reject(session, item, result, attempts)
                 else:
-                    await self._apply(session, inbox, item, result)
+                    await self._apply(session, inbox, item, result, isolated)
                 ranges.add(record, result.applied - applied, result.dead_lettered - dead_lettered)
             await self._account(session, ranges)
             # the batch's inbox rows and outgoing records, each in one statement
@@ -133,6 +151,32 @@ class BatchProcessor:
         if result.wrote_outbox and self.on_committed is not None:
             self.on_committed()
         return result
+
+    def _not_ours(self, record: ConsumerRecordLike) -> bool:
+        """A record whose one `ce_type` header names a known event type no handler of ours takes.
+
+        Such a record is ignored whatever else is in it -- an invalid one is its consumer's to dead-letter (see
+        `_reject`) -- so its headers and value are not decoded at all: on a shared topic most records are
+        another service's, and reading them cost more than applying ours."""
+        event_type: bytes | None = None
+        for name, value in record.headers or ():
+            if name == HEADER_TYPE:
+                if event_type is not None:
+                    return False  # named twice: decode says which record this is (a dead letter of ours)
+                event_type = bytes(value or b"")
+        if event_type is None:
+            return False
+        verdict = self._foreign_types.get(event_type)
+        if verdict is None:
+            try:
+                text = event_type.decode()
+            except UnicodeDecodeError:
+                verdict = False
+            else:
+                verdict = text not in self.handled_types and _is_known_type(text)
+            if len(self._foreign_types) < 1024:  # arbitrary header values must not grow it without bound
+                self._foreign_types[event_type] = verdict
+        return verdict
 
     async def dead_letter_unprocessable(self, record: ConsumerRecordLike, error: BaseException, attempts: int) -> None:
         """Set aside a record whose processing kept failing, so that the partition moves on."""
@@ -159,7 +203,7 @@ class BatchProcessor:
         ])
 
     async def _apply(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent,
-                     result: BatchResult) -> None:
+                     result: BatchResult, isolated: bool = True) -> None:
         handler = self.handlers.get(type(consumed.event))
         if handler is None:
             result.ignored += 1  # another service's event on a topic we share
@@ -184,11 +228,23 @@ class BatchProcessor:
             result.wrote_outbox = True
             return
         emitted_before = self.outbox.buffered(session)
+        context = HandlerContext(session, consumed, self.outbox, event_log)
+        if not isolated:
+            try:
+                await handler(context)
+            except (BackflushError, ValidationError) as refusal:
+                # its effects so far are in the transaction with the batch's: only a rollback removes them
+                raise _RefusedWithoutSavepoint from refusal
+            result.applied += 1
+            result.wrote_outbox = True
+            return
+        rows_before = row_buffer.mark(session)
         try:
             async with session.begin_nested():
-                await handler(HandlerContext(session, consumed, self.outbox, event_log))
+                await handler(context)
         except BackflushError as refusal:
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
+            row_buffer.discard_after(session, rows_before)
             await self._refuse(session, inbox, consumed, result, emitted_before, type(refusal).__name__, str(refusal))
             return
         except ValidationError as defect:
@@ -197,12 +253,12 @@ class BatchProcessor:
             reason = summarise(defect)
             event_log.error("event refused: our own code failed validation", error_type=INTERNAL_VALIDATION_ERROR,
                             reason=reason, model=defect.title)
+            row_buffer.discard_after(session, rows_before)
             await self._refuse(session, inbox, consumed, result, emitted_before, INTERNAL_VALIDATION_ERROR,
                                f"{defect.title}: {reason}")
             return
         result.applied += 1
         result.wrote_outbox = True  # handlers usually emit; a spare wake-up costs one empty query
-        event_log.debug("event applied")
 
     async def _refuse(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent, result: BatchResult,
                       emitted_before: int, error_type: str, reason: str) -> None:
@@ -233,6 +289,10 @@ class BatchProcessor:
         record = dead_letter_record(self.topics, origin, error_type=error_type, reason=reason,
                                     failed_by=self.service, attempts=attempts)
         await self.outbox.add(session, record, dedupe_id=dead_letter_id(self.service, origin))
+
+
+class _RefusedWithoutSavepoint(Exception):
+    """A handler refused an event in a batch run without savepoints: roll the run back, run it with them."""
 
 
 @dataclass

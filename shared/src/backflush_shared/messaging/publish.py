@@ -30,7 +30,11 @@ class EventPublisher:
                                           **kafka_options(security))  # None: the environment's settings
 
     async def __aenter__(self) -> EventPublisher:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # refused (e.g. not authorized): leave no half-started producer behind
+            raise
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from backflush_shared.errors import ConfigurationError
+from backflush_shared.persistence.inline_sqlite import INLINE_BUSY_MS, InlineConnection, InlineSession, is_locked
 from backflush_shared.persistence.urls import masked_url
 
 T = TypeVar("T")
+
+#: How long a SQLite transaction waits for another connection's write lock before it fails.
+SQLITE_LOCK_TIMEOUT_SECONDS = 30.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -40,7 +51,14 @@ def create_engine(url: str) -> AsyncEngine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # Each connection runs its sqlite3 calls inline on the event loop, not on aiosqlite's thread (see
+        # inline_sqlite.py for why); the dialect, pool and SQL stay the aiosqlite dialect's.
+        args, options = SQLiteDialect_pysqlite().create_connect_args(parsed)
+
+        async def connect() -> InlineConnection:
+            return InlineConnection.open(args[0], timeout=SQLITE_LOCK_TIMEOUT_SECONDS, uri=bool(options.get("uri")))
+
+        engine = create_async_engine(url, async_creator=connect)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -51,11 +69,14 @@ def create_engine(url: str) -> AsyncEngine:
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
+        if dbapi_connection.isolation_level is not None:  # InlineConnection opens with it off already
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # short: SQLite's busy handler blocks the event loop; BEGIN, where a writer waits for the lock, waits
+        # asleep instead (InlineConnection._begin, up to SQLITE_LOCK_TIMEOUT_SECONDS)
+        cursor.execute(f"PRAGMA busy_timeout={INLINE_BUSY_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -69,18 +90,67 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 WRITE_OPTION = "backflush_writes"
 
 
+def create_sqlite_engine(url: str) -> Engine:
+    """The plain (sync) engine `Database` runs SQLite through: statements inline, no greenlet per statement.
+
+    The same settings as `create_engine`'s, except how a writer takes the lock: `BEGIN IMMEDIATE` with SQLite's
+    busy handler off, so that a lock held by another process fails at once and `Database.transaction` waits
+    for it asleep instead of blocking the event loop."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(parsed.set(drivername="sqlite"),
+                                      connect_args={"timeout": INLINE_BUSY_MS / 1000, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we say when transactions begin (and SAVEPOINTs then work)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={INLINE_BUSY_MS}", "foreign_keys=ON"):
+            dbapi_connection.execute(f"PRAGMA {pragma}")
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        raw = connection.connection.driver_connection
+        if not connection.get_execution_options().get(WRITE_OPTION, False):
+            raw.execute("BEGIN")  # readers (the command line) take no lock and never block the service
+            return
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={INLINE_BUSY_MS}")
+
+    return engine
+
+
 class Database:
-    """The service's database: an engine and the sessions of its units of work."""
+    """The service's database: an engine and the sessions of its units of work.
+
+    On SQLite the sessions are `InlineSession`s over plain sessions (see inline_sqlite.py): every statement runs
+    on the event loop's thread in microseconds, with no thread hand-off and no greenlet per statement."""
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._write_lock: asyncio.Lock | None = None
+        try:
+            sqlite = make_url(url).get_backend_name() == "sqlite"
+        except ArgumentError:
+            sqlite = False  # create_engine below says what is wrong with the URL
+        # what `create_engine` makes for this URL (on SQLite only used by code that asks for it: nothing connects)
         self.engine = create_engine(url)
+        if sqlite:
+            self.sqlite_engine: Engine | None = create_sqlite_engine(url)
+            self._sqlite_writers = sessionmaker(self.sqlite_engine.execution_options(**{WRITE_OPTION: True}),
+                                                expire_on_commit=False, autoflush=True)
+            self._sqlite_readers = sessionmaker(self.sqlite_engine, expire_on_commit=False)
+            # SQLite has one writer: transactions of this process queue here instead of in SQLite's busy handler
+            self._write_lock = asyncio.Lock()
+            return
+        self.sqlite_engine = None
         self._sessions = async_sessionmaker(self.engine.execution_options(**{WRITE_OPTION: True}),
                                             expire_on_commit=False, autoflush=True)
         self._readers = async_sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite has one writer: transactions of this process queue here instead of sleeping in SQLite's busy
-        # handler (measured: the distributor's four consumers spent half their time there).
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(url) else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -89,15 +159,46 @@ class Database:
             async with self._sessions() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self._sessions() as session, session.begin():
-            yield session
+        async with self._write_lock:
+            writer = await self._begin_sqlite_writer()
+            try:
+                yield InlineSession(writer)  # type: ignore[misc]  # the part of AsyncSession we use
+            except BaseException:
+                writer.rollback()
+                raise
+            else:
+                writer.commit()
+            finally:
+                writer.close()
+
+    async def _begin_sqlite_writer(self) -> Session:
+        """A session holding SQLite's write lock; waits asleep while another process's writer holds it."""
+        deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT_SECONDS
+        pause = 0.005
+        while True:
+            writer = self._sqlite_writers()
+            try:
+                writer.connection()  # BEGIN IMMEDIATE
+                return writer
+            except (OperationalError, sqlite3.OperationalError) as error:  # raw: raised by the `begin` listener
+                writer.close()
+                if not is_locked(getattr(error, "orig", error)) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        async with self._readers() as session:
-            yield session
+        if self.sqlite_engine is None:
+            async with self._readers() as session:
+                yield session
+            return
+        with self._sqlite_readers() as reader:
+            yield InlineSession(reader)  # type: ignore[misc]
 
     async def close(self) -> None:
+        if self.sqlite_engine is not None:
+            self.sqlite_engine.dispose()
         await self.engine.dispose()
 
 

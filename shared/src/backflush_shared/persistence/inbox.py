@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.messaging.codec import ConsumedEvent
@@ -21,6 +21,9 @@ class Claim(StrEnum):
 class Inbox:
     def __init__(self, table: Table) -> None:
         self.table = table
+        # built once: a statement built per call costs SQLAlchemy more than SQLite takes to run it
+        self._known = select(table.c.content_hash, table.c.outcome).where(table.c.event_id == bindparam("event_id"))
+        self._insert = insert(table)
 
     async def claim(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str = "applied", *,
                     retry_refused: bool = False) -> Claim:
@@ -31,11 +34,7 @@ class Inbox:
         applied before stays a duplicate, so a replay never applies anything twice.
         """
         event_id = str(consumed.envelope.event_id)
-        known = (
-            await session.execute(
-                select(self.table.c.content_hash, self.table.c.outcome).where(self.table.c.event_id == event_id)
-            )
-        ).one_or_none()
+        known = (await session.execute(self._known, {"event_id": event_id})).one_or_none()
         if known is not None:
             if known.content_hash != consumed.content_hash:
                 return Claim.CONFLICT
@@ -48,19 +47,17 @@ class Inbox:
                 )
                 return Claim.RETRY
             return Claim.DUPLICATE
-        await session.execute(
-            insert(self.table).values(
-                event_id=event_id,
-                event_type=consumed.envelope.event_type,
-                content_hash=consumed.content_hash,
-                correlation_id=consumed.envelope.correlation_id[:64],
-                topic=consumed.origin.topic,
-                partition=consumed.origin.partition,
-                offset=consumed.origin.offset,
-                outcome=outcome,
-                processed_at=datetime.now(UTC),
-            )
-        )
+        await session.execute(self._insert, dict(
+            event_id=event_id,
+            event_type=consumed.envelope.event_type,
+            content_hash=consumed.content_hash,
+            correlation_id=consumed.envelope.correlation_id[:64],
+            topic=consumed.origin.topic,
+            partition=consumed.origin.partition,
+            offset=consumed.origin.offset,
+            outcome=outcome,
+            processed_at=datetime.now(UTC),
+        ))
         return Claim.NEW
 
     async def set_outcome(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str) -> None:

@@ -8,8 +8,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_shared.persistence.row_buffer import insert_at_commit
 
 from backflush_distributor.adapters.tables import order_events, order_transitions, orders, storage_capacity
 from backflush_distributor.domain.lifecycle import Milestones, Order, OrderStatus
@@ -42,6 +44,14 @@ def _milestones_from_json(text: str) -> Milestones:
     return Milestones(**values)
 
 
+# The statements every event runs, built once: a statement built per call costs SQLAlchemy more (coercing each
+# value, computing its cache key) than SQLite takes to run it; a prebuilt one keeps its cache key.
+_LOAD = select(orders).where(orders.c.order_id == bindparam("order_id"))
+_LOAD_FOR_UPDATE = _LOAD.with_for_update()
+_ADD = insert(orders)
+_SAVE = update(orders).where(orders.c.order_id == bindparam("key"))  # SET: the columns named in the parameters
+
+
 class OrderRow:
     """An order as stored, with what the domain needs and what the tables add."""
 
@@ -59,10 +69,8 @@ async def load(session: AsyncSession, order_id: str, *, for_update: bool = False
 
     Two events of one order may be applied at once (by the consumers of two topics, or two instances during a
     rebalance): each must start from what the other committed, or `save` writes back a stale order."""
-    query = select(orders).where(orders.c.order_id == order_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await session.execute(query)).mappings().one_or_none()
+    row = (await session.execute(_LOAD_FOR_UPDATE if for_update else _LOAD,
+                                 {"order_id": order_id})).mappings().one_or_none()
     if row is None:
         return None
     order = Order(row["order_id"], row["flow"], row["item"], row["quantity"], _milestones_from_json(row["milestones"]))
@@ -72,14 +80,12 @@ async def load(session: AsyncSession, order_id: str, *, for_update: bool = False
 async def add(session: AsyncSession, order: Order, *, fingerprint: str, order_holder: str, ship_to: str,
               due_date: date, priority: str, at: datetime) -> None:
     status = order.status
-    await session.execute(
-        insert(orders).values(
-            order_id=order.order_id, flow=order.flow, item=order.item, quantity=order.quantity,
-            order_holder=order_holder, ship_to=ship_to, due_date=due_date, priority=priority,
-            placed_fingerprint=fingerprint, milestones=_milestones_to_json(order.milestones),
-            state=status.state.value, waiting_for=status.waiting_for, waiting_since=at, created_at=at, updated_at=at,
-        )
-    )
+    await session.execute(_ADD, dict(
+        order_id=order.order_id, flow=order.flow, item=order.item, quantity=order.quantity,
+        order_holder=order_holder, ship_to=ship_to, due_date=due_date, priority=priority,
+        placed_fingerprint=fingerprint, milestones=_milestones_to_json(order.milestones),
+        state=status.state.value, waiting_for=status.waiting_for, waiting_since=at, created_at=at, updated_at=at,
+    ))
 
 
 async def save(session: AsyncSession, order: Order, *, previous: OrderStatus, waiting_since: datetime | None,
@@ -87,38 +93,33 @@ async def save(session: AsyncSession, order: Order, *, previous: OrderStatus, wa
     """Store new milestones; returns whether the state or what it waits for changed."""
     status = order.status
     changed = status != previous
-    await session.execute(
-        update(orders)
-        .where(orders.c.order_id == order.order_id)
-        .values(
-            milestones=_milestones_to_json(order.milestones),
-            state=status.state.value,
-            waiting_for=status.waiting_for,
-            waiting_since=(at if changed else waiting_since) if status.waiting_for else None,
-            updated_at=at,
-        )
-    )
+    await session.execute(_SAVE, dict(
+        key=order.order_id,
+        milestones=_milestones_to_json(order.milestones),
+        state=status.state.value,
+        waiting_for=status.waiting_for,
+        waiting_since=(at if changed else waiting_since) if status.waiting_for else None,
+        updated_at=at,
+    ))
     return changed
 
 
 async def record_transition(session: AsyncSession, order_id: str, status: OrderStatus, *, at: datetime,
                             cause_event_type: str, cause_event_id: str) -> None:
-    await session.execute(
-        insert(order_transitions).values(
-            order_id=order_id, state=status.state.value, waiting_for=status.waiting_for, at=at,
-            cause_event_type=cause_event_type, cause_event_id=cause_event_id,
-        )
-    )
+    """Appended to the order's history when the transaction commits (nothing reads it back before)."""
+    insert_at_commit(session, order_transitions, dict(
+        order_id=order_id, state=status.state.value, waiting_for=status.waiting_for, at=at,
+        cause_event_type=cause_event_type, cause_event_id=cause_event_id,
+    ))
 
 
 async def record_event(session: AsyncSession, *, order_id: str, event_id: str, event_type: str, source: str,
                        topic: str, occurred_at: datetime, summary: str) -> None:
-    await session.execute(
-        insert(order_events).values(
-            order_id=order_id, event_id=event_id, event_type=event_type, source=source, topic=topic,
-            occurred_at=occurred_at, summary=summary,
-        )
-    )
+    """Appended to the order's history when the transaction commits (nothing reads it back before)."""
+    insert_at_commit(session, order_events, dict(
+        order_id=order_id, event_id=event_id, event_type=event_type, source=source, topic=topic,
+        occurred_at=occurred_at, summary=summary,
+    ))
 
 
 async def capacities(session: AsyncSession) -> dict[str, Decimal]:

@@ -1,8 +1,8 @@
 """An order's lifecycle as the distributor sees it: milestones reached, and the state derived from them.
 
-Events about one order reach the distributor on three topics, and Kafka orders records only within one
+Events about one order reach the distributor on several topics, and Kafka orders records only within one
 partition of one topic: a `GoodsAllocated` on `completions` may arrive before the `GoodsRacked` on
-`inventory-details` that preceded it. So the lifecycle is not a chain of allowed transitions but a set of
+`inventory-details.warehouse` that preceded it. So the lifecycle is not a chain of allowed transitions but a set of
 milestones, each recorded once, and the state is the furthest point they prove. Any arrival order of the same
 events gives the same state; a transition is recorded whenever the derived state or what it waits for changes.
 """
@@ -320,3 +320,14 @@ def should_direct_to_racks(order: Order) -> bool:
 
 def should_close_on_allocation(order: Order) -> bool:
     return order.flow == "pre" and order.milestones.allocated and not order.status.state.finished
+
+
+def should_close_on_stock_signature(order: Order) -> bool:
+    """A stock order closes once every unit of it is signed for (a partial delivery is signed for on its own)."""
+    return order.flow == "stock" and order.milestones.stock_signed >= order.quantity
+
+
+def signature_applies(order: Order) -> bool:
+    """Whether the warehouse's GoodsSignedFor moves this order: not when it was cancelled or rejected (nothing of
+    it left for a holder), so that a late or forged signature neither marks it signed nor closes it."""
+    return order.status.state not in (OrderState.CANCELLED, OrderState.REJECTED)

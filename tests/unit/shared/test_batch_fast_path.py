@@ -1,0 +1,213 @@
+"""What the fast path of a batch keeps: the same outcomes as one savepoint per event, without paying for it.
+
+- SQLite statements run on the event loop's own thread (no aiosqlite worker thread and its hand-offs), while a
+  writer that finds another connection holding the write lock waits asleep, leaving the loop free.
+- A batch runs without savepoints; when a handler refuses an event, that run rolls back and the batch runs again
+  with a savepoint per event: the refused event leaves nothing but its dead letter (not even the history rows
+  buffered until the commit) and the others apply once.
+- Another service's event on a shared topic is ignored by its `ce_type` header without its value being read,
+  and still accounted for in `consumed_ranges`.
+
+On the distributor's real processor, inbox and outbox and a SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.topics import TopicNames
+from backflush_shared.errors import BackflushError
+from backflush_shared.messaging import processor as processor_module
+from backflush_shared.messaging.codec import encode
+from backflush_shared.messaging.processor import HandlerContext
+from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.migrations import upgrade_to_head_async
+from backflush_shared.service import ServiceRuntime
+from backflush_shared.settings import ServiceSettings
+
+from backflush_distributor.adapters.tables import inbox, order_events, order_transitions, orders, outbox
+from backflush_distributor.app import SERVICE as DISTRIBUTOR
+from backflush_warehouse.app import SERVICE as WAREHOUSE
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def record_of(event: Any, topic: str, partition: int, offset: int) -> Record:
+    encoded = encode(event, envelope_for(event, "/backflush/tests"), topic)
+    return Record(topic, partition, offset, encoded.key, encoded.value, encoded.headers)
+
+
+def placed(order_id: str, offset: int) -> Record:
+    return record_of(o.OrderPlaced(order_id=order_id, order_holder="Fast Ltd", flow="pre", item="CHAIR-ERGO",
+                                   quantity=Decimal(1), ship_to="1 Fast Road", due_date=dt.date(2030, 1, 1)),
+                     TopicNames()(o.OrderPlaced.topic), 0, offset)
+
+
+class NotToday(BackflushError):
+    """A refusal the test's handler raises after the real handler wrote its rows and emitted."""
+
+
+@dataclass
+class Setup:
+    runtime: ServiceRuntime
+    calls: dict[str, int]
+
+    async def rows(self, table: Any) -> list[dict[str, Any]]:
+        async with self.runtime.database.reading() as session:
+            return [dict(r) for r in (await session.execute(select(table))).mappings().all()]
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'distributor.db'}"
+    await upgrade_to_head_async(url, DISTRIBUTOR.migrations)
+    settings = ServiceSettings(service="distributor", database_url=url, bootstrap_servers="127.0.0.1:9")
+    runtime = ServiceRuntime.create(DISTRIBUTOR, settings)
+    assert runtime.processor is not None
+    calls: dict[str, int] = {}
+    apply_order = runtime.processor.handlers[o.OrderPlaced]
+
+    async def refusing_bad(ctx: HandlerContext) -> None:
+        order_id = ctx.event.order_id  # type: ignore[attr-defined]
+        calls[order_id] = calls.get(order_id, 0) + 1
+        await apply_order(ctx)  # the order row, its history and an OrderForwarded in the outbox buffer ...
+        if order_id.startswith("BAD"):
+            raise NotToday(f"{order_id} is refused after its handler wrote")  # ... all of which must go
+
+    runtime.processor.handlers[o.OrderPlaced] = refusing_bad
+    try:
+        yield Setup(runtime, calls)
+    finally:
+        await runtime.database.close()
+
+
+async def test_sqlite_statements_run_on_the_event_loops_own_thread(tmp_path: Path) -> None:
+    threads_before = threading.active_count()
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    try:
+        async with database.transaction() as session:
+            await session.execute(text("CREATE TABLE t (a INTEGER)"))
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+        async with database.reading() as session:
+            assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 1
+            assert threading.active_count() == threads_before  # no connection thread was started
+    finally:
+        await database.close()
+
+
+async def test_a_writer_waiting_for_another_connections_lock_waits_asleep_and_then_commits(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with database.transaction() as session:
+            await session.execute(text("CREATE TABLE t (a INTEGER)"))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+
+        async def write() -> None:
+            async with database.transaction() as session:
+                await session.execute(text("INSERT INTO t VALUES (2)"))
+
+        writer = asyncio.create_task(write())
+        ticks, started = 0, time.monotonic()
+        while time.monotonic() - started < 0.5:  # the loop keeps running while the writer waits ...
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not writer.done()
+        assert ticks >= 10  # ... where SQLite's busy handler (blocking, a second a try) would have stopped it
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(writer, timeout=5)
+        async with database.reading() as session:
+            assert (await session.execute(text("SELECT a FROM t"))).scalars().all() == [2]
+    finally:
+        await database.close()
+
+
+async def test_a_refused_event_leaves_only_its_dead_letter_and_the_rest_of_its_batch_applies_once(
+    setup: Setup,
+) -> None:
+    assert setup.runtime.processor is not None
+    result = await setup.runtime.processor.process([placed("A", 10), placed("BAD-1", 11), placed("C", 12)])
+
+    assert (result.applied, result.refused, result.dead_lettered) == (2, 1, 1)
+    assert sorted(r["order_id"] for r in await setup.rows(orders)) == ["A", "C"]
+    forwarded = sorted(r["correlation_id"] for r in await setup.rows(outbox)
+                       if r["event_type"] == o.OrderForwarded.event_type)
+    assert forwarded == ["A", "C"]  # exactly once each, nothing of BAD-1's
+    [letter] = [r for r in await setup.rows(outbox) if r["topic"] == "orders.intake.dlq"]
+    assert letter["event_id"] == "dlq:distributor:orders.intake:0:11"
+    history = sorted((r["order_id"], r["event_type"]) for r in await setup.rows(order_events))
+    assert history == [("A", o.OrderPlaced.event_type), ("C", o.OrderPlaced.event_type)]  # buffered rows went too
+    assert sorted(r["order_id"] for r in await setup.rows(order_transitions)) == ["A", "C"]
+    outcomes = {r["correlation_id"]: r["outcome"] for r in await setup.rows(inbox)}
+    assert outcomes == {"A": "applied", "BAD-1": "refused", "C": "applied"}
+    # the run without savepoints stopped at BAD-1 and rolled back; the run with them applied all three
+    assert setup.calls == {"A": 2, "BAD-1": 2, "C": 1}
+    [accounted] = await setup.rows(DISTRIBUTOR.metadata.tables["consumed_ranges"])
+    assert (accounted["first_offset"], accounted["last_offset"], accounted["records"], accounted["applied"],
+            accounted["dead_lettered"]) == (10, 12, 3, 2, 1)
+
+
+async def test_a_batch_without_refusals_runs_each_handler_once(setup: Setup) -> None:
+    assert setup.runtime.processor is not None
+    result = await setup.runtime.processor.process([placed("A", 10), placed("B", 11)])
+    assert result.applied == 2
+    assert setup.calls == {"A": 1, "B": 1}
+
+
+async def test_another_services_event_is_ignored_unread_and_accounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The warehouse reads the holders' `orders.intake` for signatures and call-offs; OrderPlaced is the
+    distributor's."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'warehouse.db'}"
+    await upgrade_to_head_async(url, WAREHOUSE.migrations)
+    runtime = ServiceRuntime.create(WAREHOUSE, ServiceSettings(service="warehouse", database_url=url,
+                                                               bootstrap_servers="127.0.0.1:9"))
+    assert runtime.processor is not None and o.OrderPlaced not in runtime.processor.handlers
+    theirs = placed("A", 40)
+    broken = Record(theirs.topic, 0, 41, theirs.key, b"{not json", theirs.headers)  # the distributor's to refuse
+    decoded: list[int] = []
+    real_decode = processor_module.decode
+
+    def counting_decode(record: Any, **options: Any) -> Any:
+        decoded.append(record.offset)
+        return real_decode(record, **options)
+
+    monkeypatch.setattr(processor_module, "decode", counting_decode)
+    try:
+        result = await runtime.processor.process([theirs, broken])
+        async with runtime.database.reading() as session:
+            letters = (await session.execute(select(WAREHOUSE.outbox_table))).all()
+            [accounted] = (await session.execute(select(WAREHOUSE.metadata.tables["consumed_ranges"]))).mappings().all()
+    finally:
+        await runtime.database.close()
+
+    assert decoded == []  # neither value was read
+    assert (result.ignored, result.dead_lettered, result.applied) == (2, 0, 0)
+    assert letters == []
+    assert (accounted["topic"], accounted["first_offset"], accounted["last_offset"], accounted["records"],
+            accounted["applied"], accounted["dead_lettered"]) == ("orders.intake", 40, 41, 2, 0, 0)
