@@ -96,7 +96,8 @@ async def test_a_waiting_stock_order_is_served_when_a_run_is_racked_and_signed_f
     await apply(warehouse, [DeliverySigned(order_id="SO-1", signed_by="J. Doe", signed_at="2026-12-07T10:00:00Z")])
     [signed] = await emitted(url, "backflush.completion.goods-signed-for")
     assert signed["from_stock"] is True and signed["new_owner"] == "ACME"
-    assert await outbox(warehouse, "backflush.completion.order-closed") == ["SO-1"]
+    # closing it is the distributor's word on this signature (`completions.distributor` is not ours to write)
+    assert await outbox(warehouse, "backflush.completion.order-closed") == []
     assert await rows(url, "SELECT order_id, quantity, status FROM stock_units ORDER BY id") == [
         ("R-1", "2", "stored"), ("SO-1", "10", "delivered")]
     await clean(warehouse)
@@ -128,7 +129,7 @@ async def test_a_run_is_withdrawn_only_while_its_lot_is_whole_and_unallocated(wa
     await clean(warehouse)
 
 
-async def test_an_order_allowing_partial_deliveries_ships_what_is_free_and_closes_once_all_is_signed_for(
+async def test_an_order_allowing_partial_deliveries_ships_what_is_free_and_each_part_is_signed_for_on_its_own(
         warehouse: ServiceRuntime) -> None:
     url = warehouse.settings.database_url
     order = stock_order("SO-P", 5)
@@ -139,13 +140,11 @@ async def test_an_order_allowing_partial_deliveries_ships_what_is_free_and_close
     assert (first["quantity"], awaited["needed"], awaited["free"]) == ("2", "3", "0")
     await apply(warehouse, [DeliverySigned(order_id="SO-P", signed_by="J. Doe", signed_at="2026-12-07T10:00:00Z")])
     assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == ["2"]
-    assert await outbox(warehouse, "backflush.completion.order-closed") == []  # 3 still to come
     await clean(warehouse)
     await apply(warehouse, [stocked("R-2", "L-2", 4)])
     assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-shipped")] == ["2", "3"]
     await clean(warehouse)  # a part delivered, a part shipped
     await apply(warehouse, [DeliverySigned(order_id="SO-P", signed_by="J. Doe", signed_at="2026-12-08T10:00:00Z")])
     assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == ["2", "3"]
-    assert await outbox(warehouse, "backflush.completion.order-closed") == ["SO-P"]
     assert await rows(url, "SELECT quantity, lots, signed_by FROM shipments") == [("5", '["L-1", "L-2"]', "J. Doe")]
     await clean(warehouse)

@@ -10,6 +10,7 @@ from backflush_distributor.domain.lifecycle import (
     Order,
     OrderState,
     check_cancellable,
+    should_close_on_stock_signature,
 )
 
 
@@ -47,3 +48,10 @@ def test_a_waiting_stock_order_can_be_cancelled_but_not_once_shipped():
     check_cancellable(order(stock_waiting_since=datetime(2026, 12, 7, tzinfo=UTC)))
     with pytest.raises(CancellationAfterShipmentError):
         check_cancellable(order(shipped=True))
+
+
+def test_the_distributor_closes_a_stock_order_once_the_signatures_cover_all_of_it_not_after_a_part():
+    assert not should_close_on_stock_signature(order(shipped=True, stock_shipped=D(2), stock_signed=D(2)))
+    assert should_close_on_stock_signature(order(shipped=True, stock_shipped=D(5), stock_signed=D(5)))
+    assert not should_close_on_stock_signature(Order("PO-1", "post", "SEAT-ASSY", D(5)).with_milestones(
+        stock_signed=D(5)))  # a post-product order closes on its one signature, by another rule
