@@ -27,6 +27,8 @@ def test_the_demo_runs_both_flows_and_agrees_with_the_walkthrough(kafka: Broker,
     assert "as the README's walkthrough says" in out
     for row in ("│ CASTOR-50     │ pcs  │     650 │        0 │      238 │     412 │",
                 "│ SEAT-ASSY     │ pcs  │      40 │       20 │       45 │      15 │",
+                "│ SCREW-M6      │ pcs  │    7000 │        0 │      612 │    6388 │",
+                "│ SEAT-SHELL    │ pcs  │     120 │        0 │        9 │     111 │",
                 "SEAT-ASSY: needs 15 pcs, 10 available"):
         assert row in out, row
     assert "services stopped" in out

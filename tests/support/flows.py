@@ -26,7 +26,7 @@ from backflush_manufacturer.adapters import repository as manufacturer_repo
 from backflush_manufacturer.adapters.tables import parked_flushes, production_orders
 from backflush_manufacturer.master_data_events import events_from
 from backflush_manufacturer.master_data_files import load_master_data
-from backflush_warehouse.adapters.tables import stock_units, waiting_put_aways
+from backflush_warehouse.adapters.tables import finished_stock, stock_units, waiting_put_aways
 
 
 class Flows:
@@ -79,6 +79,38 @@ class Flows:
     async def receive(self, item: str, lot: str, quantity: str) -> None:
         await self.publish(md.ComponentsReceived(receipt_id=f"R-{lot}", item=item, lot=lot,
                                                  quantity=Decimal(quantity)))
+
+    async def place_from_stock(self, order_id: str, *, item: str = "SEAT-ASSY", quantity: str = "5",
+                               partial: bool = False, holder: str = "Acme Offices") -> o.OrderPlaced:
+        """An order served from finished-goods stock at the warehouse (issue 17)."""
+        event = o.OrderPlaced(order_id=order_id, order_holder=holder, flow="stock", item=item,
+                              quantity=Decimal(quantity), ship_to="1 Depot Road, Springfield",
+                              due_date=dt.date.today() + dt.timedelta(days=14), partial_deliveries=partial)
+        await self.publish(event)
+        return event
+
+    async def report_run(self, run_id: str, *, item: str = "SEAT-ASSY", quantity: str = "10", line: str = "L1",
+                         period: str = "2026-W49", lot: str | None = None) -> c.RunQuantityReported:
+        """A production line reports a run (repetitive production, issue 17)."""
+        event = c.RunQuantityReported(run_id=run_id, line=line, item=item, quantity=Decimal(quantity),
+                                      period=period, lot=lot or f"LOT-{run_id}")
+        await self.publish(event)
+        return event
+
+    async def cancel_run(self, run_id: str, reason: str = "reported by mistake") -> None:
+        await self.publish(c.RunCancellationRequested(run_id=run_id, reason=reason, requested_by="tests"))
+
+    async def finished_stock(self) -> list[dict[str, Any]]:
+        """The warehouse's lots stocked for sale, with the units of each still free (racked, unallocated)."""
+        async def load(session: Any) -> list[dict[str, Any]]:
+            lots = [dict(r) for r in (await session.execute(select(finished_stock).order_by(
+                finished_stock.c.stocked_at))).mappings()]
+            for lot in lots:
+                free = (await session.execute(select(stock_units.c.quantity).where(
+                    stock_units.c.order_id == lot["run_id"], stock_units.c.status == "stored"))).scalars().all()
+                lot["free"] = sum(free, Decimal(0))
+            return lots
+        return await read_db(self.stack.database_url("warehouse"), load)
 
     # -- reading back --------------------------------------------------------------------------------------------
 

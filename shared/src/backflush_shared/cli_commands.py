@@ -45,8 +45,8 @@ def register(app: typer.Typer) -> None:
                                                      "compose file's own."),
         result_json: str = typer.Option("", help="Also write the end states, times and consumption as JSON here."),
     ) -> None:
-        """Both flows: five orders through the three services, then the results (exit 1 if they differ from the
-        README's walkthrough)."""
+        """Every flow: six orders and a run through the three services, then the results (exit 1 if they differ
+        from the README's walkthrough)."""
         from pathlib import Path
 
         from backflush_shared.demo import compose_demo_command, demo_command

@@ -5,7 +5,9 @@ The order mix (worked out by hand in the README's walkthrough):
 - D-PRE-QC  pre, 5 CHAIR-TASK: its inspection plan fails it: rejected with the reason, nothing flushed;
 - D-POST-1  post, 20 CHAIR-ERGO: completed 8 + 7 + 5, stored as consignment, shipped, signed for, closed;
 - D-POST-X  post, 10 CHAIR-ERGO: 4 completed, then cancelled: every flush reversed, consignment released;
-- D-PRE-2   pre, 15 CHAIR-ERGO: short of seat assemblies, parks, and completes after a receipt of 20.
+- D-PRE-2   pre, 15 CHAIR-ERGO: short of seat assemblies, parks, and completes after a receipt of 20;
+- D-STOCK-1 stock, 5 SEAT-ASSY: nothing in finished-goods stock, so it waits; line L1 reports run D-RUN-1 of 8
+            SEAT-ASSY (its whole BOM flushed at once, its lot racked for sale): 5 ship, are signed for, closed.
 
 `backflush demo --compose` runs the same mix against a fresh `docker compose up` deployment instead: events go to
 the broker's published port, and the state is read inside the containers (deployment_view.ComposeView).
@@ -57,20 +59,25 @@ EXPECTED_END = {
     "D-POST-1": "closed",
     "D-POST-X": "cancelled",
     "D-PRE-2": "closed",
+    "D-STOCK-1": "closed",
 }
 #: The states an order does not leave.
 END_STATES = frozenset({"closed", "rejected", "cancelled"})
 
 
-# Worked out by hand in the README's walkthrough: what the five orders consume, net of D-POST-X's reversal.
+# Worked out by hand in the README's walkthrough: what the orders and the run consume, net of D-POST-X's reversal.
 EXPECTED_CONSUMED = {
     "BASE-STAR-5": Decimal(48),  # 11 (D-PRE-1) + 21 (D-POST-1) + 16 (D-PRE-2)
     "GAS-LIFT-100": Decimal(48),
     "CASTOR-50": Decimal(238),  # 53 + 106 + 79
-    "SCREW-M6": Decimal(563),  # 125 + 250 + 188
+    "SCREW-M6": Decimal(612),  # 125 + 250 + 188 + 49 (D-RUN-1: 8 x 6 x 1.02 = 48.96)
     "SEAT-ASSY": Decimal(45),  # 10 + 20 + 15
     "BACKREST-MESH": Decimal(45),
     "ARMREST-PAIR": Decimal(45),
+    # D-RUN-1's pre lines: 8 SEAT-ASSY x 1 x 1.01 = 8.08 -> 9; x 1.25 x 1.05 = 10.5 kg; x 0.8 x 1.10 = 7.04 m
+    "SEAT-SHELL": Decimal(9),
+    "FOAM-PU": Decimal("10.5"),
+    "FABRIC-MESH": Decimal("7.04"),
 }
 
 
@@ -258,9 +265,20 @@ async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Pa
         await demo.wait("receipt of 20 seat assemblies releases the parked flush",
                         lambda: demo.state_is({"D-PRE-2": "closed"}), live)
 
+        await demo.publish(order("D-STOCK-1", "stock", "SEAT-ASSY", 5, "Echo Studios"))
+        await demo.wait("D-STOCK-1 from stock: nothing in finished-goods stock yet, it waits",
+                        lambda: demo.state_is({"D-STOCK-1": ("waiting-for-stock",
+                                                             "finished-goods stock: 5 units needed, 0 free")}), live)
+        await demo.publish(c.RunQuantityReported(run_id="D-RUN-1", line="L1", item="SEAT-ASSY", quantity=Decimal(8),
+                                                 period=due.isoformat(), lot="SA-RUN-1"))
+        await demo.wait("line L1 reports run D-RUN-1 of 8 seat assemblies: racked for sale, D-STOCK-1 ships",
+                        lambda: demo.state_is({"D-STOCK-1": ("shipped", "signature")}), live)
+
         await demo.publish(c.DeliverySigned(order_id="D-POST-1", signed_by="R. Bluebird",
+                                            signed_at=dt.datetime.now(dt.UTC)),
+                           c.DeliverySigned(order_id="D-STOCK-1", signed_by="E. Echo",
                                             signed_at=dt.datetime.now(dt.UTC)))
-        await demo.wait("the order holder signs for D-POST-1", lambda: demo.state_is(EXPECTED_END), live)
+        await demo.wait("the order holders sign for D-POST-1 and D-STOCK-1", lambda: demo.state_is(EXPECTED_END), live)
         demo.step = "done"
         live.update(demo.render())
 

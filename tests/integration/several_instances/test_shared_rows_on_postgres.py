@@ -228,6 +228,36 @@ async def test_goods_put_away_while_their_order_is_cancelled_are_not_left_stored
     assert (used, stored) == (D(0), D(0))
 
 
+def _stock_order(order_id: str, quantity: int) -> o.OrderForwarded:
+    from backflush_shared.contracts.common import Flow, OrderProcessingInfo
+
+    return o.OrderForwarded(order_id=order_id, flow=Flow.STOCK, item="SEAT-ASSY", quantity=D(quantity),
+                            processing=OrderProcessingInfo(order_holder="ACME", ship_to="dock 1",
+                                                           due_date=date(2026, 12, 24)))
+
+
+async def test_two_stock_orders_at_once_never_take_the_same_finished_goods(fresh_database: FreshDatabase) -> None:
+    """8 units racked for sale; SO-A (6) and SO-B (6) arrive at once on two instances: one ships, one waits."""
+    database = await _warehouse(fresh_database, capacity=10)
+    outbox, handlers = outbox_of(WAREHOUSE), warehouse_handlers(None)
+    stocked = inv.FinishedGoodsStocked(run_id="R-1", item="SEAT-ASSY", lot="L-1", quantity=D(8))
+    try:
+        await apply(database, outbox, handlers[inv.FinishedGoodsStocked], stocked)
+        await race(apply(database, outbox, handlers[o.OrderForwarded], _stock_order("SO-A", 6), hold=HOLD),
+                   apply(database, outbox, handlers[o.OrderForwarded], _stock_order("SO-B", 6)))
+        async with database.reading() as session:
+            allocated = (await session.execute(select(warehouse_tables.stock_allocations.c.order_id,
+                                                      warehouse_tables.stock_allocations.c.quantity))).all()
+            waiting = (await session.execute(select(warehouse_tables.stock_orders.c.order_id).where(
+                warehouse_tables.stock_orders.c.status == "waiting"))).scalars().all()
+        used, stored = await _used_and_stored(database)
+    finally:
+        await database.close()
+    assert [(order_id, D(q)) for order_id, q in allocated] == [("SO-A", D(6))]
+    assert waiting == ["SO-B"]
+    assert (used, stored) == (D(2), D(2))
+
+
 # -- every service: the outbox relay and the migrations ------------------------------------------------------------
 
 

@@ -52,7 +52,9 @@ def build_cli() -> typer.Typer:
     def place(
         item: str = typer.Option(..., help="The finished item ordered."),
         quantity: Decimal = typer.Option(..., "--quantity", "--qty", min=0, help="How many (in the item's unit)."),
-        flow: Flow = typer.Option(..., help="pre: quality check before sale; post: consignment after completion."),
+        flow: Flow = typer.Option(..., help="pre: quality check before sale; post: consignment after completion; "
+                                            "stock: sold from finished-goods stock at the warehouse."),
+        partial: bool = typer.Option(False, "--partial", help="Stock flow: the holder accepts partial deliveries."),
         holder: str = typer.Option(..., "--holder", help="The order holder (customer)."),
         ship_to: str = typer.Option("Main Street 1, Springfield", help="Delivery address."),
         due: str = typer.Option("", help="Due date YYYY-MM-DD (default: in 14 days)."),
@@ -71,6 +73,7 @@ def build_cli() -> typer.Typer:
             ship_to=ship_to,
             due_date=date.fromisoformat(due) if due else date.today() + timedelta(days=14),
             priority=priority,
+            partial_deliveries=partial,
         )
         [envelope] = asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
         out.print(f"placed order [bold]{safe(event.order_id)}[/] ({flow.value}, {quantity} x {safe(item)}) "

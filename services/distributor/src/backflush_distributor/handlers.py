@@ -29,6 +29,7 @@ from backflush_distributor.domain.lifecycle import (
     may_cancel_for_capacity,
     never_fits,
     should_close_on_allocation,
+    should_close_on_stock_signature,
     should_direct_to_racks,
     signature_applies,
 )
@@ -81,7 +82,8 @@ async def _on_order_placed(ctx: HandlerContext) -> None:
             item=event.item,
             quantity=event.quantity,
             processing=OrderProcessingInfo(order_holder=event.order_holder, ship_to=event.ship_to,
-                                           due_date=event.due_date, priority=event.priority),
+                                           due_date=event.due_date, priority=event.priority,
+                                           partial_deliveries=event.partial_deliveries),
         )
     )
     ctx.log.info("order accepted and forwarded", flow=event.flow.value, item=event.item, quantity=str(event.quantity))
@@ -149,6 +151,12 @@ async def _put_away_waiting(ctx: HandlerContext, order: Order, event: inv.PutAwa
                                  put_away_needed=event.quantity, put_away_free=event.free)
 
 
+async def _stock_awaited(ctx: HandlerContext, order: Order, event: c.FinishedStockAwaited) -> Order:
+    """A stock order waits for finished-goods stock: since when (the first time), and the figures now."""
+    since = order.milestones.stock_waiting_since or ctx.consumed.envelope.occurred_at
+    return order.with_milestones(stock_waiting_since=since, stock_needed=event.needed, stock_free=event.free)
+
+
 async def _racked(ctx: HandlerContext, order: Order, event: inv.GoodsRacked) -> Order:
     return order.with_milestones(racked=True, put_away_waiting_since=None, put_away_needed=None, put_away_free=None)
 
@@ -201,6 +209,8 @@ async def _consigned(ctx: HandlerContext, order: Order, event: inv.ConsignmentSt
 
 
 async def _shipped(ctx: HandlerContext, order: Order, event: c.GoodsShipped) -> Order:
+    if order.flow == "stock":  # shipped whole, or in parts when the holder allows partial deliveries
+        return order.with_milestones(shipped=True, stock_shipped=order.milestones.stock_shipped + event.quantity)
     return order.with_milestones(shipped=True)
 
 
@@ -208,6 +218,12 @@ async def _signed_for(ctx: HandlerContext, order: Order, event: c.GoodsSignedFor
     if not signature_applies(order):
         ctx.log.warning("goods signed for on an order that is not open: not applied", state=order.status.state.value)
         return order
+    if order.flow == "stock":
+        # a stock order may be delivered in parts, each signed for on its own: it closes once all of it is
+        order = order.with_milestones(signed_by=event.signed_by,
+                                      stock_signed=order.milestones.stock_signed + event.quantity)
+        if not should_close_on_stock_signature(order):
+            return order
     # Only the distributor says an order is closed (DESIGN "Who may say what"): the warehouse says it was signed for.
     if not order.milestones.closed:
         await ctx.emit(c.OrderClosed(order_id=order.order_id, closed_by=SERVICE))
@@ -240,6 +256,7 @@ STEPS: Mapping[type[Event], Step] = {
     inv.GoodsReleasedFromStorage: _released_from_storage,
     inv.ConsignmentStockReceived: _consigned,
     c.GoodsShipped: _shipped,
+    c.FinishedStockAwaited: _stock_awaited,
     c.GoodsSignedFor: _signed_for,
     c.OrderClosed: _closed,
 }
@@ -307,6 +324,15 @@ async def _on_capacity_announced(ctx: HandlerContext) -> None:
         await _save(ctx, row, row.order.with_milestones(cancelled_reason=reason))
 
 
+#: Events on the order topics that are about no customer order: runs of repetitive production and the stock
+#: they hand to the warehouse (keyed by the run id).
+NOT_ABOUT_ORDERS: frozenset[type[Event]] = frozenset({
+    c.RunQuantityReported, c.RunReportRefused, c.RunCancellationRequested, c.RunReversed,
+    c.FinishedStockWithdrawn, c.FinishedStockWithdrawalRefused,
+    inv.FinishedGoodsStocked, inv.FinishedStockWithdrawalRequested,
+})
+
+
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
     handlers: dict[type[Event], Handler] = {}
     # every topic about orders (its own included: they go into each order's history); not the planners' master data
@@ -314,6 +340,8 @@ def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
         if topic is Topic.MASTER_DATA:
             continue
         for model in events_on(topic):
+            if model in NOT_ABOUT_ORDERS:
+                continue  # another service's business on a shared topic: ignored, not dead-lettered
             handlers[model] = _on_order_event
     handlers[o.OrderPlaced] = _on_order_placed
     handlers[inv.StorageCapacityAnnounced] = _on_capacity_announced

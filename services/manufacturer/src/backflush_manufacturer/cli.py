@@ -34,7 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backflush_shared.cli import fail
 from backflush_shared.cli_text import safe
 from backflush_shared.contracts.base import Event
-from backflush_shared.contracts.completions import CompletionCancellationRequested, CompletionReported
+from backflush_shared.contracts.completions import (
+    CompletionCancellationRequested,
+    CompletionReported,
+    RunCancellationRequested,
+    RunQuantityReported,
+)
 from backflush_shared.contracts.envelope import Envelope
 from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested, StockProductionOrderPlaced
 from backflush_shared.errors import BackflushError
@@ -43,6 +48,7 @@ from backflush_shared.persistence.database import Database, missing_sqlite_file
 from backflush_shared.persistence.database import read_once as _read
 
 from backflush_manufacturer import queries
+from backflush_manufacturer import runs as run_queries
 from backflush_manufacturer.adapters.repository import ParkedEntry
 from backflush_manufacturer.domain.bom import FlushPoint
 from backflush_manufacturer.domain.errors import format_path
@@ -405,9 +411,18 @@ def build_cli() -> typer.Typer:
         raise typer.Exit(1)
 
     @app.command("variance")
-    def variance(order_id: str = typer.Argument(..., help="The production order (the order id)."),
+    def variance(order_id: str | None = typer.Argument(None, help="The production order (the order id)."),
+                 line: str | None = typer.Option(None, "--line", help="Repetitive production: the runs of this "
+                                                                     "line (with --period)."),
+                 period: str | None = typer.Option(None, "--period", help="With --line: the runs of this period."),
                  database: str = DATABASE) -> None:
-        """Standard (BOM for the completed quantity) against actual consumption, per component."""
+        """Standard (BOM for the completed quantity) against actual consumption, per component: of one production
+        order, or (`--line L --period P`) of every run a line reported in a period."""
+        if order_id is None:
+            if line is None or period is None:
+                _fail("give a production order id, or --line LINE --period PERIOD for the runs of a line")
+            _run_variance(database, line, period)
+            return
         view = _query(database, lambda s: queries.variance(s, order_id))
         if view is None:
             out.print(f"[red]no production order {safe(order_id)}[/]")
@@ -498,6 +513,76 @@ def build_cli() -> typer.Typer:
         out.print(f"make-to-stock order {safe(order_id)} for {format(quantity, 'f')} {safe(item)} placed by {safe(by)} "
                   f"as event {envelope.event_id}", highlight=False)
 
+    run_app = typer.Typer(help="Repetitive production: runs a line reports without production orders.",
+                          no_args_is_help=True)
+
+    @run_app.command("report")
+    def run_report(
+        item: str = typer.Argument(..., help="The item the line produced."),
+        qty: str = typer.Argument(..., help="The quantity produced."),
+        line: str = typer.Option(..., "--line", help="The production line."),
+        period: str = typer.Option(..., "--period", help="The period, e.g. 2026-W49 or 2026-12-07."),
+        lot: str = typer.Option(..., "--lot", help="The finished lot the run produced."),
+        run_id: str | None = typer.Option(None, "--run", help="The run's id (default LINE:PERIOD:LOT)."),
+        by: str = typer.Option("shop-floor", "--by", help="Who reports it."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+    ) -> None:
+        """Report a run: every pre and post line of the item's BOM is flushed for the quantity at once, and the lot
+        goes to the warehouse as finished-goods stock for sale. A refusal comes back as RunReportRefused."""
+        quantity = _quantity(qty, "QTY")
+        with _refusals():
+            event = RunQuantityReported(run_id=run_id or f"{line}:{period}:{lot}", line=line, item=item,
+                                        quantity=quantity, period=period, lot=lot, reported_by=by)
+        [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
+        out.print(f"run {safe(event.run_id)}: {format(quantity, 'f')} {safe(item)} on line {safe(line)} in "
+                  f"{safe(period)}, lot {safe(lot)}, reported by {safe(by)} as event {envelope.event_id}",
+                  highlight=False)
+
+    @run_app.command("cancel")
+    def run_cancel(
+        run_id: str = typer.Argument(..., help="The run to reverse."),
+        reason: str = typer.Option("", "--reason", help="Why the run is reversed."),
+        by: str = typer.Option("shop-floor", "--by", help="Who asks."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+    ) -> None:
+        """Reverse a run reported by mistake: once the warehouse has withdrawn its lot (whole and unallocated),
+        its flush goes back to the original lots; otherwise the run stands and the refusal says why."""
+        with _refusals():
+            event = RunCancellationRequested(run_id=run_id, reason=reason, requested_by=by)
+        [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
+        out.print(f"reversal of run {safe(run_id)} requested by {safe(by)} as event {envelope.event_id}")
+
+    @app.command("runs")
+    def runs(line: str | None = typer.Option(None, "--line"), period: str | None = typer.Option(None, "--period"),
+             database: str = DATABASE) -> None:
+        """The runs lines reported: line, period, item, quantity, lot, status and why."""
+        views = _query(database, lambda s: run_queries.runs(s, line=line, period=period))
+        table = _table(f"{len(views)} runs", ("run", "line", "period", "item", "quantity", "lot", "status", "reason"),
+                       numeric={"quantity"}, wrapping={"reason"})
+        for view in views:
+            r = view.run
+            table.add_row(safe(r.order_id), safe(view.line), safe(view.period), safe(r.item),
+                          f"{_qty(r.quantity, view.unit)} {view.unit or ''}".rstrip(), safe(view.lot),
+                          safe(r.status), safe(r.reason or ""))
+        out.print(table)
+
+    def _run_variance(database: str, line: str, period: str) -> None:
+        lines = _query(database, lambda s: run_queries.run_variance(s, line, period))
+        if not lines:
+            out.print(f"no run of line {safe(line)} in {safe(period)} produced anything")
+            raise typer.Exit(1)
+        table = _table(f"line {safe(line)}, period {safe(period)}: standard against actual, per component",
+                       ("component", "standard", "actual", "variance", "%", "unit"),
+                       numeric={"standard", "actual", "variance", "%"})
+        for v in lines:
+            percent = "" if v.percent is None else f"{v.percent:+}"
+            table.add_row(safe(v.item), v.unit.format(v.standard), v.unit.format(v.actual),
+                          _signed(v.variance, v.unit), percent, safe(v.unit.code),
+                          style="red" if v.variance > 0 else None)
+        out.print(table)
+
     @app.command("production-orders")
     def production_orders(database: str = DATABASE) -> None:
         """The manufacturer's production orders: status, completed and ordered quantity, and why."""
@@ -514,4 +599,5 @@ def build_cli() -> typer.Typer:
     app.add_typer(bom_app, name="bom")
     app.add_typer(master_data_app, name="master-data")
     app.add_typer(exceptions_app, name="exceptions")
+    app.add_typer(run_app, name="run")
     return app

@@ -40,4 +40,8 @@ PUBLISHES: tuple[type[Event], ...] = (
     c.GoodsAllocated,
     inv.PreSaleInventoryDetailsForwarded,
     inv.GoodsTurnedOver,
+    c.RunReportRefused,
+    c.RunReversed,
+    inv.FinishedGoodsStocked,
+    inv.FinishedStockWithdrawalRequested,
 )

@@ -58,6 +58,12 @@ FINISHED = ("cancelled", "rejected", "quality-failed")
 STOCK = "stock"
 #: The flows whose completions the shop floor reports.
 REPORTED = ("post", STOCK)
+#: A run reported by a production line (repetitive production, `runs.py`): no production order and no customer;
+#: stored as a production order of this flow, keyed by the run id, so that the engine (flush, park, genealogy,
+#: reversal) treats it like one.
+RUN = "run"
+#: The flows with no customer order behind them: their events are marked `make_to_stock` for the others to ignore.
+OWN_STOCK = (STOCK, RUN)
 
 
 def _code(error: Exception) -> str:
@@ -121,6 +127,10 @@ class Production:
     # -- production orders ---------------------------------------------------------------------------------------
 
     async def start_production_order(self, ctx: HandlerContext, event: o.OrderForwarded) -> None:
+        if event.flow.value == STOCK:
+            # sold from finished-goods stock at the warehouse: nothing to make here
+            ctx.log.info("stock order: served by the warehouse from stock, not produced")
+            return
         existing = await repo.load_order(ctx.session, event.order_id)
         if existing is not None:
             same = (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, event.flow.value)
@@ -330,7 +340,7 @@ class Production:
         await ctx.emit(c.CompletionCancelled(order_id=order.order_id, completion_id=flush_id or event.completion_id,
                                              item=item, lot=lot_name, quantity=quantity,
                                              cumulative_quantity=order.completed, order_quantity=order.quantity,
-                                             reason=event.reason, make_to_stock=order.flow == STOCK))
+                                             reason=event.reason, make_to_stock=order.flow in OWN_STOCK))
         ctx.log.info("completion cancelled; its flush and lot reversed", lot=lot_name, movements=len(movements))
         await self.reprocess_parked(ctx)  # the components given back may let parked flushes post
 
@@ -364,15 +374,17 @@ class Production:
         await self.ledgers.append(ctx.session, outcome.movements)
         await ctx.emit(c.ComponentsBackflushed(
             order_id=order.order_id, flush_point="manual", produced_quantity=order.completed or order.quantity,
-            make_to_stock=order.flow == STOCK,
+            make_to_stock=order.flow in OWN_STOCK,
             components=[ConsumedComponent(item=r.item, quantity=r.quantity, unit=r.unit.code,
                                           lots=sorted({m.lot for m in outcome.movements})) for r in requirements],
         ))
 
     async def _flush(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, request: FlushRequest, *,
-                     step: str) -> PostedFlush | None:
-        """Post a flush, or park it whole, or reject the order; returns the posted flush or None."""
-        requirements = plan(md.catalogue, request)
+                     step: str, requirements: tuple[Requirement, ...] | None = None) -> PostedFlush | None:
+        """Post a flush, or park it whole, or reject the order; returns the posted flush or None. `requirements`
+        replace the request's own plan (a run flushes its pre and post lines in one flush)."""
+        if requirements is None:
+            requirements = plan(md.catalogue, request)
         policies = md.policies(self.settings.negative_stock_policy)
         ledger = await self.ledgers.load(ctx.session, [r.item for r in requirements])
         try:
@@ -397,7 +409,8 @@ class Production:
                             cause_event_id=str(ctx.consumed.envelope.event_id))
             order.status, order.reason = "parked", reason
             await repo.save_order(ctx.session, order)
-            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=reason, make_to_stock=order.flow == STOCK,
+            await ctx.emit(c.BackflushParked(order_id=order.order_id, reason=reason,
+                                             make_to_stock=order.flow in OWN_STOCK,
                                              missing=[
                 ConsumedComponent(item=s.item, quantity=s.shortfall, unit=s.unit.code) for s in outcome.shortages
             ]))
@@ -425,6 +438,11 @@ class Production:
         happened yet); a refused completion is refused alone and the order stays open for the next one, since
         rejecting the order would throw away what was already produced. Returns whether the rejected order gave
         components back (then the queue is reprocessed, unless `reprocess` is False)."""
+        if order.flow == RUN:
+            from backflush_manufacturer import runs  # runs.py builds on this module
+
+            await runs.refuse_run(self, ctx, order, error)
+            return False
         if step == "completion" and order.flow in REPORTED:
             waiting = await repo.waiting_parked(ctx.session, order.order_id)
             if not waiting:
@@ -433,7 +451,8 @@ class Production:
             await repo.save_order(ctx.session, order)
             await ctx.emit(c.CompletionRefused(order_id=order.order_id, quantity=quantity or Decimal(0),
                                                code=_code(error), reason=str(error),
-                                               waits_for_components=bool(waiting), make_to_stock=order.flow == STOCK))
+                                               waits_for_components=bool(waiting),
+                                               make_to_stock=order.flow in OWN_STOCK))
             ctx.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
             return False
         order.status, order.reason = "rejected", str(error)
@@ -469,7 +488,7 @@ class Production:
                     lots[m.item].append(m.lot)
             await ctx.emit(c.ComponentsBackflushed(
                 order_id=order.order_id, flush_point=request.flush.value, produced_quantity=request.quantity,
-                make_to_stock=order.flow == STOCK,
+                make_to_stock=order.flow in OWN_STOCK,
                 components=[ConsumedComponent(item=r.item, quantity=r.quantity, unit=r.unit.code,
                                               lots=lots.get(r.item, [])) for r in posted.requirements],
             ))
@@ -477,10 +496,15 @@ class Production:
             ledger = await self.ledgers.load(ctx.session, [alert.item])
             await ctx.emit(c.NegativeStockPosted(order_id=order.order_id, item=alert.item, lot=alert.lot,
                                                  balance=format(ledger.on_hand(alert.item, alert.location, alert.lot), "f"),
-                                                 make_to_stock=order.flow == STOCK))
+                                                 make_to_stock=order.flow in OWN_STOCK))
 
     async def _produce(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder, quantity: Decimal,
                        lot: str) -> None:
+        if order.flow == RUN:
+            from backflush_manufacturer import runs  # runs.py builds on this module
+
+            await runs.produce_run(self, ctx, md, order, quantity, lot)
+            return
         # a customer's order: its output is its finished goods, turned over or racked and shipped to its holder, so
         # it is never where another order's flush takes stock (even a subassembly); a make-to-stock order's output
         # is component stock, received where the item's flushes take it from
@@ -646,7 +670,7 @@ class Production:
         order = await repo.load_order(ctx.session, event.order_id)
         if order is None or order.status in FINISHED:
             return  # never reached production, or already finished here: nothing to undo
-        if order.flow == STOCK:
+        if order.flow in OWN_STOCK:
             # the distributor knows customer orders only: a cancellation under a stock order's id is not for it
             ctx.log.warning("customer order cancellation for the id of a make-to-stock order: ignored")
             return
@@ -672,6 +696,8 @@ class Production:
         await self.reprocess_parked(ctx)
 
     async def record_delivery(self, ctx: HandlerContext, event: c.GoodsSignedFor) -> None:
+        if event.from_stock:
+            return  # a stock order, served by the warehouse from finished-goods stock: no production order
         order = await repo.load_order(ctx.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "signature")
@@ -715,6 +741,12 @@ def _lot(order: ProductionOrder, number: int) -> str:
     return finished_lot(order.order_id, number)
 
 
+def run_handlers(production: Production) -> dict[type[Event], object]:
+    from backflush_manufacturer import runs  # runs.py builds on this module
+
+    return runs.handler_table(runs.Runs(production))
+
+
 def handler_table(production: Production) -> dict[type[Event], object]:
     return {
         md_events.ItemDefined: production.define_item,
@@ -732,4 +764,5 @@ def handler_table(production: Production) -> dict[type[Event], object]:
         c.ComponentIssueReported: production.report_issue,
         c.InventoryCheckReturned: production.allocate_on_inventory_check,
         c.GoodsSignedFor: production.record_delivery,
+        **run_handlers(production),
     }

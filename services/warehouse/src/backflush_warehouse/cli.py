@@ -11,7 +11,7 @@ from rich.table import Table
 from backflush_shared.cli_text import safe
 from backflush_shared.persistence.database import read_once as _read
 
-from backflush_warehouse import queries
+from backflush_warehouse import queries, stock_sales
 
 out = Console()
 DATABASE = typer.Option("sqlite+aiosqlite:///var/warehouse.db", "--database",
@@ -50,6 +50,23 @@ def build_cli() -> typer.Typer:
         for owner, kind, item, status, quantity in rows:
             table.add_row(safe(owner), safe(kind), safe(item), safe(status), format(quantity, "f"))
         out.print(table)
+
+    @app.command("finished-stock")
+    def finished_stock(database: str = DATABASE) -> None:
+        """Finished-goods stock for sale (runs' lots, first in, first out) and the stock orders served from it."""
+        lots, orders = asyncio.run(_read(database, stock_sales.for_sale))
+        table = Table(title="finished-goods stock for sale (first in, first out)")
+        for column in ("run", "item", "lot", "stocked", "free", "status"):
+            table.add_column(column, justify="right" if column in ("stocked", "free") else "left")
+        for run_id, item, lot, quantity, free, status in lots:
+            table.add_row(safe(run_id), safe(item), safe(lot), format(quantity, "f"), format(free, "f"), safe(status))
+        out.print(table)
+        queue = Table(title="stock orders (arrival order)")
+        for column in ("order", "item", "qty", "status", "since"):
+            queue.add_column(column, justify="right" if column == "qty" else "left")
+        for order_id, item, quantity, status, since in orders:
+            queue.add_row(safe(order_id), safe(item), format(quantity, "f"), safe(status), safe(since))
+        out.print(queue)
 
     return app
 

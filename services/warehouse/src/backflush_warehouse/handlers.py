@@ -20,6 +20,7 @@ from backflush_shared.contracts.common import RackPlacement
 from backflush_shared.messaging.processor import Handler, HandlerContext
 from backflush_shared.persistence.locks import lock_for_transaction
 
+from backflush_warehouse import stock_sales
 from backflush_warehouse.adapters.tables import (
     cancelled_lots,
     cancelled_orders,
@@ -98,7 +99,10 @@ async def _place(ctx: HandlerContext, *, order_id: str, item: str, lot: str, kin
         )
     await _occupy(ctx.session, {p.location: p.quantity for p in plan})
     total = sum((p.quantity for p in plan), Decimal(0))
-    if kind is LocationKind.RACK:
+    if kind is LocationKind.RACK and await stock_sales.is_stocked_run(ctx.session, order_id):
+        # a run's lot, stock for sale: no order to confirm it to; orders waiting for the item may go now
+        await stock_sales.stock_racked(ctx, order_id, item)
+    elif kind is LocationKind.RACK:
         await ctx.emit(
             inv.GoodsRacked(order_id=order_id, item=item, lot=lot,
                             placements=[RackPlacement(location=p.location, quantity=p.quantity) for p in plan]),
@@ -257,6 +261,9 @@ async def on_racked_goods_called_off(ctx: HandlerContext) -> None:
 async def on_delivery_signed(ctx: HandlerContext) -> None:
     event = ctx.event
     assert isinstance(event, c.DeliverySigned)
+    if await stock_sales.is_stock_order(ctx.session, event.order_id) and await _shipped(ctx.session, event.order_id):
+        await stock_sales.sign(ctx, event)  # a stock order may be delivered, and signed for, in parts
+        return
     shipment = (
         await ctx.session.execute(select(shipments).where(shipments.c.order_id == event.order_id))
     ).mappings().one_or_none()
@@ -307,6 +314,7 @@ async def on_order_cancelled(ctx: HandlerContext) -> None:
     if shipment is not None:
         raise CancellationAfterShipmentError(event.order_id, signed=shipment.signed_by is not None)
     await ctx.session.execute(insert(cancelled_orders).values(order_id=event.order_id, at=at))
+    await stock_sales.stock_order_cancelled(ctx, event.order_id)  # a waiting stock order: the next one may go
     await ctx.session.execute(delete(waiting_put_aways).where(waiting_put_aways.c.order_id == event.order_id))
     units = (
         await ctx.session.execute(
@@ -400,6 +408,9 @@ def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
         c.DeliverySigned: on_delivery_signed,
         o.OrderCancelled: on_order_cancelled,
         o.RackedGoodsCalledOff: on_racked_goods_called_off,
+        o.OrderForwarded: stock_sales.on_stock_order,
+        inv.FinishedGoodsStocked: stock_sales.on_finished_goods_stocked,
+        inv.FinishedStockWithdrawalRequested: stock_sales.on_withdrawal_requested,
     }
     return {model: _under_storage_lock(handler) for model, handler in handlers.items()}
 
@@ -413,4 +424,7 @@ PUBLISHES: tuple[type[Event], ...] = (
     c.InventoryCheckReturned,
     c.GoodsShipped,
     c.GoodsSignedFor,
+    c.FinishedStockAwaited,
+    c.FinishedStockWithdrawn,
+    c.FinishedStockWithdrawalRefused,
 )

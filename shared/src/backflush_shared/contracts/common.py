@@ -15,6 +15,7 @@ class Flow(StrEnum):
 
     PRE = "pre"  # quality check before sale, flush at release, goods racked at the distribution center
     POST = "post"  # flush at completion, goods stored as consignment stock, shipped on the final order
+    STOCK = "stock"  # sold from finished-goods stock racked at the warehouse (first in, first out by lot)
 
 
 class Priority(StrEnum):
@@ -31,6 +32,8 @@ class OrderProcessingInfo(BaseModel):
     ship_to: str = Field(min_length=1, max_length=200)
     due_date: date
     priority: Priority = Priority.NORMAL
+    partial_deliveries: bool = Field(
+        default=False, description="Stock flow: the holder accepts the order served in parts as stock arrives.")
 
 
 class QualityCertificate(BaseModel):

@@ -266,6 +266,9 @@ class GoodsSignedFor(Event):
     signed_at: datetime
     previous_owner: str
     new_owner: str
+    from_stock: bool = Field(
+        default=False, description="A stock order served from finished-goods stock: no production order behind it, "
+                                   "so the manufacturer ignores the event.")
 
 
 class OrderClosed(Event):
@@ -276,3 +279,123 @@ class OrderClosed(Event):
 
     order_id: Identifier
     closed_by: str
+
+
+# -- repetitive production (issue 17): runs reported by a line, without a production order -------------------------
+
+
+class RunQuantityReported(Event):
+    """A production line reports a quantity of an item produced in a period, without a production order.
+
+    The manufacturer backflushes every pre and post line of the item's BOM for that quantity at once and hands the
+    finished lot to the warehouse as finished-goods stock for sale. `run_id` names the report (a reversal names it);
+    the same report sent again is recognised by it."""
+
+    event_type: ClassVar[str] = "backflush.completion.run-quantity-reported"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_SHOP_FLOOR
+
+    run_id: Identifier
+    line: Identifier
+    item: Identifier
+    quantity: Quantity
+    period: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
+                        examples=["2026-W49", "2026-12-07"])
+    lot: Identifier
+    reported_by: str = Field("shop-floor", min_length=1, max_length=120)
+
+    def record_key(self) -> str:
+        return self.run_id
+
+
+class RunReportRefused(Event):
+    """The manufacturer refused a run report (or its reversal): nothing was posted for it; `reason` says why."""
+
+    event_type: ClassVar[str] = "backflush.completion.run-report-refused"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    run_id: Identifier
+    code: str = Field(min_length=1, max_length=80)
+    reason: str = Field(min_length=1, max_length=1000)
+
+    def record_key(self) -> str:
+        return self.run_id
+
+
+class RunCancellationRequested(Event):
+    """The shop floor asks to reverse one run report made by mistake (`backflush run cancel`)."""
+
+    event_type: ClassVar[str] = "backflush.completion.run-cancellation-requested"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_SHOP_FLOOR
+
+    run_id: Identifier
+    reason: str = ""
+    requested_by: str = Field("shop-floor", min_length=1, max_length=120)
+
+    def record_key(self) -> str:
+        return self.run_id
+
+
+class FinishedStockWithdrawn(Event):
+    """The warehouse took a run's whole, unallocated finished lot out of stock for sale, as the manufacturer asked:
+    the manufacturer may now reverse the run."""
+
+    event_type: ClassVar[str] = "backflush.completion.finished-stock-withdrawn"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
+
+    run_id: Identifier
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+
+    def record_key(self) -> str:
+        return self.run_id
+
+
+class FinishedStockWithdrawalRefused(Event):
+    """The warehouse cannot withdraw a run's finished lot (part of it is allocated or shipped, or it was never
+    stocked): the run stands, and the manufacturer refuses the reversal with this reason."""
+
+    event_type: ClassVar[str] = "backflush.completion.finished-stock-withdrawal-refused"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
+
+    run_id: Identifier
+    reason: str = Field(min_length=1, max_length=1000)
+
+    def record_key(self) -> str:
+        return self.run_id
+
+
+class RunReversed(Event):
+    """The manufacturer reversed a run report: its flush back to the original lots, its finished lot out."""
+
+    event_type: ClassVar[str] = "backflush.completion.run-reversed"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    run_id: Identifier
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+    reason: str = ""
+
+    def record_key(self) -> str:
+        return self.run_id
+
+
+# -- selling from stock (issue 17) --------------------------------------------------------------------------------
+
+
+class FinishedStockAwaited(Event):
+    """A stock order cannot be served whole from free finished-goods stock now: it waits, in arrival order, and is
+    served when stock arrives (a run, a released allocation). Said again whenever the figures change."""
+
+    event_type: ClassVar[str] = "backflush.completion.finished-stock-awaited"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
+
+    order_id: Identifier
+    item: Identifier
+    needed: Quantity
+    free: Annotated[
+        Decimal, Field(ge=0, max_digits=18, decimal_places=6, description="Free (racked, unallocated) units of the "
+                                                                          "item for this order now."),
+        DECIMAL_STRING, PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+    ]

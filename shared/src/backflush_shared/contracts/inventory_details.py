@@ -133,3 +133,35 @@ class StorageCapacityAnnounced(Event):
 
     def correlation_key(self) -> str:
         return STORAGE_LAYOUT_KEY
+
+
+class FinishedGoodsStocked(Event):
+    """Repetitive production: the manufacturer hands a run's finished lot to the warehouse as finished-goods stock
+    for sale, still its own; the warehouse racks it unallocated, and stock orders are served from it."""
+
+    event_type: ClassVar[str] = "backflush.inventory.finished-goods-stocked"
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+
+    run_id: Identifier
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+    owner: str = Field("manufacturer", min_length=1, max_length=120)
+
+    def record_key(self) -> str:
+        return self.run_id
+
+
+class FinishedStockWithdrawalRequested(Event):
+    """The manufacturer asks the warehouse to take a run's finished lot out of stock for sale, to reverse the run."""
+
+    event_type: ClassVar[str] = "backflush.inventory.finished-stock-withdrawal-requested"
+    topic: ClassVar[Topic] = Topic.INVENTORY_DETAILS
+
+    run_id: Identifier
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+
+    def record_key(self) -> str:
+        return self.run_id

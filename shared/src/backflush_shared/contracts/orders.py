@@ -27,6 +27,9 @@ class OrderPlaced(Event):
     ship_to: str = Field(min_length=1, max_length=200)
     due_date: date
     priority: Priority = Priority.NORMAL
+    partial_deliveries: bool = Field(
+        default=False, description="Stock flow: the holder accepts the order served in parts as stock arrives "
+                                   "(each part shipped and signed for on its own).")
 
 
 class OrderForwarded(Event):

@@ -35,7 +35,8 @@ def _milestones_from_json(text: str) -> Milestones:
         value = raw.get(f.name)
         if value is None:
             continue
-        if f.name in ("produced", "consigned", "put_away_needed", "put_away_free"):
+        if f.name in ("produced", "consigned", "put_away_needed", "put_away_free", "stock_needed", "stock_free",
+                      "stock_shipped", "stock_signed"):
             value = Decimal(value)
         elif f.name.endswith("_since"):
             value = datetime.fromisoformat(value)

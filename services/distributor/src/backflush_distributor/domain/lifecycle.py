@@ -20,6 +20,7 @@ from backflush_shared.errors import BackflushError
 class OrderState(StrEnum):
     FORWARDED = "forwarded"
     WAITING_FOR_COMPONENTS = "waiting-for-components"
+    WAITING_FOR_STOCK = "waiting-for-stock"  # a stock order: free finished-goods stock does not cover it yet
     QUALITY_CHECKED = "quality-checked"
     IN_PRODUCTION = "in-production"
     DIRECTED_TO_RACKS = "directed-to-racks"
@@ -133,6 +134,11 @@ class Milestones:
     rejected_reason: str | None = None
     cancelled_reason: str | None = None
     refused_completion: str | None = None  # the last completion the manufacturer refused, and why (order stays open)
+    stock_waiting_since: datetime | None = None  # stock flow: waiting for finished-goods stock since, and the figures
+    stock_needed: Decimal | None = None
+    stock_free: Decimal | None = None
+    stock_shipped: Decimal = Decimal(0)  # stock flow: units shipped and signed for so far (in parts if partial)
+    stock_signed: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,8 @@ def derive_status(order: Order) -> OrderStatus:
         return OrderStatus(OrderState.CANCELLED, None)
     if m.rejected_reason is not None:
         return OrderStatus(OrderState.REJECTED, None)
+    if order.flow == "stock":
+        return _stock_status(order)
     if m.closed or m.signed_by is not None:
         return OrderStatus(OrderState.CLOSED, None)
     if order.flow == "pre":
@@ -205,6 +213,27 @@ def _refused(m: Milestones, waiting_for: str) -> str:
     if m.refused_completion is None:
         return waiting_for
     return f"{waiting_for} (last completion refused: {m.refused_completion})"[:200]
+
+
+def _stock_status(order: Order) -> OrderStatus:
+    """A stock order closes once every unit of it is signed for (a partial delivery is signed for on its own)."""
+    m = order.milestones
+    if m.closed or m.stock_signed >= order.quantity:
+        return OrderStatus(OrderState.CLOSED, None)
+    delivered = (f" ({_quantity(m.stock_shipped)} of {_quantity(order.quantity)} shipped)"
+                 if 0 < m.stock_shipped < order.quantity else "")
+    if m.stock_shipped > m.stock_signed:
+        return OrderStatus(OrderState.SHIPPED, "signature" + delivered)
+    if m.stock_waiting_since is not None:
+        return OrderStatus(OrderState.WAITING_FOR_STOCK, _finished_stock(m) + delivered)
+    return OrderStatus(OrderState.FORWARDED, "finished-goods stock allocation")
+
+
+def _finished_stock(m: Milestones) -> str:
+    if m.stock_needed is None:
+        return "finished-goods stock"
+    free = f", {_quantity(m.stock_free)} free" if m.stock_free is not None else ""
+    return f"finished-goods stock: {_quantity(m.stock_needed)} units needed{free}"
 
 
 def _rack_space(m: Milestones) -> str:
@@ -291,6 +320,11 @@ def should_direct_to_racks(order: Order) -> bool:
 
 def should_close_on_allocation(order: Order) -> bool:
     return order.flow == "pre" and order.milestones.allocated and not order.status.state.finished
+
+
+def should_close_on_stock_signature(order: Order) -> bool:
+    """A stock order closes once every unit of it is signed for (a partial delivery is signed for on its own)."""
+    return order.flow == "stock" and order.milestones.stock_signed >= order.quantity
 
 
 def signature_applies(order: Order) -> bool:

@@ -1,0 +1,290 @@
+"""Finished-goods stock for sale (issue 17): runs' lots racked unallocated, stock orders served from them.
+
+A `FinishedGoodsStocked` is racked like any put-away (waiting for rack space if the racks are full), but its units
+belong to no order: they are stock for sale, owned by the manufacturer until a holder signs. A stock order
+(`OrderForwarded` with flow `stock`) takes units first in, first out by lot and ships them; when the free stock
+does not cover it, it waits, in arrival order, told with `FinishedStockAwaited`, and is served when stock arrives
+(a run racked, a waiting order cancelled). Every handler runs under the storage lock (`handlers.build_handlers`).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
+from backflush_shared.contracts import orders as o
+from backflush_shared.messaging.processor import HandlerContext
+
+from backflush_warehouse.adapters.tables import (
+    finished_stock,
+    ownership_transfers,
+    shipments,
+    stock_allocations,
+    stock_orders,
+    stock_units,
+    waiting_put_aways,
+)
+from backflush_warehouse.domain.stock import FreeUnit, WaitingStockOrder, serve_in_arrival_order
+from backflush_warehouse.domain.storage import LocationKind
+
+STOCK_FLOW = "stock"
+ZERO = Decimal(0)
+
+
+async def is_stock_order(session: AsyncSession, order_id: str) -> bool:
+    found = await session.execute(select(stock_orders.c.seq).where(stock_orders.c.order_id == order_id))
+    return found.scalar_one_or_none() is not None
+
+
+async def is_stocked_run(session: AsyncSession, order_id: str) -> bool:
+    found = await session.execute(select(finished_stock.c.run_id).where(finished_stock.c.run_id == order_id))
+    return found.scalar_one_or_none() is not None
+
+
+async def on_finished_goods_stocked(ctx: HandlerContext) -> None:
+    from backflush_warehouse import handlers  # the put-away is the one every flow uses
+
+    event = ctx.event
+    assert isinstance(event, inv.FinishedGoodsStocked)
+    if await is_stocked_run(ctx.session, event.run_id):
+        ctx.log.info("run already stocked", run_id=event.run_id)
+        return
+    await ctx.session.execute(insert(finished_stock).values(
+        run_id=event.run_id, item=event.item, lot=event.lot, quantity=event.quantity, owner=event.owner,
+        status="stocked", stocked_at=handlers._now()))
+    await handlers._put_away(ctx, order_id=event.run_id, item=event.item, lot=event.lot, quantity=event.quantity,
+                             kind=LocationKind.RACK, owner=event.owner)
+
+
+async def stock_racked(ctx: HandlerContext, run_id: str, item: str) -> None:
+    """A run's units were placed in the racks (at once or after waiting for space): waiting orders may go."""
+    ctx.log.info("finished-goods stock racked for sale", run_id=run_id, item=item)
+    await serve_waiting(ctx, item)
+
+
+async def on_stock_order(ctx: HandlerContext) -> None:
+    event = ctx.event
+    assert isinstance(event, o.OrderForwarded)
+    if event.flow.value != STOCK_FLOW:
+        return
+    if await is_stock_order(ctx.session, event.order_id):
+        ctx.log.info("stock order already known")
+        return
+    from backflush_warehouse import handlers
+
+    await ctx.session.execute(insert(stock_orders).values(
+        order_id=event.order_id, item=event.item, quantity=event.quantity,
+        order_holder=event.processing.order_holder, ship_to=event.processing.ship_to,
+        partial=event.processing.partial_deliveries, shipped=ZERO, status="waiting", since=handlers._now()))
+    await serve_waiting(ctx, event.item)
+
+
+async def _free_units(session: AsyncSession, item: str) -> list[FreeUnit]:
+    """Racked units of the item's stocked runs, first in, first out: the run stocked first, then placement."""
+    rows = (await session.execute(
+        select(stock_units.c.id, stock_units.c.order_id, stock_units.c.lot, stock_units.c.location,
+               stock_units.c.quantity)
+        .join(finished_stock, finished_stock.c.run_id == stock_units.c.order_id)
+        .where(finished_stock.c.item == item, finished_stock.c.status == "stocked",
+               stock_units.c.status == "stored", stock_units.c.kind == LocationKind.RACK.value)
+        .order_by(finished_stock.c.stocked_at, finished_stock.c.run_id, stock_units.c.id)
+    )).all()
+    return [FreeUnit(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+async def serve_waiting(ctx: HandlerContext, item: str) -> None:
+    """Serve the item's waiting stock orders in arrival order from its free units; tell the rest why they wait."""
+    from backflush_warehouse import handlers
+
+    waiting = (await ctx.session.execute(
+        select(stock_orders).where(stock_orders.c.item == item, stock_orders.c.status == "waiting")
+        .order_by(stock_orders.c.seq)
+    )).mappings().all()
+    if not waiting:
+        return
+    by_id = {row["order_id"]: row for row in waiting}
+    serving = serve_in_arrival_order(
+        [WaitingStockOrder(r["order_id"], r["quantity"] - r["shipped"], r["partial"]) for r in waiting],
+        await _free_units(ctx.session, item))
+    at = handlers._now()
+    for served in serving.served:
+        row = by_id[served.order_id]
+        emptied = []
+        for take in served.takes:
+            unit = take.unit
+            if take.quantity == unit.quantity:
+                emptied.append(unit.unit_id)
+            # the taken part becomes the order's own row (split off the run's), so that shipping and signing work
+            # on the order's units as in every flow; the run keeps what is left
+            await ctx.session.execute(update(stock_units).where(stock_units.c.id == unit.unit_id)
+                                      .values(quantity=unit.quantity - take.quantity, updated_at=at))
+            await ctx.session.execute(insert(stock_units).values(
+                order_id=served.order_id, item=item, lot=unit.lot, location=unit.location,
+                kind=LocationKind.RACK.value, quantity=take.quantity, owner="manufacturer", status="stored",
+                placed_at=at, updated_at=at))
+            await ctx.session.execute(insert(stock_allocations).values(
+                order_id=served.order_id, run_id=unit.run_id, item=item, lot=unit.lot, location=unit.location,
+                quantity=take.quantity, at=at))
+        if emptied:  # a row emptied by the split holds nothing: gone, so the racks never list zero-unit rows
+            await ctx.session.execute(delete(stock_units).where(stock_units.c.id.in_(emptied)))
+        shipped = row["shipped"] + served.quantity
+        await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == served.order_id).values(
+            shipped=shipped, status="shipped" if shipped >= row["quantity"] else "waiting"))
+        await _ship_part(ctx, row, served.quantity)
+        ctx.log.info("stock order served from finished-goods stock", order_id=served.order_id,
+                     quantity=str(served.quantity), of=str(row["quantity"]),
+                     lots=sorted({t.unit.lot for t in served.takes}))
+    for still in serving.waiting:
+        row = by_id[still.order_id]
+        told = f"{still.needed}/{still.free}"
+        if row["told"] == told:
+            continue  # told already with these figures
+        await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == still.order_id)
+                                  .values(told=told))
+        await ctx.emit(c.FinishedStockAwaited(order_id=still.order_id, item=item, needed=still.needed,
+                                              free=still.free), correlation_id=still.order_id)
+
+
+async def _ship_part(ctx: HandlerContext, order: Any, quantity: Decimal) -> None:
+    """Pick the order's stored units and ship them: the whole order, or one part of an order that allows partial
+    deliveries. The order's shipment adds up its parts; a part shipped after a signature waits for its own."""
+    from backflush_warehouse import handlers
+
+    order_id = order["order_id"]
+    units = (await ctx.session.execute(
+        select(stock_units).where(stock_units.c.order_id == order_id, stock_units.c.status == "stored")
+        .order_by(stock_units.c.id))).mappings().all()
+    at = handlers._now()
+    # a split moved no unit: the location's used space changes only now, as the units are picked
+    await ctx.session.execute(update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units]))
+                              .values(status="shipped", updated_at=at))
+    await handlers._occupy(ctx.session, handlers._by_location(units, -1))
+    lots = sorted({u["lot"] for u in units})
+    shipment = (await ctx.session.execute(select(shipments).where(shipments.c.order_id == order_id))) \
+        .mappings().one_or_none()
+    if shipment is None:
+        await ctx.session.execute(insert(shipments).values(
+            order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
+            order_holder=order["order_holder"], lots=json.dumps(lots), shipped_at=at))
+    else:
+        await ctx.session.execute(update(shipments).where(shipments.c.order_id == order_id).values(
+            quantity=shipment["quantity"] + quantity, lots=json.dumps(sorted(set(json.loads(shipment["lots"]))
+                                                                             | set(lots))),
+            shipped_at=at, signed_by=None, signed_at=None))
+    await ctx.emit(c.GoodsShipped(order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
+                                  lots=lots), correlation_id=order_id)
+    await handlers._retry_waiting_put_aways(ctx)
+
+
+async def sign(ctx: HandlerContext, event: c.DeliverySigned) -> None:
+    """The holder signed for what was shipped to a stock order: ownership of those units moves; the order closes
+    once every unit of it is signed for (a partial delivery is signed for on its own)."""
+    from backflush_warehouse import handlers
+
+    order = (await ctx.session.execute(select(stock_orders).where(stock_orders.c.order_id == event.order_id))) \
+        .mappings().one()
+    units = (await ctx.session.execute(select(stock_units).where(
+        stock_units.c.order_id == event.order_id, stock_units.c.status == "shipped"))).mappings().all()
+    if not units:
+        ctx.log.info("nothing shipped waits for a signature", order_id=event.order_id)
+        return
+    at = handlers._now()
+    for unit in units:
+        await ctx.session.execute(insert(ownership_transfers).values(
+            order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
+            from_owner=unit["owner"], to_owner=order["order_holder"], at=at))
+    await ctx.session.execute(update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units]))
+                              .values(status="delivered", owner=order["order_holder"], updated_at=at))
+    await ctx.session.execute(update(shipments).where(shipments.c.order_id == event.order_id)
+                              .values(signed_by=event.signed_by, signed_at=event.signed_at))
+    quantity = sum((u["quantity"] for u in units), ZERO)
+    await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=order["item"], quantity=quantity,
+                                    signed_by=event.signed_by, signed_at=event.signed_at,
+                                    previous_owner=units[0]["owner"], new_owner=order["order_holder"],
+                                    from_stock=True), correlation_id=event.order_id)
+    delivered = sum((q for q in (await ctx.session.execute(select(stock_units.c.quantity).where(
+        stock_units.c.order_id == event.order_id, stock_units.c.status == "delivered"))).scalars()), ZERO)
+    # closing the order is the distributor's word, once GoodsSignedFor covers all of it
+    ctx.log.info("stock delivery signed for; ownership moved", quantity=str(quantity),
+                 delivered=str(delivered), of=str(order["quantity"]))
+
+
+async def stock_order_cancelled(ctx: HandlerContext, order_id: str) -> None:
+    """A waiting stock order cancelled: it holds nothing; the orders behind it may go now."""
+    row = (await ctx.session.execute(select(stock_orders).where(stock_orders.c.order_id == order_id))).mappings() \
+        .one_or_none()
+    if row is None or row["status"] != "waiting" or row["shipped"] > 0:
+        return  # a partly delivered order is refused a cancel before this (its goods shipped)
+    await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == order_id)
+                              .values(status="cancelled"))
+    await serve_waiting(ctx, row["item"])
+
+
+async def on_withdrawal_requested(ctx: HandlerContext) -> None:
+    """The manufacturer reverses a run: its lot leaves stock for sale if it is still whole and unallocated."""
+    from backflush_warehouse import handlers
+
+    event = ctx.event
+    assert isinstance(event, inv.FinishedStockWithdrawalRequested)
+    stock = (await ctx.session.execute(select(finished_stock).where(finished_stock.c.run_id == event.run_id))) \
+        .mappings().one_or_none()
+    if stock is None:
+        await ctx.emit(c.FinishedStockWithdrawalRefused(run_id=event.run_id, reason="its lot was never stocked here"),
+                       correlation_id=event.run_id)
+        return
+    if stock["status"] == "withdrawn":
+        await ctx.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
+                                                quantity=stock["quantity"]), correlation_id=event.run_id)
+        return
+    allocated = (await ctx.session.execute(
+        select(stock_allocations.c.quantity).where(stock_allocations.c.run_id == event.run_id))).scalars().all()
+    taken = sum(allocated, ZERO)
+    if taken:
+        orders = sorted(set((await ctx.session.execute(
+            select(stock_allocations.c.order_id).where(stock_allocations.c.run_id == event.run_id))).scalars()))
+        await ctx.emit(c.FinishedStockWithdrawalRefused(
+            run_id=event.run_id, reason=f"{taken} of its {stock['quantity']} units of lot {stock['lot']} were "
+                                        f"allocated and shipped to {', '.join(orders)}"), correlation_id=event.run_id)
+        return
+    at = handlers._now()
+    await ctx.session.execute(delete(waiting_put_aways).where(waiting_put_aways.c.order_id == event.run_id))
+    units = (await ctx.session.execute(select(stock_units).where(stock_units.c.order_id == event.run_id,
+                                                                 stock_units.c.status == "stored"))).mappings().all()
+    if units:
+        await ctx.session.execute(update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units]))
+                                  .values(status="released", updated_at=at))
+        await handlers._occupy(ctx.session, handlers._by_location(units, -1))
+    await ctx.session.execute(update(finished_stock).where(finished_stock.c.run_id == event.run_id)
+                              .values(status="withdrawn"))
+    await ctx.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
+                                            quantity=stock["quantity"]), correlation_id=event.run_id)
+    ctx.log.info("run's lot withdrawn from stock for sale", run_id=event.run_id)
+    if units:
+        await handlers._retry_waiting_put_aways(ctx)
+
+
+async def free_stock(session: AsyncSession) -> dict[str, Decimal]:
+    """Free finished-goods units per item (for the CLI)."""
+    rows = (await session.execute(
+        select(finished_stock.c.item, func.count()).group_by(finished_stock.c.item))).all()
+    return {item: sum((u.quantity for u in await _free_units(session, item)), ZERO) for item, _n in rows}
+
+
+async def for_sale(session: AsyncSession) -> tuple[list[tuple[str, str, str, Decimal, Decimal, str]],
+                                                   list[tuple[str, str, Decimal, str, str]]]:
+    """Lots stocked for sale (run, item, lot, stocked, still free, status) in FIFO order, and the stock orders
+    (order, item, quantity, status, since) in arrival order."""
+    lots = []
+    for row in (await session.execute(select(finished_stock).order_by(finished_stock.c.stocked_at,
+                                                                      finished_stock.c.run_id))).mappings():
+        free = sum((u.quantity for u in await _free_units(session, row["item"]) if u.run_id == row["run_id"]), ZERO)
+        lots.append((row["run_id"], row["item"], row["lot"], row["quantity"], free, row["status"]))
+    orders = [(r["order_id"], r["item"], r["quantity"], r["status"], str(r["since"])[:19]) for r in (
+        await session.execute(select(stock_orders).order_by(stock_orders.c.seq))).mappings()]
+    return lots, orders

@@ -1,0 +1,150 @@
+"""Selling from finished-goods stock at the warehouse (issue 17): runs' lots racked unallocated, stock orders served
+first in, first out by lot, in arrival order, waiting with the figures when stock is short; runs withdrawn for a
+reversal only while whole and unallocated. Racks: DC-A1, DC-A2, DC-B1, 40 units each.
+
+Worked by hand: run R-1 racks 30 units of lot L-1 (DC-A1), run R-2 25 of lot L-2 (10 in DC-A1, 15 in DC-A2).
+SO-1 for 35 takes L-1's 30 and 5 of L-2 (first in, first out); SO-2 for 25 then finds 20 free and waits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import make_url
+from support.manufacturer_feed import apply, emitted, rows
+
+from backflush_shared.audit import audit_service
+from backflush_shared.contracts.common import Flow, OrderProcessingInfo
+from backflush_shared.contracts.completions import DeliverySigned
+from backflush_shared.contracts.inventory_details import FinishedGoodsStocked, FinishedStockWithdrawalRequested
+from backflush_shared.contracts.orders import OrderCancelled, OrderForwarded
+from backflush_shared.persistence.migrations import upgrade_to_head_async
+from backflush_shared.service import ServiceRuntime
+from backflush_warehouse.app import SERVICE
+from backflush_warehouse.layout import apply_layout
+from backflush_warehouse.settings import WarehouseSettings
+
+from integration.manufacturer.conftest import _admin  # noqa: PLC2701 - one way to make a database on the server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def warehouse(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServiceRuntime]:
+    name = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('warehouse') / 'warehouse.db'}"
+    else:
+        server_url = request.getfixturevalue("postgres_server")
+        name = f"warehouse_{uuid.uuid4().hex[:12]}"
+        await _admin(server_url, f'CREATE DATABASE "{name}"')
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    await upgrade_to_head_async(url, SERVICE.migrations)
+    runtime = ServiceRuntime.create(SERVICE, WarehouseSettings(service="warehouse", database_url=url))
+    await apply_layout(runtime)
+    try:
+        yield runtime
+    finally:
+        await runtime.database.close()
+        if name is not None:
+            await _admin(request.getfixturevalue("postgres_server"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stocked(run_id: str, lot: str, quantity: int) -> FinishedGoodsStocked:
+    return FinishedGoodsStocked(run_id=run_id, item="SEAT-ASSY", lot=lot, quantity=Decimal(quantity))
+
+
+def stock_order(order_id: str, quantity: int) -> OrderForwarded:
+    return OrderForwarded(order_id=order_id, flow=Flow.STOCK, item="SEAT-ASSY", quantity=Decimal(quantity),
+                          processing=OrderProcessingInfo(order_holder="ACME", ship_to="ACME dock 1",
+                                                         due_date=date(2026, 12, 24)))
+
+
+async def outbox(runtime: ServiceRuntime, event_type: str) -> list[str]:
+    return [r[0] for r in await rows(runtime.settings.database_url,
+                                     f"SELECT correlation_id FROM outbox WHERE event_type = '{event_type}' "
+                                     "ORDER BY id")]
+
+
+async def clean(runtime: ServiceRuntime) -> None:
+    findings = await audit_service("warehouse", runtime.settings.database_url)
+    assert all(f.ok for f in findings), [f for f in findings if not f.ok]
+
+
+async def test_stock_orders_are_served_first_in_first_out_by_lot_and_wait_with_the_figures(
+        warehouse: ServiceRuntime) -> None:
+    url = warehouse.settings.database_url
+    await apply(warehouse, [stocked("R-1", "L-1", 30), stocked("R-2", "L-2", 25)])
+    assert await outbox(warehouse, "backflush.inventory.racked") == []  # stock for sale: no order to confirm to
+    await apply(warehouse, [stock_order("SO-1", 35), stock_order("SO-2", 25)])
+    assert await rows(url, "SELECT order_id, run_id, lot, quantity FROM stock_allocations ORDER BY id") == [
+        ("SO-1", "R-1", "L-1", "30"), ("SO-1", "R-2", "L-2", "5")]
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == ["SO-1"]
+    [awaited] = await emitted(url, "backflush.completion.finished-stock-awaited")
+    assert (awaited["order_id"], awaited["needed"], awaited["free"]) == ("SO-2", "25", "20")
+    await clean(warehouse)
+
+
+async def test_a_waiting_stock_order_is_served_when_a_run_is_racked_and_signed_for(warehouse: ServiceRuntime) -> None:
+    url = warehouse.settings.database_url
+    await apply(warehouse, [stock_order("SO-1", 10)])
+    assert await outbox(warehouse, "backflush.completion.finished-stock-awaited") == ["SO-1"]
+    await apply(warehouse, [stocked("R-1", "L-1", 12)])
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == ["SO-1"]
+    await apply(warehouse, [DeliverySigned(order_id="SO-1", signed_by="J. Doe", signed_at="2026-12-07T10:00:00Z")])
+    [signed] = await emitted(url, "backflush.completion.goods-signed-for")
+    assert signed["from_stock"] is True and signed["new_owner"] == "ACME"
+    # closing it is the distributor's word on this signature (`completions.distributor` is not ours to write)
+    assert await outbox(warehouse, "backflush.completion.order-closed") == []
+    assert await rows(url, "SELECT order_id, quantity, status FROM stock_units ORDER BY id") == [
+        ("R-1", "2", "stored"), ("SO-1", "10", "delivered")]
+    await clean(warehouse)
+
+
+async def test_stock_orders_wait_in_arrival_order_and_a_cancelled_one_lets_the_next_go(
+        warehouse: ServiceRuntime) -> None:
+    await apply(warehouse, [stock_order("SO-1", 30), stock_order("SO-2", 5)])
+    await apply(warehouse, [stocked("R-1", "L-1", 10)])
+    # SO-2 would fit, but SO-1 came first: nothing jumps the line
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == []
+    await apply(warehouse, [OrderCancelled(order_id="SO-1", reason="changed mind", stage="waiting-for-stock")])
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == ["SO-2"]
+    await clean(warehouse)
+
+
+async def test_a_run_is_withdrawn_only_while_its_lot_is_whole_and_unallocated(warehouse: ServiceRuntime) -> None:
+    url = warehouse.settings.database_url
+    await apply(warehouse, [stocked("R-1", "L-1", 10), stocked("R-2", "L-2", 10), stock_order("SO-1", 4)])
+    await apply(warehouse, [FinishedStockWithdrawalRequested(run_id="R-1", item="SEAT-ASSY", lot="L-1",
+                                                             quantity=Decimal(10)),
+                            FinishedStockWithdrawalRequested(run_id="R-2", item="SEAT-ASSY", lot="L-2",
+                                                             quantity=Decimal(10))])
+    assert await outbox(warehouse, "backflush.completion.finished-stock-withdrawal-refused") == ["R-1"]
+    assert await outbox(warehouse, "backflush.completion.finished-stock-withdrawn") == ["R-2"]
+    [refusal] = await emitted(url, "backflush.completion.finished-stock-withdrawal-refused")
+    assert "4 of its 10 units of lot L-1 were allocated and shipped to SO-1" in str(refusal["reason"])
+    assert await rows(url, "SELECT used FROM locations WHERE code = 'DC-A1'") == [("6",)]
+    await clean(warehouse)
+
+
+async def test_an_order_allowing_partial_deliveries_ships_what_is_free_and_each_part_is_signed_for_on_its_own(
+        warehouse: ServiceRuntime) -> None:
+    url = warehouse.settings.database_url
+    order = stock_order("SO-P", 5)
+    partial = order.model_copy(update={"processing": order.processing.model_copy(update={"partial_deliveries": True})})
+    await apply(warehouse, [stocked("R-1", "L-1", 2), partial])
+    [first] = await emitted(url, "backflush.completion.goods-shipped")
+    [awaited] = await emitted(url, "backflush.completion.finished-stock-awaited")
+    assert (first["quantity"], awaited["needed"], awaited["free"]) == ("2", "3", "0")
+    await apply(warehouse, [DeliverySigned(order_id="SO-P", signed_by="J. Doe", signed_at="2026-12-07T10:00:00Z")])
+    assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == ["2"]
+    await clean(warehouse)
+    await apply(warehouse, [stocked("R-2", "L-2", 4)])
+    assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-shipped")] == ["2", "3"]
+    await clean(warehouse)  # a part delivered, a part shipped
+    await apply(warehouse, [DeliverySigned(order_id="SO-P", signed_by="J. Doe", signed_at="2026-12-08T10:00:00Z")])
+    assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == ["2", "3"]
+    assert await rows(url, "SELECT quantity, lots, signed_by FROM shipments") == [("5", '["L-1", "L-2"]', "J. Doe")]
+    await clean(warehouse)
