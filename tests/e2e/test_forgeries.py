@@ -137,7 +137,7 @@ async def test_each_forgery_from_a_principal_not_allowed_to_send_it_is_refused_a
     await flows.sign(ORDER, by="J. Doe")
     closed = await flows.wait_state(ORDER, "closed")
     assert closed["waiting_for"] is None
-    assert (await flows.history(ORDER)).count(c.OrderClosed.event_type) == 1
+    assert (await flows.wait_history(ORDER, c.OrderClosed.event_type)).count(c.OrderClosed.event_type) == 1
 
 
 async def test_an_event_type_its_topic_does_not_carry_is_dead_lettered_as_wrong_topic(

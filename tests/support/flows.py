@@ -137,6 +137,15 @@ class Flows:
             return [r[0] for r in rows]
         return await read_db(self.stack.database_url("distributor"), load)
 
+    async def wait_history(self, order_id: str, event_type: str, *, timeout: float = 45.0) -> list[str]:
+        """The order's history once it holds `event_type`: an event the distributor emits itself (OrderClosed)
+        enters its history when it comes back from the broker, a moment after the order's state changed."""
+        async def check() -> list[str] | None:
+            found = await self.history(order_id)
+            return found if event_type in found else None
+        return await eventually(check, timeout=timeout, what=f"{order_id} history with {event_type}",
+                                stack=self.stack)
+
     async def transitions(self, order_id: str) -> list[tuple[str, str | None]]:
         async def load(session: Any) -> list[tuple[str, str | None]]:
             rows = await session.execute(
