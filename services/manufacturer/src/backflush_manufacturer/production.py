@@ -234,7 +234,10 @@ class Production:
 
     async def _after_release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
         if order.flow in REPORTED:
-            await self._settle(ctx, order, "released")
+            # a reprocessing pass runs its continuations in turn: a stock order's completion posted before this
+            # release may have posted and produced this order's completions in its nested pass, whose status stands
+            if order.completed == 0:
+                await self._settle(ctx, order, "released")
             return
         # pre-product: produced in full right after release; its post lines flush at that completion (the order
         # counts it as completed once it is produced, not before)
