@@ -242,10 +242,10 @@ class LedgerCache:
             return
         ledger, _high_water = await self._working(session)
         await append(session, movements)
-        new_high_water = (await session.execute(_LEDGER_HIGH_WATER)).scalar_one()
-        _caches(session)[self._KEY] = (ledger.appended(movements), int(new_high_water))
+        # the high water mark matters only once the transaction commits: read then, once per transaction
+        _caches(session)[self._KEY] = (ledger.appended(movements), None)
 
-    async def _working(self, session: AsyncSession) -> tuple[StockLedger, int]:
+    async def _working(self, session: AsyncSession) -> tuple[StockLedger, int | None]:
         caches = _caches(session)
         working = caches.get(self._KEY)
         if working is None:
@@ -254,12 +254,22 @@ class LedgerCache:
             working = caches[self._KEY] = (self._ledger.appended(_movement(r) for r in rows), high_water)
             if not session.info.get("ledger_cache_hooked"):
                 session.info["ledger_cache_hooked"] = True
+                event.listen(session.sync_session, "before_commit", self._read_high_water)
                 event.listen(session.sync_session, "after_commit", self._adopt)
         return working
 
+    def _read_high_water(self, sync_session: Any) -> None:
+        if sync_session.in_nested_transaction():
+            return  # releasing a savepoint: the transaction goes on
+        caches = sync_session.info.get(TRANSACTION_CACHES, {})
+        working = caches.get(self._KEY)
+        if working is not None and working[1] is None:
+            caches[self._KEY] = (working[0], int(sync_session.execute(_LEDGER_HIGH_WATER).scalar_one()))
+
     def _adopt(self, sync_session: Any) -> None:
         working = sync_session.info.get(TRANSACTION_CACHES, {}).get(self._KEY)
-        if working is not None:
+        if working is not None and working[1] is not None:
+            # (without a high water mark the cache stays as it was: the next transaction catches up from the table)
             self._ledger, self._high_water = working
 
 
