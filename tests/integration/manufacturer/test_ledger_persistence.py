@@ -401,3 +401,30 @@ async def test_the_master_data_cache_reloads_after_a_change(database: Database) 
     assert changed.catalogue.item("OIL").description == "engine oil"
     assert changed.overrides == {"OIL": NegativeStockPolicy.ALLOW}
     assert seen_elsewhere.catalogue == changed.catalogue, "a second instance never serves the stale BOM"
+
+
+async def test_the_ledger_cache_keeps_what_commits_and_forgets_what_rolls_back(database: Database) -> None:
+    """The in-memory ledger (SQLite's one writer) equals the table after commits of several appends each, after a
+    rollback, and after a movement another path wrote: it catches up from its high water mark, never twice."""
+    if not database.url.startswith("sqlite"):
+        pytest.skip("the cache serves SQLite's one writer; PostgreSQL reads the table")
+    cache = repo.LedgerCache(enabled=True)
+
+    def receipt(lot: str, quantity: str) -> LedgerMovement:
+        return LedgerMovement("FOAM-PU", "MAIN", lot, D(quantity), MovementReason.RECEIPT, f"r-{lot}")
+
+    async with database.transaction() as session:
+        await cache.load(session)
+        await cache.append(session, [receipt("L1", "1.5")])
+        await cache.append(session, [receipt("L2", "2"), receipt("L3", "3")])
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as session:
+            await cache.append(session, [receipt("GONE", "100")])
+            raise RuntimeError("rolled back")
+    await append(database, [receipt("ELSEWHERE", "0.25")])  # committed without the cache
+    async with database.transaction() as session:
+        await cache.append(session, [receipt("L4", "4")])
+    async with database.transaction() as session:
+        cached = await cache.load(session)
+    assert lots_of(cached) == lots_of(await load(database))
+    assert cached.on_hand("FOAM-PU", "MAIN") == D("10.75")

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.messaging.processor import TRANSACTION_CACHES
-from backflush_shared.persistence.locks import ConcurrentUpdateError, lock_for_transaction
+from backflush_shared.persistence.locks import ConcurrentUpdateError, is_postgres, lock_for_transaction
 
 from backflush_manufacturer.adapters.tables import (
     bom_lines,
@@ -44,6 +44,42 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# The statements every event runs, built once: a statement built per call costs SQLAlchemy more (coercing each
+# value, computing its cache key) than SQLite takes to run it; a prebuilt one keeps its cache key. Parameters in
+# WHERE clauses are named `b_...`: a bare column name in an UPDATE's parameters is a column it SETs.
+_VERSION = select(master_data_version.c.version).where(master_data_version.c.id == 1)
+_LEDGER_SINCE = (select(ledger_movements).where(ledger_movements.c.id > bindparam("b_high_water"))
+                 .order_by(ledger_movements.c.id))
+_LEDGER_OF_ITEMS = (select(ledger_movements).where(ledger_movements.c.item.in_(bindparam("b_items", expanding=True)))
+                    .order_by(ledger_movements.c.id))
+_LEDGER_HIGH_WATER = select(func.max(ledger_movements.c.id))
+_APPEND_MOVEMENTS = insert(ledger_movements)
+_ITEMS_OF_ORDER = (select(ledger_movements.c.item).where(ledger_movements.c.production_order == bindparam("b_order_id"))
+                   .distinct())
+_LOAD_ORDER = select(production_orders).where(production_orders.c.order_id == bindparam("b_order_id"))
+_ADD_ORDER = insert(production_orders)
+_SAVE_ORDER = update(production_orders).where(production_orders.c.order_id == bindparam("b_order_id"))
+_ADD_FINISHED_LOT = insert(finished_lots)
+_FINISHED_LOTS_OF = (select(finished_lots.c.lot, finished_lots.c.item, finished_lots.c.quantity)
+                     .where(finished_lots.c.order_id == bindparam("b_order_id"), finished_lots.c.cancelled_at.is_(None))
+                     .order_by(finished_lots.c.produced_at, finished_lots.c.lot))
+_FINISHED_LOT_EXISTS = select(finished_lots.c.lot).where(finished_lots.c.lot == bindparam("b_lot"))
+_SHIPPED_LOTS = select(finished_lots.c.lot).where(finished_lots.c.order_id == bindparam("b_order_id"),
+                                                  finished_lots.c.shipped_at.is_not(None))
+_MARK_LOTS_SHIPPED = update(finished_lots).where(finished_lots.c.order_id == bindparam("b_order_id"),
+                                                 finished_lots.c.lot.in_(bindparam("b_lots", expanding=True)),
+                                                 finished_lots.c.shipped_at.is_(None))
+_CANCEL_FINISHED_LOT = update(finished_lots).where(finished_lots.c.lot == bindparam("b_lot"))
+_PARK = insert(parked_flushes)
+_WAITING_PARKED = (select(parked_flushes).where(parked_flushes.c.status == "waiting")
+                   .order_by(parked_flushes.c.id))
+_WAITING_PARKED_OF_ORDER = _WAITING_PARKED.where(parked_flushes.c.order_id == bindparam("b_order_id"))
+_ALL_PARKED = select(parked_flushes).order_by(parked_flushes.c.id)
+_UPDATE_PARKED = update(parked_flushes).where(parked_flushes.c.flush_id == bindparam("b_flush_id"))
+_RESOLVE_PARKED = update(parked_flushes).where(parked_flushes.c.flush_id == bindparam("b_flush_id"),
+                                               parked_flushes.c.status == "waiting")
+
+
 @dataclass(frozen=True)
 class MasterData:
     version: int
@@ -60,7 +96,7 @@ class MasterDataCache:
         self._cached: MasterData | None = None
 
     async def get(self, session: AsyncSession) -> MasterData:
-        version = await current_version(session)
+        version = await transaction_version(session)
         if self._cached is None or self._cached.version != version:
             self._cached = await load_master_data(session, version)
         return self._cached
@@ -70,13 +106,32 @@ class MasterDataCache:
 
 
 async def current_version(session: AsyncSession) -> int:
-    found = (await session.execute(select(master_data_version.c.version).where(master_data_version.c.id == 1))).scalar()
+    found = (await session.execute(_VERSION)).scalar()
     return int(found or 0)
+
+
+_VERSION_KEY = "master_data_version"
+
+
+async def transaction_version(session: AsyncSession) -> int:
+    """The master-data version, read once per transaction on SQLite (several times per event otherwise).
+
+    A SQLite write transaction holds the file's write lock from its first statement (`BEGIN IMMEDIATE`), so only
+    this transaction can bump the version until it ends, and `bump_version` forgets what it read. On PostgreSQL
+    another instance may commit a change meanwhile: there every call reads the row, as before."""
+    if is_postgres(session):
+        return await current_version(session)
+    caches = _caches(session)
+    version = caches.get(_VERSION_KEY)
+    if version is None:
+        version = caches[_VERSION_KEY] = await current_version(session)
+    return int(version)
 
 
 async def bump_version(session: AsyncSession) -> None:
     # a random token, not a counter: a version seen in a transaction that rolled back is never reused
     token = secrets.randbelow(2**62) + 1
+    _caches(session).pop(_VERSION_KEY, None)
     if await current_version(session) == 0:
         await session.execute(insert(master_data_version).values(id=1, version=token))
     else:
@@ -145,13 +200,13 @@ def _movement(row: Any) -> LedgerMovement:
 
 async def load_ledger(session: AsyncSession, item_codes: Iterable[str] | None = None) -> StockLedger:
     """The ledger of some items (all when None), movements in append order so that FIFO holds."""
-    query = select(ledger_movements).order_by(ledger_movements.c.id)
-    if item_codes is not None:
+    if item_codes is None:
+        rows = (await session.execute(select(ledger_movements).order_by(ledger_movements.c.id))).mappings().all()
+    else:
         codes = sorted(set(item_codes))
         if not codes:
             return StockLedger()
-        query = query.where(ledger_movements.c.item.in_(codes))
-    rows = (await session.execute(query)).mappings().all()
+        rows = (await session.execute(_LEDGER_OF_ITEMS, {"b_items": codes})).mappings().all()
     return StockLedger.from_movements(_movement(r) for r in rows)
 
 
@@ -187,28 +242,34 @@ class LedgerCache:
             return
         ledger, _high_water = await self._working(session)
         await append(session, movements)
-        new_high_water = (await session.execute(select(func.max(ledger_movements.c.id)))).scalar_one()
-        _caches(session)[self._KEY] = (ledger.appended(movements), int(new_high_water))
+        # the high water mark matters only once the transaction commits: read then, once per transaction
+        _caches(session)[self._KEY] = (ledger.appended(movements), None)
 
-    async def _working(self, session: AsyncSession) -> tuple[StockLedger, int]:
+    async def _working(self, session: AsyncSession) -> tuple[StockLedger, int | None]:
         caches = _caches(session)
         working = caches.get(self._KEY)
         if working is None:
-            rows = (
-                await session.execute(
-                    select(ledger_movements).where(ledger_movements.c.id > self._high_water).order_by(ledger_movements.c.id)
-                )
-            ).mappings().all()
+            rows = (await session.execute(_LEDGER_SINCE, {"b_high_water": self._high_water})).mappings().all()
             high_water = rows[-1]["id"] if rows else self._high_water
             working = caches[self._KEY] = (self._ledger.appended(_movement(r) for r in rows), high_water)
             if not session.info.get("ledger_cache_hooked"):
                 session.info["ledger_cache_hooked"] = True
+                event.listen(session.sync_session, "before_commit", self._read_high_water)
                 event.listen(session.sync_session, "after_commit", self._adopt)
         return working
 
+    def _read_high_water(self, sync_session: Any) -> None:
+        if sync_session.in_nested_transaction():
+            return  # releasing a savepoint: the transaction goes on
+        caches = sync_session.info.get(TRANSACTION_CACHES, {})
+        working = caches.get(self._KEY)
+        if working is not None and working[1] is None:
+            caches[self._KEY] = (working[0], int(sync_session.execute(_LEDGER_HIGH_WATER).scalar_one()))
+
     def _adopt(self, sync_session: Any) -> None:
         working = sync_session.info.get(TRANSACTION_CACHES, {}).get(self._KEY)
-        if working is not None:
+        if working is not None and working[1] is not None:
+            # (without a high water mark the cache stays as it was: the next transaction catches up from the table)
             self._ledger, self._high_water = working
 
 
@@ -229,9 +290,7 @@ async def lock_stock(session: AsyncSession) -> None:
 
 
 async def items_of_order(session: AsyncSession, order_id: str) -> set[str]:
-    rows = await session.execute(
-        select(ledger_movements.c.item).where(ledger_movements.c.production_order == order_id).distinct()
-    )
+    rows = await session.execute(_ITEMS_OF_ORDER, {"b_order_id": order_id})
     return {r[0] for r in rows}
 
 
@@ -240,7 +299,7 @@ async def append(session: AsyncSession, movements: Sequence[LedgerMovement]) -> 
         return
     at = now()
     await session.execute(
-        insert(ledger_movements),
+        _APPEND_MOVEMENTS,
         [
             {"item": m.item, "location": m.location, "lot": m.lot, "quantity": m.quantity, "reason": m.reason.value,
              "event_id": m.event_id, "production_order": m.production_order, "flush_id": m.flush_id,
@@ -273,7 +332,7 @@ class ProductionOrder:
 
 async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | None:
     await lock_stock(session)  # first, so that the order and the stock are always locked in the same order
-    row = (await session.execute(select(production_orders).where(production_orders.c.order_id == order_id))).mappings().one_or_none()
+    row = (await session.execute(_LOAD_ORDER, {"b_order_id": order_id})).mappings().one_or_none()
     if row is None:
         return None
     return ProductionOrder(row["order_id"], row["item"], row["quantity"], row["flow"], row["status"],
@@ -283,23 +342,20 @@ async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | 
 
 async def add_order(session: AsyncSession, order: ProductionOrder) -> None:
     at = now()
-    await session.execute(
-        insert(production_orders).values(order_id=order.order_id, item=order.item, quantity=order.quantity,
-                                         flow=order.flow, status=order.status,
-                                         processing=json.dumps(order.processing, default=str),
-                                         completed=order.completed,
-                                         certificate=json.dumps(order.certificate) if order.certificate else None,
-                                         reason=order.reason, created_at=at, updated_at=at)
-    )
+    await session.execute(_ADD_ORDER, dict(
+        order_id=order.order_id, item=order.item, quantity=order.quantity, flow=order.flow, status=order.status,
+        processing=json.dumps(order.processing, default=str), completed=order.completed,
+        certificate=json.dumps(order.certificate) if order.certificate else None, reason=order.reason,
+        created_at=at, updated_at=at,
+    ))
 
 
 async def save_order(session: AsyncSession, order: ProductionOrder) -> None:
-    await session.execute(
-        update(production_orders).where(production_orders.c.order_id == order.order_id).values(
-            status=order.status, completed=order.completed,
-            certificate=json.dumps(order.certificate) if order.certificate else None,
-            reason=order.reason, updated_at=now())
-    )
+    await session.execute(_SAVE_ORDER, dict(
+        b_order_id=order.order_id, status=order.status, completed=order.completed,
+        certificate=json.dumps(order.certificate) if order.certificate else None, reason=order.reason,
+        updated_at=now(),
+    ))
 
 
 async def list_orders(session: AsyncSession) -> list[ProductionOrder]:
@@ -308,39 +364,33 @@ async def list_orders(session: AsyncSession) -> list[ProductionOrder]:
 
 
 async def add_finished_lot(session: AsyncSession, lot: str, order_id: str, item: str, quantity: Decimal) -> None:
-    await session.execute(insert(finished_lots).values(lot=lot, order_id=order_id, item=item, quantity=quantity,
-                                                       produced_at=now()))
+    await session.execute(_ADD_FINISHED_LOT, dict(lot=lot, order_id=order_id, item=item, quantity=quantity,
+                                                  produced_at=now()))
 
 
 async def finished_lots_of(session: AsyncSession, order_id: str) -> list[tuple[str, str, Decimal]]:
-    rows = await session.execute(
-        select(finished_lots.c.lot, finished_lots.c.item, finished_lots.c.quantity)
-        .where(finished_lots.c.order_id == order_id, finished_lots.c.cancelled_at.is_(None))
-        .order_by(finished_lots.c.produced_at, finished_lots.c.lot)
-    )
+    rows = await session.execute(_FINISHED_LOTS_OF, {"b_order_id": order_id})
     return [(r[0], r[1], r[2]) for r in rows]
 
 
 async def finished_lot_exists(session: AsyncSession, lot: str) -> bool:
     """Whether a finished lot of this name was ever produced (a cancelled one too: names are never reused)."""
-    found = await session.execute(select(finished_lots.c.lot).where(finished_lots.c.lot == lot))
+    found = await session.execute(_FINISHED_LOT_EXISTS, {"b_lot": lot})
     return found.scalar_one_or_none() is not None
 
 
 async def shipped_lots(session: AsyncSession, order_id: str) -> set[str]:
-    rows = await session.execute(select(finished_lots.c.lot).where(finished_lots.c.order_id == order_id,
-                                                                    finished_lots.c.shipped_at.is_not(None)))
+    rows = await session.execute(_SHIPPED_LOTS, {"b_order_id": order_id})
     return {r[0] for r in rows}
 
 
 async def mark_lots_shipped(session: AsyncSession, order_id: str, lots: Iterable[str]) -> None:
-    await session.execute(update(finished_lots).where(finished_lots.c.order_id == order_id,
-                                                      finished_lots.c.lot.in_(sorted(set(lots))),
-                                                      finished_lots.c.shipped_at.is_(None)).values(shipped_at=now()))
+    await session.execute(_MARK_LOTS_SHIPPED, {"b_order_id": order_id, "b_lots": sorted(set(lots)),
+                                               "shipped_at": now()})
 
 
 async def cancel_finished_lot(session: AsyncSession, lot: str) -> None:
-    await session.execute(update(finished_lots).where(finished_lots.c.lot == lot).values(cancelled_at=now()))
+    await session.execute(_CANCEL_FINISHED_LOT, {"b_lot": lot, "cancelled_at": now()})
 
 
 # -- the exception queue ---------------------------------------------------------------------------------------
@@ -389,11 +439,10 @@ def _parked_from_json(text: str) -> ParkedFlush:
 
 async def park(session: AsyncSession, parked: ParkedFlush, *, order_id: str, step: str, reason: str,
                cause_event_id: str) -> None:
-    await session.execute(
-        insert(parked_flushes).values(flush_id=parked.flush_id, order_id=order_id, step=step,
-                                      request=_request_to_json(parked), reason=reason, status="waiting",
-                                      parked_at=now(), cause_event_id=cause_event_id)
-    )
+    await session.execute(_PARK, dict(
+        flush_id=parked.flush_id, order_id=order_id, step=step, request=_request_to_json(parked), reason=reason,
+        status="waiting", parked_at=now(), cause_event_id=cause_event_id,
+    ))
 
 
 def _entry(row: Any) -> ParkedEntry:
@@ -403,26 +452,25 @@ def _entry(row: Any) -> ParkedEntry:
 
 async def waiting_parked(session: AsyncSession, order_id: str | None = None) -> list[ParkedEntry]:
     await lock_stock(session)
-    query = select(parked_flushes).where(parked_flushes.c.status == "waiting").order_by(parked_flushes.c.id)
-    if order_id is not None:
-        query = query.where(parked_flushes.c.order_id == order_id)
-    return [_entry(r) for r in (await session.execute(query)).mappings().all()]
+    if order_id is None:
+        result = await session.execute(_WAITING_PARKED)
+    else:
+        result = await session.execute(_WAITING_PARKED_OF_ORDER, {"b_order_id": order_id})
+    return [_entry(r) for r in result.mappings().all()]
 
 
 async def all_parked(session: AsyncSession) -> list[ParkedEntry]:
-    rows = (await session.execute(select(parked_flushes).order_by(parked_flushes.c.id))).mappings().all()
+    rows = (await session.execute(_ALL_PARKED)).mappings().all()
     return [_entry(r) for r in rows]
 
 
 async def update_parked_reason(session: AsyncSession, flush_id: str, reason: str) -> None:
-    await session.execute(update(parked_flushes).where(parked_flushes.c.flush_id == flush_id).values(reason=reason))
+    await session.execute(_UPDATE_PARKED, {"b_flush_id": flush_id, "reason": reason})
 
 
 async def resolve_parked(session: AsyncSession, flush_id: str, status: str) -> None:
     """Only a waiting flush is resolved: one resolved meanwhile by another transaction is a lost race, retried."""
-    resolved = await session.execute(
-        update(parked_flushes).where(parked_flushes.c.flush_id == flush_id, parked_flushes.c.status == "waiting")
-        .values(status=status, resolved_at=now())
-    )
+    resolved = await session.execute(_RESOLVE_PARKED, {"b_flush_id": flush_id, "status": status,
+                                                       "resolved_at": now()})
     if resolved.rowcount != 1:
         raise ConcurrentUpdateError(f"parked flush {flush_id} was no longer waiting when it was {status}")
