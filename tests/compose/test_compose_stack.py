@@ -1,5 +1,6 @@
-"""docker-compose.yml for real: build the three services from their Dockerfiles, `up --wait`, run the demo's order
-mix through the published broker port and check it ends exactly as `make demo` does, then SIGKILL the manufacturer
+"""docker-compose.yml for real: build the three services from their Dockerfiles, `up --wait` (the broker on SASL_SSL
+with ACLs, the secrets made by scripts/compose_secrets.py as `make up` makes them), run the demo's order
+mix through the published broker port, each event sent by the principal allowed to write its topic, and check it ends exactly as `make demo` does, then SIGKILL the manufacturer
 in mid-flow and check that nothing is lost or posted twice.
 
 Where no Docker engine answers, scripts/container_engine.sh sets up Podman with its Docker API, and
@@ -39,7 +40,9 @@ from backflush_shared.deployment_view import (
     ManufacturerSnapshot,
     WarehouseSnapshot,
 )
+from backflush_shared.compose_secrets import generate, principal_security, secrets_dir
 from backflush_shared.messaging.publish import publish
+from backflush_shared.messaging.security import KafkaSecurity
 from compose_support import (
     BOOTSTRAP_SERVERS,
     BROKER_PORT,
@@ -74,6 +77,11 @@ CHAIRS_PER_ORDER = 2
 SOURCE = "/backflush/compose-test"
 SAMPLE_DATA = ROOT / "services" / "manufacturer" / "sample_data"
 TOPICS = TopicNames("")
+
+
+def principal(name: str) -> KafkaSecurity:
+    """The host client settings of one principal of the deployment (var/compose/principals/<name>.env)."""
+    return principal_security(secrets_dir(ROOT) / "principals" / f"{name}.env")
 
 
 @dataclass
@@ -142,6 +150,8 @@ def compose_run(
         pytest.fail(f"ports {busy} on this machine are taken; docker-compose.yml publishes 9092 and 8081-8083 "
                     "(another compose stack? `docker ps`)")
     stack = ComposeStack(new_project_name(), env, command, timeline)
+    # What `make up` does before `docker compose up`: the .env with the passwords, the CA, the host clients' settings.
+    generate(ROOT)
     timeline.note(f"project {stack.project} with {' '.join(command)}; "
                   f"PYTHON_IMAGE={local_images['PYTHON_IMAGE']} KAFKA_IMAGE={local_images['KAFKA_IMAGE']}")
     try:
@@ -165,6 +175,7 @@ def test_the_stack_is_up_as_the_compose_file_says(compose_run: ComposeRun) -> No
     states = compose_run.stack.services_state()
     assert states["kafka"]["State"] == "running" and states["kafka"]["Health"] == "healthy", states["kafka"]
     assert states["kafka-init"]["State"] == "exited" and states["kafka-init"]["ExitCode"] == 0, states["kafka-init"]
+    assert states["kafka-acls"]["State"] == "exited" and states["kafka-acls"]["ExitCode"] == 0, states["kafka-acls"]
     for service in HEALTH_PORTS:
         assert (states[service]["State"], states[service]["Health"]) == ("running", "healthy"), states[service]
 
@@ -178,7 +189,7 @@ def test_every_service_answers_health_on_its_published_port(compose_run: Compose
 async def test_kafka_init_created_every_topic(compose_run: ComposeRun) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP_SERVERS)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP_SERVERS, **principal("cli").kafka_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -196,7 +207,8 @@ def test_the_demo_order_mix_ends_as_in_make_demo(compose_run: ComposeRun, tmp_pa
                "--compose-command", shlex.join(run.stack.command + ["--file", str(ROOT / "docker-compose.yml"),
                                                                      "--project-directory", str(ROOT)]),
                "--compose-project", run.stack.project, "--bootstrap-servers", BOOTSTRAP_SERVERS,
-               "--sample-data", str(SAMPLE_DATA), "--result-json", str(result_json)]
+               "--sample-data", str(SAMPLE_DATA), "--result-json", str(result_json),
+               "--principals", str(secrets_dir(ROOT) / "principals")]
     with run.timeline.step("backflush demo --compose (the five orders of make demo)"):
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False,
@@ -231,7 +243,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
     components = sorted((await run.view.snapshot("manufacturer", ManufacturerSnapshot)).component_stock)
 
     with run.timeline.step("receipt of 1,000 of every component, and one calibration order closed"):
-        await publish(BOOTSTRAP_SERVERS, [
+        await publish(BOOTSTRAP_SERVERS, security=principal("planner"), events=[
             md.ComponentsReceived(receipt_id=f"CT-{run_id}", item=item, lot=f"CT-{run_id}-{item}",
                                   quantity=Decimal(1000))
             for item in components
@@ -240,7 +252,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
         # apply per flush, so N orders consume exactly N times this).
         consumed_before, racked_before = await run.consumed(), await run.racked()
         calibration = run.order(f"{run_id}-calibration")
-        await publish(BOOTSTRAP_SERVERS, [calibration], source=SOURCE)
+        await publish(BOOTSTRAP_SERVERS, [calibration], source=SOURCE, security=principal("holder"))
         await run.wait_closed([calibration.order_id], timeout=CLOSE_TIMEOUT_S)
         consumed_after, racked_after = await run.consumed(), await run.racked()
     per_order = {item: consumed_after[item] - consumed_before[item] for item in components}
@@ -252,7 +264,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
     placed_ids = sorted(order.order_id for order in first_half + second_half)
 
     async def seen(event_type: str) -> set[str]:
-        records = await read_topic(BOOTSTRAP_SERVERS, TOPICS(Topic.COMPLETIONS))
+        records = await read_topic(BOOTSTRAP_SERVERS, TOPICS(Topic.COMPLETIONS), security=principal("cli"))
         return {r.key for r in records if r.event_type == event_type and r.key in placed_ids}
 
     with run.timeline.step("warehouse stopped, so that the flow waits at the manufacturer (flushed, not racked)"):
@@ -261,7 +273,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
         stack.compose("stop", "warehouse", timeout=120)
     with run.timeline.step(f"{len(first_half)} orders placed; manufacturer SIGKILLed at its first flush of them; "
                            f"{len(second_half)} more placed while it is down"):
-        await publish(BOOTSTRAP_SERVERS, first_half, source=SOURCE)
+        await publish(BOOTSTRAP_SERVERS, first_half, source=SOURCE, security=principal("holder"))
         deadline = time.monotonic() + CLOSE_TIMEOUT_S
         while not await seen(c.ComponentsBackflushed.event_type):
             assert time.monotonic() < deadline, f"no flush of the placed orders\n{stack.diagnostics()}"
@@ -269,7 +281,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
         stack.compose("kill", "--signal", "SIGKILL", "manufacturer")
         flushed_at_kill = len(await seen(c.ComponentsBackflushed.event_type))
         allocated_at_kill = len(await seen(c.GoodsAllocated.event_type))
-        await publish(BOOTSTRAP_SERVERS, second_half, source=SOURCE)
+        await publish(BOOTSTRAP_SERVERS, second_half, source=SOURCE, security=principal("holder"))
     after_kill = stack.services_state()["manufacturer"]
     run.timeline.note(f"  at the kill: {flushed_at_kill} flushed and {allocated_at_kill} allocated of the first "
                       f"{len(first_half)}; manufacturer {after_kill.get('State')} ({after_kill.get('Status')})")
