@@ -317,6 +317,29 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
             assert audit.returncode == 0, f"{service}: audit found a breach:\n{audit.stdout}{audit.stderr}"
 
 
+async def test_the_published_broker_admits_no_one_without_credentials_and_allows_only_what_acls_say(
+    compose_run: ComposeRun,
+) -> None:
+    """Through the published port: plaintext gets no answer, a wrong password is refused, a client without the
+    CA does not trust the broker, and a holder's principal cannot write the manufacturer's topic."""
+    from aiokafka.errors import TopicAuthorizationFailedError
+    from backflush_shared.errors import ConfigurationError, KafkaAuthenticationError, KafkaTlsError
+    from backflush_shared.messaging.admin import wait_for_broker
+
+    holder = principal("holder")
+    with compose_run.timeline.step("plaintext, a wrong password, no CA: refused; a forged OrderClosed: denied"):
+        with pytest.raises(ConfigurationError, match="cannot reach Kafka .* connecting with PLAINTEXT"):
+            await wait_for_broker(BOOTSTRAP_SERVERS, 3, security=KafkaSecurity(security_protocol="PLAINTEXT"))
+        with pytest.raises(KafkaAuthenticationError, match="refused the credentials"):
+            await wait_for_broker(BOOTSTRAP_SERVERS, 20,
+                                  security=holder.model_copy(update={"sasl_password": "not-the-password"}))
+        with pytest.raises(KafkaTlsError, match="CERTIFICATE_VERIFY_FAILED"):
+            await wait_for_broker(BOOTSTRAP_SERVERS, 20, security=holder.model_copy(update={"ssl_cafile": None}))
+        with pytest.raises(TopicAuthorizationFailedError):
+            await publish(BOOTSTRAP_SERVERS, [c.OrderClosed(order_id="CT-FORGED", closed_by="distributor")],
+                          source=SOURCE, security=holder)
+
+
 def test_a_service_that_cannot_start_says_why_in_one_line_and_never_turns_healthy(compose_run: ComposeRun) -> None:
     """Last: it leaves the warehouse broken. A broker it cannot reach, and a bad setting given through the compose
     file's own variable, each stop the service with exit 2 and one line, and compose does not call it healthy."""
@@ -332,6 +355,16 @@ def test_a_service_that_cannot_start_says_why_in_one_line_and_never_turns_health
     assert unreachable.returncode == 2, output
     assert "Traceback" not in output
     assert len(errors) == 1 and "cannot reach Kafka at nowhere.invalid:9092 within 3 s" in errors[0], output
+
+    with run.timeline.step("distributor with a wrong password: `compose run`, exit 2 and one line"):
+        refused = stack.compose("run", "--no-deps", "-T", "-e", "BACKFLUSH_SASL_PASSWORD=not-the-password",
+                                "distributor", check=False, timeout=120)
+    output = refused.stdout + refused.stderr
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    run.timeline.note(f"  {errors[0] if errors else output}")
+    assert refused.returncode == 2, output
+    assert "Traceback" not in output and "not-the-password" not in output
+    assert len(errors) == 1 and "refused the credentials" in errors[0] and "'distributor'" in errors[0], output
 
     with run.timeline.step("warehouse with BACKFLUSH_LOG_LEVEL=LOUD: `up --wait` fails, not healthy"):
         bad = stack.compose("up", "--detach", "--no-deps", "--wait", "--wait-timeout", "15", "warehouse",
