@@ -359,6 +359,16 @@ PLAINTEXT_NOTE = ("note: the demo's broker is PLAINTEXT (no authentication, no e
                   "only; `make up` runs the deployment with SASL_SSL and ACLs (README, \"Security\")")
 
 
+def first_line(bootstrap_servers: str | None, security: KafkaSecurity) -> str:
+    """What the demo says before anything else: how (in)secure the broker it uses is (issue 16)."""
+    if bootstrap_servers is None:
+        return PLAINTEXT_NOTE
+    if security.security_protocol == "PLAINTEXT":
+        return (f"note: the demo connects to {bootstrap_servers} with PLAINTEXT (no authentication, no "
+                "encryption); `make up` runs the deployment with SASL_SSL and ACLs (README, \"Security\")")
+    return f"note: the demo connects to {bootstrap_servers} with {security.describe()}"
+
+
 def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path,
                  result_json: Path | None = None) -> int:
     """Start what is needed, run the demo, and stop everything it started, also on Ctrl-C."""
@@ -371,9 +381,11 @@ def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path
     broker: LocalKafka | None = None
     stack: LocalStack | None = None
     try:
+        from backflush_shared.messaging.security import security_from_environment
+
+        # Issue 16: the demo's broker is not the deployment; say so before anything else.
+        console.print(first_line(bootstrap_servers, security_from_environment()), markup=False, soft_wrap=True)
         if bootstrap_servers is None:
-            # Issue 16: the demo's own broker is not the deployment; say so before anything else.
-            console.print(PLAINTEXT_NOTE)
             console.print("starting a local Apache Kafka broker (fetched from Maven Central on first use) ...")
             broker = LocalKafka().start()
             bootstrap_servers = broker.bootstrap_servers
