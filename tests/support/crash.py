@@ -174,6 +174,10 @@ def write_master_data(directory: Path, stock: StockPlan) -> Path:
 # ------------------------------------------------------------------------------ a publisher for a restarting broker
 
 
+#: How long the publisher waits for the broker to acknowledge a batch before it sends the same records again.
+ACK_TIMEOUT_S = 20.0
+
+
 class ReliablePublisher:
     """Publishes the driver's events; when the broker does not acknowledge, sends THE SAME records again (same
     event ids), as any well-behaved client would, so a resend is a redelivery the inboxes must absorb."""
@@ -219,9 +223,11 @@ class ReliablePublisher:
         while True:
             producer = self.producers[writer]
             try:
-                futures = [await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
-                           for r in records]
-                await asyncio.gather(*futures)
+                # Bounded: a producer whose broker was killed under it may never answer; resending is the cure.
+                async with asyncio.timeout(ACK_TIMEOUT_S):
+                    futures = [await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
+                               for r in records]
+                    await asyncio.gather(*futures)
                 return
             except Exception as error:
                 if time.monotonic() > deadline:
