@@ -323,6 +323,7 @@ async def test_the_published_broker_admits_no_one_without_credentials_and_allows
     """Through the published port: plaintext gets no answer, a wrong password is refused, a client without the
     CA does not trust the broker, and a holder's principal cannot write the manufacturer's topic."""
     from aiokafka.errors import TopicAuthorizationFailedError
+    from pydantic import SecretStr
     from backflush_shared.errors import ConfigurationError, KafkaAuthenticationError, KafkaTlsError
     from backflush_shared.messaging.admin import wait_for_broker
 
@@ -332,7 +333,7 @@ async def test_the_published_broker_admits_no_one_without_credentials_and_allows
             await wait_for_broker(BOOTSTRAP_SERVERS, 3, security=KafkaSecurity(security_protocol="PLAINTEXT"))
         with pytest.raises(KafkaAuthenticationError, match="refused the credentials"):
             await wait_for_broker(BOOTSTRAP_SERVERS, 20,
-                                  security=holder.model_copy(update={"sasl_password": "not-the-password"}))
+                                  security=holder.model_copy(update={"sasl_password": SecretStr("not-the-password")}))
         with pytest.raises(KafkaTlsError, match="CERTIFICATE_VERIFY_FAILED"):
             await wait_for_broker(BOOTSTRAP_SERVERS, 20, security=holder.model_copy(update={"ssl_cafile": None}))
         with pytest.raises(TopicAuthorizationFailedError):
