@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `make up`: `docker compose up` of docker-compose.yml, after checking that the images it names can be had.
 #
-#   scripts/compose_up.sh             # check the images, then `docker compose up --build --detach --wait`
+#   scripts/compose_up.sh             # check the images, make the secrets, then `docker compose up --build --detach --wait`
 #   scripts/compose_up.sh --check     # only check the images (exit 1 with the image and its variable if one fails)
 #
 # `docker compose build` on its own fails deep in a registry error ("pinging container registry ... no such host")
 # that does not say which setting picks the image; this says which image, which variable, and what to do.
 # The images are the compose file's: PYTHON_IMAGE (the base of the three services' Dockerfiles) and KAFKA_IMAGE
 # (the broker and the topic job), each defaulting to the official image written in docker-compose.yml.
+# The secrets (SCRAM passwords in the git-ignored .env, a throwaway CA and the broker's certificate in var/compose/)
+# are made by backflush_shared.compose_secrets where missing, and kept where present (README, "Security").
 # DOCKER_HOST is used as set; where no Docker engine answers, `make up` runs scripts/container_engine.sh first.
 set -euo pipefail
 
@@ -58,6 +60,8 @@ main() {
     [[ "$failed" == 0 ]] || exit 1
     "$check_only" && return 0
     cd "$ROOT"
+    "${BACKFLUSH_PYTHON:-$ROOT/.venv/bin/python}" -m backflush_shared.compose_secrets generate --root "$ROOT" >&2 \
+        || die "could not make the deployment's secrets (\`make install\` first?)"
     exec docker compose up --build --detach --wait
 }
 

@@ -31,6 +31,8 @@ IMAGES_SCRIPT = ROOT / "scripts" / "local_images.py"
 
 #: The services built from this repository and the host port of each one's /health (docker-compose.yml).
 HEALTH_PORTS: dict[str, int] = {"manufacturer": 8081, "distributor": 8082, "warehouse": 8083}
+#: Every image compose builds from this repository: the services' and the ACL job's (named <project>-<service>).
+BUILT_SERVICES: tuple[str, ...] = (*HEALTH_PORTS, "kafka-acls")
 #: The broker's port published for clients on the host (PLAINTEXT_HOST, advertised as localhost:9092).
 BROKER_PORT = 9092
 BOOTSTRAP_SERVERS = f"localhost:{BROKER_PORT}"
@@ -272,7 +274,7 @@ def remove_project_images(project: str, env: Mapping[str, str]) -> None:
     """The service images compose built (named <project>-<service>): `down --rmi local` leaves them on Podman."""
     if not shutil.which("docker"):
         return
-    names = [f"{project}-{service}" for service in HEALTH_PORTS]
+    names = [f"{project}-{service}" for service in BUILT_SERVICES]
     subprocess.run(["docker", "image", "rm", *names], capture_output=True, text=True, timeout=180,
                    check=False, env=dict(env))
 
@@ -288,7 +290,7 @@ def remove_older_service_images(current_project: str, env: Mapping[str, str]) ->
         return []
     done = subprocess.run(["docker", "images", "--format", "{{.Repository}}"], capture_output=True, text=True,
                           timeout=60, check=False, env=dict(env))
-    pattern = re.compile(rf"(?:.*/)?({re.escape(PROJECT_PREFIX)}\d+-[0-9a-f]+)-(?:{'|'.join(HEALTH_PORTS)})")
+    pattern = re.compile(rf"(?:.*/)?({re.escape(PROJECT_PREFIX)}\d+-[0-9a-f]+)-(?:{'|'.join(BUILT_SERVICES)})")
     projects = set()
     for repository in done.stdout.split():
         match = pattern.fullmatch(repository)
@@ -343,12 +345,14 @@ class TopicRecord:
     value: dict[str, Any] | None
 
 
-async def read_topic(bootstrap_servers: str, topic: str, timeout: float = 30) -> list[TopicRecord]:
+async def read_topic(bootstrap_servers: str, topic: str, timeout: float = 30,
+                     security: Any = None) -> list[TopicRecord]:
     """Every record on `topic` from the beginning up to its end at the time of the call (no consumer group)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
+    from backflush_shared.messaging.security import kafka_options
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None,
-                                request_timeout_ms=15000)
+                                request_timeout_ms=15000, **kafka_options(security))
     await consumer.start()
     try:
         async with asyncio.timeout(timeout):

@@ -1,5 +1,6 @@
-"""docker-compose.yml for real: build the three services from their Dockerfiles, `up --wait`, run the demo's order
-mix through the published broker port and check it ends exactly as `make demo` does, then SIGKILL the manufacturer
+"""docker-compose.yml for real: build the three services from their Dockerfiles, `up --wait` (the broker on SASL_SSL
+with ACLs, the secrets made by scripts/compose_secrets.py as `make up` makes them), run the demo's order
+mix through the published broker port, each event sent by the principal allowed to write its topic, and check it ends exactly as `make demo` does, then SIGKILL the manufacturer
 in mid-flow and check that nothing is lost or posted twice.
 
 Where no Docker engine answers, scripts/container_engine.sh sets up Podman with its Docker API, and
@@ -39,7 +40,9 @@ from backflush_shared.deployment_view import (
     ManufacturerSnapshot,
     WarehouseSnapshot,
 )
+from backflush_shared.compose_secrets import generate, principal_security, secrets_dir
 from backflush_shared.messaging.publish import publish
+from backflush_shared.messaging.security import KafkaSecurity
 from compose_support import (
     BOOTSTRAP_SERVERS,
     BROKER_PORT,
@@ -74,6 +77,11 @@ CHAIRS_PER_ORDER = 2
 SOURCE = "/backflush/compose-test"
 SAMPLE_DATA = ROOT / "services" / "manufacturer" / "sample_data"
 TOPICS = TopicNames("")
+
+
+def principal(name: str) -> KafkaSecurity:
+    """The host client settings of one principal of the deployment (var/compose/principals/<name>.env)."""
+    return principal_security(secrets_dir(ROOT) / "principals" / f"{name}.env")
 
 
 @dataclass
@@ -142,6 +150,8 @@ def compose_run(
         pytest.fail(f"ports {busy} on this machine are taken; docker-compose.yml publishes 9092 and 8081-8083 "
                     "(another compose stack? `docker ps`)")
     stack = ComposeStack(new_project_name(), env, command, timeline)
+    # What `make up` does before `docker compose up`: the .env with the passwords, the CA, the host clients' settings.
+    generate(ROOT)
     timeline.note(f"project {stack.project} with {' '.join(command)}; "
                   f"PYTHON_IMAGE={local_images['PYTHON_IMAGE']} KAFKA_IMAGE={local_images['KAFKA_IMAGE']}")
     try:
@@ -165,6 +175,7 @@ def test_the_stack_is_up_as_the_compose_file_says(compose_run: ComposeRun) -> No
     states = compose_run.stack.services_state()
     assert states["kafka"]["State"] == "running" and states["kafka"]["Health"] == "healthy", states["kafka"]
     assert states["kafka-init"]["State"] == "exited" and states["kafka-init"]["ExitCode"] == 0, states["kafka-init"]
+    assert states["kafka-acls"]["State"] == "exited" and states["kafka-acls"]["ExitCode"] == 0, states["kafka-acls"]
     for service in HEALTH_PORTS:
         assert (states[service]["State"], states[service]["Health"]) == ("running", "healthy"), states[service]
 
@@ -178,7 +189,7 @@ def test_every_service_answers_health_on_its_published_port(compose_run: Compose
 async def test_kafka_init_created_every_topic(compose_run: ComposeRun) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP_SERVERS)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP_SERVERS, **principal("cli").kafka_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -197,7 +208,8 @@ def test_the_demo_order_mix_ends_as_in_make_demo(compose_run: ComposeRun, tmp_pa
                "--compose-command", shlex.join(run.stack.command + ["--file", str(ROOT / "docker-compose.yml"),
                                                                      "--project-directory", str(ROOT)]),
                "--compose-project", run.stack.project, "--bootstrap-servers", BOOTSTRAP_SERVERS,
-               "--sample-data", str(SAMPLE_DATA), "--result-json", str(result_json)]
+               "--sample-data", str(SAMPLE_DATA), "--result-json", str(result_json),
+               "--principals", str(secrets_dir(ROOT) / "principals")]
     with run.timeline.step("backflush demo --compose (the six orders and the run of make demo)"):
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False,
@@ -232,7 +244,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
     components = sorted((await run.view.snapshot("manufacturer", ManufacturerSnapshot)).component_stock)
 
     with run.timeline.step("receipt of 1,000 of every component, and one calibration order closed"):
-        await publish(BOOTSTRAP_SERVERS, [
+        await publish(BOOTSTRAP_SERVERS, security=principal("planner"), events=[
             md.ComponentsReceived(receipt_id=f"CT-{run_id}", item=item, lot=f"CT-{run_id}-{item}",
                                   quantity=Decimal(1000))
             for item in components
@@ -241,7 +253,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
         # apply per flush, so N orders consume exactly N times this).
         consumed_before, racked_before = await run.consumed(), await run.racked()
         calibration = run.order(f"{run_id}-calibration")
-        await publish(BOOTSTRAP_SERVERS, [calibration], source=SOURCE)
+        await publish(BOOTSTRAP_SERVERS, [calibration], source=SOURCE, security=principal("holder"))
         await run.wait_closed([calibration.order_id], timeout=CLOSE_TIMEOUT_S)
         consumed_after, racked_after = await run.consumed(), await run.racked()
     per_order = {item: consumed_after[item] - consumed_before[item] for item in components}
@@ -253,7 +265,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
     placed_ids = sorted(order.order_id for order in first_half + second_half)
 
     async def seen(event_type: str) -> set[str]:
-        records = await read_topic(BOOTSTRAP_SERVERS, TOPICS(Topic.COMPLETIONS))
+        records = await read_topic(BOOTSTRAP_SERVERS, TOPICS(Topic.COMPLETIONS), security=principal("cli"))
         return {r.key for r in records if r.event_type == event_type and r.key in placed_ids}
 
     with run.timeline.step("warehouse stopped, so that the flow waits at the manufacturer (flushed, not racked)"):
@@ -262,7 +274,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
         stack.compose("stop", "warehouse", timeout=120)
     with run.timeline.step(f"{len(first_half)} orders placed; manufacturer SIGKILLed at its first flush of them; "
                            f"{len(second_half)} more placed while it is down"):
-        await publish(BOOTSTRAP_SERVERS, first_half, source=SOURCE)
+        await publish(BOOTSTRAP_SERVERS, first_half, source=SOURCE, security=principal("holder"))
         deadline = time.monotonic() + CLOSE_TIMEOUT_S
         while not await seen(c.ComponentsBackflushed.event_type):
             assert time.monotonic() < deadline, f"no flush of the placed orders\n{stack.diagnostics()}"
@@ -270,7 +282,7 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
         stack.compose("kill", "--signal", "SIGKILL", "manufacturer")
         flushed_at_kill = len(await seen(c.ComponentsBackflushed.event_type))
         allocated_at_kill = len(await seen(c.GoodsAllocated.event_type))
-        await publish(BOOTSTRAP_SERVERS, second_half, source=SOURCE)
+        await publish(BOOTSTRAP_SERVERS, second_half, source=SOURCE, security=principal("holder"))
     after_kill = stack.services_state()["manufacturer"]
     run.timeline.note(f"  at the kill: {flushed_at_kill} flushed and {allocated_at_kill} allocated of the first "
                       f"{len(first_half)}; manufacturer {after_kill.get('State')} ({after_kill.get('Status')})")
@@ -306,6 +318,30 @@ async def test_the_manufacturer_killed_in_mid_flow_loses_nothing_and_posts_nothi
             assert audit.returncode == 0, f"{service}: audit found a breach:\n{audit.stdout}{audit.stderr}"
 
 
+async def test_the_published_broker_admits_no_one_without_credentials_and_allows_only_what_acls_say(
+    compose_run: ComposeRun,
+) -> None:
+    """Through the published port: plaintext gets no answer, a wrong password is refused, a client without the
+    CA does not trust the broker, and a holder's principal cannot write the manufacturer's topic."""
+    from aiokafka.errors import TopicAuthorizationFailedError
+    from pydantic import SecretStr
+    from backflush_shared.errors import ConfigurationError, KafkaAuthenticationError, KafkaTlsError
+    from backflush_shared.messaging.admin import wait_for_broker
+
+    holder = principal("holder")
+    with compose_run.timeline.step("plaintext, a wrong password, no CA: refused; a forged OrderClosed: denied"):
+        with pytest.raises(ConfigurationError, match="cannot reach Kafka .* connecting with PLAINTEXT"):
+            await wait_for_broker(BOOTSTRAP_SERVERS, 3, security=KafkaSecurity(security_protocol="PLAINTEXT"))
+        with pytest.raises(KafkaAuthenticationError, match="refused the credentials"):
+            await wait_for_broker(BOOTSTRAP_SERVERS, 20,
+                                  security=holder.model_copy(update={"sasl_password": SecretStr("not-the-password")}))
+        with pytest.raises(KafkaTlsError, match="CERTIFICATE_VERIFY_FAILED"):
+            await wait_for_broker(BOOTSTRAP_SERVERS, 20, security=holder.model_copy(update={"ssl_cafile": None}))
+        with pytest.raises(TopicAuthorizationFailedError):
+            await publish(BOOTSTRAP_SERVERS, [c.OrderClosed(order_id="CT-FORGED", closed_by="distributor")],
+                          source=SOURCE, security=holder)
+
+
 def test_a_service_that_cannot_start_says_why_in_one_line_and_never_turns_healthy(compose_run: ComposeRun) -> None:
     """Last: it leaves the warehouse broken. A broker it cannot reach, and a bad setting given through the compose
     file's own variable, each stop the service with exit 2 and one line, and compose does not call it healthy."""
@@ -321,6 +357,16 @@ def test_a_service_that_cannot_start_says_why_in_one_line_and_never_turns_health
     assert unreachable.returncode == 2, output
     assert "Traceback" not in output
     assert len(errors) == 1 and "cannot reach Kafka at nowhere.invalid:9092 within 3 s" in errors[0], output
+
+    with run.timeline.step("distributor with a wrong password: `compose run`, exit 2 and one line"):
+        refused = stack.compose("run", "--no-deps", "-T", "-e", "BACKFLUSH_SASL_PASSWORD=not-the-password",
+                                "distributor", check=False, timeout=120)
+    output = refused.stdout + refused.stderr
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    run.timeline.note(f"  {errors[0] if errors else output}")
+    assert refused.returncode == 2, output
+    assert "Traceback" not in output and "not-the-password" not in output
+    assert len(errors) == 1 and "refused the credentials" in errors[0] and "'distributor'" in errors[0], output
 
     with run.timeline.step("warehouse with BACKFLUSH_LOG_LEVEL=LOUD: `up --wait` fails, not healthy"):
         bad = stack.compose("up", "--detach", "--no-deps", "--wait", "--wait-timeout", "15", "warehouse",

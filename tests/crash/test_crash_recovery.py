@@ -2,7 +2,9 @@
 each) and the broker is restarted once. At the end nothing is lost and nothing is doubled, counted.
 
 A broker of its own (it is restarted, so it cannot be the session broker other tests share), the three services
-as separate processes. The random moments come from a seed printed at the start; run again with
+as separate processes. In the SQLite variant the broker has SASL_SSL and ACLs on (issue 16): every service, the
+test's publisher (as the holders', the shop floor's and the planner's principals) and its readers authenticate, and
+the broker restart keeps the credentials (KRaft's metadata) and the certificates. The random moments come from a seed printed at the start; run again with
 `BACKFLUSH_CRASH_SEED=<seed>` to replay the same order mix and the same kill schedule.
 
 The order mix (see `support.crash.plan_orders`): 120 pre-product orders, 80 post-product orders (about half of
@@ -23,6 +25,7 @@ import datetime as dt
 import json
 import os
 import random
+import secrets
 import time
 from dataclasses import asdict
 from decimal import Decimal
@@ -35,6 +38,8 @@ from backflush_shared.audit import audit
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import orders as o
 from backflush_shared.local_kafka import LocalKafka
+from backflush_shared.messaging.security import KafkaSecurity
+from support.broker import SECURE_USERS, SPEAKER_OF
 from support.crash import (
     Chaos,
     ChaosLog,
@@ -166,7 +171,7 @@ class Driver:
 
 
 async def wait_quiet(orders: list[PlannedOrder], dbs: Databases, bootstrap: str, prefix: str, chaos: ChaosLog,
-                     timeout: float) -> tuple[bool, str]:
+                     timeout: float, security: KafkaSecurity | None = None) -> tuple[bool, str]:
     """Every order at its end, the manufacturer told of every signature, outboxes drained, consumers caught up."""
     deadline = time.monotonic() + timeout
     last = "nothing read yet"
@@ -179,7 +184,7 @@ async def wait_quiet(orders: list[PlannedOrder], dbs: Databases, bootstrap: str,
             undelivered = [order.order_id for order in orders if order.sign
                            and (production.get(order.order_id) or {}).get("status") != "delivered"]
             unpublished = await dbs.unpublished()
-            lag = await consumer_lag(bootstrap, prefix) if not not_there and not undelivered else {}
+            lag = await consumer_lag(bootstrap, prefix, security) if not not_there and not undelivered else {}
             last = (f"{len(not_there)} orders not at their end {not_there[:5]}, {len(undelivered)} signatures not "
                     f"at the manufacturer, unpublished {unpublished}, lag {sum(lag.values())}, chaos done "
                     f"{chaos.done}")
@@ -192,17 +197,18 @@ async def wait_quiet(orders: list[PlannedOrder], dbs: Databases, bootstrap: str,
     return False, last
 
 
-async def run_audit(urls: dict[str, str], bootstrap_servers: str) -> list[tuple[bool, str]]:
+async def run_audit(urls: dict[str, str], bootstrap_servers: str,
+                    security: KafkaSecurity | None = None) -> list[tuple[bool, str]]:
     """`backflush audit --bootstrap-servers`, as its command runs it: every finding must be ok, every offset the
     consumer groups committed past accounted for in the databases despite the kills."""
-    findings = await audit(urls, bootstrap_servers=bootstrap_servers)
+    findings = await audit(urls, bootstrap_servers=bootstrap_servers, security=security)
     return [(f.ok, f"audit {'ok  ' if f.ok else 'FAIL'} {f.check}: {f.detail}") for f in findings]
 
 
-async def test_nothing_lost_nothing_doubled_through_kills_and_a_broker_restart(
+async def test_nothing_lost_nothing_doubled_through_kills_and_a_broker_restart_with_sasl_ssl_and_acls(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await crash_run(tmp_path, capsys)
+    await crash_run(tmp_path, capsys, secure=True)
 
 
 @pytest.mark.postgres
@@ -234,7 +240,7 @@ async def _create_database(server_url: str, name: str) -> str:
 
 async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
                     database_urls: dict[str, str] | None = None, instances: int = 1,
-                    order_mix: dict[str, int] | None = None) -> None:
+                    order_mix: dict[str, int] | None = None, secure: bool = False) -> None:
     started = time.monotonic()
     seed = int(os.environ.get("BACKFLUSH_CRASH_SEED") or random.SystemRandom().randrange(1, 1_000_000))
     say(f"seed {seed} (replay with BACKFLUSH_CRASH_SEED={seed})")
@@ -246,12 +252,20 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
     received = {(r.item, r.lot): r.quantity for r in master.receipts}
     received.update({("SEAT-ASSY", lot): Decimal(quantity) for lot, quantity in stock.later_receipts})
 
-    broker = LocalKafka(run_dir=tmp_path / "kafka", keep_data=True)
+    broker = LocalKafka(run_dir=tmp_path / "kafka", keep_data=True,
+                        scram_users={user: secrets.token_hex(12) for user in SECURE_USERS} if secure else None)
     await broker.astart()
-    stack = make_stack(broker.bootstrap_servers, tmp_path / "stack", extra_env={"warehouse": WAREHOUSE_LAYOUT},
+    extra_env: dict[str, dict[str, str]] = {name: broker.client_env(name) if secure else {} for name in SERVICES}
+    extra_env["warehouse"] = {**extra_env["warehouse"], **WAREHOUSE_LAYOUT}
+    stack = make_stack(broker.bootstrap_servers, tmp_path / "stack", extra_env=extra_env,
                        database_urls=database_urls or {}, instances=instances)
+    reader = broker.security_for("tests") if secure else None
+    speakers = {writer: broker.security_for(name) for writer, name in SPEAKER_OF.items()} if secure else {}
+    if secure:
+        # the topics (3 partitions, as the services would make them) and every principal's ACLs, as the super user
+        await broker.agrant(SECURE_USERS, topic_prefix=stack.topic_prefix, partitions=3)
     dbs: Databases | None = None
-    publisher = ReliablePublisher(broker.bootstrap_servers, stack.topic_prefix)
+    publisher = ReliablePublisher(broker.bootstrap_servers, stack.topic_prefix, speakers)
     chaos: Chaos | None = None
     chaos_task: asyncio.Future[ChaosLog] | None = None
     try:
@@ -260,7 +274,7 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
         services_up = time.monotonic()
         dbs = Databases(stack)
         await publisher.start()
-        await Flows(stack).load_master_data(data)
+        await Flows(stack, security=reader, speakers=speakers).load_master_data(data)
         say(f"broker up in {broker_up - started:.1f} s, services in {services_up - broker_up:.1f} s, master data "
             f"loaded in {time.monotonic() - services_up:.1f} s; {len(orders)} orders to place")
 
@@ -275,7 +289,7 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
         await driver.run(DRIVE_TIMEOUT_S)
         say(f"every order driven in {time.monotonic() - driven_at:.1f} s; waiting for quiet")
         quiet, state = await wait_quiet(orders, dbs, broker.bootstrap_servers, stack.topic_prefix, chaos.log,
-                                        QUIET_TIMEOUT_S)
+                                        QUIET_TIMEOUT_S, reader)
         say(f"quiet: {quiet} ({state}) after {time.monotonic() - driven_at:.1f} s of traffic")
         chaos.stop_watching.set()
         log = await chaos_task
@@ -286,13 +300,14 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
         say(f"service logs, databases and orders.json in {tmp_path}")
         catalogue = master.catalogue
         result = await reckon(dbs, catalogue, orders, received)
-        records, distinct, dead = await records_on_topics(broker.bootstrap_servers, stack.topic_prefix)
+        records, distinct, dead = await records_on_topics(broker.bootstrap_servers, stack.topic_prefix, reader)
         skipped = count_log_lines(stack, "duplicate event skipped")
-        audit_lines = await run_audit(dbs.urls, broker.bootstrap_servers)
+        audit_lines = await run_audit(dbs.urls, broker.bootstrap_servers, reader)
         elapsed = time.monotonic() - started
 
         figures: dict[str, Any] = {
             "database": "PostgreSQL" if database_urls else "SQLite",
+            "broker": "SASL_SSL with ACLs" if secure else "PLAINTEXT",
             "instances per service": instances,
             "seed": seed,
             "orders": f"{len(orders)} ({sum(1 for x in orders if x.flow == 'pre')} pre, "

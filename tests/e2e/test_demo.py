@@ -24,6 +24,8 @@ def test_the_demo_runs_both_flows_and_agrees_with_the_walkthrough(kafka: Broker,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    # issue 16: before anything else, how (in)secure the demo's broker is
+    assert out.splitlines()[0].startswith(f"note: the demo connects to {kafka.bootstrap_servers} with PLAINTEXT")
     assert "as the README's walkthrough says" in out
     for row in ("│ CASTOR-50     │ pcs  │     650 │        0 │      238 │     412 │",
                 "│ SEAT-ASSY     │ pcs  │      40 │       20 │       45 │      15 │",

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from backflush_shared.compose_secrets import PRINCIPALS, password_variable
 from backflush_shared.contracts.topics import Topic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,8 @@ def _clean_env(**overrides: str) -> dict[str, str]:
     }
     # No engine behind this socket: validation must not depend on one.
     env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
+    # What the generated .env gives (scripts/compose_secrets.py); the file refuses to resolve without them.
+    env |= {password_variable(name): f"pw-{name}" for name in PRINCIPALS}
     env.update(overrides)
     return env
 
@@ -104,7 +107,7 @@ def test_the_validator_rejects_a_broken_file(tmp_path: Path) -> None:
 
 
 def test_the_services_are_kafka_its_topic_job_and_the_three_services() -> None:
-    assert set(_resolved()["services"]) == {"kafka", "kafka-init", *APP_SERVICES}
+    assert set(_resolved()["services"]) == {"kafka", "kafka-init", "kafka-acls", *APP_SERVICES}
 
 
 def test_every_long_running_service_has_a_shell_form_healthcheck() -> None:
@@ -133,6 +136,7 @@ def test_everything_waits_for_a_healthy_kafka_and_the_services_for_the_topics() 
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy", name
     for name in APP_SERVICES:
         assert services[name]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully", name
+        assert services[name]["depends_on"]["kafka-acls"]["condition"] == "service_completed_successfully", name
         assert services[name]["restart"] == "unless-stopped", name
 
 
@@ -172,8 +176,8 @@ def test_kafka_is_a_single_kraft_node_reachable_from_the_network_and_the_host() 
     env = kafka["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert set(env["KAFKA_ADVERTISED_LISTENERS"].split(",")) == {
-        "PLAINTEXT://kafka:19092",
-        "PLAINTEXT_HOST://localhost:9092",
+        "INTERNAL://kafka:19092",
+        "EXTERNAL://localhost:9092",
     }
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:29093"
     for setting in (
@@ -184,6 +188,47 @@ def test_kafka_is_a_single_kraft_node_reachable_from_the_network_and_the_host() 
         assert env[setting] == "1", setting
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
     assert {(p["published"], p["target"]) for p in kafka["ports"]} == {("9092", 9092)}
+
+
+def test_the_broker_is_sasl_ssl_with_acls_and_no_plaintext_listener() -> None:
+    env = _resolved()["services"]["kafka"]["environment"]
+    protocols = dict(pair.split(":") for pair in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert protocols == {"INTERNAL": "SASL_SSL", "EXTERNAL": "SASL_SSL", "CONTROLLER": "SSL"}
+    assert env["KAFKA_LISTENER_NAME_CONTROLLER_SSL_CLIENT_AUTH"] == "required"
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:broker"
+    # every principal's SCRAM credential is stored at format time, from the .env
+    assert env["SCRAM_CREDENTIALS"].split() == [f"{name}=pw-{name}" for name in PRINCIPALS]
+    services = _resolved()["services"]
+    for name in APP_SERVICES:
+        service_env = services[name]["environment"]
+        assert (service_env["BACKFLUSH_SECURITY_PROTOCOL"], service_env["BACKFLUSH_SASL_USERNAME"],
+                service_env["BACKFLUSH_SASL_PASSWORD"]) == ("SASL_SSL", name, f"pw-{name}")
+    assert services["kafka-acls"]["command"] == ["python", "-m", "backflush_shared.compose_secrets", "grant"]
+
+
+def test_no_secret_is_written_in_the_file() -> None:
+    text = COMPOSE_FILE.read_text()
+    # every password is a variable of the generated .env (or filled in from one at run time), refused when missing
+    assert not re.search(r'password=(?!"?\$\{BACKFLUSH_KAFKA_PASSWORD_|"%s")', text, re.IGNORECASE), text
+    assert not re.search(r"PASSWORD: (?!\$\{BACKFLUSH_KAFKA_PASSWORD_[A-Z_]+:\?)", text), text
+    # (an empty --env-file: a developer's generated .env must not hide a missing one)
+    refused = _compose("--env-file", os.devnull, "config", "--quiet", env={key: value for key, value in _clean_env().items()
+                                                  if not key.startswith("BACKFLUSH_KAFKA_PASSWORD_")})
+    assert refused.returncode != 0 and "compose_secrets.py generate" in refused.stderr, refused.stderr
+
+
+def test_published_ports_bind_to_loopback_unless_told_otherwise() -> None:
+    def bindings(config: dict[str, Any]) -> set[str]:
+        return {port.get("host_ip", "0.0.0.0") for service in config["services"].values()
+                for port in service.get("ports", [])}
+
+    assert bindings(_resolved()) == {"127.0.0.1"}
+    elsewhere = _compose("config", "--format", "json", env=_clean_env(BACKFLUSH_BIND_ADDRESS="0.0.0.0"))
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert bindings(json.loads(elsewhere.stdout)) == {"0.0.0.0"}
 
 
 def test_the_topic_job_creates_every_topic_and_its_dead_letter_twin() -> None:
@@ -206,7 +251,9 @@ def test_the_services_are_configured_for_containers() -> None:
         assert env["BACKFLUSH_DATABASE_URL"] == f"sqlite+aiosqlite:////data/{name}.db"
         assert env["BACKFLUSH_GROUP_ID"] == name
         assert env["BACKFLUSH_HEALTH_PORT"] == "8080"
-        assert [(v["type"], v["target"]) for v in service["volumes"]] == [("volume", "/data")]
+        assert env["BACKFLUSH_SSL_CAFILE"] == "/etc/backflush/tls/ca.pem"
+        assert [(v["type"], v["target"], v.get("read_only", False)) for v in service["volumes"]] == [
+            ("bind", "/etc/backflush/tls", True), ("volume", "/data", False)]
         assert {(p["published"], p["target"]) for p in service["ports"]} == {(HEALTH_PORTS[name], 8080)}
 
 
@@ -229,5 +276,5 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     patterns = {
         line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if not line.startswith("#")
     }
-    assert {".git", ".venv", ".cache", "var", "tests", "docs"} <= patterns
+    assert {".git", ".venv", ".cache", "var", "tests", "docs", ".env"} <= patterns
     assert "**/node_modules" in patterns or "node_modules" in patterns

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import ClusterAuthorizationFailedError, TopicAuthorizationFailedError
 
-from backflush_shared.audit import audit
+from backflush_shared.audit import acl_posture, audit
 from backflush_shared.contracts import completions as c
 from backflush_shared.errors import ConfigurationError, KafkaAuthenticationError, KafkaTlsError
 from backflush_shared.local_kafka import LocalKafka
@@ -21,7 +21,7 @@ from backflush_shared.messaging.admin import ensure_topics, wait_for_broker
 from backflush_shared.messaging.codec import ConsumedEvent, decode
 from backflush_shared.messaging.publish import EventPublisher, publish
 from backflush_shared.messaging.security import KafkaSecurity
-from support.broker import SECURE_USERS
+from support.broker import SECURE_USERS, Broker
 from support.stack import new_prefix
 
 pytestmark = [pytest.mark.kafka]
@@ -131,3 +131,40 @@ async def test_a_principal_cannot_create_topics_or_write_a_topic_of_another_writ
         await ensure_topics(secure_kafka.bootstrap_servers, [f"{prefix}made-up"], partitions=1, replication=1,
                             security=secure_kafka.security_for("holder"))
 
+
+
+@pytest.mark.parametrize(("cafile", "says"), [
+    (None, "CERTIFICATE_VERIFY_FAILED"),  # the system's CAs: they never signed the throwaway CA's certificate
+    ("missing-ca.pem", "missing-ca.pem is not a readable file"),
+], ids=["no CA given", "CA file missing"])
+def test_a_service_without_the_ca_exits_with_one_line(
+    secure_kafka: LocalKafka, tmp_path: Path, cafile: str | None, says: str
+) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "BACKFLUSH_SSL_CAFILE"}
+    env |= {"BACKFLUSH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/d.db",
+            "BACKFLUSH_BOOTSTRAP_SERVERS": secure_kafka.bootstrap_servers, "BACKFLUSH_STARTUP_TIMEOUT_SECONDS": "20",
+            **{key: value for key, value in secure_kafka.client_env("distributor").items()
+               if key not in ("BACKFLUSH_SSL_CAFILE", "BACKFLUSH_BOOTSTRAP_SERVERS")}}
+    if cafile is not None:
+        env["BACKFLUSH_SSL_CAFILE"] = str(tmp_path / cafile)
+    done = subprocess.run([sys.executable, "-m", "backflush_shared", "serve", "distributor"], env=env,
+                          capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert says in lines[0], lines[0]
+
+
+async def test_the_audit_reports_whether_the_broker_enforces_acls(secure_kafka: LocalKafka, kafka: Broker) -> None:
+    await secure_kafka.agrant(SECURE_USERS, topic_prefix=new_prefix())
+    as_reader = await acl_posture(secure_kafka.bootstrap_servers, secure_kafka.security_for("tests"))
+    as_super_user = await acl_posture(secure_kafka.bootstrap_servers,
+                                      secure_kafka.security_for(LocalKafka.BROKER_USER))
+    on_plaintext = await acl_posture(kafka.bootstrap_servers, KafkaSecurity(security_protocol="PLAINTEXT"))
+    assert as_reader.ok and not as_reader.warning, as_reader
+    assert "enforces ACLs (this principal may not list them)" in as_reader.detail
+    assert as_super_user.ok and not as_super_user.warning and "bindings" in as_super_user.detail, as_super_user
+    # a broker without an authorizer is reported, as plaintext is, and does not fail the audit
+    assert on_plaintext.ok and on_plaintext.warning, on_plaintext
+    assert "no authorizer" in on_plaintext.detail

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -37,11 +37,12 @@ from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
-from backflush_shared.contracts.topics import Topic, TopicNames
+from backflush_shared.contracts.topics import Topic, TopicNames, Writer
 from backflush_shared.local_kafka import LocalKafka
 from backflush_shared.local_stack import SERVICES, LocalStack
 from backflush_shared.messaging.codec import EncodedRecord, encode
 from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.security import KafkaSecurity
 from backflush_shared.persistence.database import Database
 from backflush_warehouse.adapters import tables as wh_tables
 from sqlalchemy import Table, select
@@ -173,44 +174,60 @@ def write_master_data(directory: Path, stock: StockPlan) -> Path:
 # ------------------------------------------------------------------------------ a publisher for a restarting broker
 
 
+#: How long the publisher waits for the broker to acknowledge a batch before it sends the same records again.
+ACK_TIMEOUT_S = 20.0
+
+
 class ReliablePublisher:
     """Publishes the driver's events; when the broker does not acknowledge, sends THE SAME records again (same
     event ids), as any well-behaved client would, so a resend is a redelivery the inboxes must absorb."""
 
-    def __init__(self, bootstrap_servers: str, topic_prefix: str) -> None:
+    def __init__(self, bootstrap_servers: str, topic_prefix: str,
+                 speakers: Mapping[Writer, KafkaSecurity] | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topics = TopicNames(topic_prefix)
-        self.producer: AIOKafkaProducer | None = None
+        # On a broker with ACLs: each event is sent as the principal that may write its topic (a producer each).
+        self.speakers = dict(speakers or {})
+        self.producers: dict[Writer | None, AIOKafkaProducer] = {}
         self.sent = 0
         self.resends = 0
 
-    def _new_producer(self) -> AIOKafkaProducer:
+    def _new_producer(self, writer: Writer | None) -> AIOKafkaProducer:
+        security = self.speakers.get(writer) if writer is not None else None
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, enable_idempotence=True, linger_ms=0,
-                                request_timeout_ms=10_000)
+                                request_timeout_ms=10_000, **(security.kafka_options() if security else {}))
 
     async def start(self) -> None:
-        self.producer = self._new_producer()
-        await self.producer.start()
+        for writer in self.speakers or [None]:
+            self.producers[writer] = self._new_producer(writer)
+            await self.producers[writer].start()
 
     async def stop(self) -> None:
-        if self.producer is not None:
-            await self.producer.stop()
+        for producer in self.producers.values():
+            with contextlib.suppress(Exception):
+                await producer.stop()
 
     async def publish(self, *events: Event, timeout: float = 90.0) -> list[str]:
         envelopes = [envelope_for(event, SOURCE) for event in events]
-        records = [encode(event, envelope, self.topics(event.topic)) for event, envelope in zip(events, envelopes)]
-        await self._send(records, timeout)
-        self.sent += len(records)
+        by_writer: dict[Writer | None, list[EncodedRecord]] = defaultdict(list)
+        for event, envelope in zip(events, envelopes):
+            writer = event.topic.writer if self.speakers else None
+            by_writer[writer].append(encode(event, envelope, self.topics(event.topic)))
+        for writer, records in by_writer.items():
+            await self._send(writer, records, timeout)
+            self.sent += len(records)
         return [str(envelope.event_id) for envelope in envelopes]
 
-    async def _send(self, records: Sequence[EncodedRecord], timeout: float) -> None:
+    async def _send(self, writer: Writer | None, records: Sequence[EncodedRecord], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            assert self.producer is not None
+            producer = self.producers[writer]
             try:
-                futures = [await self.producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
-                           for r in records]
-                await asyncio.gather(*futures)
+                # Bounded: a producer whose broker was killed under it may never answer; resending is the cure.
+                async with asyncio.timeout(ACK_TIMEOUT_S):
+                    futures = [await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
+                               for r in records]
+                    await asyncio.gather(*futures)
                 return
             except Exception as error:
                 if time.monotonic() > deadline:
@@ -220,10 +237,10 @@ class ReliablePublisher:
                 say(f"publish failed ({type(error).__name__}: {error}); sending the same {len(records)} again")
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(Exception):
-                    await self.producer.stop()
-                self.producer = self._new_producer()
+                    await producer.stop()
+                self.producers[writer] = self._new_producer(writer)
                 with contextlib.suppress(Exception):  # still down: the next round tries again
-                    await self.producer.start()
+                    await self.producers[writer].start()
 
 
 # ----------------------------------------------------------------------------------------------------- the chaos
@@ -388,10 +405,12 @@ class Databases:
         return counts
 
 
-async def consumer_lag(bootstrap_servers: str, topic_prefix: str) -> dict[str, int]:
+async def consumer_lag(bootstrap_servers: str, topic_prefix: str,
+                       security: KafkaSecurity | None = None) -> dict[str, int]:
     """Records not yet committed by each of the services' consumer groups (by group)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    options = security.kafka_options() if security else {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **options)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **options)
     await admin.start()
     await consumer.start()
     try:
@@ -420,12 +439,14 @@ async def consumer_lag(bootstrap_servers: str, topic_prefix: str) -> dict[str, i
         await admin.close()
 
 
-async def records_on_topics(bootstrap_servers: str, topic_prefix: str) -> tuple[int, int, int]:
+async def records_on_topics(bootstrap_servers: str, topic_prefix: str,
+                            security: KafkaSecurity | None = None) -> tuple[int, int, int]:
     """(records, distinct event ids, dead letters) on every topic of this run, read from the start to the end."""
     topics = TopicNames(topic_prefix)
     names = [topics(topic) for topic in Topic]
     dlq_names = [topics.dead_letter(topic) for topic in Topic]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None,
+                                **(security.kafka_options() if security else {}))
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()

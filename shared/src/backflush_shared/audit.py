@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping
@@ -95,6 +96,7 @@ async def audit(urls: Mapping[str, str], *, negative_stock_policy: str = "park",
     if bootstrap_servers:
         security = resolve(security)
         findings.append(security_posture(security))
+        findings.append(await acl_posture(bootstrap_servers, security))
     for service in [s for s in SERVICES if s in urls] + [s for s in urls if s not in SERVICES]:
         findings += await audit_service(service, urls[service], negative_stock_policy=negative_stock_policy,
                                         outbox_grace_seconds=outbox_grace_seconds,
@@ -118,8 +120,46 @@ def security_posture(security: KafkaSecurity) -> AuditFinding:
                                          "events cross the network in the clear", warning=True)
     if not security.uses_sasl and security.ssl_certfile is None:
         return AuditFinding(check, True, f"{security.describe()}: encrypted but not authenticated", warning=True)
-    return AuditFinding(check, True, f"{security.describe()}: authenticated and encrypted (broker ACLs not "
-                                     "checked yet)")
+    return AuditFinding(check, True, f"{security.describe()}: authenticated and encrypted")
+
+
+async def acl_posture(bootstrap_servers: str, security: KafkaSecurity) -> AuditFinding:
+    """Whether the broker enforces ACLs, as far as the audit's principal can see (Kafka's DescribeAcls request).
+
+    A broker without an authorizer answers SECURITY_DISABLED; one with an authorizer but no ACL at all lets only its
+    super users (or everyone, with allow.everyone.if.no.acl.found) do anything. Both are reported as warnings, as
+    plaintext is. A principal that may not list the ACLs (a reader) is itself the proof that they are enforced."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.protocol.admin import DescribeAclsRequest
+
+    check = "broker: ACLs"
+    any_ = 1  # the ANY value of ResourceType, PatternType, AclOperation and AclPermissionType
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000,
+                                **security.kafka_options())
+    try:
+        await asyncio.wait_for(admin.start(), timeout=15)
+        request = DescribeAclsRequest(any_, None, any_, None, None, any_, any_)  # type: ignore[arg-type]
+        response = await asyncio.wait_for(admin._send_request(request), timeout=15)  # noqa: SLF001
+    except Exception as error:  # noqa: BLE001 - reported as a finding; the broker checks report the cause
+        return AuditFinding(check, True, f"could not ask the broker ({type(error).__name__}: {error})", warning=True)
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    if response.error_code == 54:  # SECURITY_DISABLED: no authorizer
+        return AuditFinding(check, True, "the broker has no authorizer: every client that connects may read and "
+                                         "write every topic (authorizer.class.name=StandardAuthorizer, README "
+                                         "\"Security\")", warning=True)
+    if response.error_code == 31:  # CLUSTER_AUTHORIZATION_FAILED: an authorizer, and we may not list its ACLs
+        return AuditFinding(check, True, "the broker enforces ACLs (this principal may not list them)")
+    if response.error_code:
+        return AuditFinding(check, True, f"the broker did not list its ACLs (error {response.error_code}: "
+                                         f"{response.error_message})", warning=True)
+    count = sum(len(resource[-1]) for resource in response.resources)
+    if count == 0:
+        return AuditFinding(check, True, "the broker has an authorizer but no ACLs: no principal but its super users "
+                                         "may do anything, or, with allow.everyone.if.no.acl.found, everyone may "
+                                         "(grant them: README \"Security\")", warning=True)
+    return AuditFinding(check, True, f"the broker enforces ACLs ({count} bindings)")
 
 
 def breaches(findings: list[AuditFinding]) -> list[AuditFinding]:

@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
         compose_project: str = typer.Option("", help="With --compose: the compose project name, if not the "
                                                      "compose file's own."),
         result_json: str = typer.Option("", help="Also write the end states, times and consumption as JSON here."),
+        principals: str = typer.Option("var/compose/principals", help="With --compose: the folder of the host "
+                                       "clients' settings made by `make up` (<principal>.env); each event is sent "
+                                       "as the principal allowed to write its topic."),
     ) -> None:
         """Every flow: six orders and a run through the three services, then the results (exit 1 if they differ
         from the README's walkthrough)."""
@@ -54,7 +57,7 @@ def register(app: typer.Typer) -> None:
         result = Path(result_json) if result_json else None
         if compose:
             code = compose_demo_command(bootstrap_servers or "localhost:9092", compose_command, compose_project,
-                                        Path(sample_data), result)
+                                        Path(sample_data), result, principals=Path(principals))
         else:
             code = demo_command(bootstrap_servers or None, Path(workdir), Path(sample_data), result)
         raise typer.Exit(code)

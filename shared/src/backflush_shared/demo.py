@@ -21,7 +21,7 @@ import json
 import shlex
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +37,8 @@ from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
+from backflush_shared.contracts.topics import Writer
+from backflush_shared.messaging.security import KafkaSecurity
 from backflush_shared.deployment_view import (
     ComponentStock,
     ComposeView,
@@ -115,9 +117,17 @@ class Demo:
     placed_at: dict[str, float] = field(default_factory=dict)
     ended_at: dict[str, float] = field(default_factory=dict)
     last_orders: list[OrderRow] = field(default_factory=list)
+    #: On a broker with ACLs (the compose deployment): the settings of the principal that may write each writer's
+    #: topics. Empty: every event is sent with the environment's settings (the plaintext local broker).
+    speakers: Mapping[Writer, KafkaSecurity] = field(default_factory=dict)
 
     async def publish(self, *events: Event) -> None:
-        await publish(self.bootstrap_servers, list(events), topic_prefix=self.topic_prefix, source="/backflush/demo")
+        by_writer: dict[Writer | None, list[Event]] = {}
+        for event in events:
+            by_writer.setdefault(event.topic.writer if self.speakers else None, []).append(event)
+        for writer, written in by_writer.items():
+            await publish(self.bootstrap_servers, written, topic_prefix=self.topic_prefix, source="/backflush/demo",
+                          security=self.speakers.get(writer) if writer is not None else None)
         now = time.monotonic()
         for event in events:
             if isinstance(event, o.OrderPlaced):
@@ -201,11 +211,13 @@ async def require_fresh(demo: Demo) -> None:
 
 
 async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Path, *, topic_prefix: str = "",
-                   fresh_check: bool = False, poll_s: float = 0.3) -> DemoResult:
+                   fresh_check: bool = False, poll_s: float = 0.3,
+                   speakers: Mapping[Writer, KafkaSecurity] | None = None) -> DemoResult:
     from backflush_manufacturer.master_data_events import events_from
     from backflush_manufacturer.master_data_files import load_master_data
 
-    demo = Demo(view, bootstrap_servers, topic_prefix, started=time.monotonic(), poll_s=poll_s)
+    demo = Demo(view, bootstrap_servers, topic_prefix, started=time.monotonic(), poll_s=poll_s,
+                speakers=dict(speakers or {}))
     due = dt.date.today() + dt.timedelta(days=14)
 
     def order(order_id: str, flow: str, item: str, quantity: int, holder: str) -> o.OrderPlaced:
@@ -360,6 +372,21 @@ def _finish(result: DemoResult, result_json: Path | None) -> int:
     return 0 if result.ok else 1
 
 
+#: The first line of `make demo`: its broker has no authentication, no encryption and no ACLs.
+PLAINTEXT_NOTE = ("note: the demo's broker is PLAINTEXT (no authentication, no encryption, no ACLs) on 127.0.0.1 "
+                  "only; `make up` runs the deployment with SASL_SSL and ACLs (README, \"Security\")")
+
+
+def first_line(bootstrap_servers: str | None, security: KafkaSecurity) -> str:
+    """What the demo says before anything else: how (in)secure the broker it uses is (issue 16)."""
+    if bootstrap_servers is None:
+        return PLAINTEXT_NOTE
+    if security.security_protocol == "PLAINTEXT":
+        return (f"note: the demo connects to {bootstrap_servers} with PLAINTEXT (no authentication, no "
+                "encryption); `make up` runs the deployment with SASL_SSL and ACLs (README, \"Security\")")
+    return f"note: the demo connects to {bootstrap_servers} with {security.describe()}"
+
+
 def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path,
                  result_json: Path | None = None) -> int:
     """Start what is needed, run the demo, and stop everything it started, also on Ctrl-C."""
@@ -372,6 +399,10 @@ def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path
     broker: LocalKafka | None = None
     stack: LocalStack | None = None
     try:
+        from backflush_shared.messaging.security import security_from_environment
+
+        # Issue 16: the demo's broker is not the deployment; say so before anything else.
+        console.print(first_line(bootstrap_servers, security_from_environment()), markup=False, soft_wrap=True)
         if bootstrap_servers is None:
             console.print("starting a local Apache Kafka broker (fetched from Maven Central on first use) ...")
             broker = LocalKafka().start()
@@ -396,16 +427,31 @@ def demo_command(bootstrap_servers: str | None, workdir: Path, sample_data: Path
             console.print("broker stopped")
 
 
+def compose_speakers(principals: Path) -> dict[Writer, KafkaSecurity]:
+    """Per writer, the settings in `principals/<name>.env` of the principal whose role it is (compose_secrets.py)."""
+    from backflush_shared.compose_secrets import principal_security
+    from backflush_shared.local_kafka import SECURE_PRINCIPALS
+
+    speakers: dict[Writer, KafkaSecurity] = {}
+    for name, role in SECURE_PRINCIPALS.items():
+        if role in {writer.value for writer in Writer} and (principals / f"{name}.env").is_file():
+            speakers[Writer(role)] = principal_security(principals / f"{name}.env")
+    return speakers
+
+
 def compose_demo_command(bootstrap_servers: str, compose_command: str, project: str, sample_data: Path,
-                         result_json: Path | None = None, topic_prefix: str = "") -> int:
-    """The same mix against a running `docker compose up` deployment; it starts and stops nothing."""
+                         result_json: Path | None = None, topic_prefix: str = "",
+                         principals: Path | None = None) -> int:
+    """The same mix against a running `docker compose up` deployment; it starts and stops nothing. `principals`:
+    the host clients' settings of a secure deployment (compose_secrets.py), each event sent as its topic's writer."""
+    speakers = compose_speakers(principals) if principals is not None and principals.is_dir() else {}
     compose = shlex.split(compose_command) + (["--project-name", project] if project else [])
     view = ComposeView(compose)
     console.print(f"placing the demo's orders through {bootstrap_servers}; reading the services' state with "
                   f"`{' '.join(compose)} exec` ...")
     try:
         result = asyncio.run(run_demo(view, bootstrap_servers, sample_data, topic_prefix=topic_prefix,
-                                      fresh_check=True, poll_s=0.5))
+                                      fresh_check=True, poll_s=0.5, speakers=speakers))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: the deployment keeps running (`docker compose down` stops it)[/]")
         return 130
