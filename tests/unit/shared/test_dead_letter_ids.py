@@ -24,13 +24,13 @@ def test_a_short_origin_keeps_its_readable_id() -> None:
 def test_a_long_topic_name_still_fits_the_outbox_id_column() -> None:
     # the shop floor's intake topic made this 46 characters, which PostgreSQL refused (varchar(36))
     made = dead_letter_id("manufacturer", origin("completions.shop-floor", 0, 10542))
-    assert len(made) == MAX_ID_LENGTH and made.startswith("dlq:")
+    assert len(made) == MAX_ID_LENGTH and made.startswith("dlq:manufacturer:")
 
 
 @given(SERVICES, ORIGINS)
 def test_every_id_fits_and_is_the_same_on_every_redelivery(service: str, where: tuple[str, int, int]) -> None:
     made = dead_letter_id(service, origin(*where))
-    assert len(made) <= MAX_ID_LENGTH
+    assert len(made) <= MAX_ID_LENGTH and made.startswith(f"dlq:{service}:")  # whose dead letter it is, readable
     assert made == dead_letter_id(service, origin(*where))
 
 

@@ -40,13 +40,18 @@ MAX_ID_LENGTH = 36
 def dead_letter_id(failed_by: str, origin: RecordOrigin) -> str:
     """One dead letter per consumer and record, however often the record is redelivered.
 
-    Readable (`dlq:distributor:orders:0:17`) when it fits the outbox's id column; a longer one (a long topic name,
-    a deployment prefix, a large offset) becomes `dlq:` and a digest of the readable form, which is as stable and
-    as unique. The record's origin is in the dead letter's headers either way."""
+    Readable (`dlq:distributor:orders:0:17`) when it fits the outbox's id column; in a longer one (a long topic
+    name, a deployment prefix, a large offset) a digest of the readable form takes the place of the origin
+    (`dlq:manufacturer:` and 19 hex digits), as stable and, per service, as unique. The record's origin is in the
+    dead letter's headers either way."""
     readable = f"dlq:{failed_by}:{origin.topic}:{origin.partition}:{origin.offset}"
     if len(readable) <= MAX_ID_LENGTH:
         return readable
-    return "dlq:" + hashlib.sha256(readable.encode()).hexdigest()[: MAX_ID_LENGTH - len("dlq:")]
+    digest = hashlib.sha256(readable.encode()).hexdigest()
+    service = f"dlq:{failed_by}:"
+    if MAX_ID_LENGTH - len(service) < 16:  # a service name too long to leave room for a digest worth the name
+        service = "dlq:"
+    return service + digest[: MAX_ID_LENGTH - len(service)]
 
 
 def dead_letter_record(
