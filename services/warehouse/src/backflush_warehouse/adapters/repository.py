@@ -99,7 +99,8 @@ _ANY_UNIT = select(stock_units.c.id).where(stock_units.c.order_id == _ORDER).lim
 _SET_UNITS = update(stock_units).where(stock_units.c.id.in_(_IDS))  # SET: the columns named in the parameters
 _SET_UNIT = update(stock_units).where(stock_units.c.id == bindparam("key_id"))
 _DELETE_UNITS = delete(stock_units).where(stock_units.c.id.in_(_IDS))
-_ADD_TRANSFER = insert(ownership_transfers)
+_STORED_QUANTITIES = select(stock_units.c.location, stock_units.c.quantity).where(stock_units.c.status == "stored")
+_ALL_UNITS = select(stock_units)
 _FREE_UNITS = (
     select(stock_units.c.id, stock_units.c.order_id, stock_units.c.lot, stock_units.c.location,
            stock_units.c.quantity)
@@ -154,6 +155,16 @@ async def set_unit_quantity(session: AsyncSession, unit_id: int, quantity: Decim
 
 async def delete_units(session: AsyncSession, unit_ids: Sequence[int]) -> None:
     await session.execute(_DELETE_UNITS, {"key_ids": list(unit_ids)})
+
+
+async def stored_quantities(session: AsyncSession) -> list[tuple[str, Decimal]]:
+    """(location, quantity) of every stored unit (for people: the units themselves, not the kept `used`)."""
+    return [(location, quantity) for location, quantity in (await session.execute(_STORED_QUANTITIES)).all()]
+
+
+async def all_units(session: AsyncSession) -> Sequence[RowMapping]:
+    """Every unit the warehouse holds or delivered (for people)."""
+    return (await session.execute(_ALL_UNITS)).mappings().all()
 
 
 async def record_ownership_transfer(session: AsyncSession, *, order_id: str, item: str, lot: str,
