@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
 from backflush_shared.contracts.inventory_details import StorageCapacityAnnounced
 
 from backflush_shared.persistence.locks import lock_for_transaction
 
-from backflush_warehouse.adapters.tables import locations
+from backflush_warehouse.adapters import repository
 from backflush_warehouse.domain.storage import LocationKind, capacity_of, parse_layout
 
 
@@ -25,13 +23,11 @@ async def apply_layout(runtime: Any) -> None:
     async with runtime.database.transaction() as session:
         # instances starting together lay out one set of locations, not a duplicate key each
         await lock_for_transaction(session, "warehouse:storage")
-        known = {row.code for row in (await session.execute(select(locations.c.code))).all()}
+        known = await repository.location_codes(session)
         for position, location in enumerate(wanted):
-            values = {"kind": location.kind.value, "capacity": location.capacity, "position": position}
-            if location.code in known:
-                await session.execute(update(locations).where(locations.c.code == location.code).values(**values))
-            else:
-                await session.execute(insert(locations).values(code=location.code, **values))
+            lay_out = repository.update_location if location.code in known else repository.add_location
+            await lay_out(session, code=location.code, kind=location.kind.value, capacity=location.capacity,
+                          position=position)
         # Announced at every start, through the outbox like any event, so that the distributor (which owns
         # orders) can refuse an order that could never be stored whole, instead of letting it wait for ever.
         await runtime.outbox.emit(session, StorageCapacityAnnounced(

@@ -6,10 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backflush_warehouse.adapters.tables import locations, stock_units, waiting_put_aways
+from backflush_warehouse.adapters import repository
 
 
 @dataclass(frozen=True)
@@ -21,19 +20,16 @@ class LocationUse:
 
 
 async def location_use(session: AsyncSession) -> list[LocationUse]:
-    rows = (await session.execute(select(locations).order_by(locations.c.position))).mappings().all()
-    stored = (
-        await session.execute(select(stock_units.c.location, stock_units.c.quantity).where(stock_units.c.status == "stored"))
-    ).all()
     used: dict[str, Decimal] = defaultdict(Decimal)
-    for code, quantity in stored:
+    for code, quantity in await repository.stored_quantities(session):
         used[code] += quantity
-    return [LocationUse(r["code"], r["kind"], r["capacity"], used.get(r["code"], Decimal(0))) for r in rows]
+    return [LocationUse(loc.code, loc.kind.value, loc.capacity, used.get(loc.code, Decimal(0)))
+            for loc in await repository.locations_in_order(session)]
 
 
 async def stock_by_owner(session: AsyncSession) -> list[tuple[str, str, str, str, Decimal]]:
     """(owner, kind, item, status, quantity) for every unit the warehouse holds or delivered."""
-    rows = (await session.execute(select(stock_units))).mappings().all()
+    rows = await repository.all_units(session)
     totals: dict[tuple[str, str, str, str], Decimal] = defaultdict(Decimal)
     for r in rows:
         totals[(r["owner"], r["kind"], r["item"], r["status"])] += r["quantity"]
@@ -41,5 +37,4 @@ async def stock_by_owner(session: AsyncSession) -> list[tuple[str, str, str, str
 
 
 async def waiting(session: AsyncSession) -> list[dict[str, object]]:
-    rows = (await session.execute(select(waiting_put_aways).order_by(waiting_put_aways.c.id))).mappings().all()
-    return [dict(r) for r in rows]
+    return [dict(r) for r in await repository.waiting_put_aways_in_order(session)]

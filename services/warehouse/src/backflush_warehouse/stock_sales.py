@@ -9,11 +9,9 @@ does not cover it, it waits, in arrival order, told with `FinishedStockAwaited`,
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts import completions as c
@@ -21,15 +19,7 @@ from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
 from backflush_shared.messaging.processor import HandlerContext
 
-from backflush_warehouse.adapters.tables import (
-    finished_stock,
-    ownership_transfers,
-    shipments,
-    stock_allocations,
-    stock_orders,
-    stock_units,
-    waiting_put_aways,
-)
+from backflush_warehouse.adapters import repository
 from backflush_warehouse.domain.stock import FreeUnit, WaitingStockOrder, serve_in_arrival_order
 from backflush_warehouse.domain.storage import LocationKind
 
@@ -37,27 +27,16 @@ STOCK_FLOW = "stock"
 ZERO = Decimal(0)
 
 
-async def is_stock_order(session: AsyncSession, order_id: str) -> bool:
-    found = await session.execute(select(stock_orders.c.seq).where(stock_orders.c.order_id == order_id))
-    return found.scalar_one_or_none() is not None
-
-
-async def is_stocked_run(session: AsyncSession, order_id: str) -> bool:
-    found = await session.execute(select(finished_stock.c.run_id).where(finished_stock.c.run_id == order_id))
-    return found.scalar_one_or_none() is not None
-
-
 async def on_finished_goods_stocked(ctx: HandlerContext) -> None:
     from backflush_warehouse import handlers  # the put-away is the one every flow uses
 
     event = ctx.event
     assert isinstance(event, inv.FinishedGoodsStocked)
-    if await is_stocked_run(ctx.session, event.run_id):
+    if await repository.is_stocked_run(ctx.session, event.run_id):
         ctx.log.info("run already stocked", run_id=event.run_id)
         return
-    await ctx.session.execute(insert(finished_stock).values(
-        run_id=event.run_id, item=event.item, lot=event.lot, quantity=event.quantity, owner=event.owner,
-        status="stocked", stocked_at=handlers._now()))
+    await repository.add_finished_stock(ctx.session, run_id=event.run_id, item=event.item, lot=event.lot,
+                                        quantity=event.quantity, owner=event.owner, at=handlers._now())
     await handlers._put_away(ctx, order_id=event.run_id, item=event.item, lot=event.lot, quantity=event.quantity,
                              kind=LocationKind.RACK, owner=event.owner)
 
@@ -73,39 +52,28 @@ async def on_stock_order(ctx: HandlerContext) -> None:
     assert isinstance(event, o.OrderForwarded)
     if event.flow.value != STOCK_FLOW:
         return
-    if await is_stock_order(ctx.session, event.order_id):
+    if await repository.is_stock_order(ctx.session, event.order_id):
         ctx.log.info("stock order already known")
         return
     from backflush_warehouse import handlers
 
-    await ctx.session.execute(insert(stock_orders).values(
-        order_id=event.order_id, item=event.item, quantity=event.quantity,
+    await repository.add_stock_order(
+        ctx.session, order_id=event.order_id, item=event.item, quantity=event.quantity,
         order_holder=event.processing.order_holder, ship_to=event.processing.ship_to,
-        partial=event.processing.partial_deliveries, shipped=ZERO, status="waiting", since=handlers._now()))
+        partial=event.processing.partial_deliveries, since=handlers._now())
     await serve_waiting(ctx, event.item)
 
 
 async def _free_units(session: AsyncSession, item: str) -> list[FreeUnit]:
     """Racked units of the item's stocked runs, first in, first out: the run stocked first, then placement."""
-    rows = (await session.execute(
-        select(stock_units.c.id, stock_units.c.order_id, stock_units.c.lot, stock_units.c.location,
-               stock_units.c.quantity)
-        .join(finished_stock, finished_stock.c.run_id == stock_units.c.order_id)
-        .where(finished_stock.c.item == item, finished_stock.c.status == "stocked",
-               stock_units.c.status == "stored", stock_units.c.kind == LocationKind.RACK.value)
-        .order_by(finished_stock.c.stocked_at, finished_stock.c.run_id, stock_units.c.id)
-    )).all()
-    return [FreeUnit(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    return [FreeUnit(*row) for row in await repository.free_units(session, item)]
 
 
 async def serve_waiting(ctx: HandlerContext, item: str) -> None:
     """Serve the item's waiting stock orders in arrival order from its free units; tell the rest why they wait."""
     from backflush_warehouse import handlers
 
-    waiting = (await ctx.session.execute(
-        select(stock_orders).where(stock_orders.c.item == item, stock_orders.c.status == "waiting")
-        .order_by(stock_orders.c.seq)
-    )).mappings().all()
+    waiting = await repository.waiting_stock_orders(ctx.session, item)
     if not waiting:
         return
     by_id = {row["order_id"]: row for row in waiting}
@@ -122,20 +90,18 @@ async def serve_waiting(ctx: HandlerContext, item: str) -> None:
                 emptied.append(unit.unit_id)
             # the taken part becomes the order's own row (split off the run's), so that shipping and signing work
             # on the order's units as in every flow; the run keeps what is left
-            await ctx.session.execute(update(stock_units).where(stock_units.c.id == unit.unit_id)
-                                      .values(quantity=unit.quantity - take.quantity, updated_at=at))
-            await ctx.session.execute(insert(stock_units).values(
-                order_id=served.order_id, item=item, lot=unit.lot, location=unit.location,
-                kind=LocationKind.RACK.value, quantity=take.quantity, owner="manufacturer", status="stored",
-                placed_at=at, updated_at=at))
-            await ctx.session.execute(insert(stock_allocations).values(
-                order_id=served.order_id, run_id=unit.run_id, item=item, lot=unit.lot, location=unit.location,
-                quantity=take.quantity, at=at))
+            await repository.set_unit_quantity(ctx.session, unit.unit_id, unit.quantity - take.quantity, at)
+            await repository.add_stored_units(ctx.session, order_id=served.order_id, item=item, lot=unit.lot,
+                                              kind=LocationKind.RACK, owner="manufacturer",
+                                              placements=[(unit.location, take.quantity)], at=at)
+            await repository.add_stock_allocation(ctx.session, order_id=served.order_id, run_id=unit.run_id,
+                                                  item=item, lot=unit.lot, location=unit.location,
+                                                  quantity=take.quantity, at=at)
         if emptied:  # a row emptied by the split holds nothing: gone, so the racks never list zero-unit rows
-            await ctx.session.execute(delete(stock_units).where(stock_units.c.id.in_(emptied)))
+            await repository.delete_units(ctx.session, emptied)
         shipped = row["shipped"] + served.quantity
-        await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == served.order_id).values(
-            shipped=shipped, status="shipped" if shipped >= row["quantity"] else "waiting"))
+        await repository.update_stock_order(ctx.session, served.order_id, shipped=shipped,
+                                            status="shipped" if shipped >= row["quantity"] else "waiting")
         await _ship_part(ctx, row, served.quantity)
         ctx.log.info("stock order served from finished-goods stock", order_id=served.order_id,
                      quantity=str(served.quantity), of=str(row["quantity"]),
@@ -145,8 +111,7 @@ async def serve_waiting(ctx: HandlerContext, item: str) -> None:
         told = f"{still.needed}/{still.free}"
         if row["told"] == told:
             continue  # told already with these figures
-        await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == still.order_id)
-                                  .values(told=told))
+        await repository.update_stock_order(ctx.session, still.order_id, told=told)
         await ctx.emit(c.FinishedStockAwaited(order_id=still.order_id, item=item, needed=still.needed,
                                               free=still.free), correlation_id=still.order_id)
 
@@ -157,26 +122,18 @@ async def _ship_part(ctx: HandlerContext, order: Any, quantity: Decimal) -> None
     from backflush_warehouse import handlers
 
     order_id = order["order_id"]
-    units = (await ctx.session.execute(
-        select(stock_units).where(stock_units.c.order_id == order_id, stock_units.c.status == "stored")
-        .order_by(stock_units.c.id))).mappings().all()
+    units = await repository.units_with_status(ctx.session, order_id, "stored")
     at = handlers._now()
     # a split moved no unit: the location's used space changes only now, as the units are picked
-    await ctx.session.execute(update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units]))
-                              .values(status="shipped", updated_at=at))
-    await handlers._occupy(ctx.session, handlers._by_location(units, -1))
+    await repository.set_units_status(ctx.session, units, "shipped", at)
+    await repository.occupy(ctx.session, handlers._by_location(units, -1))
     lots = sorted({u["lot"] for u in units})
-    shipment = (await ctx.session.execute(select(shipments).where(shipments.c.order_id == order_id))) \
-        .mappings().one_or_none()
+    shipment = await repository.shipment(ctx.session, order_id)
     if shipment is None:
-        await ctx.session.execute(insert(shipments).values(
-            order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
-            order_holder=order["order_holder"], lots=json.dumps(lots), shipped_at=at))
+        await repository.add_shipment(ctx.session, order_id=order_id, item=order["item"], quantity=quantity,
+                                      ship_to=order["ship_to"], order_holder=order["order_holder"], lots=lots, at=at)
     else:
-        await ctx.session.execute(update(shipments).where(shipments.c.order_id == order_id).values(
-            quantity=shipment["quantity"] + quantity, lots=json.dumps(sorted(set(json.loads(shipment["lots"]))
-                                                                             | set(lots))),
-            shipped_at=at, signed_by=None, signed_at=None))
+        await repository.add_to_shipment(ctx.session, shipment, quantity=quantity, lots=lots, at=at)
     await ctx.emit(c.GoodsShipped(order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
                                   lots=lots), correlation_id=order_id)
     await handlers._retry_waiting_put_aways(ctx)
@@ -187,29 +144,26 @@ async def sign(ctx: HandlerContext, event: c.DeliverySigned) -> None:
     once every unit of it is signed for (a partial delivery is signed for on its own)."""
     from backflush_warehouse import handlers
 
-    order = (await ctx.session.execute(select(stock_orders).where(stock_orders.c.order_id == event.order_id))) \
-        .mappings().one()
-    units = (await ctx.session.execute(select(stock_units).where(
-        stock_units.c.order_id == event.order_id, stock_units.c.status == "shipped"))).mappings().all()
+    order = await repository.stock_order(ctx.session, event.order_id)
+    assert order is not None, "called for stock orders only"
+    units = await repository.units_with_status(ctx.session, event.order_id, "shipped")
     if not units:
         ctx.log.info("nothing shipped waits for a signature", order_id=event.order_id)
         return
     at = handlers._now()
     for unit in units:
-        await ctx.session.execute(insert(ownership_transfers).values(
-            order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
-            from_owner=unit["owner"], to_owner=order["order_holder"], at=at))
-    await ctx.session.execute(update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units]))
-                              .values(status="delivered", owner=order["order_holder"], updated_at=at))
-    await ctx.session.execute(update(shipments).where(shipments.c.order_id == event.order_id)
-                              .values(signed_by=event.signed_by, signed_at=event.signed_at))
+        await repository.record_ownership_transfer(
+            ctx.session, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
+            from_owner=unit["owner"], to_owner=order["order_holder"], at=at)
+    await repository.set_units_status(ctx.session, units, "delivered", at, owner=order["order_holder"])
+    await repository.sign_shipment(ctx.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
     quantity = sum((u["quantity"] for u in units), ZERO)
     await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=order["item"], quantity=quantity,
                                     signed_by=event.signed_by, signed_at=event.signed_at,
                                     previous_owner=units[0]["owner"], new_owner=order["order_holder"],
                                     from_stock=True), correlation_id=event.order_id)
-    delivered = sum((q for q in (await ctx.session.execute(select(stock_units.c.quantity).where(
-        stock_units.c.order_id == event.order_id, stock_units.c.status == "delivered"))).scalars()), ZERO)
+    delivered = sum((u["quantity"] for u in await repository.units_with_status(ctx.session, event.order_id,
+                                                                               "delivered")), ZERO)
     # closing the order is the distributor's word, once GoodsSignedFor covers all of it
     ctx.log.info("stock delivery signed for; ownership moved", quantity=str(quantity),
                  delivered=str(delivered), of=str(order["quantity"]))
@@ -217,12 +171,10 @@ async def sign(ctx: HandlerContext, event: c.DeliverySigned) -> None:
 
 async def stock_order_cancelled(ctx: HandlerContext, order_id: str) -> None:
     """A waiting stock order cancelled: it holds nothing; the orders behind it may go now."""
-    row = (await ctx.session.execute(select(stock_orders).where(stock_orders.c.order_id == order_id))).mappings() \
-        .one_or_none()
+    row = await repository.stock_order(ctx.session, order_id)
     if row is None or row["status"] != "waiting" or row["shipped"] > 0:
         return  # a partly delivered order is refused a cancel before this (its goods shipped)
-    await ctx.session.execute(update(stock_orders).where(stock_orders.c.order_id == order_id)
-                              .values(status="cancelled"))
+    await repository.update_stock_order(ctx.session, order_id, status="cancelled")
     await serve_waiting(ctx, row["item"])
 
 
@@ -232,8 +184,7 @@ async def on_withdrawal_requested(ctx: HandlerContext) -> None:
 
     event = ctx.event
     assert isinstance(event, inv.FinishedStockWithdrawalRequested)
-    stock = (await ctx.session.execute(select(finished_stock).where(finished_stock.c.run_id == event.run_id))) \
-        .mappings().one_or_none()
+    stock = await repository.finished_stock_of(ctx.session, event.run_id)
     if stock is None:
         await ctx.emit(c.FinishedStockWithdrawalRefused(run_id=event.run_id, reason="its lot was never stocked here"),
                        correlation_id=event.run_id)
@@ -242,26 +193,20 @@ async def on_withdrawal_requested(ctx: HandlerContext) -> None:
         await ctx.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
                                                 quantity=stock["quantity"]), correlation_id=event.run_id)
         return
-    allocated = (await ctx.session.execute(
-        select(stock_allocations.c.quantity).where(stock_allocations.c.run_id == event.run_id))).scalars().all()
-    taken = sum(allocated, ZERO)
+    allocated = await repository.allocations_of_run(ctx.session, event.run_id)
+    taken = sum((quantity for _order, quantity in allocated), ZERO)
     if taken:
-        orders = sorted(set((await ctx.session.execute(
-            select(stock_allocations.c.order_id).where(stock_allocations.c.run_id == event.run_id))).scalars()))
+        orders = sorted({order_id for order_id, _quantity in allocated})
         await ctx.emit(c.FinishedStockWithdrawalRefused(
             run_id=event.run_id, reason=f"{taken} of its {stock['quantity']} units of lot {stock['lot']} were "
                                         f"allocated and shipped to {', '.join(orders)}"), correlation_id=event.run_id)
         return
     at = handlers._now()
-    await ctx.session.execute(delete(waiting_put_aways).where(waiting_put_aways.c.order_id == event.run_id))
-    units = (await ctx.session.execute(select(stock_units).where(stock_units.c.order_id == event.run_id,
-                                                                 stock_units.c.status == "stored"))).mappings().all()
+    await repository.delete_waiting_put_aways(ctx.session, event.run_id)
+    units = await repository.units_with_status(ctx.session, event.run_id, "stored")
     if units:
-        await ctx.session.execute(update(stock_units).where(stock_units.c.id.in_([u["id"] for u in units]))
-                                  .values(status="released", updated_at=at))
-        await handlers._occupy(ctx.session, handlers._by_location(units, -1))
-    await ctx.session.execute(update(finished_stock).where(finished_stock.c.run_id == event.run_id)
-                              .values(status="withdrawn"))
+        await handlers._release(ctx, units, at)
+    await repository.set_finished_stock_status(ctx.session, event.run_id, "withdrawn")
     await ctx.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
                                             quantity=stock["quantity"]), correlation_id=event.run_id)
     ctx.log.info("run's lot withdrawn from stock for sale", run_id=event.run_id)
@@ -271,9 +216,8 @@ async def on_withdrawal_requested(ctx: HandlerContext) -> None:
 
 async def free_stock(session: AsyncSession) -> dict[str, Decimal]:
     """Free finished-goods units per item (for the CLI)."""
-    rows = (await session.execute(
-        select(finished_stock.c.item, func.count()).group_by(finished_stock.c.item))).all()
-    return {item: sum((u.quantity for u in await _free_units(session, item)), ZERO) for item, _n in rows}
+    return {item: sum((u.quantity for u in await _free_units(session, item)), ZERO)
+            for item in await repository.stocked_items(session)}
 
 
 async def for_sale(session: AsyncSession) -> tuple[list[tuple[str, str, str, Decimal, Decimal, str]],
@@ -281,10 +225,9 @@ async def for_sale(session: AsyncSession) -> tuple[list[tuple[str, str, str, Dec
     """Lots stocked for sale (run, item, lot, stocked, still free, status) in FIFO order, and the stock orders
     (order, item, quantity, status, since) in arrival order."""
     lots = []
-    for row in (await session.execute(select(finished_stock).order_by(finished_stock.c.stocked_at,
-                                                                      finished_stock.c.run_id))).mappings():
+    for row in await repository.finished_stock_in_order(session):
         free = sum((u.quantity for u in await _free_units(session, row["item"]) if u.run_id == row["run_id"]), ZERO)
         lots.append((row["run_id"], row["item"], row["lot"], row["quantity"], free, row["status"]))
-    orders = [(r["order_id"], r["item"], r["quantity"], r["status"], str(r["since"])[:19]) for r in (
-        await session.execute(select(stock_orders).order_by(stock_orders.c.seq))).mappings()]
+    orders = [(r["order_id"], r["item"], r["quantity"], r["status"], str(r["since"])[:19])
+              for r in await repository.stock_orders_in_order(session)]
     return lots, orders
