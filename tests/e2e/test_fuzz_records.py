@@ -63,6 +63,7 @@ WAITS_THAT_CAN_END = (
     re.compile(r"^component stock"),
     re.compile(r"^quality check"),
     re.compile(r"^signature"),
+    re.compile(r"^finished-goods stock"),  # a stock order: served when a run report stocks its item
 )
 
 

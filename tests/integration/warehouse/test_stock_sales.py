@@ -148,3 +148,30 @@ async def test_an_order_allowing_partial_deliveries_ships_what_is_free_and_each_
     assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == ["2", "3"]
     assert await rows(url, "SELECT quantity, lots, signed_by FROM shipments") == [("5", '["L-1", "L-2"]', "J. Doe")]
     await clean(warehouse)
+
+
+async def test_a_cancel_that_arrives_after_part_of_a_stock_order_shipped_is_refused(warehouse: ServiceRuntime) -> None:
+    """Stock arrives on its own topic, so the warehouse may ship a waiting order's part between the distributor's
+    check and the cancel reaching the warehouse: the shipment stands (a return is another flow), the cancel is
+    dead-lettered with the reason, and the order is not booked as cancelled (found by the fuzz test, seed 133059)."""
+    url = warehouse.settings.database_url
+    order = stock_order("SO-C", 5)
+    partial = order.model_copy(update={"processing": order.processing.model_copy(update={"partial_deliveries": True})})
+    await apply(warehouse, [stocked("R-1", "L-1", 2), partial])
+    assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-shipped")] == ["2"]
+    await apply(warehouse, [OrderCancelled(order_id="SO-C", reason="changed mind", stage="waiting-for-stock")],
+                dead_letters=1)
+    assert await rows(url, "SELECT order_id FROM cancelled_orders") == []
+    await clean(warehouse)
+
+
+async def test_a_stock_order_cancelled_before_it_reached_the_warehouse_is_never_served(
+        warehouse: ServiceRuntime) -> None:
+    """The warehouse remembers a cancel of an order it has not seen yet (as it does for put-aways): the stock order
+    arriving after it takes nothing, so no cancelled order's goods go out (found by the fuzz test, seed 133059)."""
+    url = warehouse.settings.database_url
+    await apply(warehouse, [stocked("R-1", "L-1", 5),
+                            OrderCancelled(order_id="SO-X", reason="changed mind", stage="waiting-for-stock")])
+    await apply(warehouse, [stock_order("SO-X", 3), stock_order("SO-Y", 4)])
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == ["SO-Y"]  # SO-X's place goes to SO-Y
+    await clean(warehouse)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from backflush_distributor.domain.lifecycle import Order, OrderState, signature_applies
+from backflush_distributor.domain.lifecycle import Order, OrderState, shipment_applies, signature_applies
 
 
 def _shipped() -> Order:
@@ -22,3 +22,11 @@ def test_a_signature_for_a_cancelled_or_rejected_order_does_not_apply() -> None:
     rejected = Order("SIG-3", "post", "CHAIR-ERGO", Decimal(3)).with_milestones(rejected_reason="unknown item")
     assert not signature_applies(cancelled)
     assert not signature_applies(rejected)
+
+
+def test_a_shipment_reported_for_a_cancelled_or_rejected_order_does_not_mark_it_shipped() -> None:
+    """Found by the fuzz test (seed 71429): a GoodsShipped after the cancel left a cancelled order marked shipped."""
+    cancelled = Order("SHP-1", "stock", "CHAIR-ERGO", Decimal(3)).with_milestones(cancelled_reason="changed my mind")
+    rejected = Order("SHP-2", "pre", "CHAIR-ERGO", Decimal(3)).with_milestones(rejected_reason="unknown item")
+    assert not shipment_applies(cancelled) and not shipment_applies(rejected)
+    assert shipment_applies(Order("SHP-3", "stock", "CHAIR-ERGO", Decimal(3)))

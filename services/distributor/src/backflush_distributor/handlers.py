@@ -31,6 +31,7 @@ from backflush_distributor.domain.lifecycle import (
     should_close_on_allocation,
     should_close_on_stock_signature,
     should_direct_to_racks,
+    shipment_applies,
     signature_applies,
 )
 
@@ -209,6 +210,10 @@ async def _consigned(ctx: HandlerContext, order: Order, event: inv.ConsignmentSt
 
 
 async def _shipped(ctx: HandlerContext, order: Order, event: c.GoodsShipped) -> Order:
+    if not shipment_applies(order):
+        ctx.log.warning("goods shipped on an order that is not open: recorded, not applied",
+                        state=order.status.state.value)
+        return order
     if order.flow == "stock":  # shipped whole, or in parts when the holder allows partial deliveries
         return order.with_milestones(shipped=True, stock_shipped=order.milestones.stock_shipped + event.quantity)
     return order.with_milestones(shipped=True)

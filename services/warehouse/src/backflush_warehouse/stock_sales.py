@@ -55,6 +55,11 @@ async def on_stock_order(ctx: HandlerContext) -> None:
     if await repository.is_stock_order(ctx.session, event.order_id):
         ctx.log.info("stock order already known")
         return
+    if await repository.is_cancelled(ctx.session, event.order_id):
+        # its cancel came first (as put-aways of a cancelled order are never stored): serving it now would send out
+        # the goods of a cancelled order
+        ctx.log.info("stock order cancelled before it arrived: not served")
+        return
     from backflush_warehouse import handlers
 
     await repository.add_stock_order(

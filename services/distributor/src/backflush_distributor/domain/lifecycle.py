@@ -327,6 +327,13 @@ def should_close_on_stock_signature(order: Order) -> bool:
     return order.flow == "stock" and order.milestones.stock_signed >= order.quantity
 
 
+def shipment_applies(order: Order) -> bool:
+    """Whether the warehouse's GoodsShipped moves this order: not when it was cancelled or rejected. A late or
+    forged shipment stays in the order's history but never marks a cancelled order shipped (the warehouse refuses
+    a cancel once it shipped, so its dead letter says which came first)."""
+    return order.status.state not in (OrderState.CANCELLED, OrderState.REJECTED)
+
+
 def signature_applies(order: Order) -> bool:
     """Whether the warehouse's GoodsSignedFor moves this order: not when it was cancelled or rejected (nothing of
     it left for a holder), so that a late or forged signature neither marks it signed nor closes it."""
