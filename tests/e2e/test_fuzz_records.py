@@ -37,7 +37,7 @@ from backflush_shared.contracts.registry import model_for
 from backflush_shared.contracts.topics import Topic, TopicNames
 from backflush_shared.local_stack import LocalStack
 from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from support.crash import Databases, consumer_lag
 from support.e2e_paths import SAMPLE_DATA
 from support.flows import Flows
@@ -125,7 +125,8 @@ async def publish_all(stack: LocalStack, records: list[FuzzRecord], valid: list[
             if slots and index == slots[0]:
                 slots.pop(0)
                 order = next(placed)
-                encoded = encode(order, envelope_for(order, "/backflush/tests"), topics(order.topic))
+                source = source_for(order, otherwise="/backflush/tests")
+                encoded = encode(order, envelope_for(order, source), topics(order.topic))
                 await producer.send_and_wait(encoded.topic, encoded.value, key=encoded.key, headers=encoded.headers)
             name = topics(Topic(record.topic))
             meta = await producer.send_and_wait(name, record.value, key=record.key, headers=list(record.headers))

@@ -41,7 +41,7 @@ from backflush_shared.contracts.topics import Topic, TopicNames, Writer
 from backflush_shared.local_kafka import LocalKafka
 from backflush_shared.local_stack import SERVICES, LocalStack
 from backflush_shared.messaging.codec import EncodedRecord, encode
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.messaging.security import KafkaSecurity
 from backflush_shared.persistence.database import Database
 from backflush_warehouse.adapters import tables as wh_tables
@@ -208,7 +208,7 @@ class ReliablePublisher:
                 await producer.stop()
 
     async def publish(self, *events: Event, timeout: float = 90.0) -> list[str]:
-        envelopes = [envelope_for(event, SOURCE) for event in events]
+        envelopes = [envelope_for(event, source_for(event, otherwise=SOURCE)) for event in events]
         by_writer: dict[Writer | None, list[EncodedRecord]] = defaultdict(list)
         for event, envelope in zip(events, envelopes):
             writer = event.topic.writer if self.speakers else None

@@ -43,7 +43,8 @@ class Flows:
             by_writer[event.topic.writer].append(event)
         for writer, written in by_writer.items():
             await publish(self.stack.bootstrap_servers, written, topic_prefix=self.stack.topic_prefix,
-                          source="/backflush/tests", security=self.speakers.get(writer, self.security))
+                          source=writer.source or "/backflush/tests",  # a service's topic: as that service
+                          security=self.speakers.get(writer, self.security))
 
     async def load_master_data(self, directory: Path) -> None:
         events = events_from(load_master_data(directory))

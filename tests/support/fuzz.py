@@ -21,6 +21,7 @@ from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.envelope import REQUIRED_HEADERS
 from backflush_shared.contracts.registry import ALL_EVENTS
 from backflush_shared.contracts.topics import Topic
+from backflush_shared.messaging.publish import source_for
 
 #: Order ids and items the fuzzed events share, so that they touch each other (never the valid orders' ids).
 FUZZ_ORDER_IDS = tuple(f"FZ-{n}" for n in range(8)) + ("FZ-" + "L" * 61,)
@@ -132,7 +133,7 @@ def headers_for(model: type[Event], value: dict[str, Any], event_id: uuid.UUID) 
     return [
         ("ce_id", str(event_id).encode()),
         ("ce_type", model.event_type.encode()),
-        ("ce_source", b"/backflush/fuzz"),
+        ("ce_source", source_for(event, otherwise="/backflush/fuzz").encode()),
         ("ce_specversion", b"1.0"),
         ("ce_time", dt.datetime.now(dt.UTC).isoformat().encode()),
         ("ce_schemaversion", str(model.schema_version).encode()),
@@ -189,7 +190,8 @@ def _header_mutation(draw: st.DrawFn, headers: list[tuple[str, bytes]], model: t
     """Broken headers, and the (logical) topic the record goes to."""
     topic = model.topic.value
     kind = draw(st.sampled_from(["drop", "garble", "not-utf8", "duplicate", "other-type", "schema-version",
-                                 "correlation", "wrong-topic", "spec-version", "extra-not-utf8"]))
+                                 "correlation", "wrong-topic", "spec-version", "extra-not-utf8",
+                                 "other-source"]))
     changed = list(headers)
     name = draw(st.sampled_from([n for n, _ in changed]))
     if kind == "drop":
@@ -213,6 +215,10 @@ def _header_mutation(draw: st.DrawFn, headers: list[tuple[str, bytes]], model: t
                    for n, v in changed]
     elif kind == "wrong-topic":
         topic = draw(st.sampled_from([t.value for t in Topic if t is not model.topic]))
+    elif kind == "other-source":  # another service's name, or a tool's: refused on a service's topic
+        source = draw(st.sampled_from(["/backflush/manufacturer", "/backflush/distributor", "/backflush/warehouse",
+                                       "/backflush/cli"]))
+        changed = [(n, source.encode() if n == "ce_source" else v) for n, v in changed]
     elif kind == "spec-version":
         changed = [(n, b"0.3" if n == "ce_specversion" else v) for n, v in changed]
     return changed, topic, f"{kind} {name}"

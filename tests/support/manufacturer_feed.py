@@ -23,7 +23,7 @@ from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import Flow, OrderProcessingInfo
 from backflush_shared.contracts.orders import OrderForwarded
 from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.database import Database
 from backflush_shared.service import ServiceRuntime
 
@@ -58,7 +58,8 @@ async def apply(runtime: ServiceRuntime, events: Sequence[Event], *, dead_letter
     assert runtime.processor is not None
     records = []
     for event in events:
-        encoded = encode(event, envelope_for(event, "/backflush/tests"), runtime.topics(event.topic))
+        source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
+        encoded = encode(event, envelope_for(event, source), runtime.topics(event.topic))
         records.append(_Record(encoded.topic, 0, next(_offsets), encoded.key, encoded.value, encoded.headers))
     result = await runtime.processor.process(records)
     assert result.dead_lettered == dead_letters, result

@@ -14,7 +14,7 @@ from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.envelope import Envelope
 from backflush_shared.local_stack import LocalStack
 from backflush_shared.messaging.codec import EncodedRecord, encode
-from backflush_shared.messaging.publish import EventPublisher
+from backflush_shared.messaging.publish import EventPublisher, source_for
 from support.stack import eventually
 from support.topics import Record, read_topic
 
@@ -36,7 +36,8 @@ def record_of(
     header values; `drop_headers` leaves headers out; `no_headers` sends none at all.
     """
     envelope = Envelope.new(event_type=event.event_type, schema_version=event.schema_version,
-                            correlation_id=event.correlation_key(), source="/backflush/tests")
+                            correlation_id=event.correlation_key(),
+                            source=source_for(event, otherwise="/backflush/tests"))
     if event_id is not None:
         envelope = envelope.model_copy(update={"event_id": event_id})
     encoded = encode(event, envelope, f"{stack.topic_prefix}{event.topic.value}")

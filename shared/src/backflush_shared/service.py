@@ -26,7 +26,7 @@ from pydantic import SkipValidation
 from sqlalchemy import MetaData, Table
 
 from backflush_shared.contracts.base import Event
-from backflush_shared.contracts.topics import Topic, TopicNames
+from backflush_shared.contracts.topics import Topic, TopicNames, service_source
 from backflush_shared.errors import ConfigurationError
 from backflush_shared.messaging.admin import ensure_topics, wait_for_broker
 from backflush_shared.messaging.processor import BatchProcessor, Handler
@@ -103,7 +103,7 @@ class ServiceRuntime:
     def create(cls, definition: ServiceDefinition, settings: ServiceSettings) -> "ServiceRuntime":
         topics = TopicNames(settings.topic_prefix)
         database = Database(settings.database_url)
-        outbox = Outbox(definition.outbox_table, topics, source=f"/backflush/{definition.name}")
+        outbox = Outbox(definition.outbox_table, topics, source=service_source(definition.name))
         relay = OutboxRelay(database, outbox, settings.bootstrap_servers, client_id=f"backflush-{definition.name}",
                             security=settings)
         runtime = cls(definition, settings, topics, database, Inbox(definition.inbox_table), outbox, relay)

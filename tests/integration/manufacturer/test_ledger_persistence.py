@@ -51,7 +51,7 @@ from backflush_manufacturer.domain.units import KG, PCS
 from backflush_manufacturer.master_data_files import MasterData, load_master_data
 from backflush_shared.contracts.master_data import ComponentsReceived
 from backflush_shared.messaging.codec import ConsumedEvent, decode, encode
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Claim, Inbox
 
@@ -165,7 +165,8 @@ class _Record:
 def consumed_receipt(offset: int = 0) -> ConsumedEvent:
     """A ComponentsReceived as the consumer reads it from Kafka: CloudEvents headers, JSON value."""
     event = ComponentsReceived(receipt_id="R-77", item="SCREW-M6", lot="SC-7777", quantity=D(777))
-    encoded = encode(event, envelope_for(event, "/backflush/tests"), "master-data")
+    source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
+    encoded = encode(event, envelope_for(event, source), "master-data")
     decoded = decode(_Record(encoded.topic, 0, offset, encoded.key, encoded.value, encoded.headers))
     assert isinstance(decoded, ConsumedEvent), decoded
     return decoded

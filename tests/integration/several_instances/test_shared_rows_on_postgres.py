@@ -38,7 +38,7 @@ from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.admin import ensure_topics
 from backflush_shared.messaging.codec import ConsumedEvent, EncodedRecord, decode, encode
 from backflush_shared.messaging.processor import Handler, HandlerContext
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.locks import ConcurrentUpdateError
@@ -76,7 +76,8 @@ _offsets = iter(range(1_000_000))
 
 
 def consumed(event: Event) -> ConsumedEvent:
-    encoded = encode(event, envelope_for(event, "/backflush/tests"), TOPICS(event.topic))
+    source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
+    encoded = encode(event, envelope_for(event, source), TOPICS(event.topic))
     decoded = decode(_Record(encoded, next(_offsets)))
     assert isinstance(decoded, ConsumedEvent), decoded
     return decoded

@@ -42,7 +42,7 @@ from backflush_shared.contracts.completions import CompletionReported
 from backflush_shared.contracts.master_data import ComponentsReceived
 from backflush_shared.contracts.orders import OrderForwarded
 from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 
@@ -84,7 +84,8 @@ async def feed(runtime: ServiceRuntime, events: Sequence[Event]) -> None:
     assert runtime.processor is not None
     records = []
     for event in events:
-        encoded = encode(event, envelope_for(event, "/backflush/tests"), runtime.topics(event.topic))
+        source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
+        encoded = encode(event, envelope_for(event, source), runtime.topics(event.topic))
         records.append(_Record(encoded.topic, 0, next(_offsets), encoded.key, encoded.value, encoded.headers))
     result = await runtime.processor.process(records)
     assert result.dead_lettered == 0, result

@@ -33,7 +33,7 @@ from backflush_shared.errors import BackflushError
 from backflush_shared.messaging import processor as processor_module
 from backflush_shared.messaging.codec import encode
 from backflush_shared.messaging.processor import HandlerContext
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
@@ -55,7 +55,8 @@ class Record:
 
 
 def record_of(event: Any, topic: str, partition: int, offset: int) -> Record:
-    encoded = encode(event, envelope_for(event, "/backflush/tests"), topic)
+    source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
+    encoded = encode(event, envelope_for(event, source), topic)
     return Record(topic, partition, offset, encoded.key, encoded.value, encoded.headers)
 
 

@@ -22,7 +22,7 @@ from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.codec import ConsumedEvent, RejectedRecord, decode, encode
 from backflush_shared.messaging.processor import HandlerContext
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.persistence.urls import masked_url
 from backflush_shared.service import ServiceRuntime, _parse_batch
@@ -52,7 +52,8 @@ def placed(order_id: str = "R-1") -> o.OrderPlaced:
 def record(event: Any = None, *, value: bytes | None = None, topic: str | None = None,
            extra_headers: list[tuple[str, bytes]] = (), header_changes: dict[str, bytes] | None = None) -> Record:
     event = event or placed()
-    encoded = encode(event, envelope_for(event, "/backflush/tests"), TOPICS(event.topic))
+    source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
+    encoded = encode(event, envelope_for(event, source), TOPICS(event.topic))
     changes = header_changes or {}
     headers = [(name, changes.get(name, raw)) for name, raw in encoded.headers] + list(extra_headers)
     return Record(topic or encoded.topic, 0, 7, encoded.key, encoded.value if value is None else value, headers)

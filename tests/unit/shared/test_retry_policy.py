@@ -31,7 +31,7 @@ from backflush_shared import service as service_module
 from backflush_shared.contracts import orders as o
 from backflush_shared.messaging.codec import encode
 from backflush_shared.messaging.processor import HandlerContext
-from backflush_shared.messaging.publish import envelope_for
+from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import CONFLICT_RETRIES, MAX_ATTEMPTS, ServiceRuntime
 from backflush_shared.settings import ServiceSettings
@@ -88,7 +88,8 @@ class FakeMessage:
 def placed(order_id: str, partition: int, offset: int) -> FakeRecord:
     event = o.OrderPlaced(order_id=order_id, order_holder="Retry Ltd", flow="pre", item="CHAIR-ERGO",
                           quantity=Decimal(1), ship_to="1 Retry Road", due_date=dt.date(2030, 1, 1))
-    encoded = encode(event, envelope_for(event, "/backflush/tests"), TOPIC)
+    source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
+    encoded = encode(event, envelope_for(event, source), TOPIC)
     return FakeRecord(TOPIC, partition, offset, encoded.key, encoded.value, encoded.headers)
 
 
@@ -247,7 +248,8 @@ async def test_a_refused_event_is_applied_again_only_when_replayed_from_its_dead
     """A refusal is final for ordinary redeliveries (the inbox keeps the event as refused); a record carrying
     `dlq_replay_of` (put back by `backflush dlq replay`) is applied again, once."""
     event = o.OrderCancellationRequested(order_id="Z", reason="too early", requested_by="tests")
-    encoded = encode(event, envelope_for(event, "/backflush/tests"), TOPIC)
+    source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
+    encoded = encode(event, envelope_for(event, source), TOPIC)
     cancel = FakeRecord(TOPIC, 2, 0, encoded.key, encoded.value, encoded.headers)
 
     async def outcome() -> str:

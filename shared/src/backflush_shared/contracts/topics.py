@@ -21,6 +21,20 @@ class Writer(StrEnum):
     SHOP_FLOOR = "shop-floor"  # completions, hand issues and outside inspection results
     PLANNER = "planner"  # master data, component receipts, retries of parked backflushes
 
+    @property
+    def source(self) -> str | None:
+        """The `ce_source` this writer's events carry when it is a service; None for an intake (any source)."""
+        return service_source(self.value) if self in SERVICES else None
+
+
+def service_source(service: str) -> str:
+    """The `ce_source` a service publishes with (its outbox relay) and consumers hold its topics' events to."""
+    return f"/backflush/{service}"
+
+
+#: The writers that are our own services; the others are intakes whose principals are people's clients and tools.
+SERVICES: frozenset[Writer] = frozenset({Writer.MANUFACTURER, Writer.DISTRIBUTOR, Writer.WAREHOUSE})
+
 
 class Topic(StrEnum):
     """The logical topics; a deployment may put a prefix in front of each name."""

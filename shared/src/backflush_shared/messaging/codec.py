@@ -103,7 +103,8 @@ def content_hash(event_type: str, schema_version: int, value: bytes) -> str:
 
 def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
            topics: TopicNames | None = None) -> ConsumedEvent | RejectedRecord:
-    """Read one record; with `topics`, an event on a topic other than its own is refused ('wrong-topic')."""
+    """Read one record; with `topics`, an event on a topic other than its own is refused ('wrong-topic'), and one
+    on a service's topic whose `ce_source` is not that service's ('source-mismatch')."""
     origin = RecordOrigin.of(record)
     headers: dict[str, str] = {}
     unreadable: list[str] = []
@@ -157,6 +158,12 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
         if logical is not None and logical is not model.topic:
             return rejected("wrong-topic", f"{envelope.event_type} belongs on {topics(model.topic)!r}, "
                                            f"not on {origin.topic!r}")
+        expected = model.topic.writer.source
+        if logical is not None and expected is not None and envelope.source != expected:
+            # a service's topic has that service as its one writer: a record claiming another source is not what
+            # it says it is (a misconfigured or forged publisher), so it is refused, never decided upon
+            return rejected("source-mismatch", f"{envelope.event_type} on {origin.topic!r} comes only from "
+                                               f"{expected!r}, not from {envelope.source!r}")
 
     try:
         payload = json.loads(value)

@@ -14,6 +14,12 @@ from backflush_shared.messaging.codec import EncodedRecord, encode
 from backflush_shared.messaging.security import KafkaSecurity, kafka_options
 
 
+def source_for(event: Event, *, otherwise: str) -> str:
+    """The source `event` must carry: its topic's writer's when that is a service (consumers refuse any other,
+    'source-mismatch'), else `otherwise` (an intake takes any source)."""
+    return event.topic.writer.source or otherwise
+
+
 def envelope_for(event: Event, source: str) -> Envelope:
     return Envelope.new(event_type=event.event_type, schema_version=event.schema_version,
                         correlation_id=event.correlation_key(), source=source)
