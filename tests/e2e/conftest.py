@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from backflush_shared.local_stack import LocalStack
-from support.broker import Broker
+from backflush_shared.local_kafka import LocalKafka
+from backflush_shared.local_stack import SERVICES, LocalStack
+from support.broker import SECURE_USERS, SPEAKER_OF, Broker
 from support.flows import Flows
 from support.stack import make_stack
 
@@ -32,3 +33,20 @@ async def flows(stack: LocalStack) -> Flows:
     flows = Flows(stack)
     await flows.load_master_data(SAMPLE_DATA)
     return flows
+
+
+@pytest.fixture
+async def secure_flows(secure_kafka: LocalKafka, tmp_path: Path) -> AsyncIterator[Flows]:
+    """The stack on the secure broker (SASL_SSL, ACLs granted): each service its own principal, and every event
+    published by the principal that writes its topic; the sample master data loaded."""
+    stack = make_stack(secure_kafka.bootstrap_servers, tmp_path / "stack",
+                       extra_env={name: secure_kafka.client_env(name) for name in SERVICES})
+    await secure_kafka.agrant(SECURE_USERS, topic_prefix=stack.topic_prefix)
+    stack.start()
+    try:
+        flows = Flows(stack, security=secure_kafka.security_for("tests"),
+                      speakers={writer: secure_kafka.security_for(name) for writer, name in SPEAKER_OF.items()})
+        await flows.load_master_data(SAMPLE_DATA)
+        yield flows
+    finally:
+        stack.stop()

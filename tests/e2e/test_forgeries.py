@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,13 +20,11 @@ from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.topics import Topic, TopicNames
 from backflush_shared.local_kafka import LocalKafka
-from backflush_shared.local_stack import SERVICES
 from backflush_shared.messaging.codec import encode
 from backflush_shared.messaging.publish import envelope_for, publish
 from support.broker import SECURE_USERS, SPEAKER_OF
-from support.e2e_paths import SAMPLE_DATA
 from support.flows import Flows
-from support.stack import eventually, make_stack
+from support.stack import eventually
 from support.topics import read_to_end
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -55,20 +51,11 @@ def forgeries() -> list[Event]:
 
 
 @pytest.fixture
-async def flows(secure_kafka: LocalKafka, tmp_path: Path) -> AsyncIterator[Flows]:
-    stack = make_stack(secure_kafka.bootstrap_servers, tmp_path / "stack",
-                       extra_env={name: secure_kafka.client_env(name) for name in SERVICES})
-    await secure_kafka.agrant(SECURE_USERS, topic_prefix=stack.topic_prefix)
-    stack.start()
-    try:
-        flows = Flows(stack, security=secure_kafka.security_for("tests"),
-                      speakers={writer: secure_kafka.security_for(name) for writer, name in SPEAKER_OF.items()})
-        await flows.load_master_data(SAMPLE_DATA)
-        await flows.place(ORDER, flow="post", quantity="3", holder="Acme Offices")
-        await flows.wait_production(ORDER, "released")
-        yield flows
-    finally:
-        stack.stop()
+async def flows(secure_flows: Flows) -> Flows:
+    """The secure stack with the open post-product order every forgery aims at, released."""
+    await secure_flows.place(ORDER, flow="post", quantity="3", holder="Acme Offices")
+    await secure_flows.wait_production(ORDER, "released")
+    return secure_flows
 
 
 async def snapshot(flows: Flows) -> dict[str, Any]:

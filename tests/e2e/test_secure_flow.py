@@ -4,34 +4,11 @@ planner, each allowed on its own intake only."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from backflush_shared.local_kafka import LocalKafka
-from backflush_shared.local_stack import SERVICES
-from support.broker import SECURE_USERS, SPEAKER_OF
-from support.e2e_paths import SAMPLE_DATA
 from support.flows import Flows
-from support.stack import make_stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
-
-
-@pytest.fixture
-async def secure_flows(secure_kafka: LocalKafka, tmp_path: Path) -> AsyncIterator[Flows]:
-    stack = make_stack(secure_kafka.bootstrap_servers, tmp_path / "stack",
-                       extra_env={name: secure_kafka.client_env(name) for name in SERVICES})
-    await secure_kafka.agrant(SECURE_USERS, topic_prefix=stack.topic_prefix)
-    stack.start()
-    try:
-        flows = Flows(stack, security=secure_kafka.security_for("tests"),
-                      speakers={writer: secure_kafka.security_for(name) for writer, name in SPEAKER_OF.items()})
-        await flows.load_master_data(SAMPLE_DATA)
-        yield flows
-    finally:
-        stack.stop()
 
 
 async def test_orders_of_both_flows_close_with_every_service_on_sasl_ssl_and_acls(secure_flows: Flows) -> None:
