@@ -35,7 +35,7 @@ def encode(event: Event, envelope: Envelope, topic: str) -> EncodedRecord:
     return EncodedRecord(
         topic=topic,
         key=event.record_key().encode(),
-        value=event.model_dump_json().encode(),
+        value=event.wire_json(),
         headers=envelope.to_headers(),
     )
 
