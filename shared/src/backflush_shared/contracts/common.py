@@ -36,6 +36,15 @@ class OrderProcessingInfo(BaseModel):
         default=False, description="Stock flow: the holder accepts the order served in parts as stock arrives.")
 
 
+class LotQuantity(BaseModel):
+    """A quantity of one lot."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lot: Identifier
+    quantity: Quantity
+
+
 class QualityCertificate(BaseModel):
     """Proof that the goods of a lot passed their quality check."""
 

@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, PlainSerializer
 
 from backflush_shared.contracts.base import added_later, DECIMAL_STRING, Event, Identifier, Quantity
-from backflush_shared.contracts.common import ConsumedComponent, QualityCertificate
+from backflush_shared.contracts.common import ConsumedComponent, LotQuantity, QualityCertificate
 from backflush_shared.contracts.topics import Topic
 
 
@@ -266,9 +266,11 @@ class GoodsSignedFor(Event):
     signed_at: datetime
     previous_owner: str
     new_owner: str
-    from_stock: bool = Field(
-        default=False, description="A stock order served from finished-goods stock: no production order behind it, "
-                                   "so the manufacturer ignores the event.")
+    from_stock: bool = added_later(
+        default=False, description="A stock order served from finished-goods stock: no production order behind it; "
+                                   "the lots signed for leave the manufacturer's books.")
+    lots: tuple[LotQuantity, ...] = added_later(
+        default=(), description="Stock orders: the finished-goods lots signed for, with their quantities.")
 
 
 class OrderClosed(Event):
