@@ -367,6 +367,28 @@ class FinishedStockWithdrawalRefused(Event):
         return self.run_id
 
 
+class StockOrderCancellationAccepted(Event):
+    """The warehouse cancelled a stock order the distributor asked it to (`StockOrderCancellationRequested`):
+    nothing of it had shipped; its place in the line is free and the orders behind it may go. The distributor
+    cancels the order on this (`OrderCancelled`)."""
+
+    event_type: ClassVar[str] = "backflush.completion.stock-order-cancellation-accepted"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
+
+    order_id: Identifier
+
+
+class StockOrderCancellationRefused(Event):
+    """The warehouse refused to cancel a stock order: it had shipped (some of) it before it read the request, so
+    the order goes on (signed for, closed); `reason` says what shipped, e.g. `5 of 5 units shipped`."""
+
+    event_type: ClassVar[str] = "backflush.completion.stock-order-cancellation-refused"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS_WAREHOUSE
+
+    order_id: Identifier
+    reason: str = Field(min_length=1, max_length=1000)
+
+
 class RunReversed(Event):
     """The manufacturer reversed a run report: its flush back to the original lots, its finished lot out."""
 

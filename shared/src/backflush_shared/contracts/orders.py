@@ -79,6 +79,20 @@ class OrderCancelled(Event):
     stage: str = Field(description="The state the order was in when it was cancelled.")
 
 
+class StockOrderCancellationRequested(Event):
+    """The distributor passes a holder's cancel of a stock order on to the warehouse, which decides it: only the
+    warehouse knows whether it shipped the order (stock arrives on its own topic) before it reads this. It answers
+    `StockOrderCancellationAccepted` (nothing shipped: the order is out of the line) or
+    `StockOrderCancellationRefused` with the reason; the distributor cancels the order only on the first."""
+
+    event_type: ClassVar[str] = "backflush.order.stock-cancellation-requested"
+    topic: ClassVar[Topic] = Topic.ORDERS
+
+    order_id: Identifier
+    reason: str = Field(min_length=1, max_length=1000)
+    requested_by: str = Field(min_length=1, max_length=120)
+
+
 class FinalOrderPlaced(Event):
     """Post-product flow: the distributor places the final order on consignment stock; the warehouse ships."""
 

@@ -139,6 +139,10 @@ class Milestones:
     stock_free: Decimal | None = None
     stock_shipped: Decimal = Decimal(0)  # stock flow: units shipped and signed for so far (in parts if partial)
     stock_signed: Decimal = Decimal(0)
+    # stock flow: a cancel the warehouse decides (it alone knows whether it shipped first): the holder's reason
+    # while its answer is awaited, and the request as read (opaque to the domain: the handler tells a refusal by it)
+    cancel_requested: str | None = None
+    cancel_request_record: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,18 @@ def _stock_status(order: Order) -> OrderStatus:
     m = order.milestones
     if m.closed or m.stock_signed >= order.quantity:
         return OrderStatus(OrderState.CLOSED, None)
+    if m.cancel_requested is not None:
+        # the state stays what the order proves; what it waits for first is the warehouse's word on the cancel
+        return OrderStatus(_stock_progress(order).state, CANCEL_ANSWER)
+    return _stock_progress(order)
+
+
+#: What a stock order waits for while the warehouse decides its cancel.
+CANCEL_ANSWER = "cancellation: the warehouse's answer"
+
+
+def _stock_progress(order: Order) -> OrderStatus:
+    m = order.milestones
     delivered = (f" ({_quantity(m.stock_shipped)} of {_quantity(order.quantity)} shipped)"
                  if 0 < m.stock_shipped < order.quantity else "")
     if m.stock_shipped > m.stock_signed:
@@ -262,6 +278,49 @@ def check_cancellable(order: Order) -> None:
     if m.final_order_placed:
         raise CancellationAfterShipmentError(order.order_id, status.state,
                                              "its final order is placed and the warehouse ships on it")
+
+
+def cancel_goes_to_warehouse(order: Order) -> bool:
+    """Whether a cancel that `check_cancellable` let through is the warehouse's to decide: a stock order's. Its
+    stock reaches the warehouse on another topic than the cancel, so the warehouse may ship the order before it
+    reads a cancel the distributor let through; only the warehouse, which ships under its storage lock, knows
+    which came first. Other flows ship on an event of ours (final order, call-off), so the distributor decides."""
+    return order.flow == "stock"
+
+
+def cancel_pending(order: Order) -> bool:
+    """A stock order's cancel was passed on to the warehouse and its answer has not come yet."""
+    return order.milestones.cancel_requested is not None and not order.status.state.finished
+
+
+def await_cancel_answer(order: Order, reason: str, request_record: str) -> Order:
+    """A stock order's cancel passed on to the warehouse: not cancelled yet, it waits for the answer. A second
+    request while the first is pending changes nothing (the first one's reason stands)."""
+    if cancel_pending(order):
+        return order
+    return order.with_milestones(cancel_requested=reason, cancel_request_record=request_record)
+
+
+def cancel_accepted(order: Order) -> Order:
+    """The warehouse cancelled the stock order (nothing of it shipped): cancelled here too, for the holder's
+    reason. An answer to no pending request (a duplicate, an order already finished) changes nothing."""
+    if not cancel_pending(order):
+        return order
+    return order.with_milestones(cancelled_reason=order.milestones.cancel_requested, cancel_requested=None,
+                                 cancel_request_record=None)
+
+
+def cancel_refused(order: Order) -> Order:
+    """The warehouse refused the cancel (it shipped first): the order goes on where its milestones are."""
+    if not cancel_pending(order):
+        return order
+    return order.with_milestones(cancel_requested=None, cancel_request_record=None)
+
+
+def refused_by_warehouse(order: Order, reason: str) -> CancellationAfterShipmentError:
+    """The warehouse's refusal of a stock order's cancel, told as the distributor tells its own refusals."""
+    return CancellationAfterShipmentError(order.order_id, _stock_progress(order).state,
+                                          f"the warehouse shipped it before it read the cancel: {reason}")
 
 
 def check_call_off(order: Order, *, order_holder: str, requested_by: str) -> bool:
