@@ -20,7 +20,7 @@ from backflush_shared.audit import audit_service
 from backflush_shared.contracts.common import Flow, OrderProcessingInfo
 from backflush_shared.contracts.completions import DeliverySigned
 from backflush_shared.contracts.inventory_details import FinishedGoodsStocked, FinishedStockWithdrawalRequested
-from backflush_shared.contracts.orders import OrderCancelled, OrderForwarded
+from backflush_shared.contracts.orders import OrderCancelled, OrderForwarded, StockOrderCancellationRequested
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 from backflush_warehouse.app import SERVICE
@@ -176,4 +176,56 @@ async def test_a_stock_order_cancelled_before_it_reached_the_warehouse_is_never_
                             OrderCancelled(order_id="SO-X", reason="changed mind", stage="waiting-for-stock")])
     await apply(warehouse, [stock_order("SO-X", 3), stock_order("SO-Y", 4)])
     assert await outbox(warehouse, "backflush.completion.goods-shipped") == ["SO-Y"]  # SO-X's place goes to SO-Y
+    await clean(warehouse)
+
+
+def cancel_request(order_id: str) -> StockOrderCancellationRequested:
+    return StockOrderCancellationRequested(order_id=order_id, reason="found it cheaper", requested_by="ACME")
+
+
+async def test_a_cancel_request_after_the_stock_order_shipped_is_refused_with_what_shipped(
+        warehouse: ServiceRuntime) -> None:
+    """The run that served the order reached the warehouse before the cancel: the shipment stands and the answer
+    says so, so that the distributor does not cancel an order whose goods left."""
+    url = warehouse.settings.database_url
+    await apply(warehouse, [stock_order("SO-1", 5), stocked("R-1", "L-1", 5), cancel_request("SO-1")])
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == ["SO-1"]
+    assert await outbox(warehouse, "backflush.completion.stock-order-cancellation-accepted") == []
+    [refused] = await emitted(url, "backflush.completion.stock-order-cancellation-refused")
+    assert (refused["order_id"], refused["reason"]) == ("SO-1", "5 of 5 units shipped")
+    assert await rows(url, "SELECT order_id FROM cancelled_orders") == []
+    await clean(warehouse)
+
+
+async def test_a_cancel_request_after_part_of_a_stock_order_shipped_is_refused_naming_the_part_deliveries(
+        warehouse: ServiceRuntime) -> None:
+    url = warehouse.settings.database_url
+    order = stock_order("SO-P", 5)
+    partial = order.model_copy(update={"processing": order.processing.model_copy(update={"partial_deliveries": True})})
+    await apply(warehouse, [stocked("R-1", "L-1", 2), partial, cancel_request("SO-P")])
+    [refused] = await emitted(url, "backflush.completion.stock-order-cancellation-refused")
+    assert refused["reason"] == "2 of 5 units shipped in part deliveries"
+    await clean(warehouse)
+
+
+async def test_a_cancel_request_while_the_stock_order_waits_is_accepted_and_the_next_order_in_line_is_served(
+        warehouse: ServiceRuntime) -> None:
+    url = warehouse.settings.database_url
+    await apply(warehouse, [stock_order("SO-1", 30), stock_order("SO-2", 5), stocked("R-1", "L-1", 10)])
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == []  # SO-2 waits behind SO-1
+    await apply(warehouse, [cancel_request("SO-1")])
+    assert await outbox(warehouse, "backflush.completion.stock-order-cancellation-accepted") == ["SO-1"]
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == ["SO-2"]
+    # the distributor's OrderCancelled that follows the acceptance changes nothing more here
+    await apply(warehouse, [OrderCancelled(order_id="SO-1", reason="found it cheaper", stage="waiting-for-stock")])
+    assert await rows(url, "SELECT order_id, status FROM stock_orders ORDER BY order_id") == [
+        ("SO-1", "cancelled"), ("SO-2", "shipped")]
+    await clean(warehouse)
+
+
+async def test_every_cancel_request_is_answered_also_when_asked_again(warehouse: ServiceRuntime) -> None:
+    await apply(warehouse, [stock_order("SO-1", 5), cancel_request("SO-1"), cancel_request("SO-1")])
+    assert await outbox(warehouse, "backflush.completion.stock-order-cancellation-accepted") == ["SO-1", "SO-1"]
+    await apply(warehouse, [stocked("R-1", "L-1", 5)])
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == []  # a cancelled order is never served
     await clean(warehouse)

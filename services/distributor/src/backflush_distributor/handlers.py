@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from decimal import Decimal
@@ -14,7 +15,9 @@ from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import OrderProcessingInfo
 from backflush_shared.contracts.registry import events_on
-from backflush_shared.contracts.topics import Topic
+from backflush_shared.contracts.topics import Topic, TopicNames
+from backflush_shared.messaging.codec import RecordOrigin
+from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
 from backflush_shared.messaging.processor import Handler, HandlerContext
 
 from backflush_distributor.adapters import repository
@@ -23,11 +26,17 @@ from backflush_distributor.domain.lifecycle import (
     Order,
     OrderState,
     UnknownOrderError,
+    await_cancel_answer,
+    cancel_accepted,
+    cancel_goes_to_warehouse,
+    cancel_pending,
+    cancel_refused,
     check_call_off,
     check_cancellable,
     final_order_due,
     may_cancel_for_capacity,
     never_fits,
+    refused_by_warehouse,
     should_close_on_allocation,
     should_close_on_stock_signature,
     should_direct_to_racks,
@@ -92,9 +101,69 @@ async def _on_order_placed(ctx: HandlerContext) -> None:
 
 async def _cancellation_requested(ctx: HandlerContext, order: Order, event: o.OrderCancellationRequested) -> Order:
     check_cancellable(order)
+    if cancel_goes_to_warehouse(order):
+        # the warehouse may have shipped it already (its stock comes on another topic): it decides, we follow
+        if cancel_pending(order):
+            ctx.log.info("cancel of a stock order already asked of the warehouse: waiting for its answer")
+            return order
+        await ctx.emit(o.StockOrderCancellationRequested(order_id=order.order_id, reason=event.reason,
+                                                         requested_by=event.requested_by))
+        ctx.log.info("cancel of a stock order passed on to the warehouse")
+        return await_cancel_answer(order, event.reason, _record_of(ctx.consumed.origin))
     status = order.status
     await ctx.emit(o.OrderCancelled(order_id=order.order_id, reason=event.reason, stage=status.state.value))
     return order.with_milestones(cancelled_reason=event.reason)
+
+
+async def _stock_cancel_accepted(ctx: HandlerContext, order: Order,
+                                 event: c.StockOrderCancellationAccepted) -> Order:
+    """The warehouse cancelled the stock order (nothing of it shipped): cancelled here, as any cancel."""
+    if not cancel_pending(order):
+        ctx.log.warning("cancel accepted for an order with no cancel pending: recorded, not applied",
+                        state=order.status.state.value)
+        return order
+    cancelled = cancel_accepted(order)
+    await ctx.emit(o.OrderCancelled(order_id=order.order_id, reason=order.milestones.cancel_requested or "",
+                                    stage=order.status.state.value))
+    return cancelled
+
+
+async def _stock_cancel_refused(ctx: HandlerContext, order: Order, event: c.StockOrderCancellationRefused) -> Order:
+    """The warehouse shipped (part of) the stock order before it read the cancel: the order goes on, and the
+    holder's request is dead-lettered with the reason, as every refused cancel is (README "No cancel after
+    shipment")."""
+    if not cancel_pending(order):
+        ctx.log.warning("cancel refused for an order with no cancel pending: recorded, not applied",
+                        state=order.status.state.value)
+        return order
+    refusal = refused_by_warehouse(order, event.reason)
+    request = order.milestones.cancel_request_record
+    if request is not None:
+        origin = _origin_of(request)
+        await ctx.outbox.add(ctx.session, dead_letter_record(TopicNames(), origin, error_type=type(refusal).__name__,
+                                                             reason=str(refusal), failed_by=SERVICE),
+                             dedupe_id=dead_letter_id(SERVICE, origin))
+    ctx.log.info("cancel of a stock order refused by the warehouse", reason=str(refusal))
+    return cancel_refused(order)
+
+
+def _record_of(origin: RecordOrigin) -> str:
+    """The cancel request as read, kept with the order until the warehouse answers (a refusal dead-letters it)."""
+    def b64(data: bytes | None) -> str | None:
+        return None if data is None else base64.b64encode(data).decode()
+    return json.dumps({"topic": origin.topic, "partition": origin.partition, "offset": origin.offset,
+                       "key": b64(origin.key), "value": b64(origin.value),
+                       "headers": [[name, b64(value)] for name, value in origin.headers]}, separators=(",", ":"))
+
+
+def _origin_of(record: str) -> RecordOrigin:
+    raw = json.loads(record)
+
+    def raw_bytes(text: str | None) -> bytes | None:
+        return None if text is None else base64.b64decode(text)
+    return RecordOrigin(topic=raw["topic"], partition=raw["partition"], offset=raw["offset"],
+                        key=raw_bytes(raw["key"]), value=raw_bytes(raw["value"]),
+                        headers=tuple((name, raw_bytes(value) or b"") for name, value in raw["headers"]))
 
 
 async def _delivery_requested(ctx: HandlerContext, order: Order, event: o.DeliveryRequested) -> Order:
@@ -264,6 +333,8 @@ STEPS: Mapping[type[Event], Step] = {
     c.FinishedStockAwaited: _stock_awaited,
     c.GoodsSignedFor: _signed_for,
     c.OrderClosed: _closed,
+    c.StockOrderCancellationAccepted: _stock_cancel_accepted,
+    c.StockOrderCancellationRefused: _stock_cancel_refused,
 }
 
 
@@ -356,6 +427,7 @@ def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
 PUBLISHES: tuple[type[Event], ...] = (
     o.OrderForwarded,
     o.OrderCancelled,
+    o.StockOrderCancellationRequested,
     o.OrderRejected,
     o.FinalOrderPlaced,
     o.RackedGoodsCalledOff,

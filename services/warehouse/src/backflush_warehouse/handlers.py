@@ -303,6 +303,7 @@ def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:
         o.OrderCancelled: on_order_cancelled,
         o.RackedGoodsCalledOff: on_racked_goods_called_off,
         o.OrderForwarded: stock_sales.on_stock_order,
+        o.StockOrderCancellationRequested: stock_sales.on_cancellation_requested,
         inv.FinishedGoodsStocked: stock_sales.on_finished_goods_stocked,
         inv.FinishedStockWithdrawalRequested: stock_sales.on_withdrawal_requested,
     }
@@ -321,4 +322,6 @@ PUBLISHES: tuple[type[Event], ...] = (
     c.FinishedStockAwaited,
     c.FinishedStockWithdrawn,
     c.FinishedStockWithdrawalRefused,
+    c.StockOrderCancellationAccepted,
+    c.StockOrderCancellationRefused,
 )

@@ -189,6 +189,35 @@ async def stock_order_cancelled(ctx: HandlerContext, order_id: str) -> None:
     await serve_waiting(ctx, row["item"])
 
 
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+
+
+async def on_cancellation_requested(ctx: HandlerContext) -> None:
+    """The distributor passes on a holder's cancel of a stock order: decided here, under the storage lock that
+    every shipment takes, so the answer says truly whether the order shipped first. Nothing shipped: the order is
+    cancelled (out of the line: the orders behind it may go) and the answer is `StockOrderCancellationAccepted`;
+    something shipped: `StockOrderCancellationRefused` with what shipped. Every request is answered."""
+    from backflush_warehouse import handlers
+
+    event = ctx.event
+    assert isinstance(event, o.StockOrderCancellationRequested)
+    order_id = event.order_id
+    row = await repository.stock_order(ctx.session, order_id)
+    if row is not None and row["shipped"] > 0:
+        parts = " in part deliveries" if row["shipped"] < row["quantity"] else ""
+        reason = f"{_plain(row['shipped'])} of {_plain(row['quantity'])} units shipped{parts}"
+        await ctx.emit(c.StockOrderCancellationRefused(order_id=order_id, reason=reason), correlation_id=order_id)
+        ctx.log.info("cancel of a stock order refused: it shipped first", reason=reason)
+        return
+    if not await repository.is_cancelled(ctx.session, order_id):
+        # an order not seen yet is remembered cancelled too, so that it is never served (see on_stock_order)
+        await repository.add_cancelled_order(ctx.session, order_id, handlers._now())
+        await stock_order_cancelled(ctx, order_id)
+    await ctx.emit(c.StockOrderCancellationAccepted(order_id=order_id), correlation_id=order_id)
+    ctx.log.info("stock order cancelled: nothing of it had shipped")
+
+
 async def on_withdrawal_requested(ctx: HandlerContext) -> None:
     """The manufacturer reverses a run: its lot leaves stock for sale if it is still whole and unallocated."""
     from backflush_warehouse import handlers
