@@ -8,13 +8,17 @@ nothing of it shipped, or it shipped, the cancel is refused with the reason, and
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from support.flows import Flows
 from support.records import dead_letters
-from support.stack import eventually
+from sqlalchemy import select
+from support.stack import eventually, read_db
+
+from backflush_warehouse.adapters.tables import stock_orders
 
 from backflush_shared.audit import audit
 
@@ -30,8 +34,22 @@ async def _clean_audit(flows: Flows) -> None:
     await eventually(clean, what="a clean audit", stack=flows.stack)
 
 
+async def _warehouse_decided(flows: Flows, order_id: str) -> str:
+    """The warehouse's stock order once it is out of the line: shipped or cancelled."""
+    async def status() -> str | None:
+        async def load(session: Any) -> str | None:
+            return (await session.execute(select(stock_orders.c.status).where(
+                stock_orders.c.order_id == order_id))).scalar_one_or_none()
+        found = await read_db(flows.stack.database_url("warehouse"), load)
+        return found if found in ("shipped", "cancelled") else None
+    return await eventually(status, what=f"the warehouse's {order_id} shipped or cancelled", stack=flows.stack)
+
+
 async def _settled(flows: Flows, order_id: str) -> dict[str, Any]:
-    """The order once the cancel is decided: cancelled, or served (shipped, waiting for the signature)."""
+    """The order once the cancel is decided at both ends: cancelled, or served (shipped, waiting for the
+    signature)."""
+    await _warehouse_decided(flows, order_id)
+
     async def decided() -> dict[str, Any] | None:
         row = await flows.order(order_id)
         if row is None:
@@ -43,17 +61,30 @@ async def _settled(flows: Flows, order_id: str) -> dict[str, Any]:
                             stack=flows.stack)
 
 
-@pytest.mark.parametrize("run_first", [True, False], ids=["run-stocked-then-cancel", "run-and-cancel-together"])
+async def _held_warehouse_then_both(flows: Flows, order_id: str, run_id: str, *, run_first: bool) -> None:
+    """The warehouse is held (stopped) while the run's lot and the cancel both get on their way, then let go: it
+    finds both waiting on their topics and reads them in whichever order its fetch gives."""
+    flows.stack.kill("warehouse")
+    if run_first:
+        await flows.report_run(run_id, quantity="5")
+        await flows.wait_production(run_id, "stocked")  # its FinishedGoodsStocked is on inventory-details
+    await flows.cancel(order_id, reason="found it cheaper")
+    await flows.wait_history(order_id, "backflush.order.cancellation-requested")
+    if not run_first:
+        await flows.report_run(run_id, quantity="5")
+        await flows.wait_production(run_id, "stocked")
+    await asyncio.sleep(1)  # the distributor's answer to the request is on `orders` before the warehouse reads it
+    await asyncio.to_thread(flows.stack.restart, "warehouse")
+
+
+@pytest.mark.parametrize("run_first", [True, False], ids=["run-then-cancel", "cancel-then-run"])
 async def test_a_cancel_racing_the_run_that_serves_a_waiting_stock_order_ends_as_the_warehouse_decided(
         flows: Flows, run_first: bool) -> None:
     order_id = f"SO-RACE-{int(run_first)}"
     run_id = f"R-RACE-{int(run_first)}"
     await flows.place_from_stock(order_id, quantity="5")
     await flows.wait_state(order_id, "waiting-for-stock", waiting_for="finished-goods stock: 5 units needed, 0 free")
-    await flows.report_run(run_id, quantity="5")
-    if run_first:  # its lot is on its way to the warehouse: the warehouse most likely ships before the cancel
-        await flows.wait_production(run_id, "stocked")
-    await flows.cancel(order_id, reason="found it cheaper")
+    await _held_warehouse_then_both(flows, order_id, run_id, run_first=run_first)
     row = await _settled(flows, order_id)
     shipped = [u for u in await flows.warehouse_units(order_id) if u["status"] in ("shipped", "delivered")]
     if row["state"] == "cancelled":
@@ -64,7 +95,27 @@ async def test_a_cancel_racing_the_run_that_serves_a_waiting_stock_order_ends_as
         assert sum((u["quantity"] for u in shipped), Decimal(0)) == Decimal(5)
         [refusal] = await dead_letters(flows.stack, "orders.intake", key=order_id)
         assert refusal["dlq_error_type"] == "CancellationAfterShipmentError"
-        assert "shipped" in refusal["dlq_error_message"]
+        assert "5 of 5 units shipped" in refusal["dlq_error_message"]
         await flows.sign(order_id, by="J. Doe")
         await flows.wait_state(order_id, "closed")
     await _clean_audit(flows)
+
+
+async def test_a_cancel_of_a_waiting_stock_order_is_accepted_by_the_warehouse_and_the_order_cancelled(
+        flows: Flows) -> None:
+    await flows.place_from_stock("SO-WAIT", quantity="5")
+    await flows.wait_state("SO-WAIT", "waiting-for-stock", waiting_for="finished-goods stock: 5 units needed, 0 free")
+    await flows.cancel("SO-WAIT", reason="found it cheaper")
+    await flows.wait_state("SO-WAIT", "cancelled")
+    assert "backflush.completion.stock-order-cancellation-accepted" in await flows.history("SO-WAIT")
+    await flows.report_run("R-AFTER", quantity="5")
+    [lot] = [lot for lot in await _stocked_lots(flows) if lot["run_id"] == "R-AFTER"]
+    assert lot["free"] == Decimal(5)  # nothing goes to the cancelled order
+    await _clean_audit(flows)
+
+
+async def _stocked_lots(flows: Flows) -> list[dict[str, Any]]:
+    async def found() -> list[dict[str, Any]] | None:
+        lots = await flows.finished_stock()
+        return lots if any(lot["run_id"] == "R-AFTER" and lot["free"] for lot in lots) else None
+    return await eventually(found, what="run R-AFTER racked for sale", stack=flows.stack)
