@@ -87,7 +87,8 @@ def build_cli() -> typer.Typer:
         bootstrap_servers: str = BOOTSTRAP,
         topic_prefix: str = PREFIX,
     ) -> None:
-        """Ask for an order's cancellation; every service undoes its part."""
+        """Ask for an order's cancellation; every service undoes its part. A stock order's cancel is the
+        warehouse's to decide (it may have shipped first): the order says so until it answers."""
         event = o.OrderCancellationRequested(order_id=order_id, reason=reason, requested_by=by)
         asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
         out.print(f"cancellation of {safe(order_id)} requested")
