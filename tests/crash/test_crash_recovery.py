@@ -1,5 +1,6 @@
-"""Crash test: 200+ orders of both flows in flight while every service is SIGKILLed at random moments (twice
-each) and the broker is restarted once. At the end nothing is lost and nothing is doubled, counted.
+"""Crash test: 200+ orders of every flow in flight, with repetitive production runs filling finished-goods stock,
+while every service is SIGKILLed at random moments (twice each) and the broker is restarted once. At the end nothing
+is lost and nothing is doubled, counted.
 
 A broker of its own (it is restarted, so it cannot be the session broker other tests share), the three services
 as separate processes. In the SQLite variant the broker has SASL_SSL and ACLs on (issue 16): every service, the
@@ -7,11 +8,17 @@ test's publisher (as the holders', the shop floor's and the planner's principals
 the broker restart keeps the credentials (KRaft's metadata) and the certificates. The random moments come from a seed printed at the start; run again with
 `BACKFLUSH_CRASH_SEED=<seed>` to replay the same order mix and the same kill schedule.
 
-The order mix (see `support.crash.plan_orders`): 120 pre-product orders, 80 post-product orders (about half of
-them completed in two partial completions, a quarter signed for), 4 orders of a chair whose quality check fails,
-4 pre-product orders cancelled as soon as placed, 6 post-product orders cancelled after a first partial
-completion; quantities 1 to 5. Seat assemblies cover only 45 % of the chairs at the start, so flushes park in the
-exception queue and are released by two receipts that arrive while the orders flow.
+The order mix (`support.crash.DEFAULT_MIX`, kinds in `ORDER_KINDS`): 120 pre-product orders, 80 post-product
+orders (about half of them completed in two partial completions, a quarter signed for), 4 orders of a chair whose
+quality check fails, 4 pre-product orders cancelled as soon as placed, 6 post-product orders cancelled after a first
+partial completion; quantities 1 to 5. Seat assemblies cover only 45 % of the chairs at the start, so flushes park
+in the exception queue and are released by two receipts that arrive while the orders flow. Beside them, issue 17's
+forms: 16 orders sold from finished-goods stock and 8 that accept partial deliveries, every delivery signed for;
+their stock comes from runs of seat assemblies reported by line L1 (`plan_runs`): one run reported and reversed
+first (its lot withdrawn whole before any stock order exists), then four runs that cover every stock order and 3
+spare, the first before the stock orders, the last ones after them, so orders wait for stock and are served as
+later runs arrive. At the end: every stock order closed, run quantities reported = lots stocked at the warehouse
+minus reversed, no run's lot allocated above what it racked, and `backflush audit` clean.
 
 The PostgreSQL variant runs two processes of every service (one database per service on a throw-away server,
 topics of 3 partitions shared by the two instances' consumers), kills every process twice and restarts the broker
@@ -91,12 +98,13 @@ class Driver:
     seat assemblies that fill finished-goods stock for the stock orders (one of them reversed first)."""
 
     def __init__(self, orders: list[PlannedOrder], publisher: ReliablePublisher, dbs: Databases,
-                 receipts: tuple[tuple[str, int], ...], runs: list[PlannedRun]) -> None:
+                 receipts: tuple[tuple[str, int], ...], runs: list[PlannedRun], lead_order: str | None) -> None:
         self.orders = orders
         self.publisher = publisher
         self.dbs = dbs
         self.receipts = receipts
         self.runs = runs
+        self.lead_order = lead_order  # the stock order placed alone before any run (`plan_runs`)
         self.placed = 0  # orders placed so far (read by the chaos thread)
         self.receipts_sent = 0
 
@@ -132,17 +140,17 @@ class Driver:
             [run.event_id, _] = await self.publisher.publish(report, c.RunCancellationRequested(
                 run_id=run.run_id, reason="reported on the wrong line", requested_by="crash test"))
             run.reversal_sent = True
-        while to_reverse:
-            try:
-                production = await self.dbs.production()
-            except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
-                say(f"driver could not read the runs yet: {type(error).__name__}: {error}")
-                production = {}
-            if all((production.get(run.run_id) or {}).get("status") == "cancelled" for run in to_reverse):
-                say(f"run{'s' if len(to_reverse) > 1 else ''} {', '.join(r.run_id for r in to_reverse)} reversed")
-                break
-            await asyncio.sleep(0.5)
+        for run in to_reverse:
+            await self._wait_run_status(run.run_id, "cancelled")
+            say(f"run {run.run_id} reversed")
         stock_orders = [order for order in self.orders if order.flow == "stock"]
+        lead = next((order for order in stock_orders if order.order_id == self.lead_order), None)
+        if lead is not None:
+            # first in line before any stock exists, then a first run one unit short of it: a delivery in parts
+            stock_orders.remove(lead)
+            await self.publisher.publish(order_placed(lead))
+            self.placed += 1
+            await self._wait_order_state(lead.order_id, "waiting-for-stock")
         half = len(stock_orders) // 2
         steps: list[PlannedRun | list[PlannedOrder]] = [*selling[:1], stock_orders[:half], *selling[1:2],
                                                          stock_orders[half:], *selling[2:]]
@@ -158,6 +166,24 @@ class Driver:
                 self.placed += len(batch)
                 await asyncio.sleep(1.0)
         say(f"all {len(stock_orders)} stock orders placed and {len(selling)} runs reported")
+
+    async def _wait_run_status(self, run_id: str, status: str) -> None:
+        while True:  # bounded by the driver's deadline (`run` cancels this task)
+            try:
+                if ((await self.dbs.production()).get(run_id) or {}).get("status") == status:
+                    return
+            except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
+                say(f"driver could not read the runs yet: {type(error).__name__}: {error}")
+            await asyncio.sleep(0.5)
+
+    async def _wait_order_state(self, order_id: str, state: str) -> None:
+        while True:  # bounded by the driver's deadline (`run` cancels this task)
+            try:
+                if ((await self.dbs.orders()).get(order_id) or {}).get("state") == state:
+                    return
+            except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
+                say(f"driver could not read the orders yet: {type(error).__name__}: {error}")
+            await asyncio.sleep(0.5)
 
     def pending(self) -> list[str]:
         left = []
@@ -203,6 +229,10 @@ class Driver:
     async def _sign_stock_delivery(self, order: PlannedOrder, row: dict[str, Any] | None) -> None:
         """Sign once for each delivery the distributor shows shipped and not yet signed for (a delivery in parts:
         each part on its own; parts shipped before a signature are signed for together)."""
+        if row is not None and row["state"] == "closed":
+            # a signature covers every unit shipped when the warehouse reads it, a later part the distributor had
+            # not heard of when it was sent included
+            order.signed = True
         if row is None or row["state"] != "shipped":
             return
         shipped = int(Decimal(str(json.loads(row["milestones"]).get("stock_shipped") or 0)))
@@ -247,7 +277,7 @@ async def wait_quiet(orders: list[PlannedOrder], dbs: Databases, bootstrap: str,
             ends = {order_id: (row["state"], row["waiting_for"]) for order_id, row in rows.items()}
             not_there = [order.order_id for order in orders if ends.get(order.order_id) != order.expected_end]
             production = await dbs.production()
-            undelivered = [order.order_id for order in orders if order.sign
+            undelivered = [order.order_id for order in orders if order.sign and order.flow != "stock"
                            and (production.get(order.order_id) or {}).get("status") != "delivered"]
             unpublished = await dbs.unpublished()
             lag = await consumer_lag(bootstrap, prefix, security) if not not_there and not undelivered else {}
@@ -312,7 +342,7 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
     say(f"seed {seed} (replay with BACKFLUSH_CRASH_SEED={seed})")
     rng = random.Random(seed)
     orders = plan_orders(rng, order_mix)
-    runs = plan_runs(orders, rng)
+    runs, lead_order = plan_runs(orders, rng)
     stock = plan_seat_stock(orders)
     data = write_master_data(tmp_path / "master-data", stock)
     master = load_master_data(data)
@@ -349,7 +379,7 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
         say(f"broker up in {broker_up - started:.1f} s, services in {services_up - broker_up:.1f} s, master data "
             f"loaded in {time.monotonic() - services_up:.1f} s; {len(orders)} orders to place")
 
-        driver = Driver(orders, publisher, dbs, stock.later_receipts, runs)
+        driver = Driver(orders, publisher, dbs, stock.later_receipts, runs, lead_order)
         # orders in flight are read from the distributor's SQLite file; on PostgreSQL the kill log says "None"
         in_flight = (in_flight_counter(stack.workdir / "distributor.db", lambda: driver.placed) if instances == 1
                      else (lambda: None))

@@ -104,6 +104,7 @@ class PlannedOrder:
     # stock: one signature per delivery seen at the distributor (units shipped when signed; a delivery in parts
     # is signed for part by part)
     signatures: list[int] = field(default_factory=list)
+    in_parts: bool = False  # stock: placed alone before a run one unit short of it (`plan_runs`), so served in parts
 
     @property
     def flow(self) -> str:
@@ -226,20 +227,27 @@ class PlannedRun:
 SPARE_STOCK = 3
 
 
-def plan_runs(orders: Sequence[PlannedOrder], rng: random.Random) -> list[PlannedRun]:
-    """A run reversed first (its lot withdrawn whole), then four runs that together cover every stock order and
-    a few spare: the first before the stock orders are placed, the others after, so orders wait and are served
-    when a later run arrives. No stock orders, no runs."""
-    demand = sum(order.quantity for order in orders if order.flow == "stock")
+def plan_runs(orders: Sequence[PlannedOrder], rng: random.Random) -> tuple[list[PlannedRun], str | None]:
+    """The runs, and the stock order placed alone before them (the first that accepts partial deliveries, if any).
+
+    A run reversed first (its lot withdrawn whole), then selling runs that together cover every stock order and a
+    few spare: the first one unit short of the lead order (which waits alone for stock, so it is served in parts),
+    the others in four random sizes placed between and after the other stock orders, so orders wait and are served
+    as later runs arrive. No stock orders, no runs."""
+    stock_orders = [order for order in orders if order.flow == "stock"]
+    demand = sum(order.quantity for order in stock_orders)
     if not demand:
-        return []
-    supply = demand + SPARE_STOCK
-    first = max(1, supply // 4)
-    cuts = sorted(rng.sample(range(first + 1, supply), 2)) if supply - first > 3 else [first + 1, first + 1]
-    sizes = [first, cuts[0] - first, cuts[1] - cuts[0], supply - cuts[1]]
+        return [], None
+    lead = next((order for order in stock_orders if order.partial), None)
+    if lead is not None:
+        lead.in_parts = True
+    first = lead.quantity - 1 if lead is not None else 0
+    rest = demand + SPARE_STOCK - first
+    cuts = sorted(rng.sample(range(1, rest), 3)) if rest > 4 else [rest, rest, rest]
+    sizes = [first, cuts[0], cuts[1] - cuts[0], cuts[2] - cuts[1], rest - cuts[2]]
     runs = [PlannedRun("CR-RUN-X", rng.randint(3, 8), "SA-CR-RX", reverse=True)]
-    runs += [PlannedRun(f"CR-RUN-{n}", size, f"SA-CR-R{n}") for n, size in enumerate(sizes, 1) if size > 0]
-    return runs
+    runs += [PlannedRun(f"CR-RUN-{n}", size, f"SA-CR-R{n}") for n, size in enumerate((s for s in sizes if s), 1)]
+    return runs, lead.order_id if lead is not None else None
 
 
 def run_reported(run: PlannedRun) -> c.RunQuantityReported:
@@ -1027,8 +1035,11 @@ async def _reckon_stock_sales(dbs: Databases, by_id: dict[str, PlannedOrder], ru
         result.problem(f"{free} units free for sale, expected stocked {reported - reversed_} - sold {demand}")
     result.figures["finished-goods stock (reported - reversed = sold + free)"] = (
         f"{reported} - {reversed_} = {sum(allocated_of_run.values(), Decimal(0))} + {free}")
-    result.figures["stock orders (delivered in parts)"] = (
-        f"{len(stock_orders)} ({sum(1 for o in stock_orders.values() if len(o.signatures) > 1)})")
+    awaited = Counter(e["order_id"] for e in await dbs.rows("distributor", dt_tables.order_events)
+                      if e["event_type"] == c.FinishedStockAwaited.event_type)
+    result.figures["stock orders (that waited for stock, signed for in parts)"] = (
+        f"{len(stock_orders)} ({sum(1 for o in stock_orders if awaited[o])}, "
+        f"{sum(1 for o in stock_orders.values() if len(o.signatures) > 1)})")
 
 
 async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], runs: Sequence[PlannedRun],
@@ -1063,9 +1074,18 @@ async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], runs:
                     result.problem(f"run {run.run_id}: {service} published {model.__name__} {count} times")
         if service == "warehouse":
             shipped: dict[str, Decimal] = defaultdict(Decimal)
+            parts: Counter[str] = Counter()
             for r in rows:
                 if r["event_type"] == c.GoodsShipped.event_type and r["correlation_id"] in by_id:
                     shipped[r["correlation_id"]] += Decimal(json.loads(r["value"])["quantity"])
+                    parts[r["correlation_id"]] += 1
+            stock_orders = [order for order in by_id.values() if order.flow == "stock"]
+            result.figures["stock orders shipped in parts"] = sorted(o.order_id for o in stock_orders
+                                                                     if parts[o.order_id] > 1)
+            for order in stock_orders:
+                if order.in_parts and parts[order.order_id] < 2:
+                    result.problem(f"{order.order_id} waited alone for stock and got one unit short of it first, "
+                                   f"yet shipped in {parts[order.order_id]} part(s)")
             for order_id, order in by_id.items():
                 if order.flow != "stock" or shipped.get(order_id) == order.quantity:
                     continue
