@@ -165,7 +165,7 @@ class Driver:
                 await self.publisher.publish(*(order_placed(order) for order in batch))
                 self.placed += len(batch)
                 await asyncio.sleep(1.0)
-        say(f"all {len(stock_orders)} stock orders placed and {len(selling)} runs reported")
+        say(f"all {len(stock_orders) + (lead is not None)} stock orders placed and {len(selling)} runs reported")
 
     async def _wait_run_status(self, run_id: str, status: str) -> None:
         while True:  # bounded by the driver's deadline (`run` cancels this task)
