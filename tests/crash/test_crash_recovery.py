@@ -170,10 +170,14 @@ class Driver:
     async def _wait_run_status(self, run_id: str, status: str) -> None:
         while True:  # bounded by the driver's deadline (`run` cancels this task)
             try:
-                if ((await self.dbs.production()).get(run_id) or {}).get("status") == status:
-                    return
+                run = (await self.dbs.production()).get(run_id) or {}
             except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
                 say(f"driver could not read the runs yet: {type(error).__name__}: {error}")
+                run = {}
+            if run.get("status") == status:
+                return
+            if run.get("status") == "rejected" or (run.get("reason") or "").startswith("reversal refused"):
+                raise AssertionError(f"run {run_id} ended {run['status']} ({run['reason']}), expected {status}")
             await asyncio.sleep(0.5)
 
     async def _wait_order_state(self, order_id: str, state: str) -> None:
