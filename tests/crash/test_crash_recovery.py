@@ -1,5 +1,6 @@
-"""Crash test: 200+ orders of both flows in flight while every service is SIGKILLed at random moments (twice
-each) and the broker is restarted once. At the end nothing is lost and nothing is doubled, counted.
+"""Crash test: 200+ orders of every flow in flight, with repetitive production runs filling finished-goods stock,
+while every service is SIGKILLed at random moments (twice each) and the broker is restarted once. At the end nothing
+is lost and nothing is doubled, counted.
 
 A broker of its own (it is restarted, so it cannot be the session broker other tests share), the three services
 as separate processes. In the SQLite variant the broker has SASL_SSL and ACLs on (issue 16): every service, the
@@ -7,11 +8,17 @@ test's publisher (as the holders', the shop floor's and the planner's principals
 the broker restart keeps the credentials (KRaft's metadata) and the certificates. The random moments come from a seed printed at the start; run again with
 `BACKFLUSH_CRASH_SEED=<seed>` to replay the same order mix and the same kill schedule.
 
-The order mix (see `support.crash.plan_orders`): 120 pre-product orders, 80 post-product orders (about half of
-them completed in two partial completions, a quarter signed for), 4 orders of a chair whose quality check fails,
-4 pre-product orders cancelled as soon as placed, 6 post-product orders cancelled after a first partial
-completion; quantities 1 to 5. Seat assemblies cover only 45 % of the chairs at the start, so flushes park in the
-exception queue and are released by two receipts that arrive while the orders flow.
+The order mix (`support.crash.DEFAULT_MIX`, kinds in `ORDER_KINDS`): 120 pre-product orders, 80 post-product
+orders (about half of them completed in two partial completions, a quarter signed for), 4 orders of a chair whose
+quality check fails, 4 pre-product orders cancelled as soon as placed, 6 post-product orders cancelled after a first
+partial completion; quantities 1 to 5. Seat assemblies cover only 45 % of the chairs at the start, so flushes park
+in the exception queue and are released by two receipts that arrive while the orders flow. Beside them, issue 17's
+forms: 16 orders sold from finished-goods stock and 8 that accept partial deliveries, every delivery signed for;
+their stock comes from runs of seat assemblies reported by line L1 (`plan_runs`): one run reported and reversed
+first (its lot withdrawn whole before any stock order exists), then four runs that cover every stock order and 3
+spare, the first before the stock orders, the last ones after them, so orders wait for stock and are served as
+later runs arrive. At the end: every stock order closed, run quantities reported = lots stocked at the warehouse
+minus reversed, no run's lot allocated above what it racked, and `backflush audit` clean.
 
 The PostgreSQL variant runs two processes of every service (one database per service on a throw-away server,
 topics of 3 partitions shared by the two instances' consumers), kills every process twice and restarts the broker
@@ -27,6 +34,7 @@ import os
 import random
 import secrets
 import time
+from collections import Counter
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
@@ -45,17 +53,22 @@ from support.crash import (
     ChaosLog,
     Databases,
     PlannedOrder,
+    PlannedRun,
     ReliablePublisher,
     consumer_lag,
     count_log_lines,
+    expected_run_consumption,
     in_flight_counter,
     order_placed,
     plan_orders,
+    plan_runs,
     plan_seat_stock,
     reckon,
     records_on_topics,
+    run_reported,
     say,
     seat_receipt,
+    STOCK_ITEM,
     write_master_data,
 )
 from sqlalchemy import make_url, text
@@ -69,6 +82,7 @@ from backflush_shared.local_stack import SERVICES
 pytestmark = [pytest.mark.crash, pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 PLACE_PER_SECOND = 12
+STOCK_PER_SECOND = 4  # stock orders, placed beside the others
 DRIVE_TIMEOUT_S = 150.0  # placing, completing, cancelling, signing: every order driven to its last step
 QUIET_TIMEOUT_S = 120.0  # then: every order at its end, every outbox drained, every consumer caught up
 WAREHOUSE_LAYOUT = {
@@ -80,21 +94,26 @@ WAREHOUSE_LAYOUT = {
 
 class Driver:
     """Plays the order holders and the shop floor: places the orders, reports completions once the manufacturer
-    has released an order, cancels, signs for shipped goods, and receives seat assemblies."""
+    has released an order, cancels, signs for shipped goods, receives seat assemblies, and reports the runs of
+    seat assemblies that fill finished-goods stock for the stock orders (one of them reversed first)."""
 
     def __init__(self, orders: list[PlannedOrder], publisher: ReliablePublisher, dbs: Databases,
-                 receipts: tuple[tuple[str, int], ...]) -> None:
+                 receipts: tuple[tuple[str, int], ...], runs: list[PlannedRun], lead_order: str | None) -> None:
         self.orders = orders
         self.publisher = publisher
         self.dbs = dbs
         self.receipts = receipts
+        self.runs = runs
+        self.lead_order = lead_order  # the stock order placed alone before any run (`plan_runs`)
         self.placed = 0  # orders placed so far (read by the chaos thread)
         self.receipts_sent = 0
 
     async def place_all(self) -> None:
-        for start in range(0, len(self.orders), PLACE_PER_SECOND):
+        """Every order but the stock orders (`sell_from_stock` places those), a batch a second."""
+        mine = [order for order in self.orders if order.flow != "stock"]
+        for start in range(0, len(mine), PLACE_PER_SECOND):
             events: list[Any] = []
-            for order in self.orders[start:start + PLACE_PER_SECOND]:
+            for order in mine[start:start + PLACE_PER_SECOND]:
                 events.append(order_placed(order))
                 if order.kind == "pre-cancel":  # same key, same partition: the cancellation follows the order
                     events.append(o.OrderCancellationRequested(order_id=order.order_id, reason="ordered twice",
@@ -103,12 +122,72 @@ class Driver:
             await self.publisher.publish(*events)
             self.placed += sum(1 for event in events if isinstance(event, o.OrderPlaced))
             await asyncio.sleep(1.0)
-        say(f"all {len(self.orders)} orders placed")
+        say(f"all {len(mine)} orders of the make-to-order flows placed")
         for n, (lot, quantity) in enumerate(self.receipts):
             await asyncio.sleep(3.0 if n == 0 else 8.0)
             await self.publisher.publish(seat_receipt(lot, quantity))
             self.receipts_sent += 1
             say(f"received {quantity} SEAT-ASSY, lot {lot}")
+
+    async def sell_from_stock(self) -> None:
+        """The run to reverse first, reported and reversed before any stock order exists (a waiting order would
+        take its lot, and a lot sold from is never withdrawn); then a run, half the stock orders, a run, the other
+        half, and the last runs a few seconds apart: orders wait for stock and are served as later runs arrive."""
+        to_reverse = [run for run in self.runs if run.reverse]
+        selling = [run for run in self.runs if not run.reverse]
+        for run in to_reverse:
+            report = run_reported(run)
+            [run.event_id, _] = await self.publisher.publish(report, c.RunCancellationRequested(
+                run_id=run.run_id, reason="reported on the wrong line", requested_by="crash test"))
+            run.reversal_sent = True
+        for run in to_reverse:
+            await self._wait_run_status(run.run_id, "cancelled")
+            say(f"run {run.run_id} reversed")
+        stock_orders = [order for order in self.orders if order.flow == "stock"]
+        lead = next((order for order in stock_orders if order.order_id == self.lead_order), None)
+        if lead is not None:
+            # first in line before any stock exists, then a first run one unit short of it: a delivery in parts
+            stock_orders.remove(lead)
+            await self.publisher.publish(order_placed(lead))
+            self.placed += 1
+            await self._wait_order_state(lead.order_id, "waiting-for-stock")
+        half = len(stock_orders) // 2
+        steps: list[PlannedRun | list[PlannedOrder]] = [*selling[:1], stock_orders[:half], *selling[1:2],
+                                                         stock_orders[half:], *selling[2:]]
+        for step in steps:
+            if isinstance(step, PlannedRun):
+                [step.event_id] = await self.publisher.publish(run_reported(step))
+                say(f"line L1 reported run {step.run_id} of {step.quantity} {STOCK_ITEM}")
+                await asyncio.sleep(3.0)
+                continue
+            for start in range(0, len(step), STOCK_PER_SECOND):
+                batch = step[start:start + STOCK_PER_SECOND]
+                await self.publisher.publish(*(order_placed(order) for order in batch))
+                self.placed += len(batch)
+                await asyncio.sleep(1.0)
+        say(f"all {len(stock_orders) + (lead is not None)} stock orders placed and {len(selling)} runs reported")
+
+    async def _wait_run_status(self, run_id: str, status: str) -> None:
+        while True:  # bounded by the driver's deadline (`run` cancels this task)
+            try:
+                run = (await self.dbs.production()).get(run_id) or {}
+            except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
+                say(f"driver could not read the runs yet: {type(error).__name__}: {error}")
+                run = {}
+            if run.get("status") == status:
+                return
+            if run.get("status") == "rejected" or (run.get("reason") or "").startswith("reversal refused"):
+                raise AssertionError(f"run {run_id} ended {run['status']} ({run['reason']}), expected {status}")
+            await asyncio.sleep(0.5)
+
+    async def _wait_order_state(self, order_id: str, state: str) -> None:
+        while True:  # bounded by the driver's deadline (`run` cancels this task)
+            try:
+                if ((await self.dbs.orders()).get(order_id) or {}).get("state") == state:
+                    return
+            except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
+                say(f"driver could not read the orders yet: {type(error).__name__}: {error}")
+            await asyncio.sleep(0.5)
 
     def pending(self) -> list[str]:
         left = []
@@ -121,6 +200,7 @@ class Driver:
                 left.append(f"{order.order_id} signature")
         if self.receipts_sent < len(self.receipts):
             left.append("receipts")
+        left += [f"{run.run_id} report" for run in self.runs if run.event_id is None]
         return left
 
     async def react(self) -> None:
@@ -143,13 +223,32 @@ class Driver:
                     order_id=order.order_id, reason="project postponed", requested_by=order.holder))
                 order.cancel_sent = True
             row = rows.get(order.order_id)
-            if order.sign and not order.signed and row and row["state"] == "shipped":
+            if order.flow == "stock":
+                await self._sign_stock_delivery(order, row)
+            elif order.sign and not order.signed and row and row["state"] == "shipped":
                 await self.publisher.publish(c.DeliverySigned(order_id=order.order_id, signed_by=f"for {order.holder}",
                                                               signed_at=dt.datetime.now(dt.UTC)))
                 order.signed = True
 
+    async def _sign_stock_delivery(self, order: PlannedOrder, row: dict[str, Any] | None) -> None:
+        """Sign once for each delivery the distributor shows shipped and not yet signed for (a delivery in parts:
+        each part on its own; parts shipped before a signature are signed for together)."""
+        if row is not None and row["state"] == "closed":
+            # a signature covers every unit shipped when the warehouse reads it, a later part the distributor had
+            # not heard of when it was sent included
+            order.signed = True
+        if row is None or row["state"] != "shipped":
+            return
+        shipped = int(Decimal(str(json.loads(row["milestones"]).get("stock_shipped") or 0)))
+        if shipped <= (order.signatures[-1] if order.signatures else 0):
+            return  # this delivery was signed for already; the distributor has not heard yet
+        await self.publisher.publish(c.DeliverySigned(order_id=order.order_id, signed_by=f"for {order.holder}",
+                                                      signed_at=dt.datetime.now(dt.UTC)))
+        order.signatures.append(shipped)
+        order.signed = shipped >= order.quantity
+
     async def run(self, timeout: float) -> None:
-        placing = asyncio.create_task(self.place_all())
+        tasks = [asyncio.create_task(self.place_all()), asyncio.create_task(self.sell_from_stock())]
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
@@ -157,17 +256,18 @@ class Driver:
                     await self.react()
                 except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
                     say(f"driver could not read yet: {type(error).__name__}: {error}")
-                if placing.done() and not self.pending():
-                    await placing  # surfaces a failed publish
+                for task in tasks:
+                    if task.done() and task.exception() is not None:
+                        await task  # surfaces a failed publish
+                if all(task.done() for task in tasks) and not self.pending():
                     return
-                if placing.done() and placing.exception() is not None:
-                    await placing
                 await asyncio.sleep(0.5)
             raise AssertionError(f"the driver could not finish within {timeout:.0f} s; still to do: "
                                  f"{self.pending()[:20]}")
         finally:
-            if not placing.done():
-                placing.cancel()
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
 
 
 async def wait_quiet(orders: list[PlannedOrder], dbs: Databases, bootstrap: str, prefix: str, chaos: ChaosLog,
@@ -181,7 +281,7 @@ async def wait_quiet(orders: list[PlannedOrder], dbs: Databases, bootstrap: str,
             ends = {order_id: (row["state"], row["waiting_for"]) for order_id, row in rows.items()}
             not_there = [order.order_id for order in orders if ends.get(order.order_id) != order.expected_end]
             production = await dbs.production()
-            undelivered = [order.order_id for order in orders if order.sign
+            undelivered = [order.order_id for order in orders if order.sign and order.flow != "stock"
                            and (production.get(order.order_id) or {}).get("status") != "delivered"]
             unpublished = await dbs.unpublished()
             lag = await consumer_lag(bootstrap, prefix, security) if not not_there and not undelivered else {}
@@ -225,7 +325,7 @@ async def test_two_instances_of_every_service_on_postgresql_lose_and_double_noth
 
 
 #: Half the SQLite run's orders: twelve processes share two cores, and each is killed twice.
-POSTGRES_MIX = {"pre": 60, "post": 40, "qc": 4, "pre_cancel": 4, "post_cancel": 6}
+POSTGRES_MIX = {"pre": 60, "qc": 4, "pre-cancel": 4, "post": 40, "post-cancel": 6, "stock": 8, "stock-partial": 4}
 
 
 async def _create_database(server_url: str, name: str) -> str:
@@ -245,12 +345,17 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
     seed = int(os.environ.get("BACKFLUSH_CRASH_SEED") or random.SystemRandom().randrange(1, 1_000_000))
     say(f"seed {seed} (replay with BACKFLUSH_CRASH_SEED={seed})")
     rng = random.Random(seed)
-    orders = plan_orders(rng, **(order_mix or {}))
+    orders = plan_orders(rng, order_mix)
+    runs, lead_order = plan_runs(orders, rng)
     stock = plan_seat_stock(orders)
     data = write_master_data(tmp_path / "master-data", stock)
     master = load_master_data(data)
     received = {(r.item, r.lot): r.quantity for r in master.receipts}
     received.update({("SEAT-ASSY", lot): Decimal(quantity) for lot, quantity in stock.later_receipts})
+    # the runs must never park for want of components: nothing in the test would ever release them
+    for item, need in expected_run_consumption(master.catalogue, runs, reversed_too=True).items():
+        have = sum((q for (i, _lot), q in received.items() if i == item), Decimal(0))
+        assert need <= have, f"the runs need {need} {item}, the crash test receives {have}: raise AMPLE_STOCK"
 
     broker = LocalKafka(run_dir=tmp_path / "kafka", keep_data=True,
                         scram_users={user: secrets.token_hex(12) for user in SECURE_USERS} if secure else None)
@@ -278,7 +383,7 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
         say(f"broker up in {broker_up - started:.1f} s, services in {services_up - broker_up:.1f} s, master data "
             f"loaded in {time.monotonic() - services_up:.1f} s; {len(orders)} orders to place")
 
-        driver = Driver(orders, publisher, dbs, stock.later_receipts)
+        driver = Driver(orders, publisher, dbs, stock.later_receipts, runs, lead_order)
         # orders in flight are read from the distributor's SQLite file; on PostgreSQL the kill log says "None"
         in_flight = (in_flight_counter(stack.workdir / "distributor.db", lambda: driver.placed) if instances == 1
                      else (lambda: None))
@@ -297,9 +402,10 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
 
         # what the driver did (event ids of every completion), for reading a failure afterwards
         (tmp_path / "orders.json").write_text(json.dumps([asdict(order) for order in orders], indent=1))
-        say(f"service logs, databases and orders.json in {tmp_path}")
+        (tmp_path / "runs.json").write_text(json.dumps([asdict(run) for run in runs], indent=1))
+        say(f"service logs, databases, orders.json and runs.json in {tmp_path}")
         catalogue = master.catalogue
-        result = await reckon(dbs, catalogue, orders, received)
+        result = await reckon(dbs, catalogue, orders, received, runs)
         records, distinct, dead = await records_on_topics(broker.bootstrap_servers, stack.topic_prefix, reader)
         skipped = count_log_lines(stack, "duplicate event skipped")
         audit_lines = await run_audit(dbs.urls, broker.bootstrap_servers, reader)
@@ -310,8 +416,9 @@ async def crash_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
             "broker": "SASL_SSL with ACLs" if secure else "PLAINTEXT",
             "instances per service": instances,
             "seed": seed,
-            "orders": f"{len(orders)} ({sum(1 for x in orders if x.flow == 'pre')} pre, "
-                      f"{sum(1 for x in orders if x.flow == 'post')} post)",
+            "orders": f"{len(orders)} ({', '.join(f'{n} {kind}' for kind, n in Counter(x.kind for x in orders).items())})",
+            "runs (reversed)": f"{len(runs)} of {sum(r.quantity for r in runs)} {STOCK_ITEM} "
+                               f"({', '.join(r.run_id for r in runs if r.reverse) or 'none'})",
             **result.figures,
             "kills (SIGKILL)": {name: log.kills_of(name) for name in stack.processes},
             "kill moments (s, orders in flight)": [f"+{t} {name} ({busy})" for t, name, busy in log.kills],

@@ -32,6 +32,7 @@ from backflush_distributor.adapters import tables as dt_tables
 from backflush_manufacturer.adapters import tables as mf_tables
 from backflush_manufacturer.domain.bom import BomCatalogue, FlushPoint
 from backflush_manufacturer.domain.explosion import explode, flush_requirements
+from backflush_manufacturer.domain.runs import run_requirements
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import master_data as md
@@ -52,14 +53,18 @@ from support.e2e_paths import SAMPLE_DATA
 CHAIR = "CHAIR-ERGO"
 FAILING_QC = "CHAIR-TASK"  # its inspection plan fails it: rejected with the reason
 SEAT = "SEAT-ASSY"  # deliberately short at the start: flushes park until the later receipts come
+STOCK_ITEM = "SEAT-ASSY"  # sold from stock too: made by runs into the finished-goods location, never into SEAT's
 HOLDERS = ("Acme Offices", "Bluebird Hotels", "Cobalt Cowork", "Delta Design", "Elm Street School")
 SOURCE = "/backflush/crash-test"
 
 # Plenty of everything but seat assemblies; small first lots so that flushes cross lots (first in, first out).
 AMPLE_STOCK: tuple[tuple[str, str, str], ...] = (
-    ("SEAT-SHELL", "SS-0925", "120"),
+    ("SEAT-SHELL", "SS-0925", "40"),  # runs of seat assemblies cross into the second lots
+    ("SEAT-SHELL", "SS-C2", "300"),
     ("FOAM-PU", "FP-0930", "60.000"),
+    ("FOAM-PU", "FP-C2", "400.000"),
     ("FABRIC-MESH", "FM-1002", "150.000"),
+    ("FABRIC-MESH", "FM-C2", "300.000"),
     ("SCREW-M6", "SC-C1", "3000"),
     ("SCREW-M6", "SC-C2", "60000"),
     ("BASE-STAR-5", "BS-C1", "400"),
@@ -86,7 +91,7 @@ class PlannedOrder:
     """One order of the mix and what the driver did to it."""
 
     order_id: str
-    kind: str  # pre | qc (rejected by the quality gate) | pre-cancel | post | post-cancel
+    kind: str  # a key of ORDER_KINDS: pre | qc | pre-cancel | post | post-cancel | stock | stock-partial
     item: str
     quantity: int
     holder: str
@@ -96,10 +101,18 @@ class PlannedOrder:
     completions: list[tuple[str, int, int]] = field(default_factory=list)  # (event id, quantity, completed before)
     cancel_sent: bool = False
     signed: bool = False
+    # stock: one signature per delivery seen at the distributor (units shipped when signed; a delivery in parts
+    # is signed for part by part)
+    signatures: list[int] = field(default_factory=list)
+    in_parts: bool = False  # stock: placed alone before a run one unit short of it (`plan_runs`), so served in parts
 
     @property
     def flow(self) -> str:
-        return "post" if self.kind.startswith("post") else "pre"
+        return ORDER_KINDS[self.kind].flow
+
+    @property
+    def partial(self) -> bool:
+        return self.kind == "stock-partial"
 
     @property
     def cancelled(self) -> bool:
@@ -121,29 +134,125 @@ class PlannedOrder:
         return sum(quantity for _id, quantity, _before in self.completions)
 
 
-def plan_orders(rng: random.Random, *, pre: int = 120, post: int = 80, qc: int = 4, pre_cancel: int = 4,
-                post_cancel: int = 6) -> list[PlannedOrder]:
-    """The mix, in placement order (flows interleaved): quantities 1..5, about half the post orders completed in
-    two partial completions, a quarter of them signed for, a few cancelled midway."""
+def _pre(rng: random.Random, order_id: str) -> PlannedOrder:
+    return PlannedOrder(order_id, "pre", CHAIR, rng.randint(1, 5), rng.choice(HOLDERS))
+
+
+def _qc(rng: random.Random, order_id: str) -> PlannedOrder:
+    return PlannedOrder(order_id, "qc", FAILING_QC, rng.randint(1, 5), rng.choice(HOLDERS))
+
+
+def _pre_cancel(rng: random.Random, order_id: str) -> PlannedOrder:
+    return PlannedOrder(order_id, "pre-cancel", CHAIR, rng.randint(1, 5), rng.choice(HOLDERS))
+
+
+def _post(rng: random.Random, order_id: str) -> PlannedOrder:
+    quantity = rng.randint(1, 5)
+    first = rng.randint(1, quantity - 1) if quantity >= 2 and rng.random() < 0.5 else quantity
+    splits = (first,) if first == quantity else (first, quantity - first)
+    return PlannedOrder(order_id, "post", CHAIR, quantity, rng.choice(HOLDERS), splits=splits,
+                        sign=rng.random() < 0.25)
+
+
+def _post_cancel(rng: random.Random, order_id: str) -> PlannedOrder:
+    quantity = rng.randint(2, 5)
+    return PlannedOrder(order_id, "post-cancel", CHAIR, quantity, rng.choice(HOLDERS),
+                        splits=(rng.randint(1, quantity - 1),))
+
+
+def _stock(rng: random.Random, order_id: str) -> PlannedOrder:
+    # every delivery signed for: a stock order closes once all of it is signed for
+    return PlannedOrder(order_id, "stock", STOCK_ITEM, rng.randint(1, 4), rng.choice(HOLDERS), sign=True)
+
+
+def _stock_partial(rng: random.Random, order_id: str) -> PlannedOrder:
+    return PlannedOrder(order_id, "stock-partial", STOCK_ITEM, rng.randint(2, 5), rng.choice(HOLDERS), sign=True)
+
+
+@dataclass(frozen=True)
+class OrderKind:
+    """One kind of order in the mix: its flow, how its ids read, and how one is drawn. A new form of order (a
+    contract-manufacturing order, say) joins the crash test as a kind here, a count in the mix, its steps in the
+    test's driver (`Driver.react`) and its checks in the reckoning (`reckon`)."""
+
+    flow: str
+    id_format: str
+    build: Callable[[random.Random, str], PlannedOrder]
+
+
+ORDER_KINDS: dict[str, OrderKind] = {
+    "pre": OrderKind("pre", "CR-PRE-{:03d}", _pre),
+    "qc": OrderKind("pre", "CR-QC-{:02d}", _qc),
+    "pre-cancel": OrderKind("pre", "CR-PREX-{:02d}", _pre_cancel),
+    "post": OrderKind("post", "CR-POST-{:03d}", _post),
+    "post-cancel": OrderKind("post", "CR-POSTX-{:02d}", _post_cancel),
+    "stock": OrderKind("stock", "CR-STK-{:02d}", _stock),
+    "stock-partial": OrderKind("stock", "CR-STKP-{:02d}", _stock_partial),
+}
+
+#: The SQLite run's mix (kind -> count): 120 pre-product orders, 80 post-product orders (about half completed in
+#: two partial completions, a quarter signed for), 4 chairs failing quality, 4 pre-product orders cancelled as
+#: soon as placed, 6 post-product orders cancelled after a first partial completion, 16 orders sold from stock
+#: and 8 more that accept partial deliveries (their stock comes from repetitive production runs, `plan_runs`).
+DEFAULT_MIX: dict[str, int] = {"pre": 120, "qc": 4, "pre-cancel": 4, "post": 80, "post-cancel": 6, "stock": 16,
+                               "stock-partial": 8}
+
+
+def plan_orders(rng: random.Random, mix: Mapping[str, int] | None = None) -> list[PlannedOrder]:
+    """The mix, in placement order (kinds interleaved): each kind drawn its count of times (`ORDER_KINDS`)."""
     orders: list[PlannedOrder] = []
-    for n in range(1, pre + 1):
-        orders.append(PlannedOrder(f"CR-PRE-{n:03d}", "pre", CHAIR, rng.randint(1, 5), rng.choice(HOLDERS)))
-    for n in range(1, qc + 1):
-        orders.append(PlannedOrder(f"CR-QC-{n:02d}", "qc", FAILING_QC, rng.randint(1, 5), rng.choice(HOLDERS)))
-    for n in range(1, pre_cancel + 1):
-        orders.append(PlannedOrder(f"CR-PREX-{n:02d}", "pre-cancel", CHAIR, rng.randint(1, 5), rng.choice(HOLDERS)))
-    for n in range(1, post + 1):
-        quantity = rng.randint(1, 5)
-        first = rng.randint(1, quantity - 1) if quantity >= 2 and rng.random() < 0.5 else quantity
-        splits = (first,) if first == quantity else (first, quantity - first)
-        orders.append(PlannedOrder(f"CR-POST-{n:03d}", "post", CHAIR, quantity, rng.choice(HOLDERS),
-                                   splits=splits, sign=rng.random() < 0.25))
-    for n in range(1, post_cancel + 1):
-        quantity = rng.randint(2, 5)
-        orders.append(PlannedOrder(f"CR-POSTX-{n:02d}", "post-cancel", CHAIR, quantity, rng.choice(HOLDERS),
-                                   splits=(rng.randint(1, quantity - 1),)))
+    for kind, count in (mix if mix is not None else DEFAULT_MIX).items():
+        spec = ORDER_KINDS[kind]
+        orders += [spec.build(rng, spec.id_format.format(n)) for n in range(1, count + 1)]
     rng.shuffle(orders)
     return orders
+
+
+# ------------------------------------------------------------------------------------ repetitive production runs
+
+
+@dataclass
+class PlannedRun:
+    """One run report of the shop floor (SEAT-ASSY on line L1) and what the driver did with it."""
+
+    run_id: str
+    quantity: int
+    lot: str
+    reverse: bool = False  # reported, then reversed (the withdrawal saga) before any stock order could take it
+    event_id: str | None = None  # the report's event id: the flush's id in the ledger
+    reversal_sent: bool = False
+
+
+#: Units the selling runs make beyond what the stock orders take: they stay free in the racks.
+SPARE_STOCK = 3
+
+
+def plan_runs(orders: Sequence[PlannedOrder], rng: random.Random) -> tuple[list[PlannedRun], str | None]:
+    """The runs, and the stock order placed alone before them (the first that accepts partial deliveries, if any).
+
+    A run reversed first (its lot withdrawn whole), then selling runs that together cover every stock order and a
+    few spare: the first one unit short of the lead order (which waits alone for stock, so it is served in parts),
+    the others in four random sizes placed between and after the other stock orders, so orders wait and are served
+    as later runs arrive. No stock orders, no runs."""
+    stock_orders = [order for order in orders if order.flow == "stock"]
+    demand = sum(order.quantity for order in stock_orders)
+    if not demand:
+        return [], None
+    lead = next((order for order in stock_orders if order.partial), None)
+    if lead is not None:
+        lead.in_parts = True
+    first = lead.quantity - 1 if lead is not None else 0
+    rest = demand + SPARE_STOCK - first
+    cuts = sorted(rng.sample(range(1, rest), 3)) if rest > 4 else [rest, rest, rest]
+    sizes = [first, cuts[0], cuts[1] - cuts[0], cuts[2] - cuts[1], rest - cuts[2]]
+    runs = [PlannedRun("CR-RUN-X", rng.randint(3, 8), "SA-CR-RX", reverse=True)]
+    runs += [PlannedRun(f"CR-RUN-{n}", size, f"SA-CR-R{n}") for n, size in enumerate((s for s in sizes if s), 1)]
+    return runs, lead.order_id if lead is not None else None
+
+
+def run_reported(run: PlannedRun) -> c.RunQuantityReported:
+    return c.RunQuantityReported(run_id=run.run_id, line="L1", item=STOCK_ITEM, quantity=Decimal(run.quantity),
+                                 period="2026-W49", lot=run.lot)
 
 
 @dataclass(frozen=True)
@@ -493,14 +602,21 @@ def _requirements(requirements: Iterable[Any]) -> dict[str, Decimal]:
     return dict(total)
 
 
-def expected_flushes(catalogue: BomCatalogue, orders: Sequence[PlannedOrder]) -> dict[str, tuple[str, dict[str, Decimal]]]:
+def expected_flushes(catalogue: BomCatalogue, orders: Sequence[PlannedOrder],
+                     runs: Sequence[PlannedRun] = ()) -> dict[str, tuple[str, dict[str, Decimal]]]:
     """Every flush the ledger must hold exactly once, for the orders that went through: flush id -> (order,
     consumption per component). Release: the pre lines for the full quantity. Pre-product completion: the post
     lines for the full quantity. Post-product completion k: the rounded cumulative requirement minus what was
-    flushed before (`flush_requirements` with `completed_before`)."""
+    flushed before (`flush_requirements` with `completed_before`). A run (reversed or not: a reversal adds
+    movements, it never takes the flush back): its pre and post lines at once, under its report's id. Stock
+    orders flush nothing."""
     flushes: dict[str, tuple[str, dict[str, Decimal]]] = {}
+    for run in runs:
+        if run.event_id is not None:
+            flushes[run.event_id] = (run.run_id, _requirements(run_requirements(catalogue, STOCK_ITEM,
+                                                                                Decimal(run.quantity))))
     for order in orders:
-        if order.cancelled or order.kind == "qc":
+        if order.cancelled or order.kind == "qc" or order.flow == "stock":
             continue
         quantity = Decimal(order.quantity)
         flushes[f"{order.order_id}:release"] = (
@@ -515,13 +631,27 @@ def expected_flushes(catalogue: BomCatalogue, orders: Sequence[PlannedOrder]) ->
             flushes.items()}
 
 
-def expected_consumption(catalogue: BomCatalogue, orders: Sequence[PlannedOrder]) -> dict[str, Decimal]:
+def expected_run_consumption(catalogue: BomCatalogue, runs: Sequence[PlannedRun], *,
+                             reversed_too: bool = False) -> dict[str, Decimal]:
+    """Per component, what the runs consume: each run its own rounded pre and post lines (reversed runs nothing,
+    net, unless `reversed_too`: what they take before they give it back)."""
+    total: dict[str, Decimal] = defaultdict(Decimal)
+    for run in runs:
+        if not run.reverse or reversed_too:
+            for item, quantity in _requirements(run_requirements(catalogue, STOCK_ITEM, Decimal(run.quantity))).items():
+                total[item] += quantity
+    return dict(total)
+
+
+def expected_consumption(catalogue: BomCatalogue, orders: Sequence[PlannedOrder],
+                         runs: Sequence[PlannedRun] = ()) -> dict[str, Decimal]:
     """Per component, straight from the BOM: pre-product orders closed consume the full explosion minus manual
     lines; post-product orders the pre lines for the order quantity plus the post lines of one explosion of the
-    total completed quantity (partial completions never drift); rejected and cancelled orders nothing."""
-    total: dict[str, Decimal] = defaultdict(Decimal)
+    total completed quantity (partial completions never drift); rejected and cancelled orders nothing; stock
+    orders nothing (their goods were made by the runs); runs what `expected_run_consumption` says."""
+    total: dict[str, Decimal] = defaultdict(Decimal, expected_run_consumption(catalogue, runs))
     for order in orders:
-        if order.cancelled or order.kind == "qc":
+        if order.cancelled or order.kind == "qc" or order.flow == "stock":
             continue
         full = explode(catalogue, order.item, Decimal(order.quantity))
         if order.flow == "pre":
@@ -552,13 +682,16 @@ class Reckoning:
 
 
 async def reckon(dbs: Databases, catalogue: BomCatalogue, orders: Sequence[PlannedOrder],
-                 received: dict[tuple[str, str], Decimal], finished_goods_location: str = "FG") -> Reckoning:
+                 received: dict[tuple[str, str], Decimal], runs: Sequence[PlannedRun] = (),
+                 finished_goods_location: str = "FG") -> Reckoning:
     result = Reckoning()
     by_id = {order.order_id: order for order in orders}
     await _reckon_distributor(dbs, by_id, result)
-    await _reckon_manufacturer(dbs, catalogue, orders, by_id, received, finished_goods_location, result)
+    await _reckon_manufacturer(dbs, catalogue, orders, by_id, received, runs, finished_goods_location, result)
+    await _reckon_runs(dbs, runs, finished_goods_location, result)
     await _reckon_warehouse(dbs, by_id, result)
-    await _reckon_outboxes(dbs, by_id, result)
+    await _reckon_stock_sales(dbs, by_id, runs, result)
+    await _reckon_outboxes(dbs, by_id, runs, result)
     return result
 
 
@@ -593,6 +726,11 @@ async def _reckon_distributor(dbs: Databases, by_id: dict[str, PlannedOrder], re
                           inv.ConsignmentStockReceived.event_type, c.ComponentsBackflushed.event_type,
                           c.BackflushParked.event_type, inv.GoodsTurnedOver.event_type):
             continue  # several per order by nature; their effects are counted at their owners
+        if order.flow == "stock":
+            if event_type in (c.FinishedStockAwaited.event_type, c.GoodsShipped.event_type):
+                continue  # told again as the figures change; shipments in parts (their units counted at the warehouse)
+            if event_type in (c.DeliverySigned.event_type, c.GoodsSignedFor.event_type):
+                allowed = len(order.signatures)  # one per delivery the driver signed for
         if count > allowed:
             result.duplicate("distributor history", f"{order_id} recorded {event_type} {count} times", count - 1)
     result.figures["distributor history rows"] = len(events)
@@ -600,7 +738,7 @@ async def _reckon_distributor(dbs: Databases, by_id: dict[str, PlannedOrder], re
 
 async def _reckon_manufacturer(dbs: Databases, catalogue: BomCatalogue, orders: Sequence[PlannedOrder],
                                by_id: dict[str, PlannedOrder], received: dict[tuple[str, str], Decimal],
-                               fg: str, result: Reckoning) -> None:
+                               runs: Sequence[PlannedRun], fg: str, result: Reckoning) -> None:
     movements = await dbs.rows("manufacturer", mf_tables.ledger_movements)
     result.figures["ledger movements"] = len(movements)
     result.figures["ledger movements by reason"] = dict(sorted(Counter(m["reason"] for m in movements).items()))
@@ -624,7 +762,7 @@ async def _reckon_manufacturer(dbs: Databases, catalogue: BomCatalogue, orders: 
             result.duplicate("allocations", f"{found}: allocated {count} times", count - 1)
 
     # every expected flush posted once, with exactly what the BOM says
-    flushes = expected_flushes(catalogue, orders)
+    flushes = expected_flushes(catalogue, orders, runs)
     posted: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for m in movements:
         if m["reason"] == "backflush" and m["flush_id"] is not None:
@@ -633,7 +771,8 @@ async def _reckon_manufacturer(dbs: Databases, catalogue: BomCatalogue, orders: 
         got = {k: v for k, v in posted.get(flush_id, {}).items() if v}
         if got != need:
             result.problem(f"flush {flush_id} of {order_id}: posted {got}, the BOM says {need}")
-    cancelled_orders = {o.order_id for o in orders if o.cancelled}
+    # reversed runs are undone like cancelled orders: every movement of theirs nets to zero
+    cancelled_orders = {o.order_id for o in orders if o.cancelled} | {r.run_id for r in runs if r.reverse}
     for flush_id, got in posted.items():
         if flush_id in flushes:
             continue
@@ -653,7 +792,7 @@ async def _reckon_manufacturer(dbs: Databases, catalogue: BomCatalogue, orders: 
     result.figures["reversal movements"] = sum(1 for m in movements if m["reason"] == "reversal")
 
     # ledger totals per component against the explosion of the orders
-    want = expected_consumption(catalogue, orders)
+    want = expected_consumption(catalogue, orders, runs)
     consumed: dict[str, Decimal] = defaultdict(Decimal)
     on_hand: dict[str, Decimal] = defaultdict(Decimal)
     for m in movements:
@@ -701,6 +840,8 @@ async def _reckon_manufacturer(dbs: Databases, catalogue: BomCatalogue, orders: 
             result.problem(f"{order.order_id}: production order {row['status']}, expected cancelled")
         elif order.kind == "qc" and (row is None or row["status"] != "quality-failed"):
             result.problem(f"{order.order_id}: production order {row and row['status']}, expected quality-failed")
+        elif order.flow == "stock" and row is not None:
+            result.problem(f"{order.order_id}: a stock order has a production order ({row['status']})")
     parked = await dbs.rows("manufacturer", mf_tables.parked_flushes)
     result.figures["parked flushes (posted / cancelled / waiting)"] = (
         f"{sum(1 for p in parked if p['status'] == 'posted')} / {sum(1 for p in parked if p['status'] == 'cancelled')}"
@@ -738,6 +879,8 @@ async def _reckon_warehouse(dbs: Databases, by_id: dict[str, PlannedOrder], resu
             shape = {(u["kind"], u["status"], u["owner"]) for u in mine}
             if shape != {("consignment", status, owner)}:
                 result.problem(f"{order_id}: consignment units {shape}, expected {('consignment', status, owner)}")
+        elif order.flow == "stock":
+            continue  # `_reckon_stock_sales`
         else:
             expected_lots = None
             if any(u["status"] != "released" for u in mine):
@@ -778,11 +921,129 @@ ONCE_PER_ORDER = {
     "warehouse": (inv.GoodsRacked, c.InventoryCheckReturned, c.GoodsShipped, c.GoodsSignedFor,
                   inv.GoodsReleasedFromStorage),
 }
+# Events about a run each service publishes: once for every run, once for a reversed run only, or never.
+PER_RUN: dict[str, tuple[tuple[type[Event], str], ...]] = {
+    "manufacturer": ((inv.FinishedGoodsStocked, "every"), (inv.FinishedStockWithdrawalRequested, "reversed"),
+                     (c.RunReversed, "reversed"), (c.RunReportRefused, "never")),
+    "warehouse": ((c.FinishedStockWithdrawn, "reversed"), (c.FinishedStockWithdrawalRefused, "never")),
+}
 OUTBOXES = {"manufacturer": mf_tables.outbox, "distributor": dt_tables.outbox, "warehouse": wh_tables.outbox}
 INBOXES = {"manufacturer": mf_tables.inbox, "distributor": dt_tables.inbox, "warehouse": wh_tables.inbox}
 
 
-async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], result: Reckoning) -> None:
+async def _reckon_runs(dbs: Databases, runs: Sequence[PlannedRun], fg: str, result: Reckoning) -> None:
+    """Every run at the manufacturer once: stocked (its lot in the finished-goods location, whole: stock orders
+    never touch the manufacturer's books) or, reversed, cancelled with its lot gone."""
+    if not runs:
+        return
+    production = await dbs.production()
+    lots = {lot["lot"]: lot for lot in await dbs.rows("manufacturer", mf_tables.finished_lots)}
+    movements = await dbs.rows("manufacturer", mf_tables.ledger_movements,
+                               mf_tables.ledger_movements.c.production_order.in_([r.run_id for r in runs]))
+    for run in runs:
+        row = production.get(run.run_id)
+        want_status = "cancelled" if run.reverse else "stocked"
+        if row is None or row["status"] != want_status or row["flow"] != "run":
+            result.problem(f"run {run.run_id}: {row and (row['flow'], row['status'], row['reason'])} at the "
+                           f"manufacturer, expected a run {want_status}")
+            continue
+        if row["completed"] != run.quantity:
+            result.problem(f"run {run.run_id}: produced {row['completed']}, reported {run.quantity}")
+        lot = lots.get(run.lot)
+        if lot is None or lot["order_id"] != run.run_id or lot["quantity"] != run.quantity \
+                or (lot["cancelled_at"] is not None) != run.reverse:
+            result.problem(f"run {run.run_id}: finished lot {lot}, expected {run.lot} of {run.quantity}"
+                           f"{' cancelled' if run.reverse else ''}")
+        at_fg = sum((m["quantity"] for m in movements if m["production_order"] == run.run_id
+                     and m["location"] == fg and m["item"] == STOCK_ITEM and m["reason"] != "allocation"), Decimal(0))
+        want_fg = Decimal(0) if run.reverse else Decimal(run.quantity)
+        if at_fg != want_fg:
+            result.problem(f"run {run.run_id}: {at_fg} of lot {run.lot} in {fg}, expected {want_fg}")
+    result.figures["runs at the manufacturer (stocked / reversed)"] = (
+        f"{sum(1 for r in runs if (production.get(r.run_id) or {}).get('status') == 'stocked')} / "
+        f"{sum(1 for r in runs if (production.get(r.run_id) or {}).get('status') == 'cancelled')}")
+
+
+async def _reckon_stock_sales(dbs: Databases, by_id: dict[str, PlannedOrder], runs: Sequence[PlannedRun],
+                              result: Reckoning) -> None:
+    """The warehouse's finished-goods stock: run quantities reported = lots stocked minus reversed; no run's
+    lot allocated above what it racked; every stock order served whole from the runs' lots, signed for, and its
+    units its holder's."""
+    stock_orders = {order_id: order for order_id, order in by_id.items() if order.flow == "stock"}
+    if not runs and not stock_orders:
+        return
+    stocked = {r["run_id"]: r for r in await dbs.rows("warehouse", wh_tables.finished_stock)}
+    by_run = {run.run_id: run for run in runs}
+    if set(stocked) != set(by_run):
+        result.problem(f"runs stocked at the warehouse {sorted(stocked)}, reported {sorted(by_run)}")
+    for run in runs:
+        row = stocked.get(run.run_id)
+        want = "withdrawn" if run.reverse else "stocked"
+        if row is not None and (row["lot"], row["quantity"], row["status"]) != (run.lot, run.quantity, want):
+            result.problem(f"run {run.run_id} at the warehouse: {row['lot']} {row['quantity']} {row['status']}, "
+                           f"expected {run.lot} {run.quantity} {want}")
+    reported = sum(run.quantity for run in runs)
+    reversed_ = sum(run.quantity for run in runs if run.reverse)
+    in_stock = sum((r["quantity"] for r in stocked.values() if r["status"] == "stocked"), Decimal(0))
+    if in_stock != reported - reversed_:
+        result.problem(f"runs reported {reported} - reversed {reversed_} != stocked for sale {in_stock}")
+
+    allocations = await dbs.rows("warehouse", wh_tables.stock_allocations)
+    allocated_of_run: dict[str, Decimal] = defaultdict(Decimal)
+    allocated_to: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for a in allocations:
+        allocated_of_run[a["run_id"]] += a["quantity"]
+        allocated_to[(a["order_id"], a["lot"])] += a["quantity"]
+    units = await dbs.rows("warehouse", wh_tables.stock_units)
+    free_of_run: dict[str, Decimal] = defaultdict(Decimal)
+    for unit in units:
+        if unit["order_id"] in by_run and unit["status"] == "stored":
+            free_of_run[unit["order_id"]] += unit["quantity"]
+    for run in runs:
+        taken = allocated_of_run.get(run.run_id, Decimal(0))
+        if run.reverse and (taken or free_of_run.get(run.run_id)):
+            result.problem(f"reversed run {run.run_id}: {taken} allocated, {free_of_run.get(run.run_id)} still racked")
+        elif taken > run.quantity:
+            result.duplicate("stock allocations", f"run {run.run_id}: {taken} allocated of {run.quantity} racked")
+        elif not run.reverse and taken + free_of_run.get(run.run_id, Decimal(0)) != run.quantity:
+            result.problem(f"run {run.run_id}: {taken} allocated + {free_of_run.get(run.run_id)} free != "
+                           f"{run.quantity} racked")
+    lot_of_run = {run.lot for run in runs if not run.reverse}
+    orders = {r["order_id"]: r for r in await dbs.rows("warehouse", wh_tables.stock_orders)}
+    for order_id, order in stock_orders.items():
+        row = orders.get(order_id)
+        if row is None or row["status"] != "shipped" or row["shipped"] != order.quantity:
+            result.problem(f"stock order {order_id}: {row and (row['status'], row['shipped'])} at the warehouse, "
+                           f"expected all {order.quantity} shipped")
+        mine = [u for u in units if u["order_id"] == order_id]
+        shape = {(u["kind"], u["status"], u["owner"]) for u in mine}
+        if shape != {("rack", "delivered", order.holder)}:
+            result.problem(f"stock order {order_id}: units {shape}, expected {('rack', 'delivered', order.holder)}")
+        per_lot: dict[str, Decimal] = defaultdict(Decimal)
+        for unit in mine:
+            per_lot[unit["lot"]] += unit["quantity"]
+        allocated = {lot: q for (oid, lot), q in allocated_to.items() if oid == order_id}
+        if sum(per_lot.values(), Decimal(0)) > order.quantity:
+            result.duplicate("stock units", f"{order_id}: {dict(per_lot)} for an order of {order.quantity}")
+        elif dict(per_lot) != allocated or sum(per_lot.values(), Decimal(0)) != order.quantity \
+                or not set(per_lot) <= lot_of_run:
+            result.problem(f"stock order {order_id}: units per lot {dict(per_lot)}, allocated {allocated}, "
+                           f"ordered {order.quantity} from the runs' lots {sorted(lot_of_run)}")
+    demand = sum(order.quantity for order in stock_orders.values())
+    free = sum(free_of_run.values(), Decimal(0))
+    if free != reported - reversed_ - demand:
+        result.problem(f"{free} units free for sale, expected stocked {reported - reversed_} - sold {demand}")
+    result.figures["finished-goods stock (reported - reversed = sold + free)"] = (
+        f"{reported} - {reversed_} = {sum(allocated_of_run.values(), Decimal(0))} + {free}")
+    awaited = Counter(e["order_id"] for e in await dbs.rows("distributor", dt_tables.order_events)
+                      if e["event_type"] == c.FinishedStockAwaited.event_type)
+    result.figures["stock orders (that waited for stock, signed for in parts)"] = (
+        f"{len(stock_orders)} ({sum(1 for o in stock_orders if awaited[o])}, "
+        f"{sum(1 for o in stock_orders.values() if len(o.signatures) > 1)})")
+
+
+async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], runs: Sequence[PlannedRun],
+                           result: Reckoning) -> None:
     unpublished: dict[str, int] = {}
     dead: list[str] = []
     totals: dict[str, int] = {}
@@ -793,10 +1054,46 @@ async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], resul
         unpublished[service] = sum(1 for r in rows if r["published_at"] is None)
         per_type = Counter((r["correlation_id"], r["event_type"]) for r in rows)
         for model in ONCE_PER_ORDER[service]:
-            for order_id in by_id:
+            for order_id, order in by_id.items():
                 count = per_type.get((order_id, model.event_type), 0)
-                if count > 1:
-                    result.duplicate(f"{service} {model.__name__}", f"{order_id}: published {count} times", count - 1)
+                allowed = 1
+                if order.flow == "stock" and model in (c.GoodsShipped, c.GoodsSignedFor):
+                    # a delivery in parts ships and is signed for part by part: its units are summed below
+                    allowed = len(order.signatures) if model is c.GoodsSignedFor else int(order.quantity)
+                if count > allowed:
+                    result.duplicate(f"{service} {model.__name__}", f"{order_id}: published {count} times",
+                                     count - allowed)
+        for model, when in PER_RUN.get(service, ()):
+            for run in runs:
+                count = per_type.get((run.run_id, model.event_type), 0)
+                want = 1 if when == "every" or (when == "reversed" and run.reverse) else 0
+                if count > want:
+                    result.duplicate(f"{service} {model.__name__}", f"run {run.run_id}: published {count} times",
+                                     count - want)
+                elif count < want:
+                    result.problem(f"run {run.run_id}: {service} published {model.__name__} {count} times")
+        if service == "warehouse":
+            shipped: dict[str, Decimal] = defaultdict(Decimal)
+            parts: Counter[str] = Counter()
+            for r in rows:
+                if r["event_type"] == c.GoodsShipped.event_type and r["correlation_id"] in by_id:
+                    shipped[r["correlation_id"]] += Decimal(json.loads(r["value"])["quantity"])
+                    parts[r["correlation_id"]] += 1
+            stock_orders = [order for order in by_id.values() if order.flow == "stock"]
+            result.figures["stock orders shipped in parts"] = sorted(o.order_id for o in stock_orders
+                                                                     if parts[o.order_id] > 1)
+            for order in stock_orders:
+                if order.in_parts and parts[order.order_id] < 2:
+                    result.problem(f"{order.order_id} waited alone for stock and got one unit short of it first, "
+                                   f"yet shipped in {parts[order.order_id]} part(s)")
+            for order_id, order in by_id.items():
+                if order.flow != "stock" or shipped.get(order_id) == order.quantity:
+                    continue
+                text = f"{order_id}: GoodsShipped for {shipped.get(order_id)} units, ordered {order.quantity}"
+                if shipped.get(order_id, Decimal(0)) > order.quantity:
+                    result.duplicate("stock shipments", text)
+                else:
+                    result.problem(text)
         for order_id, order in by_id.items():
             if service == "manufacturer" and order.kind == "post":
                 for model in (c.ProductionCompleted, inv.GoodsTurnedOver):
@@ -831,5 +1128,5 @@ def seat_receipt(lot: str, quantity: int) -> md.ComponentsReceived:
 def order_placed(order: PlannedOrder) -> o.OrderPlaced:
     return o.OrderPlaced(order_id=order.order_id, order_holder=order.holder, flow=order.flow, item=order.item,
                          quantity=Decimal(order.quantity), ship_to="7 Quay Street, Harbourtown",
-                         due_date=dt.date.today() + dt.timedelta(days=21))
+                         due_date=dt.date.today() + dt.timedelta(days=21), partial_deliveries=order.partial)
 
