@@ -41,7 +41,11 @@ from backflush_shared.contracts.completions import (
     RunQuantityReported,
 )
 from backflush_shared.contracts.envelope import Envelope
-from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested, StockProductionOrderPlaced
+from backflush_shared.contracts.master_data import (
+    ComponentsConsigned,
+    ParkedBackflushRetryRequested,
+    StockProductionOrderPlaced,
+)
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging.publish import publish
 from backflush_shared.persistence.database import Database, missing_sqlite_file
@@ -51,6 +55,7 @@ from backflush_manufacturer import queries
 from backflush_manufacturer import runs as run_queries
 from backflush_manufacturer.adapters.repository import ParkedEntry
 from backflush_manufacturer.domain.bom import FlushPoint
+from backflush_manufacturer.domain.consignment import period_bounds
 from backflush_manufacturer.domain.errors import format_path
 from backflush_manufacturer.domain.explosion import Requirement, explode, requirements_as_json
 from backflush_manufacturer.domain.ledger import NEGATIVE_LOT
@@ -582,6 +587,61 @@ def build_cli() -> typer.Typer:
                           _signed(v.variance, v.unit), percent, safe(v.unit.code),
                           style="red" if v.variance > 0 else None)
         out.print(table)
+
+    @app.command("consign")
+    def consign(
+        owner: str = typer.Argument(..., help="The brand owner whose components these are (and stay)."),
+        item: str = typer.Argument(..., help="The component."),
+        lot: str = typer.Argument(..., help="The owner's lot."),
+        qty: str = typer.Argument(..., help="The quantity received, in the item's unit."),
+        location: str | None = typer.Option(None, "--location", help="Where it is put (default: the item's supply "
+                                                                     "location)."),
+        receipt_id: str | None = typer.Option(None, "--receipt", help="The receipt's id (default OWNER:LOT)."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+    ) -> None:
+        """Record a brand owner's components received at our dock (contract manufacturing): the lot stays the
+        owner's, and only the owner's orders (`order place --contract-manufacturing`) consume it."""
+        quantity = _quantity(qty, "QTY")
+        with _refusals():
+            event = ComponentsConsigned(receipt_id=receipt_id or f"{owner}:{lot}"[:64], owner=owner, item=item,
+                                        lot=lot, quantity=quantity, location=location)
+        [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
+        out.print(f"{format(quantity, 'f')} {safe(item)} lot {safe(lot)} consigned by {safe(owner)} as event "
+                  f"{envelope.event_id}", highlight=False)
+
+    @app.command("consignment-statement")
+    def consignment_statement(
+        owner: str = typer.Argument(..., help="The brand owner."),
+        period: str = typer.Option(..., "--period", help="The month, YYYY-MM."),
+        database: str = DATABASE,
+    ) -> None:
+        """A brand owner's stock per item and lot over a month: opening + received - consumed - scrapped = closing
+        (consumed and scrapped net of reversals), each closing checked against the ledger while the month runs."""
+        try:
+            period_bounds(period)
+        except ValueError as error:
+            _fail(str(error))
+        view = _query(database, lambda s: queries.consignment_statement(s, owner, period))
+        if not view.lines:
+            out.print(f"no consigned stock of {safe(owner)} in {safe(period)}")
+            raise typer.Exit(1)
+        table = _table(f"consignment statement: {safe(owner)}, {safe(period)}",
+                       ("item", "lot", "opening", "received", "consumed", "scrapped", "closing", "unit"),
+                       numeric={"opening", "received", "consumed", "scrapped", "closing"})
+        for line in view.lines:
+            unit = view.units.get(line.item)
+            table.add_row(safe(line.item), safe(line.lot), _qty(line.opening, unit), _qty(line.received, unit),
+                          _qty(line.consumed, unit), _qty(line.scrapped, unit), _qty(line.closing, unit),
+                          safe(unit.code if unit else ""), style=None if line.reconciles else "red")
+        out.print(table)
+        if not all(line.reconciles for line in view.lines) or view.ledger_mismatches:
+            for item, lot, balance in view.ledger_mismatches:
+                out.print(f"[red]{safe(item)} lot {safe(lot)}: the ledger holds {format(balance, 'f')}[/]")
+            out.print("[red]the statement does not reconcile[/]")
+            raise typer.Exit(1)
+        checked = " and with the ledger's balances" if view.ledger_checked else ""
+        out.print(f"reconciled: opening + received - consumed - scrapped = closing for every lot{checked}")
 
     @app.command("production-orders")
     def production_orders(database: str = DATABASE) -> None:
