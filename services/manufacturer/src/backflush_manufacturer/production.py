@@ -772,6 +772,7 @@ def _parked_reason(parked: ParkedFlush, *, behind_own_order: bool) -> str:
         return WAITS_BEHIND_COMPONENTS
     return "; ".join(
         f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
+        + (f" of {s.owner}'s consigned stock" if s.owner else "")
         for s in parked.shortages
     )
 

@@ -198,6 +198,7 @@ async def why_waiting(session: AsyncSession, entry_id: int) -> str:
         return "it waits behind an earlier parked backflush that needs the same components"
     return "; ".join(
         f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
+        + (f" of {s.owner}'s consigned stock" if s.owner else "")
         for s in still.shortages
     )
 
