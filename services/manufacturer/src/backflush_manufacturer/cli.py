@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -604,7 +605,9 @@ def build_cli() -> typer.Typer:
         owner's, and only the owner's orders (`order place --contract-manufacturing`) consume it."""
         quantity = _quantity(qty, "QTY")
         with _refusals():
-            event = ComponentsConsigned(receipt_id=receipt_id or f"{owner}:{lot}"[:64], owner=owner, item=item,
+            # an owner is free text ("Brand A Ltd"); the receipt id derived from it must be an identifier
+            derived = re.sub(r"[^A-Za-z0-9._:/-]", "-", f"{owner}:{lot}").lstrip("._:/-")[:64]
+            event = ComponentsConsigned(receipt_id=receipt_id or derived, owner=owner, item=item,
                                         lot=lot, quantity=quantity, location=location)
         [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
         out.print(f"{format(quantity, 'f')} {safe(item)} lot {safe(lot)} consigned by {safe(owner)} as event "
