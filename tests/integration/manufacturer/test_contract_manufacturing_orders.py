@@ -17,8 +17,13 @@ from backflush_manufacturer import queries
 from backflush_shared.audit import audit_service
 from backflush_shared.contracts.common import Flow, OrderProcessingInfo
 from backflush_shared.contracts.completions import ComponentIssueReported, CompletionReported
-from backflush_shared.contracts.master_data import BomDefined, BomLineDefinition, ComponentsConsigned, \
-    ComponentsReceived, ItemDefined
+from backflush_shared.contracts.master_data import (
+    BomDefined,
+    BomLineDefinition,
+    ComponentsConsigned,
+    ComponentsReceived,
+    ItemDefined,
+)
 from backflush_shared.contracts.orders import OrderCancelled, OrderForwarded
 from backflush_shared.persistence.database import Database
 

@@ -26,6 +26,7 @@ from backflush_manufacturer.adapters.repository import MasterData, MasterDataCac
 from backflush_manufacturer.domain.allocation import allocate, release_allocations
 from backflush_manufacturer.domain.backflush import ComponentIssue, FlushRequest, ParkedFlush, PostedFlush, plan, post_or_park
 from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint, parents_by_component, path_from_top
+from backflush_manufacturer.domain.consignment import LotQuantity, flush_reports
 from backflush_manufacturer.domain.errors import (
     CompletionNotReversibleError,
     InsufficientComponentStockError,
@@ -37,7 +38,6 @@ from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import DEFAULT_LOCATION, LedgerMovement, MovementReason
 from backflush_manufacturer.domain.orders import producible
-from backflush_manufacturer.domain.consignment import LotQuantity, flush_reports
 from backflush_manufacturer.domain.parking import holds, reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive
 from backflush_manufacturer.domain.reversal import reverse_completion, reverse_order
