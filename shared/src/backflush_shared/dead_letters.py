@@ -8,7 +8,8 @@ and headers (every `dlq_*` header removed) plus `dlq_replay_of=<dead letter id>`
 
 - What is replayed: by default every dead letter a service *refused* (e.g. an event for an order it did not know
   yet) or gave up on after repeated failures; a record that could not be read (not JSON, invalid, unknown type or
-  version, missing headers, too large) or reused an event id is replayed only when named with `--id` or with
+  version, missing headers, too large, on the wrong topic or from the wrong source) or reused an event id is
+  replayed only when named with `--id` or with
   `--unreadable` (after an upgrade that reads it): replaying it unchanged would only dead-letter it again.
 - One record is replayed once per original record: when several services dead-lettered the same record (a
   completion before its order is refused by the manufacturer and by the distributor), one copy goes back, and
@@ -43,6 +44,7 @@ from backflush_shared.cli_text import safe
 from backflush_shared.contracts.topics import DEAD_LETTER_SUFFIX, Topic, TopicNames
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging import dead_letter as dl
+from backflush_shared.messaging.codec import READ_ERRORS
 from backflush_shared.messaging.processor import HEADER_REPLAY_OF
 
 #: The topic (after the deployment's prefix) that remembers which dead letters were replayed.
@@ -50,11 +52,9 @@ REPLAY_MARKER_TOPIC = "dead-letter-replays"
 HEADER_REPLAYED = "dlq_replayed"
 
 #: Dead letters of records that no replay can change: they are replayed only when asked for by id or with
-#: `--unreadable` (error types of `messaging.codec.decode`, and the inbox's event-id conflict).
-UNREADABLE_ERRORS = frozenset({
-    "malformed-header", "missing-headers", "invalid-envelope", "empty-value", "too-large",
-    "unknown-schema-version", "unknown-event-type", "not-json", "invalid-event", "event-id-conflict",
-})
+#: `--unreadable` (after an upgrade that reads them). Every refusal of `messaging.codec.decode` (unreadable,
+#: misaddressed, or from the wrong source), and the inbox's event-id conflict.
+UNREADABLE_ERRORS = READ_ERRORS | {"event-id-conflict"}
 
 out = Console()
 

@@ -172,3 +172,29 @@ async def test_a_parked_run_cancelled_stops_waiting_and_posts_nothing(database_u
     assert await emitted(database_url, "backflush.inventory.finished-stock-withdrawal-requested") == []
     assert [e["run_id"] for e in await emitted(database_url, "backflush.completion.run-reversed")] == ["R-2"]
     assert all(f.ok for f in await audit_service("manufacturer", database_url))
+
+
+async def test_a_run_lot_sold_from_stock_leaves_the_manufacturers_books_as_the_holder_signs(
+        database_url: str) -> None:
+    """R-1 stocks 20 SEAT-ASSY of lot SA-R1 (the manufacturer's until sold). A stock order signed for 15 of them, in
+    a part of 5 and one of 10, takes 15 off the books; 5 stay, still the manufacturer's."""
+    from datetime import UTC, datetime
+
+    from backflush_shared.contracts.common import LotQuantity
+    from backflush_shared.contracts.completions import GoodsSignedFor
+
+    def signed(quantity: int) -> GoodsSignedFor:
+        return GoodsSignedFor(order_id="SO-S", item="SEAT-ASSY", quantity=Decimal(quantity), signed_by="J. Doe",
+                              signed_at=datetime(2026, 12, 7, tzinfo=UTC), previous_owner="manufacturer",
+                              new_owner="ACME", from_stock=True,
+                              lots=(LotQuantity(lot="SA-R1", quantity=Decimal(quantity)),))
+
+    await feed(database_url, events_from(load_master_data(SAMPLE_DATA)))
+    await feed(database_url, [run("R-1", "20", lot="SA-R1")])
+    await feed(database_url, [signed(5)])
+    await feed(database_url, [signed(10)])
+    on_hand = await rows(database_url, "SELECT reason, sum(CAST(quantity AS NUMERIC)) FROM ledger_movements "
+                                       "WHERE lot = 'SA-R1' GROUP BY reason ORDER BY reason")
+    assert [(reason, Decimal(str(total))) for reason, total in on_hand] == [
+        ("delivery", Decimal(-15)), ("production_receipt", Decimal(20))]
+    assert all(f.ok for f in await audit_service("manufacturer", database_url))

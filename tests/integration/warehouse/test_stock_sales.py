@@ -96,6 +96,7 @@ async def test_a_waiting_stock_order_is_served_when_a_run_is_racked_and_signed_f
     await apply(warehouse, [DeliverySigned(order_id="SO-1", signed_by="J. Doe", signed_at="2026-12-07T10:00:00Z")])
     [signed] = await emitted(url, "backflush.completion.goods-signed-for")
     assert signed["from_stock"] is True and signed["new_owner"] == "ACME"
+    assert signed["lots"] == [{"lot": "L-1", "quantity": "10"}]  # what leaves the manufacturer's books
     # closing it is the distributor's word on this signature (`completions.distributor` is not ours to write)
     assert await outbox(warehouse, "backflush.completion.order-closed") == []
     assert await rows(url, "SELECT order_id, quantity, status FROM stock_units ORDER BY id") == [
@@ -145,7 +146,8 @@ async def test_an_order_allowing_partial_deliveries_ships_what_is_free_and_each_
     assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-shipped")] == ["2", "3"]
     await clean(warehouse)  # a part delivered, a part shipped
     await apply(warehouse, [DeliverySigned(order_id="SO-P", signed_by="J. Doe", signed_at="2026-12-08T10:00:00Z")])
-    assert [e["quantity"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == ["2", "3"]
+    assert [e["lots"] for e in await emitted(url, "backflush.completion.goods-signed-for")] == [
+        [{"lot": "L-1", "quantity": "2"}], [{"lot": "L-2", "quantity": "3"}]]  # each part its own lots
     assert await rows(url, "SELECT quantity, lots, signed_by FROM shipments") == [("5", '["L-1", "L-2"]', "J. Doe")]
     await clean(warehouse)
 

@@ -736,7 +736,12 @@ class Production:
 
     async def record_delivery(self, ctx: HandlerContext, event: c.GoodsSignedFor) -> None:
         if event.from_stock:
-            return  # a stock order, served by the warehouse from finished-goods stock: no production order
+            # a stock order, served by the warehouse from finished-goods stock: no production order, but the lots
+            # signed for were the manufacturer's until now
+            from backflush_manufacturer.runs import deliver_stock_lots
+
+            await deliver_stock_lots(self, ctx, event)
+            return
         order = await repo.load_order(ctx.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "signature")

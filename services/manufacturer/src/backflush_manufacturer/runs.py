@@ -167,6 +167,35 @@ async def produce_run(p: Production, ctx: HandlerContext, md: MasterData, run: P
     ctx.log.info("run produced: lot handed to the warehouse as finished-goods stock", run_id=run.order_id, lot=lot)
 
 
+async def deliver_stock_lots(p: Production, ctx: HandlerContext, event: c.GoodsSignedFor) -> None:
+    """A holder signed for finished-goods stock: the run lots it took leave the manufacturer's books, as a customer
+    order's lot does at its signature (`MovementReason.DELIVERY`). A lot the manufacturer did not produce in a run
+    is not on its books: logged and left alone."""
+    event_id = str(ctx.consumed.envelope.event_id)
+    movements: list[LedgerMovement] = []
+    for signed in event.lots:
+        produced = await repo.finished_lot(ctx.session, signed.lot)
+        if produced is None:
+            ctx.log.warning("stock lot signed for is not a run lot of ours: nothing to take off the books",
+                            lot=signed.lot, quantity=str(signed.quantity))
+            continue
+        run_id, item = produced
+        ledger = await p.ledgers.load(ctx.session, [item])
+        left = signed.quantity
+        for location, on_hand in sorted(ledger.lot_locations(item, signed.lot).items()):
+            taken = min(left, on_hand)
+            if taken <= 0:
+                continue
+            movements.append(LedgerMovement(item, location, signed.lot, -taken, MovementReason.DELIVERY, event_id,
+                                            production_order=run_id))
+            left -= taken
+        if left > 0:
+            ctx.log.warning("stock lot signed for beyond what the books hold", lot=signed.lot, missing=str(left))
+    await p.ledgers.append(ctx.session, movements)
+    ctx.log.info("stock sale signed for: run lots off the books", order_id=event.order_id,
+                 lots=[signed.lot for signed in event.lots])
+
+
 async def refuse_run(p: Production, ctx: HandlerContext, run: ProductionOrder,
                      error: InsufficientComponentStockError) -> None:
     """The `reject` policy refused the run's flush: nothing posted, the run is rejected with the reason."""

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.common import LotQuantity
 from backflush_shared.messaging.processor import HandlerContext
 
 from backflush_warehouse.adapters import repository
@@ -163,10 +164,15 @@ async def sign(ctx: HandlerContext, event: c.DeliverySigned) -> None:
     await repository.set_units_status(ctx.session, units, "delivered", at, owner=order["order_holder"])
     await repository.sign_shipment(ctx.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
     quantity = sum((u["quantity"] for u in units), ZERO)
+    by_lot: dict[str, Decimal] = {}
+    for unit in units:
+        by_lot[unit["lot"]] = by_lot.get(unit["lot"], ZERO) + unit["quantity"]
     await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=order["item"], quantity=quantity,
                                     signed_by=event.signed_by, signed_at=event.signed_at,
                                     previous_owner=units[0]["owner"], new_owner=order["order_holder"],
-                                    from_stock=True), correlation_id=event.order_id)
+                                    from_stock=True, lots=tuple(LotQuantity(lot=lot, quantity=units_of_lot)
+                                                                for lot, units_of_lot in sorted(by_lot.items()))),
+                   correlation_id=event.order_id)
     delivered = sum((u["quantity"] for u in await repository.units_with_status(ctx.session, event.order_id,
                                                                                "delivered")), ZERO)
     # closing the order is the distributor's word, once GoodsSignedFor covers all of it

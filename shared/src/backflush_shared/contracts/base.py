@@ -7,7 +7,8 @@ the model: the JSON value is the event's own data only, so one envelope serves e
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, ClassVar
+from functools import cache
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
@@ -36,6 +37,43 @@ Quantity = Annotated[
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
 
 
+#: The JSON Schema mark of a field added to a schema version after readers of that version were deployed.
+ADDED_LATER = "x-added-later"
+
+
+def added_later(*, default: Any, description: str, **constraints: Any) -> Any:
+    """A field added to a schema version that deployed readers already run, who forbid fields they do not know.
+
+    It goes on the wire only when it differs from its default, so an older reader still reads every event that does
+    not use it; one that does is refused by the older reader as invalid (it could not honour it) and replayed
+    after the upgrade (`dlq replay --unreadable`)."""
+    return Field(default=default, description=description, json_schema_extra={ADDED_LATER: True}, **constraints)
+
+
+@cache
+def _wire_shape(model: type[BaseModel]) -> tuple[tuple[str, bool, Any], ...]:
+    """The fields `wire_exclusions` looks at: (name, added later?, default), for later additions and nested models."""
+    shape: list[tuple[str, bool, Any]] = []
+    for name, field in model.model_fields.items():
+        later = isinstance(field.json_schema_extra, dict) and bool(field.json_schema_extra.get(ADDED_LATER))
+        nested = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        if later or nested:
+            shape.append((name, later, field.default))
+    return tuple(shape)
+
+
+def wire_exclusions(model: BaseModel) -> dict[str, Any] | None:
+    """What to leave out of `model`'s JSON: each later addition that holds its default, in nested models too."""
+    exclude: dict[str, Any] = {}
+    for name, later, default in _wire_shape(type(model)):
+        value = getattr(model, name)
+        if later and value == default:
+            exclude[name] = True
+        elif isinstance(value, BaseModel) and (nested := wire_exclusions(value)):
+            exclude[name] = nested
+    return exclude or None
+
+
 class Event(BaseModel):
     """Base of every event. Subclasses set `event_type`, `schema_version` and `topic` as class variables."""
 
@@ -44,6 +82,10 @@ class Event(BaseModel):
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
     topic: ClassVar[Topic]
+
+    def wire_json(self) -> bytes:
+        """The record value: the event as JSON, later additions left out while they hold their default."""
+        return self.model_dump_json(exclude=wire_exclusions(self)).encode()
 
     def correlation_key(self) -> str:
         """The envelope's correlation id: the order the event is about (master data: the item)."""

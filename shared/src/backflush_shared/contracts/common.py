@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backflush_shared.contracts.base import Identifier, Quantity
+from backflush_shared.contracts.base import added_later, Identifier, Quantity
 
 
 class Flow(StrEnum):
@@ -32,8 +32,17 @@ class OrderProcessingInfo(BaseModel):
     ship_to: str = Field(min_length=1, max_length=200)
     due_date: date
     priority: Priority = Priority.NORMAL
-    partial_deliveries: bool = Field(
+    partial_deliveries: bool = added_later(
         default=False, description="Stock flow: the holder accepts the order served in parts as stock arrives.")
+
+
+class LotQuantity(BaseModel):
+    """A quantity of one lot."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lot: Identifier
+    quantity: Quantity
 
 
 class QualityCertificate(BaseModel):

@@ -9,8 +9,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from backflush_shared.contracts.base import DECIMAL_STRING, Event, Identifier, Quantity
-from backflush_shared.contracts.common import ConsumedComponent, QualityCertificate
+from backflush_shared.contracts.base import added_later, DECIMAL_STRING, Event, Identifier, Quantity
+from backflush_shared.contracts.common import ConsumedComponent, LotQuantity, QualityCertificate
 from backflush_shared.contracts.topics import Topic
 
 
@@ -64,7 +64,7 @@ class ComponentsBackflushed(Event):
     flush_point: Literal["pre", "post", "manual"]
     produced_quantity: Quantity
     components: list[ConsumedComponent]
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -78,7 +78,7 @@ class BackflushParked(Event):
     order_id: Identifier
     reason: str
     missing: list[ConsumedComponent]
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -93,7 +93,7 @@ class NegativeStockPosted(Event):
     item: Identifier
     lot: Identifier
     balance: str = Field(description="The lot's balance after the posting, a negative decimal string.")
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -111,7 +111,7 @@ class ProductionCompleted(Event):
     cumulative_quantity: Quantity
     order_quantity: Quantity
     certificate: QualityCertificate | None = None
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -127,9 +127,9 @@ class CompletionRefused(Event):
     quantity: Quantity
     code: str = Field(min_length=1, max_length=80)
     reason: str
-    waits_for_components: bool = Field(
+    waits_for_components: bool = added_later(
         default=False, description="Whether another flush of the order still waits for component stock.")
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -145,7 +145,7 @@ class CompletionCancellationRequested(Event):
                                description="The completion's finished lot, or the id of the event that reported it.")
     reason: str = ""
     requested_by: str = Field("shop-floor", min_length=1, max_length=120)
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -169,7 +169,7 @@ class CompletionCancelled(Event):
     ]
     order_quantity: Quantity
     reason: str = ""
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -183,7 +183,7 @@ class CompletionReported(Event):
     order_id: Identifier
     quantity: Quantity
     reported_by: str = "shop-floor"
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -199,7 +199,7 @@ class ComponentIssueReported(Event):
     quantity: Quantity
     kind: Literal["manual", "scrap"]
     reported_by: str = "shop-floor"
-    make_to_stock: bool = Field(
+    make_to_stock: bool = added_later(
         default=False, description="The order is a make-to-stock production order (no customer order behind it): "
                                    "the distributor and the warehouse ignore the event.")
 
@@ -266,9 +266,11 @@ class GoodsSignedFor(Event):
     signed_at: datetime
     previous_owner: str
     new_owner: str
-    from_stock: bool = Field(
-        default=False, description="A stock order served from finished-goods stock: no production order behind it, "
-                                   "so the manufacturer ignores the event.")
+    from_stock: bool = added_later(
+        default=False, description="A stock order served from finished-goods stock: no production order behind it; "
+                                   "the lots signed for leave the manufacturer's books.")
+    lots: tuple[LotQuantity, ...] = added_later(
+        default=(), description="Stock orders: the finished-goods lots signed for, with their quantities.")
 
 
 class OrderClosed(Event):

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from backflush_shared.contracts.base import Event, Identifier, Quantity
+from backflush_shared.contracts.base import added_later, Event, Identifier, Quantity
 from backflush_shared.contracts.common import Flow, OrderProcessingInfo, Priority
 from backflush_shared.contracts.topics import Topic
 
@@ -27,7 +27,7 @@ class OrderPlaced(Event):
     ship_to: str = Field(min_length=1, max_length=200)
     due_date: date
     priority: Priority = Priority.NORMAL
-    partial_deliveries: bool = Field(
+    partial_deliveries: bool = added_later(
         default=False, description="Stock flow: the holder accepts the order served in parts as stock arrives "
                                    "(each part shipped and signed for on its own).")
     contract_manufacturing: bool = Field(

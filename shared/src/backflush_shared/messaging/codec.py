@@ -35,7 +35,7 @@ def encode(event: Event, envelope: Envelope, topic: str) -> EncodedRecord:
     return EncodedRecord(
         topic=topic,
         key=event.record_key().encode(),
-        value=event.model_dump_json().encode(),
+        value=event.wire_json(),
         headers=envelope.to_headers(),
     )
 
@@ -101,6 +101,15 @@ def content_hash(event_type: str, schema_version: int, value: bytes) -> str:
     return digest.hexdigest()
 
 
+#: Every reason `decode` gives for refusing a record: each is a fault of the record as it was sent (its headers,
+#: its value, its schema version, its topic or its source), so reading it again unchanged refuses it again.
+READ_ERRORS: frozenset[str] = frozenset({
+    "malformed-header", "duplicate-header", "missing-headers", "invalid-envelope", "empty-value", "too-large",
+    "unknown-schema-version", "unknown-event-type", "wrong-topic", "source-mismatch", "not-json", "too-deep",
+    "invalid-event", "correlation-mismatch",
+})
+
+
 def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
            topics: TopicNames | None = None) -> ConsumedEvent | RejectedRecord:
     """Read one record; with `topics`, an event on a topic other than its own is refused ('wrong-topic'), and one
@@ -121,6 +130,7 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
     event_type = headers.get(HEADER_TYPE) if HEADER_TYPE not in repeated else None
 
     def rejected(error_type: str, reason: str) -> RejectedRecord:
+        assert error_type in READ_ERRORS, f"{error_type!r} is missing from READ_ERRORS (dlq replay reads it)"
         return RejectedRecord(origin, error_type, reason, event_id=event_id, event_type=event_type)
 
     if unreadable:

@@ -64,6 +64,8 @@ _FINISHED_LOTS_OF = (select(finished_lots.c.lot, finished_lots.c.item, finished_
                      .where(finished_lots.c.order_id == bindparam("b_order_id"), finished_lots.c.cancelled_at.is_(None))
                      .order_by(finished_lots.c.produced_at, finished_lots.c.lot))
 _FINISHED_LOT_EXISTS = select(finished_lots.c.lot).where(finished_lots.c.lot == bindparam("b_lot"))
+_FINISHED_LOT = (select(finished_lots.c.order_id, finished_lots.c.item)
+                 .where(finished_lots.c.lot == bindparam("b_lot"), finished_lots.c.cancelled_at.is_(None)))
 _SHIPPED_LOTS = select(finished_lots.c.lot).where(finished_lots.c.order_id == bindparam("b_order_id"),
                                                   finished_lots.c.shipped_at.is_not(None))
 _MARK_LOTS_SHIPPED = update(finished_lots).where(finished_lots.c.order_id == bindparam("b_order_id"),
@@ -382,6 +384,12 @@ async def finished_lot_exists(session: AsyncSession, lot: str) -> bool:
     """Whether a finished lot of this name was ever produced (a cancelled one too: names are never reused)."""
     found = await session.execute(_FINISHED_LOT_EXISTS, {"b_lot": lot})
     return found.scalar_one_or_none() is not None
+
+
+async def finished_lot(session: AsyncSession, lot: str) -> tuple[str, str] | None:
+    """The order (or run) that produced a finished lot still standing, and its item; None for any other lot."""
+    found = (await session.execute(_FINISHED_LOT, {"b_lot": lot})).first()
+    return (found[0], found[1]) if found is not None else None
 
 
 async def shipped_lots(session: AsyncSession, order_id: str) -> set[str]:
