@@ -30,11 +30,11 @@ class OrderPlaced(Event):
     partial_deliveries: bool = added_later(
         default=False, description="Stock flow: the holder accepts the order served in parts as stock arrives "
                                    "(each part shipped and signed for on its own).")
-    contract_manufacturing: bool = Field(
+    contract_manufacturing: bool = added_later(
         default=False, description="The product is built from components the order holder consigned "
                                    "(`ComponentsConsigned` with owner = order_holder): the order consumes the holder's "
                                    "lots, never another owner's. Pre and post flows only.")
-    own_components_allowed: bool = Field(
+    own_components_allowed: bool = added_later(
         default=False, description="With contract_manufacturing: what the holder's lots cannot cover may come from the "
                                    "manufacturer's own stock (sold to the holder) instead of waiting.")
 
@@ -58,11 +58,11 @@ class OrderForwarded(Event):
     item: Identifier
     quantity: Quantity
     processing: OrderProcessingInfo
-    components_owner: str | None = Field(
+    components_owner: str | None = added_later(
         default=None, min_length=1, max_length=120,
         description="Contract manufacturing: the brand owner whose consigned lots the order consumes first (the "
                     "order holder); none: the manufacturer's own stock only.")
-    own_components_allowed: bool = Field(
+    own_components_allowed: bool = added_later(
         default=False, description="With components_owner: the manufacturer's own stock may cover what the owner's "
                                    "lots cannot.")
 
