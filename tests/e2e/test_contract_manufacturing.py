@@ -90,6 +90,10 @@ async def test_a_contract_order_consumes_the_owners_lots_reports_them_closes_and
     assert ("BASE-STAR-5", "BA-1", "0", "3", "3", "0", "0", "pcs") in figures, result.stdout
     assert ("BASE-STAR-5", "BA-2", "0", "10", "3", "0", "7", "pcs") in figures, result.stdout
     assert "reconciled" in result.stdout and "with the ledger's balances" in result.stdout
+    stock = backflush("stock", "--item", "BASE-STAR-5", "--database", flows.stack.database_url("manufacturer"))
+    rows = {tuple(line.replace("│", " ").split()) for line in stock.stdout.splitlines()}
+    assert ("BASE-STAR-5", "MAIN", "BA-2", "7", "0", "7", "pcs", "BRAND-A") in rows, stock.stdout
+    assert ("BASE-STAR-5", "MAIN", "BS-1001", "60", "0", "60", "pcs", "own") in rows, stock.stdout
     await clean_audit(flows)
 
 

@@ -342,21 +342,26 @@ def build_cli() -> typer.Typer:
         if not lines:
             out.print(f"no stock{f' of {safe(item)}' if item else ''} in the ledger")
             raise typer.Exit(1 if item else 0)
+        # a brand owner's consigned lots are on our shelves but not ours: the owner column shows whose, when any is
+        consigned = any(line.owner for line in lines)
         table = _table("stock, derived from the ledger (lots first in, first out)",
-                       ("item", "location", "lot", "on hand", "allocated", "available", "unit"),
+                       ("item", "location", "lot", "on hand", "allocated", "available", "unit")
+                       + (("owner",) if consigned else ()),
                        numeric={"on hand", "allocated", "available"})
         for code in dict.fromkeys(line.item for line in lines):
             of_item = [line for line in lines if line.item == code]
             for line in of_item:
                 style = "red" if line.lot == NEGATIVE_LOT or line.on_hand < 0 else None
+                owner = (safe(line.owner or "own"),) if consigned else ()
                 table.add_row(safe(line.item), safe(line.location), safe(line.lot), _qty(line.on_hand, line.unit),
                               _qty(line.allocated, line.unit), _qty(line.available, line.unit),
-                              safe(line.unit or ""), style=style)
+                              safe(line.unit or ""), *owner, style=style)
             if len(of_item) > 1:
                 on_hand, allocated = queries.total(of_item)
                 unit = of_item[0].unit
                 table.add_row("", "", "total", _qty(on_hand, unit), _qty(allocated, unit),
-                              _qty(on_hand - allocated, unit), safe(unit or ""), style="bold", end_section=True)
+                              _qty(on_hand - allocated, unit), safe(unit or ""), *(("",) if consigned else ()),
+                              style="bold", end_section=True)
         out.print(table)
 
     @app.command("trace")

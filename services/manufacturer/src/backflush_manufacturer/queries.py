@@ -48,6 +48,8 @@ class StockLine:
     on_hand: Decimal
     allocated: Decimal
     unit: Unit | None
+    #: The brand owner of a consigned lot (contract manufacturing); None for the manufacturer's own.
+    owner: str | None = None
 
     @property
     def available(self) -> Decimal:
@@ -62,7 +64,8 @@ async def stock(session: AsyncSession, item: str | None = None, *, all_lots: boo
     for code, location in _item_locations(ledger):
         for lot in ledger.lots(code, location):
             if all_lots or lot.on_hand or lot.allocated:
-                lines.append(StockLine(code, location, lot.lot, lot.on_hand, lot.allocated, units.get(code)))
+                lines.append(StockLine(code, location, lot.lot, lot.on_hand, lot.allocated, units.get(code),
+                                       lot.owner))
     return lines
 
 
