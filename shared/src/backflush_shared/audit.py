@@ -10,7 +10,8 @@ that wrote them:
 - manufacturer: the balances of the domain's `StockLedger` equal the sums of the raw movements, no real lot is
   negative, `NEGATIVE` lots exist only for items whose policy is `allow`, no parked flush of a cancelled (or
   otherwise finished) production order still waits, and every waiting parked flush waits for something that can
-  happen (known components, an existing production order, an earlier flush of its order that still waits);
+  happen (known components, an existing production order, an earlier flush of its order that still waits); a brand
+  owner's consigned lots never went below zero and were consumed only by that owner's orders;
 - distributor: every order is closed, rejected or cancelled, or says what it waits for and since when; no open
   order not yet stored is bigger than the storage capacity the warehouse announced; no order was cancelled once
   its final order was placed or its goods shipped;
@@ -401,7 +402,7 @@ async def manufacturer_checks(session: AsyncSession, negative_stock_policy: str 
 
     findings: list[AuditFinding] = []
     rows = (await session.execute(text(
-        "SELECT id, item, location, lot, quantity, reason, production_order FROM ledger_movements ORDER BY id"
+        "SELECT id, item, location, lot, quantity, reason, production_order, owner FROM ledger_movements ORDER BY id"
     ))).all()
     on_hand: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     allocated: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
@@ -478,8 +479,60 @@ async def manufacturer_checks(session: AsyncSession, negative_stock_policy: str 
     ))
     findings += await parked_flush_release_checks(session)
     findings += history_checks(rows)
+    orders = {row.order_id: row.components_owner for row in (await session.execute(text(
+        "SELECT order_id, components_owner FROM production_orders"))).all()}
+    findings += consignment_checks(rows, orders)
     findings += await parked_flush_order_checks(session)
     return findings
+
+
+CONSUMPTION = ("backflush", "manual_issue", "scrap")
+
+
+def consignment_checks(rows: list[Any], components_owner: Mapping[str, str | None]) -> list[AuditFinding]:
+    """Contract manufacturing, from the movement history in append order: a brand owner's lot never went below
+    zero (whatever the negative-stock policy), every movement of a lot names the same owner, the negative lot is
+    never an owner's; and a consigned lot was consumed only by its owner's orders (`components_owner`), never by an
+    ordinary order (a run, a make-to-stock order) nor by another owner's."""
+    running: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    owner_of: dict[tuple[str, str], str | None] = {}
+    below: dict[tuple[str, str, str], tuple[Decimal, int]] = {}
+    mixed: list[str] = []
+    foreign: list[str] = []
+    for row in rows:
+        owner = getattr(row, "owner", None)
+        lot = (row.item, row.lot)
+        if lot in owner_of and owner_of[lot] != owner and row.reason != "allocation":
+            mixed.append(f"#{row.id} {row.item}/{row.lot} as {owner or 'own'}, first {owner_of[lot] or 'own'}")
+        owner_of.setdefault(lot, owner)
+        if owner is None or row.reason == "allocation":
+            continue
+        if row.lot == NEGATIVE_LOT:
+            mixed.append(f"#{row.id} {row.item}/{NEGATIVE_LOT} posted as {owner}'s")
+        key = (row.item, row.location, row.lot)
+        running[key] += _decimal(row.quantity)
+        if running[key] < 0 and (key not in below or running[key] < below[key][0]):
+            below[key] = (running[key], row.id)
+        if row.reason in CONSUMPTION and _decimal(row.quantity) < 0 \
+                and components_owner.get(row.production_order or "") != owner:
+            whose = components_owner.get(row.production_order or "")
+            foreign.append(f"#{row.id} {row.production_order} ({f'for {whose}' if whose else 'ordinary'}) took "
+                           f"{row.item}/{row.lot} of {owner}")
+    negative = [f"{'/'.join(key)} {_figure(low)} at movement #{movement}"
+                for key, (low, movement) in sorted(below.items())]
+    owners = sorted({owner for owner in owner_of.values() if owner is not None})
+    return [
+        AuditFinding(
+            "manufacturer: owner stock never negative", not negative and not mixed,
+            f"{len(running)} consigned lots of {len(owners)} owners, none ever below zero, each lot one owner's"
+            if not negative and not mixed else f"{_names(negative + mixed)}",
+        ),
+        AuditFinding(
+            "manufacturer: consigned lots consumed only by their owner's orders", not foreign,
+            "no ordinary order (nor another owner's) consumed a consigned lot" if not foreign
+            else f"{len(foreign)} took someone else's lot: {_names(foreign)}",
+        ),
+    ]
 
 
 def history_checks(rows: list[Any]) -> list[AuditFinding]:
@@ -505,13 +558,17 @@ def history_checks(rows: list[Any]) -> list[AuditFinding]:
 
 def _fifo_finding(rows: list[Any]) -> AuditFinding:
     """Every backflush took from a lot only when every lot received before it (at that item and location) had
-    nothing available left: first in, first out, replayed from the movement history in append order."""
-    order: dict[tuple[str, str], list[str]] = defaultdict(list)  # lots by first appearance = receipt order
+    nothing available left: first in, first out, replayed from the movement history in append order (per owner:
+    a brand owner's lots and the manufacturer's own are two lines)."""
+    order: dict[tuple[str, str, str], list[str]] = defaultdict(list)  # lots by first appearance = receipt order
     available: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
     skipped: list[str] = []
     flushes = 0
     for row in rows:
-        place, key = (row.item, row.location), (row.item, row.location, row.lot)
+        # first in, first out among one owner's lots: an owner's order takes its lots before any older own lot,
+        # and an ordinary order passes over older consigned lots
+        place = (row.item, row.location, getattr(row, "owner", None) or "")
+        key = (row.item, row.location, row.lot)
         if row.lot not in order[place]:
             order[place].append(row.lot)
         quantity = _decimal(row.quantity)
@@ -538,15 +595,24 @@ async def parked_flush_order_checks(session: AsyncSession) -> list[AuditFinding]
     rows = (await session.execute(text(
         "SELECT id, order_id, reason, request, resolved_at FROM parked_flushes WHERE status = 'posted' ORDER BY id"
     ))).all()
-    needs: dict[int, set[str]] = {}
-    short: dict[int, set[str]] = {}
+    # (item, whose stock): a brand owner's order short of the owner's lots holds back no one else's flush
+    needs: dict[int, set[tuple[str, str | None]]] = {}
+    short: dict[int, set[tuple[str, str | None]]] = {}
     for row in rows:
         try:
-            needs[row.id] = {str(line["item"]) for line in json.loads(row.request)["requirements"]}
-        except (ValueError, KeyError, TypeError):
-            needs[row.id] = set()
-        # "ITEM: needs 3 pcs, 1 available; ..." names what the flush was short of when it parked
-        short[row.id] = {part.split(":", 1)[0] for part in (row.reason or "").split("; ") if ": needs " in part}
+            request = json.loads(row.request)
+            owner = request["request"].get("components_owner")
+            own_allowed = bool(request["request"].get("own_components_allowed"))
+            items = {str(line["item"]) for line in request["requirements"]}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            owner, own_allowed, items = None, False, set()
+        draws = [owner, None] if owner and own_allowed else [owner]
+        needs[row.id] = {(item, whose) for item in items for whose in draws}
+        # "ITEM: needs 3 pcs, 1 available; ..." names what the flush was short of when it parked: the owner's
+        # lots when it may not use ours, else our own stock
+        short_of = owner if owner and not own_allowed else None
+        short[row.id] = {(part.split(":", 1)[0], short_of) for part in (row.reason or "").split("; ")
+                         if ": needs " in part}
     overtaken: list[str] = []
     for n, earlier in enumerate(rows):
         earlier_at = _aware(earlier.resolved_at)

@@ -52,7 +52,14 @@ def backflushed(**changes: Any) -> c.ComponentsBackflushed:
 
 
 UNUSED = [placed(), forwarded(), backflushed()]
-USED = [placed(partial_deliveries=True), forwarded(partial_deliveries=True), backflushed(make_to_stock=True)]
+def contract_forwarded() -> o.OrderForwarded:
+    return o.OrderForwarded(order_id="W-1", flow="post", item="CHAIR-ERGO", quantity=Decimal(2),
+                            processing=forwarded().processing, components_owner="Wire Ltd")
+
+
+USED = [placed(partial_deliveries=True), forwarded(partial_deliveries=True), backflushed(make_to_stock=True),
+        o.OrderPlaced(**{**placed().model_dump(), "flow": "post", "contract_manufacturing": True}),
+        contract_forwarded()]
 
 
 @pytest.mark.parametrize("event", UNUSED, ids=lambda event: type(event).__name__)

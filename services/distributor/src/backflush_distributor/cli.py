@@ -9,9 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from backflush_shared.cli import fail
 from backflush_shared.cli_text import safe
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import orders as o
@@ -55,6 +57,11 @@ def build_cli() -> typer.Typer:
         flow: Flow = typer.Option(..., help="pre: quality check before sale; post: consignment after completion; "
                                             "stock: sold from finished-goods stock at the warehouse."),
         partial: bool = typer.Option(False, "--partial", help="Stock flow: the holder accepts partial deliveries."),
+        contract: bool = typer.Option(False, "--contract-manufacturing",
+                                      help="Build it from components the holder consigned (pre and post flows)."),
+        own_allowed: bool = typer.Option(False, "--own-components-allowed",
+                                         help="With --contract-manufacturing: our own stock may cover what the "
+                                              "holder's lots cannot (sold to the holder)."),
         holder: str = typer.Option(..., "--holder", help="The order holder (customer)."),
         ship_to: str = typer.Option("Main Street 1, Springfield", help="Delivery address."),
         due: str = typer.Option("", help="Due date YYYY-MM-DD (default: in 14 days)."),
@@ -64,17 +71,22 @@ def build_cli() -> typer.Typer:
         topic_prefix: str = PREFIX,
     ) -> None:
         """Publish an OrderPlaced event on the holders' intake, `orders.intake`."""
-        event = o.OrderPlaced(
-            order_id=order_id or f"SO-{uuid.uuid4().hex[:8].upper()}",
-            order_holder=holder,
-            flow=flow,
-            item=item,
-            quantity=quantity,
-            ship_to=ship_to,
-            due_date=date.fromisoformat(due) if due else date.today() + timedelta(days=14),
-            priority=priority,
-            partial_deliveries=partial,
-        )
+        try:
+            event = o.OrderPlaced(
+                order_id=order_id or f"SO-{uuid.uuid4().hex[:8].upper()}",
+                order_holder=holder,
+                flow=flow,
+                item=item,
+                quantity=quantity,
+                ship_to=ship_to,
+                due_date=date.fromisoformat(due) if due else date.today() + timedelta(days=14),
+                priority=priority,
+                partial_deliveries=partial,
+                contract_manufacturing=contract,
+                own_components_allowed=own_allowed,
+            )
+        except ValidationError as error:
+            fail("; ".join(str(e["msg"]) for e in error.errors()))
         [envelope] = asyncio.run(publish(bootstrap_servers, [event], topic_prefix=topic_prefix))
         out.print(f"placed order [bold]{safe(event.order_id)}[/] ({flow.value}, {quantity} x {safe(item)}) "
                   f"as event {envelope.event_id}")

@@ -94,6 +94,9 @@ async def _on_order_placed(ctx: HandlerContext) -> None:
             processing=OrderProcessingInfo(order_holder=event.order_holder, ship_to=event.ship_to,
                                            due_date=event.due_date, priority=event.priority,
                                            partial_deliveries=event.partial_deliveries),
+            # contract manufacturing: the holder's own consigned lots (and, if it allows, ours) go into the product
+            components_owner=event.order_holder if event.contract_manufacturing else None,
+            own_components_allowed=event.own_components_allowed,
         )
     )
     ctx.log.info("order accepted and forwarded", flow=event.flow.value, item=event.item, quantity=str(event.quantity))

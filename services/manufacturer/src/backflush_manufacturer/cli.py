@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -41,7 +42,11 @@ from backflush_shared.contracts.completions import (
     RunQuantityReported,
 )
 from backflush_shared.contracts.envelope import Envelope
-from backflush_shared.contracts.master_data import ParkedBackflushRetryRequested, StockProductionOrderPlaced
+from backflush_shared.contracts.master_data import (
+    ComponentsConsigned,
+    ParkedBackflushRetryRequested,
+    StockProductionOrderPlaced,
+)
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging.publish import publish
 from backflush_shared.persistence.database import Database, missing_sqlite_file
@@ -51,6 +56,7 @@ from backflush_manufacturer import queries
 from backflush_manufacturer import runs as run_queries
 from backflush_manufacturer.adapters.repository import ParkedEntry
 from backflush_manufacturer.domain.bom import FlushPoint
+from backflush_manufacturer.domain.consignment import period_bounds
 from backflush_manufacturer.domain.errors import format_path
 from backflush_manufacturer.domain.explosion import Requirement, explode, requirements_as_json
 from backflush_manufacturer.domain.ledger import NEGATIVE_LOT
@@ -336,21 +342,26 @@ def build_cli() -> typer.Typer:
         if not lines:
             out.print(f"no stock{f' of {safe(item)}' if item else ''} in the ledger")
             raise typer.Exit(1 if item else 0)
+        # a brand owner's consigned lots are on our shelves but not ours: the owner column shows whose, when any is
+        consigned = any(line.owner for line in lines)
         table = _table("stock, derived from the ledger (lots first in, first out)",
-                       ("item", "location", "lot", "on hand", "allocated", "available", "unit"),
+                       ("item", "location", "lot", "on hand", "allocated", "available", "unit")
+                       + (("owner",) if consigned else ()),
                        numeric={"on hand", "allocated", "available"})
         for code in dict.fromkeys(line.item for line in lines):
             of_item = [line for line in lines if line.item == code]
             for line in of_item:
                 style = "red" if line.lot == NEGATIVE_LOT or line.on_hand < 0 else None
+                owner = (safe(line.owner or "own"),) if consigned else ()
                 table.add_row(safe(line.item), safe(line.location), safe(line.lot), _qty(line.on_hand, line.unit),
                               _qty(line.allocated, line.unit), _qty(line.available, line.unit),
-                              safe(line.unit or ""), style=style)
+                              safe(line.unit or ""), *owner, style=style)
             if len(of_item) > 1:
                 on_hand, allocated = queries.total(of_item)
                 unit = of_item[0].unit
                 table.add_row("", "", "total", _qty(on_hand, unit), _qty(allocated, unit),
-                              _qty(on_hand - allocated, unit), safe(unit or ""), style="bold", end_section=True)
+                              _qty(on_hand - allocated, unit), safe(unit or ""), *(("",) if consigned else ()),
+                              style="bold", end_section=True)
         out.print(table)
 
     @app.command("trace")
@@ -582,6 +593,63 @@ def build_cli() -> typer.Typer:
                           _signed(v.variance, v.unit), percent, safe(v.unit.code),
                           style="red" if v.variance > 0 else None)
         out.print(table)
+
+    @app.command("consign")
+    def consign(
+        owner: str = typer.Argument(..., help="The brand owner whose components these are (and stay)."),
+        item: str = typer.Argument(..., help="The component."),
+        lot: str = typer.Argument(..., help="The owner's lot."),
+        qty: str = typer.Argument(..., help="The quantity received, in the item's unit."),
+        location: str | None = typer.Option(None, "--location", help="Where it is put (default: the item's supply "
+                                                                     "location)."),
+        receipt_id: str | None = typer.Option(None, "--receipt", help="The receipt's id (default OWNER:LOT)."),
+        bootstrap_servers: str = BOOTSTRAP,
+        topic_prefix: str = PREFIX,
+    ) -> None:
+        """Record a brand owner's components received at our dock (contract manufacturing): the lot stays the
+        owner's, and only the owner's orders (`order place --contract-manufacturing`) consume it."""
+        quantity = _quantity(qty, "QTY")
+        with _refusals():
+            # an owner is free text ("Brand A Ltd"); the receipt id derived from it must be an identifier
+            derived = re.sub(r"[^A-Za-z0-9._:/-]", "-", f"{owner}:{lot}").lstrip("._:/-")[:64]
+            event = ComponentsConsigned(receipt_id=receipt_id or derived, owner=owner, item=item,
+                                        lot=lot, quantity=quantity, location=location)
+        [envelope] = _publish(bootstrap_servers, [event], topic_prefix)
+        out.print(f"{format(quantity, 'f')} {safe(item)} lot {safe(lot)} consigned by {safe(owner)} as event "
+                  f"{envelope.event_id}", highlight=False)
+
+    @app.command("consignment-statement")
+    def consignment_statement(
+        owner: str = typer.Argument(..., help="The brand owner."),
+        period: str = typer.Option(..., "--period", help="The month, YYYY-MM."),
+        database: str = DATABASE,
+    ) -> None:
+        """A brand owner's stock per item and lot over a month: opening + received - consumed - scrapped = closing
+        (consumed and scrapped net of reversals), each closing checked against the ledger while the month runs."""
+        try:
+            period_bounds(period)
+        except ValueError as error:
+            _fail(str(error))
+        view = _query(database, lambda s: queries.consignment_statement(s, owner, period))
+        if not view.lines:
+            out.print(f"no consigned stock of {safe(owner)} in {safe(period)}")
+            raise typer.Exit(1)
+        table = _table(f"consignment statement: {safe(owner)}, {safe(period)}",
+                       ("item", "lot", "opening", "received", "consumed", "scrapped", "closing", "unit"),
+                       numeric={"opening", "received", "consumed", "scrapped", "closing"})
+        for line in view.lines:
+            unit = view.units.get(line.item)
+            table.add_row(safe(line.item), safe(line.lot), _qty(line.opening, unit), _qty(line.received, unit),
+                          _qty(line.consumed, unit), _qty(line.scrapped, unit), _qty(line.closing, unit),
+                          safe(unit.code if unit else ""), style=None if line.reconciles else "red")
+        out.print(table)
+        if not all(line.reconciles for line in view.lines) or view.ledger_mismatches:
+            for item, lot, balance in view.ledger_mismatches:
+                out.print(f"[red]{safe(item)} lot {safe(lot)}: the ledger holds {format(balance, 'f')}[/]")
+            out.print("[red]the statement does not reconcile[/]")
+            raise typer.Exit(1)
+        checked = " and with the ledger's balances" if view.ledger_checked else ""
+        out.print(f"reconciled: opening + received - consumed - scrapped = closing for every lot{checked}")
 
     @app.command("production-orders")
     def production_orders(database: str = DATABASE) -> None:

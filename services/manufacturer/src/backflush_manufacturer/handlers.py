@@ -44,4 +44,6 @@ PUBLISHES: tuple[type[Event], ...] = (
     c.RunReversed,
     inv.FinishedGoodsStocked,
     inv.FinishedStockWithdrawalRequested,
+    c.ConsignedComponentsConsumed,
+    c.ConsignedComponentsReturned,
 )

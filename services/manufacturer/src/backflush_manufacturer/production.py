@@ -7,8 +7,10 @@ appends the movements the domain returns, and emits events through the outbox. N
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
@@ -24,6 +26,7 @@ from backflush_manufacturer.adapters.repository import MasterData, MasterDataCac
 from backflush_manufacturer.domain.allocation import allocate, release_allocations
 from backflush_manufacturer.domain.backflush import ComponentIssue, FlushRequest, ParkedFlush, PostedFlush, plan, post_or_park
 from backflush_manufacturer.domain.bom import Bom, BomCatalogue, BomLine, FlushPoint, parents_by_component, path_from_top
+from backflush_manufacturer.domain.consignment import LotQuantity, flush_reports
 from backflush_manufacturer.domain.errors import (
     CompletionNotReversibleError,
     InsufficientComponentStockError,
@@ -35,7 +38,7 @@ from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import DEFAULT_LOCATION, LedgerMovement, MovementReason
 from backflush_manufacturer.domain.orders import producible
-from backflush_manufacturer.domain.parking import reprocess_parked
+from backflush_manufacturer.domain.parking import holds, reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive
 from backflush_manufacturer.domain.reversal import reverse_completion, reverse_order
 from backflush_manufacturer.domain.units import Unit, require_quantity
@@ -114,14 +117,20 @@ class Production:
     async def define_inspection_plan(self, ctx: HandlerContext, event: md_events.InspectionPlanDefined) -> None:
         await repo.save_plan(ctx.session, InspectionPlan(event.item, event.rule, event.remark))
 
-    async def receive_components(self, ctx: HandlerContext, event: md_events.ComponentsReceived) -> None:
+    async def receive_components(self, ctx: HandlerContext,
+                                 event: md_events.ComponentsReceived | md_events.ComponentsConsigned) -> None:
+        """A receipt at our dock: the manufacturer's own stock, or (`ComponentsConsigned`) a brand owner's lot that
+        stays its property. Either may let parked flushes post."""
+        owner = event.owner if isinstance(event, md_events.ComponentsConsigned) else None
         md = await self._md(ctx)
         ledger = await self.ledgers.load(ctx.session, [event.item])
         # a receipt naming no location lands where the item's flushes take it from
         location = event.location or md.catalogue.item(event.item).supply_location or DEFAULT_LOCATION
-        receipt = Receipt(str(ctx.consumed.envelope.event_id), event.item, event.lot, event.quantity, location)
+        receipt = Receipt(str(ctx.consumed.envelope.event_id), event.item, event.lot, event.quantity, location,
+                          owner=owner)
         await self.ledgers.append(ctx.session, receive(md.catalogue, ledger, receipt))
-        ctx.log.info("components received", item=event.item, lot=event.lot, quantity=str(event.quantity))
+        ctx.log.info("components consigned" if owner else "components received", item=event.item, lot=event.lot,
+                     quantity=str(event.quantity), owner=owner)
         await self.reprocess_parked(ctx)
 
     # -- production orders ---------------------------------------------------------------------------------------
@@ -133,7 +142,8 @@ class Production:
             return
         existing = await repo.load_order(ctx.session, event.order_id)
         if existing is not None:
-            same = (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, event.flow.value)
+            same = (existing.item, existing.quantity, existing.flow, existing.components_owner) == \
+                (event.item, event.quantity, event.flow.value, event.components_owner)
             if same and existing.status not in FINISHED:
                 ctx.log.info("production order exists already")  # a redelivery of the running order
                 return
@@ -148,7 +158,8 @@ class Production:
             return
         md = await self._md(ctx)
         order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, "created",
-                                event.processing.model_dump(mode="json"), Decimal(0), None, None)
+                                event.processing.model_dump(mode="json"), Decimal(0), None, None,
+                                event.components_owner, event.own_components_allowed)
         try:
             producible(md.catalogue, event.item, event.quantity)
         except ManufacturerDomainError as error:
@@ -227,7 +238,7 @@ class Production:
     async def _release(self, ctx: HandlerContext, md: MasterData, order: ProductionOrder) -> None:
         request = FlushRequest(step_flush_id(order.order_id, "release"), order.order_id, order.item, FlushPoint.PRE,
                                order.quantity, finished_lot=_lot(order, 1) if order.flow == "pre" else None,
-                               event_id=str(ctx.consumed.envelope.event_id))
+                               event_id=str(ctx.consumed.envelope.event_id), **_whose_stock(order))
         posted = await self._flush(ctx, md, order, request, step="release")
         if posted is not None:
             await self._after_release(ctx, md, order)
@@ -243,7 +254,7 @@ class Production:
         # counts it as completed once it is produced, not before)
         request = FlushRequest(step_flush_id(order.order_id, "completion"), order.order_id, order.item, FlushPoint.POST,
                                order.quantity, finished_lot=_lot(order, 1),
-                               event_id=str(ctx.consumed.envelope.event_id))
+                               event_id=str(ctx.consumed.envelope.event_id), **_whose_stock(order))
         posted = await self._flush(ctx, md, order, request, step="completion")
         if posted is not None:
             await self._produce(ctx, md, order, order.quantity, _lot(order, 1))
@@ -274,7 +285,7 @@ class Production:
             lot = completion_lot(order.order_id, f"{item.unit.format(before + event.quantity)}-{attempt}")
             attempt += 1
         request = FlushRequest(str(ctx.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
-                               event.quantity, completed_before=before, finished_lot=lot)
+                               event.quantity, completed_before=before, finished_lot=lot, **_whose_stock(order))
         posted = await self._flush(ctx, md, order, request, step="completion")
         if posted is not None:
             await self._produce(ctx, md, order, event.quantity, lot)
@@ -335,6 +346,7 @@ class Production:
         except CompletionNotReversibleError as error:
             raise refuse(error.why) from None
         await self.ledgers.append(ctx.session, movements)
+        await self._report_returned(ctx, order, movements)
         await repo.cancel_finished_lot(ctx.session, lot_name)
         order.completed -= quantity
         order.status = "in-production" if order.completed > 0 else "released"
@@ -363,7 +375,7 @@ class Production:
         # known, so genealogy lists only what each completion's own flush consumed
         request = ComponentIssue(str(ctx.consumed.envelope.event_id), order.order_id, event.component,
                                  event.quantity, MovementReason.SCRAP if event.kind == "scrap" else
-                                 MovementReason.MANUAL_ISSUE)
+                                 MovementReason.MANUAL_ISSUE, **_whose_stock(order))
         requirements = plan(md.catalogue, request)
         ledger = await self.ledgers.load(ctx.session, [event.component])
         outcome = post_or_park(ledger, request, requirements, md.policies(self.settings.negative_stock_policy),
@@ -375,6 +387,7 @@ class Production:
                                                   available=shortage.available, location=shortage.location,
                                                   production_order=order.order_id)
         await self.ledgers.append(ctx.session, outcome.movements)
+        await self._report_consumed(ctx, order, outcome.movements, "scrap" if event.kind == "scrap" else "manual")
         await ctx.emit(c.ComponentsBackflushed(
             order_id=order.order_id, flush_point="manual", produced_quantity=order.completed or order.quantity,
             make_to_stock=order.flow in OWN_STOCK,
@@ -432,7 +445,7 @@ class Production:
         ledger = await self.ledgers.load(ctx.session, items)
         held = reprocess_parked(ledger, [e.parked for e in entries],
                                 md.policies(self.settings.negative_stock_policy)).held
-        return any((r.item, r.location or request.location) in held for r in requirements)
+        return holds(held, request, requirements)
 
     async def _refuse(self, ctx: HandlerContext, order: ProductionOrder, step: str,
                       error: InsufficientComponentStockError, quantity: Decimal | None = None, *,
@@ -466,6 +479,7 @@ class Production:
         reversal = reverse_order(ledger, order.order_id, str(ctx.consumed.envelope.event_id))
         if reversal:
             await self.ledgers.append(ctx.session, reversal)
+            await self._report_returned(ctx, order, reversal)
         for entry in await repo.waiting_parked(ctx.session, order.order_id):
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
         if order.flow == STOCK:
@@ -479,10 +493,31 @@ class Production:
             await self.reprocess_parked(ctx)
         return bool(reversal)
 
+    async def _report_consumed(self, ctx: HandlerContext, order: ProductionOrder,
+                               movements: Sequence[LedgerMovement], flush_point: str) -> None:
+        """Tell a brand owner what one posted flush of its order took: its lots, and our own units it used."""
+        if order.components_owner is None:
+            return
+        for report in flush_reports(movements, order.components_owner):
+            await ctx.emit(c.ConsignedComponentsConsumed(
+                order_id=order.order_id, owner=order.components_owner, flush_id=report.flush_id,
+                flush_point=flush_point, consigned=_lots(report.consigned), own=_lots(report.own)))
+
+    async def _report_returned(self, ctx: HandlerContext, order: ProductionOrder,
+                               movements: Sequence[LedgerMovement]) -> None:
+        """Tell a brand owner what a reversal gave back, per flush (the owner's units to the owner's lots)."""
+        if order.components_owner is None:
+            return
+        for report in flush_reports(movements, order.components_owner, sign=1):
+            await ctx.emit(c.ConsignedComponentsReturned(
+                order_id=order.order_id, owner=order.components_owner, flush_id=report.flush_id,
+                consigned=_lots(report.consigned), own=_lots(report.own)))
+
     async def _posted(self, ctx: HandlerContext, order: ProductionOrder, posted: PostedFlush) -> None:
         await self.ledgers.append(ctx.session, posted.movements)
         request = posted.request
         assert isinstance(request, FlushRequest)
+        await self._report_consumed(ctx, order, posted.movements, request.flush.value)
         if posted.requirements:
             lots: dict[str, list[str]] = {}
             for m in posted.movements:
@@ -690,6 +725,7 @@ class Production:
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.REVERSAL, event_id,
                                                 production_order=order.order_id))
         await self.ledgers.append(ctx.session, movements)
+        await self._report_returned(ctx, order, movements)
         for entry in await repo.waiting_parked(ctx.session, order.order_id):
             await repo.resolve_parked(ctx.session, entry.flush_id, "cancelled")
         order.status, order.reason = "cancelled", event.reason
@@ -741,12 +777,22 @@ def _parked_reason(parked: ParkedFlush, *, behind_own_order: bool) -> str:
         return WAITS_BEHIND_COMPONENTS
     return "; ".join(
         f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
+        + (f" of {s.owner}'s consigned stock" if s.owner else "")
         for s in parked.shortages
     )
 
 
 def _lot(order: ProductionOrder, number: int) -> str:
     return finished_lot(order.order_id, number)
+
+
+def _whose_stock(order: ProductionOrder) -> dict[str, Any]:
+    """The stock an order's flushes may take: a brand owner's lots (contract manufacturing), or our own."""
+    return {"components_owner": order.components_owner, "own_components_allowed": order.own_components_allowed}
+
+
+def _lots(lines: Sequence[LotQuantity]) -> list[c.ConsignedLot]:
+    return [c.ConsignedLot(item=line.item, lot=line.lot, quantity=line.quantity) for line in lines]
 
 
 def run_handlers(production: Production) -> dict[type[Event], object]:
@@ -761,6 +807,7 @@ def handler_table(production: Production) -> dict[type[Event], object]:
         md_events.BomDefined: production.define_bom,
         md_events.InspectionPlanDefined: production.define_inspection_plan,
         md_events.ComponentsReceived: production.receive_components,
+        md_events.ComponentsConsigned: production.receive_components,
         md_events.ParkedBackflushRetryRequested: production.retry_parked,
         o.OrderForwarded: production.start_production_order,
         md_events.StockProductionOrderPlaced: production.start_stock_production_order,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backflush_manufacturer.adapters import repository as repo
 from backflush_manufacturer.adapters.repository import MasterDataCache, ParkedEntry, ProductionOrder
 from backflush_manufacturer.adapters.tables import items as items_table
+from backflush_manufacturer.domain.consignment import StatementLine, period_bounds, statement
 from backflush_manufacturer.domain.genealogy import Genealogy, GenealogyLink
 from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import LedgerMovement, StockLedger
@@ -47,6 +48,8 @@ class StockLine:
     on_hand: Decimal
     allocated: Decimal
     unit: Unit | None
+    #: The brand owner of a consigned lot (contract manufacturing); None for the manufacturer's own.
+    owner: str | None = None
 
     @property
     def available(self) -> Decimal:
@@ -61,7 +64,8 @@ async def stock(session: AsyncSession, item: str | None = None, *, all_lots: boo
     for code, location in _item_locations(ledger):
         for lot in ledger.lots(code, location):
             if all_lots or lot.on_hand or lot.allocated:
-                lines.append(StockLine(code, location, lot.lot, lot.on_hand, lot.allocated, units.get(code)))
+                lines.append(StockLine(code, location, lot.lot, lot.on_hand, lot.allocated, units.get(code),
+                                       lot.owner))
     return lines
 
 
@@ -197,6 +201,7 @@ async def why_waiting(session: AsyncSession, entry_id: int) -> str:
         return "it waits behind an earlier parked backflush that needs the same components"
     return "; ".join(
         f"{s.item}: needs {s.unit.format(s.needed)} {s.unit.code}, {s.unit.format(s.available)} available"
+        + (f" of {s.owner}'s consigned stock" if s.owner else "")
         for s in still.shortages
     )
 
@@ -252,3 +257,36 @@ _UNKNOWN_UNIT = Unit("?", 12)
 def total(lines: Sequence[StockLine]) -> tuple[Decimal, Decimal]:
     """On hand and allocated summed over some stock lines."""
     return sum((line.on_hand for line in lines), ZERO), sum((line.allocated for line in lines), ZERO)
+
+
+# -- contract manufacturing -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsignmentStatement:
+    """A brand owner's lots over a period, and whether each closing figure is the ledger's balance now (checked
+    only when the period has not ended: a past period's closing is what the ledger held then)."""
+
+    owner: str
+    period: str
+    lines: list[StatementLine]
+    units: dict[str, Unit]
+    ledger_checked: bool
+    ledger_mismatches: list[tuple[str, str, Decimal]]  # (item, lot, the ledger's balance) where closing differs
+
+
+async def consignment_statement(session: AsyncSession, owner: str, period: str,
+                                now: datetime | None = None) -> ConsignmentStatement:
+    """Opening, received, consumed, scrapped and closing per item and lot of `owner`'s stock in `period` (YYYY-MM)."""
+    start, end = period_bounds(period)
+    history = await repo.all_movements(session)
+    lines = list(statement(((m, at) for _id, m, at in history), owner, start, end))
+    current = (now or datetime.now(UTC)) < end
+    mismatches: list[tuple[str, str, Decimal]] = []
+    if current:
+        ledger = StockLedger.from_movements(m for _id, m, _at in history)
+        for line in lines:
+            balance = ledger.on_hand(line.item, lot=line.lot)
+            if balance != line.closing:
+                mismatches.append((line.item, line.lot, balance))
+    return ConsignmentStatement(owner, period, lines, await units_of(session), current, mismatches)

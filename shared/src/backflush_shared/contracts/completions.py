@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from backflush_shared.contracts.base import added_later, DECIMAL_STRING, Event, Identifier, Quantity
 from backflush_shared.contracts.common import ConsumedComponent, LotQuantity, QualityCertificate
@@ -423,3 +423,48 @@ class FinishedStockAwaited(Event):
                                                                           "item for this order now."),
         DECIMAL_STRING, PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
     ]
+
+
+# -- contract manufacturing (issue 17): a brand owner's consigned components ---------------------------------------
+
+
+class ConsignedLot(BaseModel):
+    """A quantity of one component lot a flush took (or gave back), in the component's unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+
+
+class ConsignedComponentsConsumed(Event):
+    """Contract manufacturing: one posted flush (or hand issue, or scrap) of a brand owner's order, reported to the
+    owner. `consigned` lists the owner's lots it consumed; `own` the manufacturer's own units the order was allowed
+    to use, sold to the owner. Quantities only: the system keeps no prices, so pricing the own units is left to
+    invoicing. `backflush consignment-statement OWNER --period` adds these up per owner and period."""
+
+    event_type: ClassVar[str] = "backflush.completion.consigned-components-consumed"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    owner: str = Field(min_length=1, max_length=120)
+    flush_id: str = Field(min_length=1, max_length=120, description="The flush (or issue) that consumed them.")
+    flush_point: Literal["pre", "post", "manual", "scrap"]
+    consigned: list[ConsignedLot] = Field(default_factory=list)
+    own: list[ConsignedLot] = Field(default_factory=list, description="The manufacturer's own units, sold to the "
+                                                                      "owner (quantities; no prices).")
+
+
+class ConsignedComponentsReturned(Event):
+    """Contract manufacturing: a reversal (the order cancelled or rejected, a completion cancelled) gave a flush's
+    units back, the owner's to the same lots of the owner's; the reverse of `ConsignedComponentsConsumed`."""
+
+    event_type: ClassVar[str] = "backflush.completion.consigned-components-returned"
+    topic: ClassVar[Topic] = Topic.COMPLETIONS
+
+    order_id: Identifier
+    owner: str = Field(min_length=1, max_length=120)
+    flush_id: str = Field(min_length=1, max_length=120, description="The flush whose units came back.")
+    consigned: list[ConsignedLot] = Field(default_factory=list)
+    own: list[ConsignedLot] = Field(default_factory=list)

@@ -105,6 +105,29 @@ class ComponentsReceived(Event):
         return self.item
 
 
+class ComponentsConsigned(Event):
+    """Contract manufacturing: a brand owner's component lot was received at our dock and stays the owner's
+    property. Only the owner's orders (`OrderPlaced.contract_manufacturing`) consume it; like a receipt, it releases
+    parked backflushes (those waiting for the owner's stock)."""
+
+    event_type: ClassVar[str] = "backflush.master.components-consigned"
+    topic: ClassVar[Topic] = Topic.MASTER_DATA
+
+    receipt_id: Identifier
+    owner: str = Field(min_length=1, max_length=120, description="The brand owner who consigned the lot.")
+    item: Identifier
+    lot: Identifier
+    quantity: Quantity
+    # none: the item's supply location (where its flushes take it from), MAIN for an item that names none
+    location: Identifier | None = None
+
+    def record_key(self) -> str:
+        return MASTER_DATA_KEY
+
+    def correlation_key(self) -> str:
+        return self.item
+
+
 class ParkedBackflushRetryRequested(Event):
     """An operator asks the manufacturer to try one parked backflush again now (`backflush exceptions retry`)."""
 

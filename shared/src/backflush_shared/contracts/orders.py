@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from backflush_shared.contracts.base import added_later, Event, Identifier, Quantity
 from backflush_shared.contracts.common import Flow, OrderProcessingInfo, Priority
@@ -30,6 +30,21 @@ class OrderPlaced(Event):
     partial_deliveries: bool = added_later(
         default=False, description="Stock flow: the holder accepts the order served in parts as stock arrives "
                                    "(each part shipped and signed for on its own).")
+    contract_manufacturing: bool = added_later(
+        default=False, description="The product is built from components the order holder consigned "
+                                   "(`ComponentsConsigned` with owner = order_holder): the order consumes the holder's "
+                                   "lots, never another owner's. Pre and post flows only.")
+    own_components_allowed: bool = added_later(
+        default=False, description="With contract_manufacturing: what the holder's lots cannot cover may come from the "
+                                   "manufacturer's own stock (sold to the holder) instead of waiting.")
+
+    @model_validator(mode="after")
+    def _contract_manufacturing_is_built(self) -> OrderPlaced:
+        if self.contract_manufacturing and self.flow is Flow.STOCK:
+            raise ValueError("contract_manufacturing: an order served from finished-goods stock builds nothing")
+        if self.own_components_allowed and not self.contract_manufacturing:
+            raise ValueError("own_components_allowed applies to contract_manufacturing orders only")
+        return self
 
 
 class OrderForwarded(Event):
@@ -43,6 +58,13 @@ class OrderForwarded(Event):
     item: Identifier
     quantity: Quantity
     processing: OrderProcessingInfo
+    components_owner: str | None = added_later(
+        default=None, min_length=1, max_length=120,
+        description="Contract manufacturing: the brand owner whose consigned lots the order consumes first (the "
+                    "order holder); none: the manufacturer's own stock only.")
+    own_components_allowed: bool = added_later(
+        default=False, description="With components_owner: the manufacturer's own stock may cover what the owner's "
+                                   "lots cannot.")
 
 
 class OrderRejected(Event):

@@ -197,7 +197,7 @@ async def save_plan(session: AsyncSession, plan: InspectionPlan) -> None:
 def _movement(row: Any) -> LedgerMovement:
     return LedgerMovement(row["item"], row["location"], row["lot"], row["quantity"], MovementReason(row["reason"]),
                           row["event_id"], row["production_order"], row["flush_id"], row["into_item"],
-                          row["into_lot"])
+                          row["into_lot"], row["owner"])
 
 
 async def load_ledger(session: AsyncSession, item_codes: Iterable[str] | None = None) -> StockLedger:
@@ -305,7 +305,7 @@ async def append(session: AsyncSession, movements: Sequence[LedgerMovement]) -> 
         [
             {"item": m.item, "location": m.location, "lot": m.lot, "quantity": m.quantity, "reason": m.reason.value,
              "event_id": m.event_id, "production_order": m.production_order, "flush_id": m.flush_id,
-             "into_item": m.into_item, "into_lot": m.into_lot, "posted_at": at}
+             "into_item": m.into_item, "into_lot": m.into_lot, "owner": m.owner, "posted_at": at}
             for m in movements
         ],
     )
@@ -330,6 +330,9 @@ class ProductionOrder:
     completed: Decimal
     certificate: dict[str, Any] | None
     reason: str | None
+    #: Contract manufacturing: the brand owner whose consigned lots the order consumes; None: own stock only.
+    components_owner: str | None = None
+    own_components_allowed: bool = False
 
 
 async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | None:
@@ -339,7 +342,8 @@ async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | 
         return None
     return ProductionOrder(row["order_id"], row["item"], row["quantity"], row["flow"], row["status"],
                            json.loads(row["processing"]), row["completed"],
-                           json.loads(row["certificate"]) if row["certificate"] else None, row["reason"])
+                           json.loads(row["certificate"]) if row["certificate"] else None, row["reason"],
+                           row["components_owner"], bool(row["own_components_allowed"]))
 
 
 async def add_order(session: AsyncSession, order: ProductionOrder) -> None:
@@ -348,7 +352,8 @@ async def add_order(session: AsyncSession, order: ProductionOrder) -> None:
         order_id=order.order_id, item=order.item, quantity=order.quantity, flow=order.flow, status=order.status,
         processing=json.dumps(order.processing, default=str), completed=order.completed,
         certificate=json.dumps(order.certificate) if order.certificate else None, reason=order.reason,
-        created_at=at, updated_at=at,
+        created_at=at, updated_at=at, components_owner=order.components_owner,
+        own_components_allowed=order.own_components_allowed,
     ))
 
 
@@ -424,7 +429,9 @@ def _request_to_json(parked: ParkedFlush) -> str:
         "request": {"flush_id": request.flush_id, "production_order": request.production_order,
                     "item": request.item, "flush": request.flush.value, "quantity": str(request.quantity),
                     "completed_before": str(request.completed_before), "location": request.location,
-                    "finished_lot": request.finished_lot, "event_id": request.event_id},
+                    "finished_lot": request.finished_lot, "event_id": request.event_id,
+                    "components_owner": request.components_owner,
+                    "own_components_allowed": request.own_components_allowed},
         "requirements": [{"item": r.item, "quantity": str(r.quantity), "unit": r.unit.code,
                           "decimals": r.unit.decimals, "flush": r.flush.value, "location": r.location}
                          for r in parked.requirements],
@@ -436,7 +443,7 @@ def _parked_from_json(text: str) -> ParkedFlush:
     r = raw["request"]
     request = FlushRequest(r["flush_id"], r["production_order"], r["item"], FlushPoint(r["flush"]),
                            Decimal(r["quantity"]), Decimal(r["completed_before"]), r["location"], r["finished_lot"],
-                           r.get("event_id"))
+                           r.get("event_id"), r.get("components_owner"), bool(r.get("own_components_allowed")))
     requirements = tuple(
         Requirement(q["item"], Decimal(q["quantity"]), Unit(q["unit"], q["decimals"]), FlushPoint(q["flush"]),
                     location=q.get("location"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text, false
 
 from backflush_shared.persistence.messaging_tables import add_messaging_tables
 from backflush_shared.persistence.types import DecimalText
@@ -63,6 +63,7 @@ ledger_movements = Table(
     Column("into_item", String(64), nullable=True),
     Column("into_lot", String(64), nullable=True),
     Column("posted_at", DateTime(timezone=True), nullable=False),
+    Column("owner", String(120), nullable=True, comment="The brand owner of a consigned lot; null: our own stock."),
     Index("ix_ledger_item", "item"),
     Index("ix_ledger_production_order", "production_order"),
     Index("ix_ledger_lot", "lot"),
@@ -82,6 +83,10 @@ production_orders = Table(
     Column("reason", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("components_owner", String(120), nullable=True,
+           comment="Contract manufacturing: the brand owner whose consigned lots the order consumes."),
+    Column("own_components_allowed", Boolean, nullable=False, server_default=false(),
+           comment="With an owner: our own stock may cover what the owner's lots cannot."),
 )
 
 finished_lots = Table(

@@ -9,6 +9,13 @@ A flush posts in full or not at all. If any component is short, the negative-sto
 flush (the strictest policy among the short components: reject, then park, then allow): `reject` raises
 `InsufficientComponentStockError` and posts nothing; `park` returns the whole flush as `ParkedFlush` and posts
 nothing; `allow` posts everything, the shortfall on the item's `NEGATIVE` lot, with a `NegativeStockAlert`.
+
+Whose stock a flush takes (contract manufacturing): a request with no `components_owner` takes the
+manufacturer's own lots only, never a lot a brand owner consigned. A request for an owner takes that owner's
+lots first (first in, first out among them), then the manufacturer's own only if `own_components_allowed`;
+never another owner's. What the owner's lots cannot cover is an owner shortage (`Shortage.owner`) that parks,
+or rejects under `reject`, whatever the policy (owner stock is never posted negative); with own components
+allowed it spills to own stock instead, which follows the policy as usual.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ class FlushRequest:
     #: The event that asked for the flush, when it is not the flush id itself (a release and the completion that
     #: follows it in the pre-product flow are two flushes caused by one event).
     event_id: str | None = None
+    #: Contract manufacturing: the brand owner whose consigned lots this flush takes first.
+    components_owner: str | None = None
+    #: With an owner: what the owner's lots cannot cover may come from the manufacturer's own stock.
+    own_components_allowed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "flush", FlushPoint.parse(self.flush, item=self.item))
@@ -87,6 +98,8 @@ class ComponentIssue:
     location: str = DEFAULT_LOCATION
     finished_item: str | None = None
     finished_lot: str | None = None
+    components_owner: str | None = None
+    own_components_allowed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantity", as_decimal(self.quantity))
@@ -183,10 +196,10 @@ def post_or_park(
 
     With `reject_raises=False` (reprocessing a queue) a flush the `reject` policy refuses stays parked instead.
     """
-    takes, shortages = _take_first_in_first_out(ledger, request.location, requirements)
+    takes, shortages = _take_first_in_first_out(ledger, request, requirements)
     policy = policies.deciding(shortages)
     if policy is NegativeStockPolicy.REJECT and reject_raises:
-        first = next(s for s in shortages if policies.for_item(s.item) is NegativeStockPolicy.REJECT)
+        first = next(s for s in shortages if policies.for_shortage(s) is NegativeStockPolicy.REJECT)
         raise InsufficientComponentStockError(
             first.item,
             needed=first.needed,
@@ -198,7 +211,8 @@ def post_or_park(
         )
     if policy in (NegativeStockPolicy.PARK, NegativeStockPolicy.REJECT):
         return ParkedFlush(request, requirements, shortages)
-    movements = [_movement(request, item, location, lot, -quantity) for item, location, lot, quantity in takes]
+    movements = [_movement(request, item, location, lot, -quantity, owner)
+                 for item, location, lot, quantity, owner in takes]
     alerts = []
     for shortage in shortages:  # only `allow` is left: the shortfall goes onto the negative lot
         movements.append(_movement(request, shortage.item, shortage.location, NEGATIVE_LOT, -shortage.shortfall))
@@ -217,28 +231,40 @@ def post_or_park(
     return PostedFlush(request, requirements, tuple(movements), tuple(alerts))
 
 
+def stock_owners(request: ConsumptionRequest) -> tuple[str | None, ...]:
+    """Whose lots a request may take, in the order it takes them: the owner's, then (if allowed) the manufacturer's
+    own (None); a request without an owner takes own lots only."""
+    owner = request.components_owner
+    if owner is None:
+        return (None,)
+    return (owner, None) if request.own_components_allowed else (owner,)
+
+
 def _take_first_in_first_out(
-    ledger: StockLedger, default_location: str, requirements: tuple[Requirement, ...]
-) -> tuple[list[tuple[str, str, str, Decimal]], tuple[Shortage, ...]]:
+    ledger: StockLedger, request: ConsumptionRequest, requirements: tuple[Requirement, ...]
+) -> tuple[list[tuple[str, str, str, Decimal, str | None]], tuple[Shortage, ...]]:
     taken: dict[tuple[str, str, str], Decimal] = {}
-    takes: list[tuple[str, str, str, Decimal]] = []
+    takes: list[tuple[str, str, str, Decimal, str | None]] = []
     shortages: list[Shortage] = []
+    owners = stock_owners(request)
     for requirement in requirements:
-        location = requirement.location or default_location  # each component from its own supply location
+        location = requirement.location or request.location  # each component from its own supply location
         remaining = requirement.quantity
-        for lot in ledger.lots(requirement.item, location):
-            if remaining <= 0:
-                break
-            if lot.lot == NEGATIVE_LOT:
-                continue  # the negative lot never supplies stock
-            key = (lot.item, location, lot.lot)
-            usable = lot.available - taken.get(key, ZERO)
-            if usable <= 0:
-                continue
-            take = min(usable, remaining)
-            takes.append((requirement.item, location, lot.lot, take))
-            taken[key] = taken.get(key, ZERO) + take
-            remaining -= take
+        lots = ledger.lots(requirement.item, location)
+        for owner in owners:
+            for lot in lots:
+                if remaining <= 0:
+                    break
+                if lot.lot == NEGATIVE_LOT or lot.owner != owner:
+                    continue  # the negative lot never supplies stock; nor does anyone else's lot
+                key = (lot.item, location, lot.lot)
+                usable = lot.available - taken.get(key, ZERO)
+                if usable <= 0:
+                    continue
+                take = min(usable, remaining)
+                takes.append((requirement.item, location, lot.lot, take, owner))
+                taken[key] = taken.get(key, ZERO) + take
+                remaining -= take
         if remaining > 0:
             shortages.append(
                 Shortage(
@@ -248,12 +274,15 @@ def _take_first_in_first_out(
                     requirement.quantity - remaining,
                     requirement.unit,
                     requirement.paths,
+                    # short of the owner's stock unless the manufacturer's own was allowed to make up the rest
+                    owners[-1],
                 )
             )
     return takes, tuple(shortages)
 
 
-def _movement(request: ConsumptionRequest, item: str, location: str, lot: str, quantity: Decimal) -> LedgerMovement:
+def _movement(request: ConsumptionRequest, item: str, location: str, lot: str, quantity: Decimal,
+              owner: str | None = None) -> LedgerMovement:
     into_item, into_lot = request.into
     return LedgerMovement(
         item,
@@ -266,4 +295,5 @@ def _movement(request: ConsumptionRequest, item: str, location: str, lot: str, q
         flush_id=request.flush_id,
         into_item=into_item,
         into_lot=into_lot,
+        owner=owner,
     )

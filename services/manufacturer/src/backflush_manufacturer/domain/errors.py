@@ -169,6 +169,23 @@ class ReservedLotError(ManufacturerDomainError):
         super().__init__(f"lot {lot!r} of {item} is reserved for negative balances and cannot receive stock", item=item)
 
 
+class LotOwnerMismatchError(ManufacturerDomainError):
+    """A receipt into an existing lot that belongs to someone else: a brand owner's consigned lot received as the
+    manufacturer's own, own stock consigned, or one owner's lot consigned by another. A lot has one owner."""
+
+    def __init__(self, item: str, lot: str, *, owner: str | None, received_for: str | None) -> None:
+        self.lot = lot
+        self.owner = owner
+        self.received_for = received_for
+        super().__init__(
+            f"lot {lot!r} of {item} belongs to {_whose(owner)} and cannot receive stock for {_whose(received_for)}; "
+            "use another lot name", item=item)
+
+
+def _whose(owner: str | None) -> str:
+    return f"brand owner {owner}" if owner is not None else "the manufacturer"
+
+
 class UnknownFlushPointError(ManufacturerDomainError):
     """A BOM line whose flush point is none of pre, post, manual."""
 

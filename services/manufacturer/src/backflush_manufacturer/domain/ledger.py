@@ -17,6 +17,10 @@ movements; so are the lots' receipt order (first in, first out) and the debts ca
   zero. The next receipt of the item at that location settles it: it is received into its own lot and then
   moves what the negative lot owes from that lot to the negative lot (`SETTLEMENT` movements), oldest debt
   first, so the negative lot returns to zero and genealogy learns which real lot went into the finished goods.
+- **Owners (contract manufacturing).** A lot consigned by a brand owner stays the owner's property: every movement
+  of it carries `owner`, and the lot keeps the owner of its first movement (`lot_owner`). Lots without an owner are
+  the manufacturer's own. Which lots a flush may take is the engine's rule (`backflush.py`); the ledger only says
+  whose each lot is.
 
 The ledger is a value: `appended(movements)` returns a new ledger and leaves this one as it was. A persistence
 layer loads the movements of the involved items, builds the ledger, calls the pure functions of this package
@@ -76,6 +80,8 @@ class LedgerMovement:
     flush_id: str | None = None
     into_item: str | None = None
     into_lot: str | None = None
+    #: The brand owner whose consigned lot this is; None for the manufacturer's own stock.
+    owner: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantity", as_decimal(self.quantity))
@@ -99,6 +105,7 @@ class LotBalance:
     lot: str
     on_hand: Decimal
     allocated: Decimal
+    owner: str | None = None
 
     @property
     def available(self) -> Decimal:
@@ -135,6 +142,7 @@ class _ItemState:
     allocated_by_lot: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (location, lot)
     lots: dict[str, list[str]] = field(default_factory=dict)  # location -> lots in receipt order
     debts: dict[str, dict[str, _Debt]] = field(default_factory=dict)  # location -> flush id -> debt
+    owners: dict[str, str] = field(default_factory=dict)  # lot -> its owner (consigned lots only)
 
     def clone(self) -> _ItemState:
         return _ItemState(
@@ -149,12 +157,15 @@ class _ItemState:
                 }
                 for location, debts in self.debts.items()
             },
+            dict(self.owners),
         )
 
     def add(self, m: LedgerMovement) -> None:
         lots = self.lots.setdefault(m.location, [])
         if m.lot not in lots:
             lots.append(m.lot)  # first appearance = receipt order, which is what FIFO follows
+        if m.owner is not None and m.lot not in self.owners:
+            self.owners[m.lot] = m.owner
         if m.is_allocation:
             key = (m.location, m.lot, m.production_order)
             self.allocated[key] = self.allocated.get(key, ZERO) + m.quantity
@@ -284,9 +295,18 @@ class StockLedger:
             if loc == location:
                 allocated[lot] = allocated.get(lot, ZERO) + quantity
         return tuple(
-            LotBalance(item, location, lot, state.on_hand.get((location, lot), ZERO), allocated.get(lot, ZERO))
+            LotBalance(item, location, lot, state.on_hand.get((location, lot), ZERO), allocated.get(lot, ZERO),
+                       state.owners.get(lot))
             for lot in ordered
         )
+
+    def has_lot(self, item: str, lot: str) -> bool:
+        """Whether any movement of `item` names `lot`, at any location."""
+        return any(lot in lots for lots in self._state(item).lots.values())
+
+    def lot_owner(self, item: str, lot: str) -> str | None:
+        """The brand owner of a consigned lot of `item`; None for the manufacturer's own (or an unknown) lot."""
+        return self._state(item).owners.get(lot)
 
     def balances(self) -> dict[tuple[str, str, str], Decimal]:
         """Every non-zero on-hand balance, keyed by (item, location, lot)."""

@@ -9,6 +9,9 @@
 
 A flush posts in full or not at all. When several components are short, the strictest of their policies decides
 for the whole flush: reject before park before allow.
+
+A brand owner's consigned stock is never posted negative: a shortage of owner stock (`Shortage.owner`) parks the
+flush, or rejects it where the item's policy is `reject`, whatever the policy says about the manufacturer's own.
 """
 
 from __future__ import annotations
@@ -65,9 +68,16 @@ class StockPolicies:
     def for_item(self, item: str) -> NegativeStockPolicy:
         return self.overrides.get(item, self.default)
 
+    def for_shortage(self, shortage: Shortage) -> NegativeStockPolicy:
+        """The item's policy; for owner stock, never `allow` (an owner's lots are never posted negative)."""
+        policy = self.for_item(shortage.item)
+        if shortage.owner is not None and policy is NegativeStockPolicy.ALLOW:
+            return NegativeStockPolicy.PARK
+        return policy
+
     def deciding(self, shortages: Iterable[Shortage]) -> NegativeStockPolicy | None:
         """The policy that decides a flush with these shortages: the strictest of theirs; None when none is short."""
-        policies = [self.for_item(shortage.item) for shortage in shortages]
+        policies = [self.for_shortage(shortage) for shortage in shortages]
         return max(policies, key=lambda p: p.strictness) if policies else None
 
     def __eq__(self, other: object) -> bool:
@@ -89,6 +99,8 @@ class Shortage:
     available: Decimal
     unit: Unit
     paths: tuple[BomPath, ...] = field(default=(), compare=False)
+    #: The brand owner whose consigned stock is short; None when the manufacturer's own stock is.
+    owner: str | None = None
 
     @property
     def shortfall(self) -> Decimal:

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from backflush_manufacturer.domain.backflush import FlushRequest, ParkedFlush, PostedFlush, post_or_park
+from backflush_manufacturer.domain.backflush import FlushRequest, ParkedFlush, PostedFlush, post_or_park, stock_owners
+from backflush_manufacturer.domain.backflush import ConsumptionRequest
 from backflush_manufacturer.domain.bom import FlushPoint
+from backflush_manufacturer.domain.explosion import Requirement
 from backflush_manufacturer.domain.errors import InsufficientComponentStockError
 from backflush_manufacturer.domain.ledger import LedgerMovement, StockLedger
 from backflush_manufacturer.domain.negative_stock import StockPolicies
@@ -32,8 +34,9 @@ class Reprocessed:
     still_parked: tuple[ParkedFlush, ...]
     #: Flushes the `reject` policy refuses now, each with the refusal (in arrival order).
     refused: tuple[tuple[ParkedFlush, InsufficientComponentStockError], ...] = ()
-    #: (item, location) pairs a flush still waiting is short of: a new flush needing one queues behind it.
-    held: frozenset[tuple[str, str]] = frozenset()
+    #: (item, location, owner) a flush still waiting is short of (owner None: the manufacturer's own stock): a new
+    #: flush that would take from that stock queues behind it; one taking another owner's lots does not.
+    held: frozenset[tuple[str, str, str | None]] = frozenset()
 
     @property
     def movements(self) -> tuple[LedgerMovement, ...]:
@@ -41,18 +44,25 @@ class Reprocessed:
         return tuple(movement for flush in self.posted for movement in flush.movements)
 
 
+def holds(held: Iterable[tuple[str, str, str | None]], request: ConsumptionRequest,
+          requirements: Iterable[Requirement]) -> bool:
+    """Whether a flush would take stock (item, location, whose) that an earlier waiting flush is short of."""
+    short = set(held)
+    owners = stock_owners(request)
+    return any((r.item, r.location or request.location, owner) in short for r in requirements for owner in owners)
+
+
 def reprocess_parked(ledger: StockLedger, queue: Iterable[ParkedFlush], policies: StockPolicies) -> Reprocessed:
     """Which parked flushes can post against `ledger` now, in arrival order, and the movements they post."""
     posted: list[PostedFlush] = []
     waiting: list[ParkedFlush] = []
     refused: list[tuple[ParkedFlush, InsufficientComponentStockError]] = []
-    held: set[tuple[str, str]] = set()  # (item, location) an earlier parked flush is still short of
+    held: set[tuple[str, str, str | None]] = set()  # (item, location, owner) an earlier flush is still short of
     held_orders: set[str] = set()  # production orders with an earlier flush still waiting
     for parked in queue:
         location = parked.request.location
         order = parked.request.production_order
-        if order in held_orders or any((requirement.item, requirement.location or location) in held
-                                       for requirement in parked.requirements):
+        if order in held_orders or holds(held, parked.request, parked.requirements):
             # behind an earlier flush of the same order (a completion never posts before its release), or in the
             # line for the same component
             waiting.append(parked)
@@ -73,5 +83,5 @@ def reprocess_parked(ledger: StockLedger, queue: Iterable[ParkedFlush], policies
         else:
             waiting.append(outcome)
             held_orders.add(order)
-            held.update((shortage.item, shortage.location) for shortage in outcome.shortages)
+            held.update((shortage.item, shortage.location, shortage.owner) for shortage in outcome.shortages)
     return Reprocessed(tuple(posted), tuple(waiting), tuple(refused), frozenset(held))

@@ -5,6 +5,10 @@ under `allow`), the receipt then settles it, oldest debt first: a pair of `SETTL
 quantity from the received lot to the negative lot. The item's total on hand is unchanged by the settlement,
 the negative lot goes back towards zero, and genealogy now names the received lot as what went into the
 finished goods.
+
+A brand owner's consignment (`Receipt.owner`) is received the same way into a lot of the owner's, and settles
+nothing: the negative lot is the manufacturer's own debt, and an owner's stock never pays it. A lot keeps one
+owner: receiving into a lot that is someone else's is refused (`LotOwnerMismatchError`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from backflush_manufacturer.domain.bom import BomCatalogue
-from backflush_manufacturer.domain.errors import PhantomWithStockError, ReservedLotError
+from backflush_manufacturer.domain.errors import LotOwnerMismatchError, PhantomWithStockError, ReservedLotError
 from backflush_manufacturer.domain.ledger import (
     DEFAULT_LOCATION,
     NEGATIVE_LOT,
@@ -38,6 +42,8 @@ class Receipt:
     location: str = DEFAULT_LOCATION
     reason: MovementReason = MovementReason.RECEIPT
     production_order: str | None = None
+    #: A brand owner's consignment: the lot stays the owner's property. None: the manufacturer's own stock.
+    owner: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantity", as_decimal(self.quantity))
@@ -54,6 +60,9 @@ def receive(catalogue: BomCatalogue, ledger: StockLedger, receipt: Receipt) -> t
     quantity = require_quantity(item.code, item.unit, receipt.quantity, what="received quantity")
     if receipt.lot == NEGATIVE_LOT:
         raise ReservedLotError(item.code, receipt.lot)
+    owner = ledger.lot_owner(item.code, receipt.lot)
+    if owner != receipt.owner and ledger.has_lot(item.code, receipt.lot):
+        raise LotOwnerMismatchError(item.code, receipt.lot, owner=owner, received_for=receipt.owner)
     movements = [
         LedgerMovement(
             item.code,
@@ -63,8 +72,11 @@ def receive(catalogue: BomCatalogue, ledger: StockLedger, receipt: Receipt) -> t
             receipt.reason,
             receipt.receipt_id,
             production_order=receipt.production_order,
+            owner=receipt.owner,
         )
     ]
+    if receipt.owner is not None:
+        return tuple(movements)  # an owner's stock never settles the manufacturer's negative lot
     remaining = quantity
     for debt in ledger.negative_debts(item.code, receipt.location):
         if remaining <= 0:

@@ -16,9 +16,10 @@ from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason,
 
 def reverse_flush(ledger: StockLedger, flush_id: str, event_id: str) -> tuple[LedgerMovement, ...]:
     """The compensating movements that undo the flush `flush_id`, caused by the cancellation `event_id`."""
-    net: dict[tuple[str, str, str, str | None, str | None, str | None], Decimal] = {}
+    net: dict[tuple[str, str, str, str | None, str | None, str | None, str | None], Decimal] = {}
     for m in ledger.flush_movements(flush_id):
-        key = (m.item, m.location, m.lot, m.production_order, m.into_item, m.into_lot)
+        # the owner too: a consigned lot's units go back to the owner's lot, as the owner's
+        key = (m.item, m.location, m.lot, m.production_order, m.into_item, m.into_lot, m.owner)
         net[key] = net.get(key, Decimal(0)) + m.quantity
     return tuple(
         LedgerMovement(
@@ -32,8 +33,9 @@ def reverse_flush(ledger: StockLedger, flush_id: str, event_id: str) -> tuple[Le
             flush_id=flush_id,
             into_item=into_item,
             into_lot=into_lot,
+            owner=owner,
         )
-        for (item, location, lot, order, into_item, into_lot), quantity in net.items()
+        for (item, location, lot, order, into_item, into_lot, owner), quantity in net.items()
         if quantity
     )
 
