@@ -199,7 +199,7 @@ async def test_kafka_init_created_every_topic(compose_run: ComposeRun) -> None:
 
 
 def test_the_demo_order_mix_ends_as_in_make_demo(compose_run: ComposeRun, tmp_path: Path) -> None:
-    """`backflush demo --compose`, as a user runs it against their deployment: the six orders and the run of
+    """`backflush demo --compose`, as a user runs it against their deployment: the seven orders and the run of
     `make demo` through the published broker port, the state read inside the containers, the same verdict and
     figures."""
     run = compose_run
@@ -210,7 +210,7 @@ def test_the_demo_order_mix_ends_as_in_make_demo(compose_run: ComposeRun, tmp_pa
                "--compose-project", run.stack.project, "--bootstrap-servers", BOOTSTRAP_SERVERS,
                "--sample-data", str(SAMPLE_DATA), "--result-json", str(result_json),
                "--principals", str(secrets_dir(ROOT) / "principals")]
-    with run.timeline.step("backflush demo --compose (the six orders and the run of make demo)"):
+    with run.timeline.step("backflush demo --compose (the seven orders and the run of make demo)"):
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False,
                                   cwd=ROOT, env={**run.stack.env, "COLUMNS": "120"})

@@ -27,9 +27,12 @@ def test_the_demo_runs_both_flows_and_agrees_with_the_walkthrough(kafka: Broker,
     # issue 16: before anything else, how (in)secure the demo's broker is
     assert out.splitlines()[0].startswith(f"note: the demo connects to {kafka.bootstrap_servers} with PLAINTEXT")
     assert "as the README's walkthrough says" in out
-    for row in ("│ CASTOR-50     │ pcs  │     650 │        0 │      238 │     412 │",
-                "│ SEAT-ASSY     │ pcs  │      40 │       20 │       45 │      15 │",
-                "│ SCREW-M6      │ pcs  │    7000 │        0 │      612 │    6388 │",
+    for row in ("│ CASTOR-50     │ pcs  │     650 │        0 │      265 │     385 │",
+                "│ SEAT-ASSY     │ pcs  │      40 │       20 │       50 │      10 │",
+                "│ SCREW-M6      │ pcs  │    7000 │        0 │      675 │    6325 │",
+                # D-CONTRACT-1: Nordic Brands' 4 consigned bases first, then 2 of ours
+                "│ BASE-STAR-5   │ pcs  │      60 │        4 │       54 │      10 │",
+                "│ Nordic Brands │ BASE-STAR-5 │ NB-BS-1 │        4 │        4 │       0 │",
                 "│ SEAT-SHELL    │ pcs  │     120 │        0 │        9 │     111 │",
                 "SEAT-ASSY: needs 15 pcs, 10 available"):
         assert row in out, row

@@ -7,7 +7,9 @@ The order mix (worked out by hand in the README's walkthrough):
 - D-POST-X  post, 10 CHAIR-ERGO: 4 completed, then cancelled: every flush reversed, consignment released;
 - D-PRE-2   pre, 15 CHAIR-ERGO: short of seat assemblies, parks, and completes after a receipt of 20;
 - D-STOCK-1 stock, 5 SEAT-ASSY: nothing in finished-goods stock, so it waits; line L1 reports run D-RUN-1 of 8
-            SEAT-ASSY (its whole BOM flushed at once, its lot racked for sale): 5 ship, are signed for, closed.
+            SEAT-ASSY (its whole BOM flushed at once, its lot racked for sale): 5 ship, are signed for, closed;
+- D-CONTRACT-1 pre, 5 CHAIR-ERGO for Nordic Brands, built from the 4 BASE-STAR-5 it consigned (lot NB-BS-1) and 2
+            of ours (own components allowed): racked, allocated, closed.
 
 `backflush demo --compose` runs the same mix against a fresh `docker compose up` deployment instead: events go to
 the broker's published port, and the state is read inside the containers (deployment_view.ComposeView).
@@ -62,20 +64,29 @@ EXPECTED_END = {
     "D-POST-X": "cancelled",
     "D-PRE-2": "closed",
     "D-STOCK-1": "closed",
+    "D-CONTRACT-1": "closed",
 }
+#: The brand owner of the contract-manufacturing order, and the lot it consigns.
+CONTRACT_OWNER = "Nordic Brands"
+CONSIGNED = md.ComponentsConsigned(receipt_id="NB-CONSIGN-1", owner=CONTRACT_OWNER, item="BASE-STAR-5", lot="NB-BS-1",
+                                   quantity=Decimal(4))
+#: Its lot at the end: (received, consumed, on hand). D-CONTRACT-1 needs 6 bases (5 x 1.02 = 5.1 -> 6): the owner's 4
+#: first, then 2 of ours.
+EXPECTED_CONSIGNED = {(CONTRACT_OWNER, "BASE-STAR-5", "NB-BS-1"): (Decimal(4), Decimal(4), Decimal(0))}
 #: The states an order does not leave.
 END_STATES = frozenset({"closed", "rejected", "cancelled"})
 
 
 # Worked out by hand in the README's walkthrough: what the orders and the run consume, net of D-POST-X's reversal.
 EXPECTED_CONSUMED = {
-    "BASE-STAR-5": Decimal(48),  # 11 (D-PRE-1) + 21 (D-POST-1) + 16 (D-PRE-2)
-    "GAS-LIFT-100": Decimal(48),
-    "CASTOR-50": Decimal(238),  # 53 + 106 + 79
-    "SCREW-M6": Decimal(612),  # 125 + 250 + 188 + 49 (D-RUN-1: 8 x 6 x 1.02 = 48.96)
-    "SEAT-ASSY": Decimal(45),  # 10 + 20 + 15
-    "BACKREST-MESH": Decimal(45),
-    "ARMREST-PAIR": Decimal(45),
+    "BASE-STAR-5": Decimal(54),  # 11 (D-PRE-1) + 21 (D-POST-1) + 16 (D-PRE-2) + 6 (D-CONTRACT-1: 4 NB-BS-1 + 2 ours)
+    "GAS-LIFT-100": Decimal(54),
+    "CASTOR-50": Decimal(265),  # 53 + 106 + 79 + 27 (D-CONTRACT-1: 5.1 x 5.15 = 26.265)
+    # 125 + 250 + 188 + 49 (D-RUN-1: 8 x 6 x 1.02 = 48.96) + 63 (D-CONTRACT-1: 5 x 8 x 1.05 + 5.1 x 4 = 62.4)
+    "SCREW-M6": Decimal(675),
+    "SEAT-ASSY": Decimal(50),  # 10 + 20 + 15 + 5
+    "BACKREST-MESH": Decimal(50),
+    "ARMREST-PAIR": Decimal(50),
     # D-RUN-1's pre lines: 8 SEAT-ASSY x 1 x 1.01 = 8.08 -> 9; x 1.25 x 1.05 = 10.5 kg; x 0.8 x 1.10 = 7.04 m
     "SEAT-SHELL": Decimal(9),
     "FOAM-PU": Decimal("10.5"),
@@ -220,9 +231,9 @@ async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Pa
                 speakers=dict(speakers or {}))
     due = dt.date.today() + dt.timedelta(days=14)
 
-    def order(order_id: str, flow: str, item: str, quantity: int, holder: str) -> o.OrderPlaced:
+    def order(order_id: str, flow: str, item: str, quantity: int, holder: str, **terms: bool) -> o.OrderPlaced:
         return o.OrderPlaced(order_id=order_id, order_holder=holder, flow=flow, item=item,
-                             quantity=Decimal(quantity), ship_to="12 Harbour Street, Rotterdam", due_date=due)
+                             quantity=Decimal(quantity), ship_to="12 Harbour Street, Rotterdam", due_date=due, **terms)
 
     master = events_from(load_master_data(sample_data))
     if fresh_check:
@@ -277,6 +288,11 @@ async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Pa
         await demo.wait("receipt of 20 seat assemblies releases the parked flush",
                         lambda: demo.state_is({"D-PRE-2": "closed"}), live)
 
+        await demo.publish(CONSIGNED, order("D-CONTRACT-1", "pre", "CHAIR-ERGO", 5, CONTRACT_OWNER,
+                                            contract_manufacturing=True, own_components_allowed=True))
+        await demo.wait(f"D-CONTRACT-1 for {CONTRACT_OWNER}: its 4 consigned bases first, then 2 of ours",
+                        lambda: demo.state_is({"D-CONTRACT-1": "closed"}), live)
+
         await demo.publish(order("D-STOCK-1", "stock", "SEAT-ASSY", 5, "Echo Studios"))
         await demo.wait("D-STOCK-1 from stock: nothing in finished-goods stock yet, it waits",
                         lambda: demo.state_is({"D-STOCK-1": ("waiting-for-stock",
@@ -302,17 +318,20 @@ async def run_demo(view: DeploymentView, bootstrap_servers: str, sample_data: Pa
     after = await demo.component_stock()
     consumed = {item: entry.consumed - before[item].consumed for item, entry in after.items()
                 if entry.consumed - before[item].consumed}
+    consigned = {(lot.owner, lot.item, lot.lot): (lot.received, lot.consumed, lot.on_hand)
+                 for lot in (await demo.manufacturer()).consigned}
     seconds = time.monotonic() - demo.started
     result = DemoResult(
         end_states=rows,
         took={order_id: round(took, 1) for order_id in rows if (took := demo.took(order_id)) is not None},
         consumed={item: format(quantity, "f") for item, quantity in consumed.items()},
         seconds=round(seconds, 1),
-        ok=not wrong and consumed == EXPECTED_CONSUMED,
+        ok=not wrong and consumed == EXPECTED_CONSUMED and consigned == EXPECTED_CONSIGNED,
     )
     if not result.ok:
         console.print(f"[bold red]the results differ from the README's walkthrough:[/] end states {safe(wrong)}, "
-                      f"consumed {safe(consumed)} instead of {safe(EXPECTED_CONSUMED)}")
+                      f"consumed {safe(consumed)} instead of {safe(EXPECTED_CONSUMED)}, consigned lots "
+                      f"{safe(consigned)} instead of {safe(EXPECTED_CONSIGNED)}")
     else:
         console.print(f"[bold green]demo finished in {seconds:.1f} s:[/] every order ended, "
                       "and every component was consumed, as the README's walkthrough says.")
@@ -338,6 +357,15 @@ async def print_results(demo: Demo, before: dict[str, ComponentStock], parked_ea
         stock.add_row(safe(item), safe(entry.unit), format(start.on_hand, "f"), format(entry.received - start.received, "f"),
                       format(entry.consumed - start.consumed, "f"), format(entry.on_hand, "f"))
     console.print(stock)
+
+    if manufacturer.consigned:
+        owned = Table(title="consigned components, by brand owner (their property, consumed only by their orders)")
+        for column in ("owner", "item", "lot", "received", "consumed", "on hand"):
+            owned.add_column(column, justify="left" if column in ("owner", "item", "lot") else "right")
+        for lot in manufacturer.consigned:
+            owned.add_row(safe(lot.owner), safe(lot.item), safe(lot.lot), format(lot.received, "f"),
+                          format(lot.consumed, "f"), format(lot.on_hand, "f"))
+        console.print(owned)
 
     warehouse = await demo.view.snapshot("warehouse", WarehouseSnapshot)
     owners = Table(title="finished goods at the warehouse, by owner")

@@ -58,11 +58,23 @@ class ParkedRow(BaseModel):
     reason: str
 
 
+class ConsignedLot(BaseModel):
+    """One lot a brand owner consigned: received, consumed (net of reversals) and on hand, at every location."""
+
+    owner: str
+    item: str
+    lot: str
+    received: Decimal = Decimal(0)
+    consumed: Decimal = Decimal(0)
+    on_hand: Decimal = Decimal(0)
+
+
 class ManufacturerSnapshot(BaseModel):
     #: order id -> production order status
     production_orders: dict[str, str]
     component_stock: dict[str, ComponentStock]
     parked: list[ParkedRow]
+    consigned: list[ConsignedLot] = []
 
 
 class OwnerStock(BaseModel):
@@ -105,7 +117,16 @@ async def manufacturer_snapshot(session: Any) -> ManufacturerSnapshot:
         # Purchased components, and the seat assembly (a subassembly bought in, whose shortage the demo shows).
         if not item.phantom and not master.catalogue.bom(code) or code == "SEAT-ASSY":
             stock[code] = ComponentStock(unit=item.unit.code)
+    consigned: dict[tuple[str, str, str], ConsignedLot] = {}
     for _id, movement, _at in await repository.all_movements(session):
+        if movement.owner is not None and not movement.is_allocation:
+            lot = consigned.setdefault((movement.owner, movement.item, movement.lot),
+                                       ConsignedLot(owner=movement.owner, item=movement.item, lot=movement.lot))
+            lot.on_hand += movement.quantity
+            if movement.quantity > 0 and movement.reason is MovementReason.RECEIPT:
+                lot.received += movement.quantity
+            else:
+                lot.consumed -= movement.quantity
         entry = stock.get(movement.item)
         if entry is None or movement.location != "MAIN" or movement.is_allocation:
             continue
@@ -119,6 +140,7 @@ async def manufacturer_snapshot(session: Any) -> ManufacturerSnapshot:
         component_stock=stock,
         parked=[ParkedRow(id=e.id, order_id=e.order_id, step=e.step, status=e.status, reason=e.reason)
                 for e in await repository.all_parked(session)],
+        consigned=[consigned[key] for key in sorted(consigned)],
     )
 
 
