@@ -223,7 +223,9 @@ async def test_audit_is_clean_after_normal_flows_and_names_each_breach(flows: Fl
         return findings if all(f.ok for f in findings) else None
     findings = await eventually(clean, what="a clean audit", stack=stack)
     checks = {f.check: f for f in findings}
-    assert len(checks) == 32  # issue 17 added "warehouse: stock-flow allocations never above racked units"
+    # issue 17 added "warehouse: stock-flow allocations never above racked units", "manufacturer: owner stock never
+    # negative" and "manufacturer: consigned lots consumed only by their owner's orders"
+    assert len(checks) == 34
     assert checks["distributor: every order finished or waiting with a reason"].detail.startswith("3 orders:")
     assert checks["warehouse: consignment stock = stored - shipped"].detail == (
         "stored 4 - shipped 3 - released 1 = 0 in consignment stock"
