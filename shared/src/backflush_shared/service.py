@@ -254,6 +254,9 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple
         settings.bootstrap_servers,
         client_id=f"backflush-{definition.name}",
         logger=logging.getLogger(f"backflush.{definition.name}.broker"),
+        # FastStream's "Received" / "Processed" lines, two per batch: at batches of one event they were a log
+        # line per event on top of ours, for nothing a reader uses (errors are still logged at ERROR)
+        log_level=logging.DEBUG,
         graceful_timeout=20.0,
         enable_idempotence=True,
         security=settings.faststream_security(),  # the same BACKFLUSH_SECURITY_* settings as every other client
