@@ -111,6 +111,8 @@ class BatchProcessor:
         self.on_committed = on_committed
         #: where each transaction accounts for the offsets it took care of, and the consumer group of a topic
         self.consumed_ranges = consumed_ranges
+        # built once: at batches of one event, building a statement per batch cost more than SQLite running it
+        self._insert_ranges = insert(consumed_ranges) if consumed_ranges is not None else None
         self.group_of = group_of
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
@@ -192,10 +194,10 @@ class BatchProcessor:
 
     async def _account(self, session: AsyncSession, ranges: _Ranges) -> None:
         """One row per partition of what this transaction took care of: `backflush audit` finds lost offsets."""
-        if self.consumed_ranges is None or self.group_of is None or not ranges.by_partition:
+        if self._insert_ranges is None or self.group_of is None or not ranges.by_partition:
             return
         now = datetime.now(UTC)
-        await session.execute(insert(self.consumed_ranges), [
+        await session.execute(self._insert_ranges, [
             {"group_id": self.group_of(topic), "topic": topic, "partition": partition, "first_offset": r.first,
              "last_offset": r.last, "records": r.records, "applied": r.applied, "dead_lettered": r.dead_lettered,
              "recorded_at": now}

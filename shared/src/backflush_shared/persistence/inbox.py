@@ -24,6 +24,8 @@ class Inbox:
         # built once: a statement built per call costs SQLAlchemy more than SQLite takes to run it
         self._known = select(table.c.content_hash, table.c.outcome).where(table.c.event_id == bindparam("event_id"))
         self._insert = insert(table)
+        self._known_many = select(table.c.event_id, table.c.content_hash, table.c.outcome).where(
+            table.c.event_id.in_(bindparam("event_ids", expanding=True)))
 
     async def claim(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str = "applied", *,
                     retry_refused: bool = False) -> Claim:
@@ -81,12 +83,9 @@ class InboxBatch:
     @classmethod
     async def load(cls, inbox: Inbox, session: AsyncSession, event_ids: list[str]) -> InboxBatch:
         known: dict[str, tuple[str, str]] = {}
-        table = inbox.table
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start : start + 500]
-            rows = await session.execute(
-                select(table.c.event_id, table.c.content_hash, table.c.outcome).where(table.c.event_id.in_(chunk))
-            )
+            rows = await session.execute(inbox._known_many, {"event_ids": chunk})
             known.update({row.event_id: (row.content_hash, row.outcome) for row in rows})
         return cls(inbox, known)
 
@@ -119,5 +118,5 @@ class InboxBatch:
 
     async def flush(self, session: AsyncSession) -> None:
         if self.new:
-            await session.execute(insert(self.inbox.table), list(self.new.values()))
+            await session.execute(self.inbox._insert, list(self.new.values()))
             self.new = {}

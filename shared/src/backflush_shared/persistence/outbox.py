@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, event, func, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts.base import Event
@@ -50,6 +50,13 @@ class Outbox:
         self.table = table
         self.topics = topics
         self.source = source
+        # built once (see Inbox): the relay runs these after every batch
+        self._insert = insert(table)
+        self._pending = (select(table.c.id, table.c.topic, table.c.record_key, table.c.value, table.c.headers)
+                         .where(table.c.published_at.is_(None)).order_by(table.c.id).limit(bindparam("limit", type_=Integer)))
+        self._mark = (update(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+                      .values(published_at=bindparam("now", type_=table.c.published_at.type)))
+        self._dedupe = select(table.c.id).where(table.c.event_id == bindparam("event_id"))
 
     async def emit(
         self,
@@ -85,9 +92,7 @@ class Outbox:
         if dedupe_id is not None:
             if any(row["event_id"] == dedupe_id for row in buffer):
                 return
-            exists = (
-                await session.execute(select(self.table.c.id).where(self.table.c.event_id == dedupe_id))
-            ).scalar_one_or_none()
+            exists = (await session.execute(self._dedupe, {"event_id": dedupe_id})).scalar_one_or_none()
             if exists is not None:
                 return
         event_id = dedupe_id or (str(envelope.event_id) if envelope else _header(record.headers, "ce_id") or f"raw:{uuid.uuid4().hex}")
@@ -114,30 +119,17 @@ class Outbox:
     async def flush(self, session: AsyncSession) -> None:
         rows = session.info.pop(BUFFER, None)
         if rows:
-            await session.execute(insert(self.table), rows)
+            await session.execute(self._insert, rows)
 
     async def pending(self, session: AsyncSession, limit: int) -> list[PendingRecord]:
-        rows = (
-            await session.execute(
-                select(
-                    self.table.c.id,
-                    self.table.c.topic,
-                    self.table.c.record_key,
-                    self.table.c.value,
-                    self.table.c.headers,
-                )
-                .where(self.table.c.published_at.is_(None))
-                .order_by(self.table.c.id)
-                .limit(limit)
-            )
-        ).all()
+        rows = (await session.execute(self._pending, {"limit": limit})).all()
         return [PendingRecord(row.id, row.topic, row.record_key, row.value, _headers_from_text(row.headers)) for row in rows]
 
     async def mark_published(self, session: AsyncSession, ids: Sequence[int]) -> None:
         now = datetime.now(UTC)
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
-            await session.execute(update(self.table).where(self.table.c.id.in_(chunk)).values(published_at=now))
+            await session.execute(self._mark, {"ids": chunk, "now": now})
 
     async def count_unpublished(self, session: AsyncSession) -> int:
         return int(
