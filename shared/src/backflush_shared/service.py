@@ -116,6 +116,7 @@ class ServiceRuntime:
             handlers=definition.build_handlers(runtime),
             max_value_bytes=settings.max_value_bytes,
             on_committed=relay.wake,
+            hand_over=relay.hand_over,
             consumed_ranges=definition.metadata.tables.get(CONSUMED_RANGES),
             group_of=lambda topic: group_id(settings, topics.logical(topic) or topic),
         )
