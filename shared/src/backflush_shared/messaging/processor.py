@@ -36,6 +36,7 @@ from backflush_shared.messaging.codec import (
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
 from backflush_shared.persistence import row_buffer
 from backflush_shared.persistence.database import Database, is_sqlite
+from backflush_shared.persistence.fast_insert import insert_rows
 from backflush_shared.persistence.inbox import Claim, Inbox, InboxBatch
 from backflush_shared.persistence.outbox import Outbox, PendingRecord
 
@@ -207,12 +208,12 @@ class BatchProcessor:
         if self._insert_ranges is None or self.group_of is None or not ranges.by_partition:
             return
         now = datetime.now(UTC)
-        await session.execute(self._insert_ranges, [
+        await insert_rows(session, self.consumed_ranges, [
             {"group_id": self.group_of(topic), "topic": topic, "partition": partition, "first_offset": r.first,
              "last_offset": r.last, "records": r.records, "applied": r.applied, "dead_lettered": r.dead_lettered,
              "recorded_at": now}
             for (topic, partition), r in ranges.by_partition.items()
-        ])
+        ], self._insert_ranges)
 
     async def _apply(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent,
                      result: BatchResult, isolated: bool = True) -> None:

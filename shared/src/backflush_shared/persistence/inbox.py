@@ -9,6 +9,7 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.messaging.codec import ConsumedEvent
+from backflush_shared.persistence.fast_insert import insert_rows
 
 
 class Claim(StrEnum):
@@ -118,5 +119,5 @@ class InboxBatch:
 
     async def flush(self, session: AsyncSession) -> None:
         if self.new:
-            await session.execute(self.inbox._insert, list(self.new.values()))
+            await insert_rows(session, self.inbox.table, list(self.new.values()), self.inbox._insert)
             self.new = {}

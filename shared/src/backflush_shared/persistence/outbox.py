@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Integer, Table, bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.envelope import Envelope
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.codec import ConsumedEvent, EncodedRecord, encode
+from backflush_shared.persistence.fast_insert import insert_rows, insert_rows_returning_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +132,11 @@ class Outbox:
         if not rows:
             return []
         if not returning:
-            await session.execute(self._insert, rows)
+            await insert_rows(session, self.table, rows, self._insert)
             return []
-        ids = (await session.execute(self._insert_returning, rows)).scalars().all()
+        ids = insert_rows_returning_ids(session, self.table, rows)
+        if ids is None:
+            ids = (await session.execute(self._insert_returning, rows)).scalars().all()
         return [PendingRecord(id_, row["topic"], row["record_key"], row["value"], list(raw))  # type: ignore[arg-type]
                 for id_, row, raw in zip(ids, rows, headers, strict=True)]
 
@@ -167,7 +171,6 @@ def _buffer(session: AsyncSession) -> list[dict[str, object]]:
     buffer = session.info.get(BUFFER)
     if buffer is None:
         buffer = session.info[BUFFER] = []
-        event.listen(session.sync_session, "before_commit", _refuse_unflushed)
     return buffer  # type: ignore[no-any-return]
 
 
@@ -180,3 +183,8 @@ def _refuse_unflushed(sync_session: Any) -> None:
         return  # releasing a savepoint: the outer transaction flushes later
     if sync_session.info.get(BUFFER):
         raise RuntimeError("outbox records buffered but never flushed: call Outbox.flush before committing")
+
+
+# Once for every session (a no-op for those without a buffer): a listener per session cost about 50 µs to
+# register, at every batch.
+event.listen(Session, "before_commit", _refuse_unflushed)
