@@ -111,3 +111,18 @@ def insert_rows_returning_ids(session: Any, table: Table, rows: Sequence[dict[st
         return ids
     finally:
         cursor.close()
+
+
+def select_in(session: Any, table: Table, columns: Sequence[str], key: str,
+              values: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+    """SQLite: `SELECT columns FROM table WHERE key IN values` on the connection (text columns only: no result
+    processing); None when this cannot be done here (the caller then asks SQLAlchemy)."""
+    sync_session = sqlite_session(session)
+    if sync_session is None or sync_session.bind is None or sync_session.bind.dialect.name != "sqlite":
+        return None
+    if not values:
+        return []
+    quote = _DIALECT.identifier_preparer.quote
+    sql = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {_DIALECT.identifier_preparer.format_table(table)} "
+           f"WHERE {quote(key)} IN ({', '.join('?' * len(values))})")
+    return _raw(sync_session).execute(sql, tuple(values)).fetchall()  # type: ignore[no-any-return]

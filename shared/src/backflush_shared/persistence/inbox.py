@@ -9,7 +9,7 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.messaging.codec import ConsumedEvent
-from backflush_shared.persistence.fast_insert import insert_rows
+from backflush_shared.persistence.fast_insert import insert_rows, select_in
 
 
 class Claim(StrEnum):
@@ -86,6 +86,10 @@ class InboxBatch:
         known: dict[str, tuple[str, str]] = {}
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start : start + 500]
+            raw = select_in(session, inbox.table, ("event_id", "content_hash", "outcome"), "event_id", chunk)
+            if raw is not None:  # SQLite: on its connection (see fast_insert.py); the columns are plain text
+                known.update({event_id: (content_hash, outcome) for event_id, content_hash, outcome in raw})
+                continue
             rows = await session.execute(inbox._known_many, {"event_ids": chunk})
             known.update({row.event_id: (row.content_hash, row.outcome) for row in rows})
         return cls(inbox, known)
