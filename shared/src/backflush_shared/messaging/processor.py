@@ -35,9 +35,10 @@ from backflush_shared.messaging.codec import (
 )
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
 from backflush_shared.persistence import row_buffer
-from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.database import Database, is_sqlite
+from backflush_shared.persistence.fast_insert import insert_rows
 from backflush_shared.persistence.inbox import Claim, Inbox, InboxBatch
-from backflush_shared.persistence.outbox import Outbox
+from backflush_shared.persistence.outbox import Outbox, PendingRecord
 
 log = structlog.get_logger("backflush.processor")
 
@@ -96,6 +97,7 @@ class BatchProcessor:
         handlers: Mapping[type[Event], Handler],
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         on_committed: Callable[[], None] | None = None,
+        hand_over: Callable[[list[PendingRecord]], None] | None = None,
         consumed_ranges: Table | None = None,
         group_of: Callable[[str], str] | None = None,
     ) -> None:
@@ -109,8 +111,12 @@ class BatchProcessor:
         self._foreign_types: dict[bytes, bool] = {}  # raw ce_type -> another service's event (see _not_ours)
         self.max_value_bytes = max_value_bytes
         self.on_committed = on_committed
+        #: SQLite: given the outbox rows a batch wrote, right after its commit, so the relay need not read them back
+        self.hand_over = hand_over if is_sqlite(database.url) else None
         #: where each transaction accounts for the offsets it took care of, and the consumer group of a topic
         self.consumed_ranges = consumed_ranges
+        # built once: at batches of one event, building a statement per batch cost more than SQLite running it
+        self._insert_ranges = insert(consumed_ranges) if consumed_ranges is not None else None
         self.group_of = group_of
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
@@ -147,10 +153,18 @@ class BatchProcessor:
             await self._account(session, ranges)
             # the batch's inbox rows and outgoing records, each in one statement
             await inbox.flush(session)
-            await self.outbox.flush(session)
-        if result.wrote_outbox and self.on_committed is not None:
-            self.on_committed()
+            written = await self.outbox.flush(session, returning=self.hand_over is not None)
+        self._committed(written, result.wrote_outbox)
         return result
+
+    def _committed(self, written: list[PendingRecord], wrote_outbox: bool) -> None:
+        """Right after a commit, in the same step of the event loop (the relay relies on it): the relay learns of
+        the rows written, or, where rows are not handed over, that there may be some."""
+        if self.hand_over is not None:
+            if written:
+                self.hand_over(written)
+        elif wrote_outbox and self.on_committed is not None:
+            self.on_committed()
 
     def _not_ours(self, record: ConsumerRecordLike) -> bool:
         """A record whose one `ce_type` header names a known event type no handler of ours takes.
@@ -186,21 +200,20 @@ class BatchProcessor:
             ranges = _Ranges()
             ranges.add(record, 0, 1)
             await self._account(session, ranges)
-            await self.outbox.flush(session)
-        if self.on_committed is not None:
-            self.on_committed()
+            written = await self.outbox.flush(session, returning=self.hand_over is not None)
+        self._committed(written, True)
 
     async def _account(self, session: AsyncSession, ranges: _Ranges) -> None:
         """One row per partition of what this transaction took care of: `backflush audit` finds lost offsets."""
-        if self.consumed_ranges is None or self.group_of is None or not ranges.by_partition:
+        if self._insert_ranges is None or self.group_of is None or not ranges.by_partition:
             return
         now = datetime.now(UTC)
-        await session.execute(insert(self.consumed_ranges), [
+        await insert_rows(session, self.consumed_ranges, [
             {"group_id": self.group_of(topic), "topic": topic, "partition": partition, "first_offset": r.first,
              "last_offset": r.last, "records": r.records, "applied": r.applied, "dead_lettered": r.dead_lettered,
              "recorded_at": now}
             for (topic, partition), r in ranges.by_partition.items()
-        ])
+        ], self._insert_ranges)
 
     async def _apply(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent,
                      result: BatchResult, isolated: bool = True) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.messaging.codec import ConsumedEvent
+from backflush_shared.persistence.fast_insert import insert_rows, select_in
 
 
 class Claim(StrEnum):
@@ -24,6 +25,8 @@ class Inbox:
         # built once: a statement built per call costs SQLAlchemy more than SQLite takes to run it
         self._known = select(table.c.content_hash, table.c.outcome).where(table.c.event_id == bindparam("event_id"))
         self._insert = insert(table)
+        self._known_many = select(table.c.event_id, table.c.content_hash, table.c.outcome).where(
+            table.c.event_id.in_(bindparam("event_ids", expanding=True)))
 
     async def claim(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str = "applied", *,
                     retry_refused: bool = False) -> Claim:
@@ -81,12 +84,13 @@ class InboxBatch:
     @classmethod
     async def load(cls, inbox: Inbox, session: AsyncSession, event_ids: list[str]) -> InboxBatch:
         known: dict[str, tuple[str, str]] = {}
-        table = inbox.table
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start : start + 500]
-            rows = await session.execute(
-                select(table.c.event_id, table.c.content_hash, table.c.outcome).where(table.c.event_id.in_(chunk))
-            )
+            raw = select_in(session, inbox.table, ("event_id", "content_hash", "outcome"), "event_id", chunk)
+            if raw is not None:  # SQLite: on its connection (see fast_insert.py); the columns are plain text
+                known.update({event_id: (content_hash, outcome) for event_id, content_hash, outcome in raw})
+                continue
+            rows = await session.execute(inbox._known_many, {"event_ids": chunk})
             known.update({row.event_id: (row.content_hash, row.outcome) for row in rows})
         return cls(inbox, known)
 
@@ -119,5 +123,5 @@ class InboxBatch:
 
     async def flush(self, session: AsyncSession) -> None:
         if self.new:
-            await session.execute(insert(self.inbox.table), list(self.new.values()))
+            await insert_rows(session, self.inbox.table, list(self.new.values()), self.inbox._insert)
             self.new = {}

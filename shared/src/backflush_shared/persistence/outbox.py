@@ -10,13 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, event, func, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.envelope import Envelope
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.codec import ConsumedEvent, EncodedRecord, encode
+from backflush_shared.persistence.fast_insert import insert_rows, insert_rows_returning_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ def _headers_from_text(text: str) -> list[tuple[str, bytes]]:
 
 
 BUFFER = "backflush_outbox_buffer"
+#: The buffered records' headers as bytes, in the buffer's order: what the relay sends when handed the records.
+RAW_HEADERS = "backflush_outbox_raw_headers"
 
 
 class Outbox:
@@ -50,6 +54,15 @@ class Outbox:
         self.table = table
         self.topics = topics
         self.source = source
+        # built once (see Inbox): the relay runs these after every batch
+        self._insert = insert(table)
+        self._insert_returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        self._pending = (select(table.c.id, table.c.topic, table.c.record_key, table.c.value, table.c.headers)
+                         .where(table.c.published_at.is_(None)).order_by(table.c.id).limit(bindparam("limit", type_=Integer)))
+        self._mark = (update(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+                      .values(published_at=bindparam("now", type_=table.c.published_at.type)))
+        self._last_id = select(func.max(table.c.id))
+        self._dedupe = select(table.c.id).where(table.c.event_id == bindparam("event_id"))
 
     async def emit(
         self,
@@ -85,12 +98,11 @@ class Outbox:
         if dedupe_id is not None:
             if any(row["event_id"] == dedupe_id for row in buffer):
                 return
-            exists = (
-                await session.execute(select(self.table.c.id).where(self.table.c.event_id == dedupe_id))
-            ).scalar_one_or_none()
+            exists = (await session.execute(self._dedupe, {"event_id": dedupe_id})).scalar_one_or_none()
             if exists is not None:
                 return
         event_id = dedupe_id or (str(envelope.event_id) if envelope else _header(record.headers, "ce_id") or f"raw:{uuid.uuid4().hex}")
+        _raw_headers(session).append(record.headers)
         buffer.append(
             dict(
                 event_id=event_id,
@@ -110,34 +122,37 @@ class Outbox:
     def discard_after(self, session: AsyncSession, mark: int) -> None:
         """Drop what was buffered after `mark` (a handler's savepoint rolled back)."""
         del _buffer(session)[mark:]
+        del _raw_headers(session)[mark:]
 
-    async def flush(self, session: AsyncSession) -> None:
+    async def flush(self, session: AsyncSession, *, returning: bool = False) -> list[PendingRecord]:
+        """Write the buffered records in one statement. With `returning`, also give them back as the relay sends
+        them (with their ids, in id order), so that it can send them without reading them back."""
         rows = session.info.pop(BUFFER, None)
-        if rows:
-            await session.execute(insert(self.table), rows)
+        headers = session.info.pop(RAW_HEADERS, None) or []
+        if not rows:
+            return []
+        if not returning:
+            await insert_rows(session, self.table, rows, self._insert)
+            return []
+        ids = insert_rows_returning_ids(session, self.table, rows)
+        if ids is None:
+            ids = (await session.execute(self._insert_returning, rows)).scalars().all()
+        return [PendingRecord(id_, row["topic"], row["record_key"], row["value"], list(raw))  # type: ignore[arg-type]
+                for id_, row, raw in zip(ids, rows, headers, strict=True)]
 
     async def pending(self, session: AsyncSession, limit: int) -> list[PendingRecord]:
-        rows = (
-            await session.execute(
-                select(
-                    self.table.c.id,
-                    self.table.c.topic,
-                    self.table.c.record_key,
-                    self.table.c.value,
-                    self.table.c.headers,
-                )
-                .where(self.table.c.published_at.is_(None))
-                .order_by(self.table.c.id)
-                .limit(limit)
-            )
-        ).all()
+        rows = (await session.execute(self._pending, {"limit": limit})).all()
         return [PendingRecord(row.id, row.topic, row.record_key, row.value, _headers_from_text(row.headers)) for row in rows]
 
     async def mark_published(self, session: AsyncSession, ids: Sequence[int]) -> None:
         now = datetime.now(UTC)
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
-            await session.execute(update(self.table).where(self.table.c.id.in_(chunk)).values(published_at=now))
+            await session.execute(self._mark, {"ids": chunk, "now": now})
+
+    async def last_id(self, session: AsyncSession) -> int | None:
+        """The highest id in the table (published or not), None when it is empty."""
+        return (await session.execute(self._last_id)).scalar_one_or_none()
 
     async def count_unpublished(self, session: AsyncSession) -> int:
         return int(
@@ -156,8 +171,11 @@ def _buffer(session: AsyncSession) -> list[dict[str, object]]:
     buffer = session.info.get(BUFFER)
     if buffer is None:
         buffer = session.info[BUFFER] = []
-        event.listen(session.sync_session, "before_commit", _refuse_unflushed)
     return buffer  # type: ignore[no-any-return]
+
+
+def _raw_headers(session: AsyncSession) -> list[Sequence[tuple[str, bytes]]]:
+    return session.info.setdefault(RAW_HEADERS, [])  # type: ignore[no-any-return]
 
 
 def _refuse_unflushed(sync_session: Any) -> None:
@@ -165,3 +183,8 @@ def _refuse_unflushed(sync_session: Any) -> None:
         return  # releasing a savepoint: the outer transaction flushes later
     if sync_session.info.get(BUFFER):
         raise RuntimeError("outbox records buffered but never flushed: call Outbox.flush before committing")
+
+
+# Once for every session (a no-op for those without a buffer): a listener per session cost about 50 µs to
+# register, at every batch.
+event.listen(Session, "before_commit", _refuse_unflushed)

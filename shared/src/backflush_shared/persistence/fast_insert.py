@@ -1,0 +1,128 @@
+"""Inserts of the consume path that every batch runs, straight on SQLite's connection.
+
+Every batch inserts its inbox rows, its offset accounting, its outbox rows and its appended history. Through
+SQLAlchemy each of those statements cost a few hundred microseconds of Python (the session's execution path, the
+compiled-cache lookup, the result machinery) around the microseconds SQLite takes: at batches of one event, more
+than the event itself. On SQLite (an `InlineSession`, see inline_sqlite.py) they run here instead: the INSERT is
+compiled once per table and set of columns by SQLAlchemy's own SQLite dialect, the values go through the
+dialect's own bind processors (a datetime is stored exactly as SQLAlchemy stores it), and the sqlite3 connection
+of the session's transaction runs it. Anything else -- PostgreSQL, a row that leaves a column with a default to
+SQLAlchemy -- goes through SQLAlchemy as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.orm import Session
+
+_DIALECT = SQLiteDialect_pysqlite()
+_RAW_CONNECTION = "backflush_raw_sqlite_connection"
+
+
+class _Compiled:
+    __slots__ = ("sql", "names", "processors")
+
+    def __init__(self, table: Table, columns: tuple[str, ...]) -> None:
+        compiled = insert(table).compile(dialect=_DIALECT, column_keys=list(columns))
+        self.sql: str = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        bind = compiled._bind_processors  # noqa: SLF001 - the dialect's own conversions, so storage is identical
+        self.processors: tuple[Callable[[Any], Any] | None, ...] = tuple(bind.get(name) for name in self.names)
+
+    def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(value if process is None or value is None else process(value)
+                     for process, value in zip(self.processors, (row[name] for name in self.names), strict=True))
+
+
+_compiled: dict[tuple[Table, tuple[str, ...]], _Compiled | None] = {}
+
+
+def _compile(table: Table, row: dict[str, Any]) -> _Compiled | None:
+    key = (table, tuple(row))
+    found = _compiled.get(key, _compiled)
+    if found is _compiled:
+        candidate = _Compiled(table, key[1])
+        # a column the rows leave out but the statement binds (a default SQLAlchemy computes): its way, then
+        found = candidate if set(candidate.names) == set(key[1]) else None
+        _compiled[key] = found
+    return found  # type: ignore[return-value]
+
+
+def sqlite_session(session: Any) -> Session | None:
+    """The plain session behind an `InlineSession` (SQLite), else None."""
+    from backflush_shared.persistence.inline_sqlite import InlineSession
+
+    return session.sync_session if isinstance(session, InlineSession) else None
+
+
+def _raw(sync_session: Session) -> Any:
+    """The sqlite3 connection of the session's transaction (kept for the transaction: the session's info goes
+    with it)."""
+    raw = sync_session.info.get(_RAW_CONNECTION)
+    if raw is None:
+        raw = sync_session.connection().connection.driver_connection
+        sync_session.info[_RAW_CONNECTION] = raw
+    return raw
+
+
+def insert_rows_sync(sync_session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
+    """Insert `rows` (all with the same keys) on SQLite's connection; False (nothing done) when SQLAlchemy must."""
+    bind = sync_session.bind
+    if bind is None or bind.dialect.name != "sqlite":
+        return False
+    if not rows:
+        return True
+    compiled = _compile(table, rows[0])
+    keys = rows[0].keys()
+    if compiled is None or any(row.keys() != keys for row in rows):
+        return False
+    _raw(sync_session).executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+    return True
+
+
+async def insert_rows(session: Any, table: Table, rows: Sequence[dict[str, Any]], statement: Any = None) -> None:
+    """Insert `rows` in one statement: on SQLite's connection when it can, else `statement` (or an INSERT)."""
+    sync_session = sqlite_session(session)
+    if sync_session is not None and insert_rows_sync(sync_session, table, rows):
+        return
+    await session.execute(statement if statement is not None else insert(table), list(rows))
+
+
+def insert_rows_returning_ids(session: Any, table: Table, rows: Sequence[dict[str, Any]]) -> list[int] | None:
+    """SQLite: insert `rows` one statement each on the connection and return their ids (the rowid, in order);
+    None when this cannot be done here (the caller then inserts with RETURNING through SQLAlchemy)."""
+    sync_session = sqlite_session(session)
+    if sync_session is None or not rows:
+        return None if sync_session is None else []
+    compiled = _compile(table, rows[0])
+    keys = rows[0].keys()
+    if compiled is None or any(row.keys() != keys for row in rows):
+        return None
+    cursor = _raw(sync_session).cursor()
+    try:
+        ids: list[int] = []
+        for row in rows:
+            cursor.execute(compiled.sql, compiled.parameters(row))
+            ids.append(cursor.lastrowid)
+        return ids
+    finally:
+        cursor.close()
+
+
+def select_in(session: Any, table: Table, columns: Sequence[str], key: str,
+              values: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+    """SQLite: `SELECT columns FROM table WHERE key IN values` on the connection (text columns only: no result
+    processing); None when this cannot be done here (the caller then asks SQLAlchemy)."""
+    sync_session = sqlite_session(session)
+    if sync_session is None or sync_session.bind is None or sync_session.bind.dialect.name != "sqlite":
+        return None
+    if not values:
+        return []
+    quote = _DIALECT.identifier_preparer.quote
+    sql = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {_DIALECT.identifier_preparer.format_table(table)} "
+           f"WHERE {quote(key)} IN ({', '.join('?' * len(values))})")
+    return _raw(sync_session).execute(sql, tuple(values)).fetchall()  # type: ignore[no-any-return]
