@@ -297,7 +297,7 @@ async def test_audit_is_clean_after_normal_flows_and_names_each_breach(flows: Fl
     allowed = backflush("audit", *database_args(stack), "--json", env={"BACKFLUSH_NEGATIVE_STOCK_POLICY": "allow"})
     assert allowed.returncode == 1
     as_json = json.loads(allowed.stdout)
-    assert as_json["ok"] is False and len(as_json["findings"]) == 32
+    assert as_json["ok"] is False and len(as_json["findings"]) == 34
     assert sorted(f["check"] for f in as_json["findings"] if not f["ok"]) == [
         check for check in sorted(failed) if check != "manufacturer: NEGATIVE lots only where the policy allows"
     ]
