@@ -71,6 +71,9 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext], Awaitable[None]]
+#: What a service loads for a whole batch before its handlers run (see `ServiceDefinition.load_batch`): the open
+#: transaction and the batch's events that its handlers are about to apply, in batch order.
+BatchLoader = Callable[[AsyncSession, Sequence[ConsumedEvent]], Awaitable[None]]
 
 
 @dataclass
@@ -98,6 +101,7 @@ class BatchProcessor:
         on_committed: Callable[[], None] | None = None,
         consumed_ranges: Table | None = None,
         group_of: Callable[[str], str] | None = None,
+        load_batch: BatchLoader | None = None,
     ) -> None:
         self.service = service
         self.database = database
@@ -112,6 +116,7 @@ class BatchProcessor:
         #: where each transaction accounts for the offsets it took care of, and the consumer group of a topic
         self.consumed_ranges = consumed_ranges
         self.group_of = group_of
+        self.load_batch = load_batch
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
         """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed).
@@ -134,6 +139,11 @@ class BatchProcessor:
                 str(item.envelope.event_id) for item in decoded
                 if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
             ])
+            if self.load_batch is not None:
+                await self.load_batch(session, [
+                    item for item in decoded if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
+                    and str(item.envelope.event_id) not in inbox.known  # a duplicate changes nothing
+                ])
             ranges = _Ranges()
             for record, item in zip(records, decoded, strict=True):
                 applied, dead_lettered = result.applied, result.dead_lettered
