@@ -29,7 +29,7 @@ from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.topics import Topic, TopicNames, service_source
 from backflush_shared.errors import ConfigurationError
 from backflush_shared.messaging.admin import ensure_topics, wait_for_broker
-from backflush_shared.messaging.processor import BatchProcessor, Handler
+from backflush_shared.messaging.processor import BatchLoader, BatchProcessor, Handler
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Inbox
@@ -65,6 +65,9 @@ class ServiceDefinition:
     settings_class: type[ServiceSettings] = ServiceSettings
     #: Runs after migrations, before consuming: e.g. the warehouse lays out its racks from its settings.
     on_prepare: Callable[["ServiceRuntime"], Awaitable[None]] | None = None
+    #: Runs in each batch's transaction before its events are applied, with the events about to be applied: e.g.
+    #: the distributor loads (and locks) the batch's orders with one statement instead of one per event.
+    load_batch: BatchLoader | None = None
 
 
 def load_service(name: str) -> ServiceDefinition:
@@ -119,6 +122,7 @@ class ServiceRuntime:
             hand_over=relay.hand_over,
             consumed_ranges=definition.metadata.tables.get(CONSUMED_RANGES),
             group_of=lambda topic: group_id(settings, topics.logical(topic) or topic),
+            load_batch=definition.load_batch,
         )
         return runtime
 

@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.common import RackPlacement
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging import processor as processor_module
@@ -39,6 +42,7 @@ from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 from backflush_shared.settings import ServiceSettings
 
+from backflush_distributor.adapters import repository as distributor_repository
 from backflush_distributor.adapters.tables import inbox, order_events, order_transitions, orders, outbox
 from backflush_distributor.app import SERVICE as DISTRIBUTOR
 from backflush_warehouse.app import SERVICE as WAREHOUSE
@@ -170,6 +174,44 @@ async def test_a_refused_event_leaves_only_its_dead_letter_and_the_rest_of_its_b
     [accounted] = await setup.rows(DISTRIBUTOR.metadata.tables["consumed_ranges"])
     assert (accounted["first_offset"], accounted["last_offset"], accounted["records"], accounted["applied"],
             accounted["dead_lettered"]) == (10, 12, 3, 2, 1)
+
+
+async def test_the_orders_of_a_batch_are_read_once_and_each_event_starts_from_what_the_one_before_saved(
+    setup: Setup,
+) -> None:
+    """The distributor loads (and on PostgreSQL locks) a batch's orders with one statement before its handlers run;
+    two events of one order in the batch both keep their milestone."""
+    assert setup.runtime.processor is not None
+    assert setup.runtime.database.sqlite_engine is not None
+    await setup.runtime.processor.process([placed("A", 10), placed("B", 11)])
+    inspected = c.QualityInspectionRecorded(order_id="A", item="CHAIR-ERGO", passed=True, inspected_by="QA")
+    racked = inv.GoodsRacked(order_id="A", item="CHAIR-ERGO", lot="L-1",
+                             placements=[RackPlacement(location="DC-A1", quantity=Decimal(1))])
+    inspected_b = c.QualityInspectionRecorded(order_id="B", item="CHAIR-ERGO", passed=True, inspected_by="QA")
+    reads: list[str] = []
+
+    def count_reads(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM orders" in statement:
+            reads.append(statement)
+
+    event.listen(setup.runtime.database.sqlite_engine, "before_cursor_execute", count_reads)
+    try:
+        result = await setup.runtime.processor.process([
+            record_of(inspected, TopicNames()(inspected.topic), 0, 20),
+            record_of(racked, TopicNames()(racked.topic), 0, 21),
+            record_of(inspected_b, TopicNames()(inspected_b.topic), 0, 22),
+        ])
+    finally:
+        event.remove(setup.runtime.database.sqlite_engine, "before_cursor_execute", count_reads)
+
+    assert result.applied == 3
+    assert len(reads) == 1, reads
+    async with setup.runtime.database.reading() as session:
+        a = await distributor_repository.load(session, "A")
+        b = await distributor_repository.load(session, "B")
+    assert a is not None and b is not None
+    assert (a.order.milestones.quality_passed, a.order.milestones.racked) == (True, True)
+    assert (b.order.milestones.quality_passed, b.order.milestones.racked) == (True, False)
 
 
 async def test_a_batch_without_refusals_runs_each_handler_once(setup: Setup) -> None:

@@ -6,8 +6,10 @@ import base64
 import hashlib
 import json
 from decimal import Decimal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
@@ -16,7 +18,7 @@ from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import OrderProcessingInfo
 from backflush_shared.contracts.registry import events_on
 from backflush_shared.contracts.topics import Topic, TopicNames
-from backflush_shared.messaging.codec import RecordOrigin
+from backflush_shared.messaging.codec import ConsumedEvent, RecordOrigin
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
 from backflush_shared.messaging.processor import Handler, HandlerContext
 
@@ -410,6 +412,15 @@ NOT_ABOUT_ORDERS: frozenset[type[Event]] = frozenset({
     c.FinishedStockWithdrawn, c.FinishedStockWithdrawalRefused,
     inv.FinishedGoodsStocked, inv.FinishedStockWithdrawalRequested,
 })
+
+
+async def load_batch(session: AsyncSession, events: Sequence[ConsumedEvent]) -> None:
+    """Before a batch is applied: lock and load every order its events move, in one statement (see `STEPS`)."""
+    await repository.lock_orders(session, [
+        consumed.event.record_key() for consumed in events
+        if type(consumed.event) not in (o.OrderPlaced, inv.StorageCapacityAnnounced)
+        and not getattr(consumed.event, "make_to_stock", False)
+    ])
 
 
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:

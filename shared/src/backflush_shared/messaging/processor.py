@@ -72,6 +72,9 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext], Awaitable[None]]
+#: What a service loads for a whole batch before its handlers run (see `ServiceDefinition.load_batch`): the open
+#: transaction and the batch's events that its handlers are about to apply, in batch order.
+BatchLoader = Callable[[AsyncSession, Sequence[ConsumedEvent]], Awaitable[None]]
 
 
 @dataclass
@@ -100,6 +103,7 @@ class BatchProcessor:
         hand_over: Callable[[list[PendingRecord]], None] | None = None,
         consumed_ranges: Table | None = None,
         group_of: Callable[[str], str] | None = None,
+        load_batch: BatchLoader | None = None,
     ) -> None:
         self.service = service
         self.database = database
@@ -118,6 +122,7 @@ class BatchProcessor:
         # built once: at batches of one event, building a statement per batch cost more than SQLite running it
         self._insert_ranges = insert(consumed_ranges) if consumed_ranges is not None else None
         self.group_of = group_of
+        self.load_batch = load_batch
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
         """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed).
@@ -140,6 +145,11 @@ class BatchProcessor:
                 str(item.envelope.event_id) for item in decoded
                 if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
             ])
+            if self.load_batch is not None:
+                await self.load_batch(session, [
+                    item for item in decoded if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
+                    and str(item.envelope.event_id) not in inbox.known  # a duplicate changes nothing
+                ])
             ranges = _Ranges()
             for record, item in zip(records, decoded, strict=True):
                 applied, dead_lettered = result.applied, result.dead_lettered

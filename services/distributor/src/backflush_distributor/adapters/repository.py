@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backflush_shared.messaging.processor import TRANSACTION_CACHES
 from backflush_shared.persistence.row_buffer import insert_at_commit
 
 from backflush_distributor.adapters.tables import order_events, order_transitions, orders, storage_capacity
@@ -48,6 +50,9 @@ def _milestones_from_json(text: str) -> Milestones:
 # value, computing its cache key) than SQLite takes to run it; a prebuilt one keeps its cache key.
 _LOAD = select(orders).where(orders.c.order_id == bindparam("order_id"))
 _LOAD_FOR_UPDATE = _LOAD.with_for_update()
+# one statement, rows locked in order id order: two transactions locking several orders take them in the same order
+_LOAD_MANY_FOR_UPDATE = (select(orders).where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
+                         .order_by(orders.c.order_id).with_for_update())
 _ADD = insert(orders)
 _SAVE = update(orders).where(orders.c.order_id == bindparam("key"))  # SET: the columns named in the parameters
 
@@ -64,17 +69,53 @@ class OrderRow:
         self.details = details
 
 
+_LOCKED = "distributor_locked_orders"
+
+
+def _locked(session: AsyncSession) -> dict[str, OrderRow]:
+    """The orders this transaction has locked, as it last saved them (dropped with the transaction's caches when
+    a refused event's savepoint rolls back: then each is read again)."""
+    caches = session.info.setdefault(TRANSACTION_CACHES, {})
+    locked: dict[str, OrderRow] | None = caches.get(_LOCKED)
+    if locked is None:
+        locked = caches[_LOCKED] = {}
+    return locked
+
+
+def _order_row(row: Any) -> OrderRow:
+    order = Order(row["order_id"], row["flow"], row["item"], row["quantity"], _milestones_from_json(row["milestones"]))
+    return OrderRow(order, row["placed_fingerprint"], order.status, row["waiting_since"], dict(row))
+
+
 async def load(session: AsyncSession, order_id: str, *, for_update: bool = False) -> OrderRow | None:
     """An order; `for_update` locks its row until the transaction ends (PostgreSQL; SQLite has one writer).
 
     Two events of one order may be applied at once (by the consumers of two topics, or two instances during a
-    rebalance): each must start from what the other committed, or `save` writes back a stale order."""
+    rebalance): each must start from what the other committed, or `save` writes back a stale order. A row this
+    transaction locked already (`lock_orders`, or an earlier event) is no one else's to change until it commits,
+    so it is not read again."""
+    if for_update:
+        locked = _locked(session).get(order_id)
+        if locked is not None:
+            return locked
     row = (await session.execute(_LOAD_FOR_UPDATE if for_update else _LOAD,
                                  {"order_id": order_id})).mappings().one_or_none()
     if row is None:
         return None
-    order = Order(row["order_id"], row["flow"], row["item"], row["quantity"], _milestones_from_json(row["milestones"]))
-    return OrderRow(order, row["placed_fingerprint"], order.status, row["waiting_since"], dict(row))
+    loaded = _order_row(row)
+    if for_update:
+        _locked(session)[order_id] = loaded
+    return loaded
+
+
+async def lock_orders(session: AsyncSession, order_ids: Iterable[str]) -> None:
+    """Lock and load the orders a batch is about with one statement, instead of one `load` per event."""
+    locked = _locked(session)
+    wanted = sorted(set(order_ids) - locked.keys())
+    for start in range(0, len(wanted), 500):
+        rows = await session.execute(_LOAD_MANY_FOR_UPDATE, {"order_ids": wanted[start:start + 500]})
+        for row in rows.mappings().all():
+            locked[row["order_id"]] = _order_row(row)
 
 
 async def add(session: AsyncSession, order: Order, *, fingerprint: str, order_holder: str, ship_to: str,
@@ -93,14 +134,19 @@ async def save(session: AsyncSession, order: Order, *, previous: OrderStatus, wa
     """Store new milestones; returns whether the state or what it waits for changed."""
     status = order.status
     changed = status != previous
-    await session.execute(_SAVE, dict(
-        key=order.order_id,
+    values = dict(
         milestones=_milestones_to_json(order.milestones),
         state=status.state.value,
         waiting_for=status.waiting_for,
         waiting_since=(at if changed else waiting_since) if status.waiting_for else None,
         updated_at=at,
-    ))
+    )
+    await session.execute(_SAVE, dict(key=order.order_id, **values))
+    locked = _locked(session)
+    before = locked.get(order.order_id)
+    if before is not None:  # the next event of the order in this transaction starts from what was just saved
+        locked[order.order_id] = OrderRow(order, before.fingerprint, status, values["waiting_since"],
+                                          {**before.details, **values})
     return changed
 
 
@@ -155,4 +201,5 @@ def now() -> datetime:
 
 async def forget_rejected(session: AsyncSession, order_id: str) -> None:
     """Drop a rejected order so that a corrected placement can take its id; its history rows stay."""
+    _locked(session).pop(order_id, None)
     await session.execute(delete(orders).where(orders.c.order_id == order_id, orders.c.state == "rejected"))

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.messaging.processor import TRANSACTION_CACHES
-from backflush_shared.persistence.locks import ConcurrentUpdateError, is_postgres, lock_for_transaction
+from backflush_shared.persistence.locks import ConcurrentUpdateError, lock_for_transaction
 
 from backflush_manufacturer.adapters.tables import (
     bom_lines,
@@ -75,7 +75,6 @@ _CANCEL_FINISHED_LOT = update(finished_lots).where(finished_lots.c.lot == bindpa
 _PARK = insert(parked_flushes)
 _WAITING_PARKED = (select(parked_flushes).where(parked_flushes.c.status == "waiting")
                    .order_by(parked_flushes.c.id))
-_WAITING_PARKED_OF_ORDER = _WAITING_PARKED.where(parked_flushes.c.order_id == bindparam("b_order_id"))
 _ALL_PARKED = select(parked_flushes).order_by(parked_flushes.c.id)
 _UPDATE_PARKED = update(parked_flushes).where(parked_flushes.c.flush_id == bindparam("b_flush_id"))
 _RESOLVE_PARKED = update(parked_flushes).where(parked_flushes.c.flush_id == bindparam("b_flush_id"),
@@ -116,13 +115,13 @@ _VERSION_KEY = "master_data_version"
 
 
 async def transaction_version(session: AsyncSession) -> int:
-    """The master-data version, read once per transaction on SQLite (several times per event otherwise).
+    """The master-data version, read once per transaction (several times per event otherwise).
 
     A SQLite write transaction holds the file's write lock from its first statement (`BEGIN IMMEDIATE`), so only
     this transaction can bump the version until it ends, and `bump_version` forgets what it read. On PostgreSQL
-    another instance may commit a change meanwhile: there every call reads the row, as before."""
-    if is_postgres(session):
-        return await current_version(session)
+    another instance may commit a change meanwhile; the transaction then goes on with the catalogue it started
+    with, as if it had committed just before that change (which one comes first between two instances is not
+    defined anyway), instead of switching catalogues half-way through a batch."""
     caches = _caches(session)
     version = caches.get(_VERSION_KEY)
     if version is None:
@@ -218,9 +217,14 @@ class LedgerCache:
     Loading every movement of an item for every flush would cost what the item's history costs; instead the
     service keeps the ledger it last committed and reads only the movements added since (`id` above its high
     water mark). A transaction works on its own version (`StockLedger` versions share one log) which becomes
-    the cache only when the transaction commits; a rollback leaves the cache as it was. This needs one writer
-    per database, which is how SQLite runs; with PostgreSQL and several instances (`enabled=False`) each
-    transaction loads the movements of the items it needs instead.
+    the cache only when the transaction commits; a rollback leaves the cache as it was.
+
+    This needs one writer of the ledger at a time, which both backends give: SQLite has one writer per file, and
+    on PostgreSQL every transaction that reads or appends movements holds the stock lock (`lock_stock`) until it
+    commits. So when a transaction has taken the lock, every movement committed before it has a smaller `id` than
+    any appended after it (ids come from one sequence, handed out in time), and what another instance committed
+    since this one's high water mark is exactly the rows above it. `enabled=False` loads the movements of the
+    items asked for from the table instead (tests compare the two).
     """
 
     _KEY = "ledger"
@@ -239,6 +243,7 @@ class LedgerCache:
     async def append(self, session: AsyncSession, movements: Sequence[LedgerMovement]) -> None:
         if not movements:
             return
+        await lock_stock(session)  # (taken already by whoever loaded what it decided from: then free)
         if not self.enabled:
             await append(session, movements)
             return
@@ -454,6 +459,7 @@ def _parked_from_json(text: str) -> ParkedFlush:
 
 async def park(session: AsyncSession, parked: ParkedFlush, *, order_id: str, step: str, reason: str,
                cause_event_id: str) -> None:
+    _queue_changed(session)
     await session.execute(_PARK, dict(
         flush_id=parked.flush_id, order_id=order_id, step=step, request=_request_to_json(parked), reason=reason,
         status="waiting", parked_at=now(), cause_event_id=cause_event_id,
@@ -465,13 +471,28 @@ def _entry(row: Any) -> ParkedEntry:
                        row["reason"], row["status"], row["parked_at"], row["cause_event_id"])
 
 
+_WAITING_KEY = "waiting_parked"
+
+
 async def waiting_parked(session: AsyncSession, order_id: str | None = None) -> list[ParkedEntry]:
+    """The waiting queue (of one order), in arrival order.
+
+    Read once per transaction, not per flush (each flush asks two or three times): only this transaction can
+    change the queue while it holds the stock lock (SQLite: the file's write lock), and every change to it here
+    (`park`, `resolve_parked`, `update_parked_reason`) makes the next call read it again."""
     await lock_stock(session)
-    if order_id is None:
+    caches = _caches(session)
+    entries: list[ParkedEntry] | None = caches.get(_WAITING_KEY)
+    if entries is None:
         result = await session.execute(_WAITING_PARKED)
-    else:
-        result = await session.execute(_WAITING_PARKED_OF_ORDER, {"b_order_id": order_id})
-    return [_entry(r) for r in result.mappings().all()]
+        entries = caches[_WAITING_KEY] = [_entry(r) for r in result.mappings().all()]
+    if order_id is None:
+        return list(entries)
+    return [e for e in entries if e.order_id == order_id]
+
+
+def _queue_changed(session: AsyncSession) -> None:
+    _caches(session).pop(_WAITING_KEY, None)
 
 
 async def all_parked(session: AsyncSession) -> list[ParkedEntry]:
@@ -480,11 +501,13 @@ async def all_parked(session: AsyncSession) -> list[ParkedEntry]:
 
 
 async def update_parked_reason(session: AsyncSession, flush_id: str, reason: str) -> None:
+    _queue_changed(session)
     await session.execute(_UPDATE_PARKED, {"b_flush_id": flush_id, "reason": reason})
 
 
 async def resolve_parked(session: AsyncSession, flush_id: str, status: str) -> None:
     """Only a waiting flush is resolved: one resolved meanwhile by another transaction is a lost race, retried."""
+    _queue_changed(session)
     resolved = await session.execute(_RESOLVE_PARKED, {"b_flush_id": flush_id, "status": status,
                                                        "resolved_at": now()})
     if resolved.rowcount != 1:
