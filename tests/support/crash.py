@@ -1245,7 +1245,8 @@ async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], runs:
                     result.problem(f"{order.order_id} waited alone for stock and got one unit short of it first, "
                                    f"yet shipped in {parts[order.order_id]} part(s)")
             for order_id, order in by_id.items():
-                if order.flow != "stock" or shipped.get(order_id) == (0 if order.cancel_accepted else order.quantity):
+                if order.flow != "stock" or shipped.get(order_id, Decimal(0)) == (
+                        0 if order.cancel_accepted else order.quantity):
                     continue
                 text = f"{order_id}: GoodsShipped for {shipped.get(order_id)} units, ordered {order.quantity}"
                 if shipped.get(order_id, Decimal(0)) > order.quantity:
