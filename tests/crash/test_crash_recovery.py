@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backflush_manufacturer.adapters import tables as mf_tables
 from backflush_manufacturer.master_data_files import load_master_data
 from backflush_shared.audit import audit
 from backflush_shared.contracts import completions as c
@@ -138,8 +139,9 @@ class Driver:
             self.receipts_sent += 1
             say(f"received {quantity} SEAT-ASSY, lot {lot}")
         for consignment in (lot for lot in self.consignments if lot.late):
-            # releases the owner's orders parked on its shortage (our own stock of the item never could)
-            await asyncio.sleep(2.0)
+            # only once a flush of the owner's parks on its shortage (its orders' releases need more than its first
+            # lot, so one does): this consignment releases it, as our own stock of the item never could
+            await self._wait_owner_shortage(consignment.owner)
             await self.publisher.publish(consignment.event())
             self.consignments_sent += 1
             say(f"{consignment.owner} consigned {consignment.quantity} {consignment.item}, lot {consignment.lot}")
@@ -205,6 +207,16 @@ class Driver:
                 return set(await self.dbs.orders())
             except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
                 say(f"driver could not read the orders yet: {type(error).__name__}: {error}")
+            await asyncio.sleep(0.5)
+
+    async def _wait_owner_shortage(self, owner: str) -> None:
+        while True:  # bounded by the driver's deadline (`run` cancels this task)
+            try:
+                parked = await self.dbs.rows("manufacturer", mf_tables.parked_flushes)
+                if any(f"of {owner}'s consigned stock" in p["reason"] for p in parked):
+                    return
+            except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
+                say(f"driver could not read the parked flushes yet: {type(error).__name__}: {error}")
             await asyncio.sleep(0.5)
 
     async def _wait_run_status(self, run_id: str, status: str) -> None:

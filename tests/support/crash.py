@@ -1331,7 +1331,8 @@ async def _reckon_contracts(dbs: Databases, catalogue: BomCatalogue, orders: Seq
             order = by_id.get(m["production_order"] or "")
             if m["reason"] != "receipt" and (order is None or order.owner != owner_of[key]):
                 result.problem(f"{owner_of[key]}'s lot {key} moved by {m['production_order']} "
-                               f"({order.owner if order else 'not an order of the mix'}): {m['reason']} "
+                               f"({(order.owner or 'an ordinary order') if order else 'not an order of the mix'}): "
+                               f"{m['reason']} "
                                f"{m['quantity']}")
         order = by_id.get(m["production_order"] or "")
         if order is not None and order.owner is not None and m["flush_id"] is not None \
@@ -1388,9 +1389,16 @@ async def _reckon_contracts(dbs: Databases, catalogue: BomCatalogue, orders: Seq
     result.figures["owner stock (consigned = consumed + on hand)"] = {
         owner: f"{format(a, 'f')} = {format(b, 'f')} + {format(h, 'f')}" for owner, (a, b, h) in per_owner.items()}
     parked = await dbs.rows("manufacturer", mf_tables.parked_flushes)
-    result.figures["contract flushes parked on their owner's shortage (released)"] = (
-        f"{sum(1 for p in parked if 'consigned stock' in p['reason'])} "
-        f"({sum(1 for p in parked if 'consigned stock' in p['reason'] and p['status'] == 'posted')})")
+    short = [p for p in parked if f"of {lot.owner}'s consigned stock" in p["reason"]
+             for lot in consignments if lot.late][:1]
+    if any(lot.late for lot in consignments) and not any(p["status"] == "posted" for p in short):
+        # the driver sends the late lot only once a flush parked on the shortage: it must have posted since
+        result.problem(f"no contract flush parked on its owner's shortage and released by the late consignment: "
+                       f"{[(p['flush_id'], p['status']) for p in short]}")
+    contract_parked = [p for p in parked if (by_id.get(p["order_id"]) or PlannedOrder("", "pre", "", 0, "")).contract]
+    result.figures["contract flushes parked (on their owner's shortage; released)"] = (
+        f"{len(contract_parked)} ({sum(1 for p in parked if 'consigned stock' in p['reason'])}; "
+        f"{sum(1 for p in contract_parked if p['status'] == 'posted')})")
     result.figures["owner reports (consumed / returned)"] = (
         f"{sum(1 for _f, way in reported if way == _CONSUMED)} / {sum(1 for _f, way in reported if way == _RETURNED)}")
 
