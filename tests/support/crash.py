@@ -1389,9 +1389,9 @@ async def _reckon_contracts(dbs: Databases, catalogue: BomCatalogue, orders: Seq
     result.figures["owner stock (consigned = consumed + on hand)"] = {
         owner: f"{format(a, 'f')} = {format(b, 'f')} + {format(h, 'f')}" for owner, (a, b, h) in per_owner.items()}
     parked = await dbs.rows("manufacturer", mf_tables.parked_flushes)
-    short = [p for p in parked if f"of {lot.owner}'s consigned stock" in p["reason"]
-             for lot in consignments if lot.late][:1]
-    if any(lot.late for lot in consignments) and not any(p["status"] == "posted" for p in short):
+    late_owners = {lot.owner for lot in consignments if lot.late}
+    short = [p for p in parked if any(f"of {owner}'s consigned stock" in p["reason"] for owner in late_owners)]
+    if late_owners and not any(p["status"] == "posted" for p in short):
         # the driver sends the late lot only once a flush parked on the shortage: it must have posted since
         result.problem(f"no contract flush parked on its owner's shortage and released by the late consignment: "
                        f"{[(p['flush_id'], p['status']) for p in short]}")
