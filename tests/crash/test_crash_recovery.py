@@ -17,8 +17,12 @@ forms: 16 orders sold from finished-goods stock and 8 that accept partial delive
 their stock comes from runs of seat assemblies reported by line L1 (`plan_runs`): one run reported and reversed
 first (its lot withdrawn whole before any stock order exists), then four runs that cover every stock order and 3
 spare, the first before the stock orders, the last ones after them, so orders wait for stock and are served as
-later runs arrive. At the end: every stock order closed, run quantities reported = lots stocked at the warehouse
-minus reversed, no run's lot allocated above what it racked, and `backflush audit` clean.
+later runs arrive; 4 more stock orders that their holders cancel as a run is reported (the warehouse accepts or,
+having shipped first, refuses). And 18 contract-manufacturing orders of two brand owners, whose lots the driver
+consigns (`plan_consignments`): BRAND-A's orders may use our own components, BRAND-B's may not and park on its
+shortage until its late lot comes. At the end: every stock order closed (or its cancel accepted, nothing shipped),
+run quantities reported = lots stocked at the warehouse minus reversed, no run's lot allocated above what it
+racked, owner stock reconciled per lot with the owners' reports, and `backflush audit` clean.
 
 The PostgreSQL variant runs two processes of every service (one database per service on a throw-away server,
 topics of 3 partitions shared by the two instances' consumers), kills every process twice and restarts the broker
