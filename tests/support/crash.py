@@ -55,6 +55,11 @@ FAILING_QC = "CHAIR-TASK"  # its inspection plan fails it: rejected with the rea
 SEAT = "SEAT-ASSY"  # deliberately short at the start: flushes park until the later receipts come
 STOCK_ITEM = "SEAT-ASSY"  # sold from stock too: made by runs into the finished-goods location, never into SEAT's
 HOLDERS = ("Acme Offices", "Bluebird Hotels", "Cobalt Cowork", "Delta Design", "Elm Street School")
+#: The brand owners of contract manufacturing, and whether their orders may use our own components too. BRAND-A
+#: consigns about half of what its orders need (our own stock covers the rest, sold to it); BRAND-B all of it, but
+#: its GAS-LIFT-100 in two lots, the second only after every order is placed, so its releases park on its own
+#: shortage (whatever our own stock) until that consignment comes (`plan_consignments`).
+OWNERS = {"BRAND-A": True, "BRAND-B": False}
 SOURCE = "/backflush/crash-test"
 
 # Plenty of everything but seat assemblies; small first lots so that flushes cross lots (first in, first out).
@@ -91,12 +96,14 @@ class PlannedOrder:
     """One order of the mix and what the driver did to it."""
 
     order_id: str
-    kind: str  # a key of ORDER_KINDS: pre | qc | pre-cancel | post | post-cancel | stock | stock-partial
+    kind: str  # a key of ORDER_KINDS: pre | qc | pre-cancel | post | post-cancel | stock | stock-partial |
+    # stock-cancel | cm-pre | cm-post | cm-post-cancel
     item: str
     quantity: int
     holder: str
     splits: tuple[int, ...] = ()  # post: the completions to report (post-cancel: only the first, then cancel)
     sign: bool = False
+    own_allowed: bool = False  # contract manufacturing: our own components may cover what the owner's cannot
     # what the driver has done
     completions: list[tuple[str, int, int]] = field(default_factory=list)  # (event id, quantity, completed before)
     cancel_sent: bool = False
@@ -105,10 +112,28 @@ class PlannedOrder:
     # is signed for part by part)
     signatures: list[int] = field(default_factory=list)
     in_parts: bool = False  # stock: placed alone before a run one unit short of it (`plan_runs`), so served in parts
+    # stock-cancel: the warehouse accepted the cancel (read from the distributor's end state by `reckon`; the
+    # order then has nothing to sign for)
+    cancel_accepted: bool = False
 
     @property
     def flow(self) -> str:
         return ORDER_KINDS[self.kind].flow
+
+    @property
+    def form(self) -> str:
+        """The make-to-order kind whose steps and checks the order follows: a contract order is a pre, post or
+        post-cancel order whose components come from its owner's lots (`contract`)."""
+        return self.kind.removeprefix("cm-")
+
+    @property
+    def contract(self) -> bool:
+        """A brand owner's order (contract manufacturing): its holder is the owner of the lots it consumes."""
+        return self.kind.startswith("cm-")
+
+    @property
+    def owner(self) -> str | None:
+        return self.holder if self.contract else None
 
     @property
     def partial(self) -> bool:
@@ -116,18 +141,22 @@ class PlannedOrder:
 
     @property
     def cancelled(self) -> bool:
-        return self.kind.endswith("cancel")
+        """Cancelled for certain (a stock order's cancel is the warehouse's to decide: `expected_ends`)."""
+        return self.form in ("pre-cancel", "post-cancel")
 
     @property
-    def expected_end(self) -> tuple[str, str | None]:
-        """The distributor's end state and what the order still waits for."""
+    def expected_ends(self) -> tuple[tuple[str, str | None], ...]:
+        """The distributor's acceptable end states and what the order still waits for."""
+        if self.kind == "stock-cancel":
+            # accepted (nothing shipped when the warehouse read the cancel) or refused (shipped first): signed for
+            return (("cancelled", None), ("closed", None))
         if self.cancelled:
-            return ("cancelled", None)
+            return (("cancelled", None),)
         if self.kind == "qc":
-            return ("rejected", None)
-        if self.kind == "pre" or self.sign:
-            return ("closed", None)
-        return ("shipped", "signature")  # post, never signed: waits for its holder's signature
+            return (("rejected", None),)
+        if self.form == "pre" or self.sign:
+            return (("closed", None),)
+        return (("shipped", "signature"),)  # post, never signed: waits for its holder's signature
 
     @property
     def completed(self) -> int:
@@ -169,6 +198,27 @@ def _stock_partial(rng: random.Random, order_id: str) -> PlannedOrder:
     return PlannedOrder(order_id, "stock-partial", STOCK_ITEM, rng.randint(2, 5), rng.choice(HOLDERS), sign=True)
 
 
+def _stock_cancel(rng: random.Random, order_id: str) -> PlannedOrder:
+    # its holder cancels it while it waits or as a run serves it: the warehouse decides, refused means signed for
+    return PlannedOrder(order_id, "stock-cancel", STOCK_ITEM, rng.randint(1, 3), rng.choice(HOLDERS), sign=True)
+
+
+def _contract(form: Callable[[random.Random, str], PlannedOrder]) -> Callable[[random.Random, str], PlannedOrder]:
+    """A brand owner's order of `form`: BRAND-A's may use our own components too, BRAND-B's never (`OWNERS`);
+    every one closed or cancelled (the post ones signed for)."""
+
+    def build(rng: random.Random, order_id: str) -> PlannedOrder:
+        order = form(rng, order_id)
+        order.kind = f"cm-{order.kind}"
+        # alternate the owners by number (both present in any mix with two contract orders of a kind)
+        order.holder = sorted(OWNERS)[int(order_id[-2:]) % len(OWNERS)]
+        order.own_allowed = OWNERS[order.holder]
+        order.sign = order.form == "post"
+        return order
+
+    return build
+
+
 @dataclass(frozen=True)
 class OrderKind:
     """One kind of order in the mix: its flow, how its ids read, and how one is drawn. A new form of order (a
@@ -188,14 +238,20 @@ ORDER_KINDS: dict[str, OrderKind] = {
     "post-cancel": OrderKind("post", "CR-POSTX-{:02d}", _post_cancel),
     "stock": OrderKind("stock", "CR-STK-{:02d}", _stock),
     "stock-partial": OrderKind("stock", "CR-STKP-{:02d}", _stock_partial),
+    "stock-cancel": OrderKind("stock", "CR-STKX-{:02d}", _stock_cancel),
+    "cm-pre": OrderKind("pre", "CR-CMPRE-{:02d}", _contract(_pre)),
+    "cm-post": OrderKind("post", "CR-CMPOST-{:02d}", _contract(_post)),
+    "cm-post-cancel": OrderKind("post", "CR-CMPOSTX-{:02d}", _contract(_post_cancel)),
 }
 
 #: The SQLite run's mix (kind -> count): 120 pre-product orders, 80 post-product orders (about half completed in
 #: two partial completions, a quarter signed for), 4 chairs failing quality, 4 pre-product orders cancelled as
 #: soon as placed, 6 post-product orders cancelled after a first partial completion, 16 orders sold from stock
-#: and 8 more that accept partial deliveries (their stock comes from repetitive production runs, `plan_runs`).
+#: and 8 more that accept partial deliveries (their stock comes from repetitive production runs, `plan_runs`), 4
+#: stock orders their holders cancel while they wait or as a run serves them, and 18 brand owners' orders of
+#: contract manufacturing (8 pre, 8 post, 2 post cancelled after a first completion; `plan_consignments`).
 DEFAULT_MIX: dict[str, int] = {"pre": 120, "qc": 4, "pre-cancel": 4, "post": 80, "post-cancel": 6, "stock": 16,
-                               "stock-partial": 8}
+                               "stock-partial": 8, "stock-cancel": 4, "cm-pre": 8, "cm-post": 8, "cm-post-cancel": 2}
 
 
 def plan_orders(rng: random.Random, mix: Mapping[str, int] | None = None) -> list[PlannedOrder]:
@@ -267,6 +323,53 @@ def plan_seat_stock(orders: Sequence[PlannedOrder]) -> StockPlan:
     initial = demand * 45 // 100
     first = demand * 30 // 100
     return StockPlan(initial, (("SA-C2", first), ("SA-C3", demand - initial - first + 10)))
+
+
+@dataclass(frozen=True)
+class Consignment:
+    """One lot a brand owner consigns (`ComponentsConsigned`); `late`: published after every order is placed."""
+
+    owner: str
+    item: str
+    lot: str
+    quantity: int
+    late: bool = False
+
+    def event(self) -> md.ComponentsConsigned:
+        return md.ComponentsConsigned(receipt_id=f"{self.owner}:{self.lot}", owner=self.owner, item=self.item,
+                                      lot=self.lot, quantity=Decimal(self.quantity))
+
+
+#: The item BRAND-B consigns in two lots, the second late: its orders' releases park on its shortage meanwhile.
+OWNER_SHORT_ITEM = "GAS-LIFT-100"
+
+
+def plan_consignments(catalogue: BomCatalogue, orders: Sequence[PlannedOrder]) -> list[Consignment]:
+    """What each owner's orders can take at most (every order's pre and post lines for its whole quantity, the
+    cancelled ones included: they consume before they give back), consigned as `OWNERS` says: BRAND-A a quarter
+    of it in a first lot and a third in a second (first in, first out crosses lots; our own stock does the rest),
+    BRAND-B all of it and 2 spare, its `OWNER_SHORT_ITEM` half early and the rest late."""
+    need: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for order in orders:
+        if order.owner is None:
+            continue
+        for point in (FlushPoint.PRE, FlushPoint.POST):
+            for item, quantity in _requirements(flush_requirements(catalogue, order.item, point,
+                                                                   Decimal(order.quantity))).items():
+                need[order.owner][item] += quantity
+    lots: list[Consignment] = []
+    for owner, items in sorted(need.items()):
+        code = owner[-1]
+        for item, quantity in sorted(items.items()):
+            whole = int(quantity.to_integral_value(rounding="ROUND_CEILING"))
+            if OWNERS[owner]:
+                parts = [(f"{code}1-{item}", max(1, whole // 4), False), (f"{code}2-{item}", max(1, whole // 3), False)]
+            elif item == OWNER_SHORT_ITEM:
+                parts = [(f"{code}1-{item}", whole // 2, False), (f"{code}2-{item}", whole - whole // 2 + 2, True)]
+            else:
+                parts = [(f"{code}1-{item}", whole + 2, False)]
+            lots += [Consignment(owner, item, lot, q, late) for lot, q, late in parts if q > 0]
+    return lots
 
 
 def write_master_data(directory: Path, stock: StockPlan) -> Path:
@@ -550,7 +653,8 @@ async def consumer_lag(bootstrap_servers: str, topic_prefix: str,
 
 async def records_on_topics(bootstrap_servers: str, topic_prefix: str,
                             security: KafkaSecurity | None = None) -> tuple[int, int, int]:
-    """(records, distinct event ids, dead letters) on every topic of this run, read from the start to the end."""
+    """(records, distinct event ids, distinct dead letters) on every topic of this run, read from the start to the
+    end (a dead letter republished after a kill has the same `dlq_id`: one dead letter)."""
     topics = TopicNames(topic_prefix)
     names = [topics(topic) for topic in Topic]
     dlq_names = [topics.dead_letter(topic) for topic in Topic]
@@ -565,7 +669,7 @@ async def records_on_topics(bootstrap_servers: str, topic_prefix: str,
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         ids: Counter[str] = Counter()
-        dead = 0
+        dead: set[str] = set()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             positions = [await consumer.position(tp) for tp in ends]
@@ -574,12 +678,12 @@ async def records_on_topics(bootstrap_servers: str, topic_prefix: str,
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             for tp, records in batch.items():
                 for record in records:
-                    if tp.topic in dlq_names:
-                        dead += 1
-                        continue
                     headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+                    if tp.topic in dlq_names:
+                        dead.add(headers.get("dlq_id", f"?{tp}:{record.offset}"))
+                        continue
                     ids[headers.get("ce_id", f"?{tp}:{record.offset}")] += 1
-        return sum(ids.values()), len(ids), dead
+        return sum(ids.values()), len(ids), len(dead)
     finally:
         await consumer.stop()
 
@@ -683,15 +787,23 @@ class Reckoning:
 
 async def reckon(dbs: Databases, catalogue: BomCatalogue, orders: Sequence[PlannedOrder],
                  received: dict[tuple[str, str], Decimal], runs: Sequence[PlannedRun] = (),
-                 finished_goods_location: str = "FG") -> Reckoning:
+                 finished_goods_location: str = "FG", consignments: Sequence[Consignment] = ()) -> Reckoning:
+    """`received`: every lot received or consigned, with its quantity."""
     result = Reckoning()
     by_id = {order.order_id: order for order in orders}
+    ends = await dbs.orders()
+    for order in orders:
+        if order.kind == "stock-cancel" and (ends.get(order.order_id) or {}).get("state") == "cancelled":
+            # the warehouse accepted its holder's cancel: nothing shipped, nothing to sign for; the checks below
+            # hold the warehouse to that (`_reckon_stock_sales`, `_reckon_outboxes`)
+            order.cancel_accepted, order.sign = True, False
     await _reckon_distributor(dbs, by_id, result)
     await _reckon_manufacturer(dbs, catalogue, orders, by_id, received, runs, finished_goods_location, result)
     await _reckon_runs(dbs, runs, finished_goods_location, result)
     await _reckon_warehouse(dbs, by_id, result)
     await _reckon_stock_sales(dbs, by_id, runs, result)
     await _reckon_outboxes(dbs, by_id, runs, result)
+    await _reckon_contracts(dbs, catalogue, orders, consignments, result)
     return result
 
 
@@ -707,9 +819,9 @@ async def _reckon_distributor(dbs: Databases, by_id: dict[str, PlannedOrder], re
         finished = row["state"] in ("closed", "rejected", "cancelled")
         if not finished and not row["waiting_for"]:
             result.problem(f"{order_id}: {row['state']} but waits for nothing")
-        if (row["state"], row["waiting_for"]) != order.expected_end:
+        if (row["state"], row["waiting_for"]) not in order.expected_ends:
             result.problem(f"{order_id} ({order.kind}): ends {row['state']} / {row['waiting_for']}, "
-                           f"expected {order.expected_end}")
+                           f"expected {' or '.join(map(str, order.expected_ends))}")
     extra = set(rows) - set(by_id)
     if extra:
         result.problem(f"the distributor has orders nobody placed: {sorted(extra)[:5]}")
@@ -724,7 +836,8 @@ async def _reckon_distributor(dbs: Databases, by_id: dict[str, PlannedOrder], re
         allowed = 1
         if event_type in (c.ProductionCompleted.event_type, c.CompletionReported.event_type,
                           inv.ConsignmentStockReceived.event_type, c.ComponentsBackflushed.event_type,
-                          c.BackflushParked.event_type, inv.GoodsTurnedOver.event_type):
+                          c.BackflushParked.event_type, inv.GoodsTurnedOver.event_type,
+                          c.ConsignedComponentsConsumed.event_type, c.ConsignedComponentsReturned.event_type):
             continue  # several per order by nature; their effects are counted at their owners
         if order.flow == "stock":
             if event_type in (c.FinishedStockAwaited.event_type, c.GoodsShipped.event_type):
@@ -828,13 +941,13 @@ async def _reckon_manufacturer(dbs: Databases, catalogue: BomCatalogue, orders: 
             fg_on_hand[m["production_order"]] += m["quantity"]
     for order in orders:
         row = production.get(order.order_id)
-        if order.kind in ("pre", "post"):
+        if order.form in ("pre", "post"):
             if row is None:
                 result.problem(f"{order.order_id}: no production order at the manufacturer")
                 continue
             if produced.get(order.order_id) != order.quantity:
                 result.problem(f"{order.order_id}: produced {produced.get(order.order_id)}, ordered {order.quantity}")
-            want_status = "allocated" if order.kind == "pre" else "delivered" if order.sign else "completed"
+            want_status = "allocated" if order.form == "pre" else "delivered" if order.sign else "completed"
             if row["status"] != want_status:
                 result.problem(f"{order.order_id}: production order {row['status']}, expected {want_status}")
             want_fg = Decimal(0) if order.sign else Decimal(order.quantity)
@@ -866,12 +979,12 @@ async def _reckon_warehouse(dbs: Databases, by_id: dict[str, PlannedOrder], resu
     for order_id, order in by_id.items():
         mine = per_order.get(order_id, [])
         total = sum((u["quantity"] for u in mine), Decimal(0))
-        if order.kind == "pre":
+        if order.form == "pre":
             expected_lots = {(order_id, f"{order_id}-1"): Decimal(order.quantity)}
             shape = {(u["kind"], u["status"], u["owner"]) for u in mine}
             if shape != {("rack", "stored", "manufacturer")}:
                 result.problem(f"{order_id}: rack units {shape}")
-        elif order.kind == "post":
+        elif order.form == "post":
             expected_lots = {}
             cumulative = 0
             for _id, quantity, _before in order.completions:
@@ -889,7 +1002,7 @@ async def _reckon_warehouse(dbs: Databases, by_id: dict[str, PlannedOrder], resu
             expected_lots = None
             if any(u["status"] != "released" for u in mine):
                 result.problem(f"{order_id} (cancelled): units {[(u['lot'], u['status']) for u in mine]}")
-            if order.kind == "post-cancel" and total > order.completed:
+            if order.form == "post-cancel" and total > order.completed:
                 result.duplicate("stock units", f"{order_id}: {total} units stored for {order.completed} completed")
             continue
         got = {key: q for key, q in lot_totals.items() if key[0] == order_id}
@@ -900,7 +1013,7 @@ async def _reckon_warehouse(dbs: Databases, by_id: dict[str, PlannedOrder], resu
             result.problem(f"{order_id}: units per lot {got}, expected {expected_lots}")
     result.figures["consignment units (= completed)"] = (
         f"{format(consigned, 'f')} = "
-        f"{sum(o.completed for o in by_id.values() if o.kind == 'post')}")
+        f"{sum(o.completed for o in by_id.values() if o.form == 'post')}")
 
     transfers = await dbs.rows("warehouse", wh_tables.ownership_transfers)
     moved: dict[str, Decimal] = defaultdict(Decimal)
@@ -917,13 +1030,37 @@ async def _reckon_warehouse(dbs: Databases, by_id: dict[str, PlannedOrder], resu
         result.problem(f"put-aways still waiting: {[w['order_id'] for w in waiting]}")
 
 
+#: Why the distributor dead-letters a holder's cancel of a stock order that shipped first: it knew it shipped, the
+#: warehouse refused (`CancellationAfterShipmentError`), or it was signed for and closed already.
+REFUSED_CANCEL = ("CancellationAfterShipmentError", "OrderAlreadyFinishedError")
+
+
+def _reckon_stock_cancel_answers(by_id: dict[str, PlannedOrder], per_type: Counter[tuple[str, str]],
+                                 result: Reckoning) -> None:
+    """The warehouse and the distributor agree on every holder's cancel of a stock order: accepted by the
+    warehouse exactly when the distributor cancelled it, never both accepted and refused."""
+    for order_id, order in by_id.items():
+        accepted = per_type.get((order_id, c.StockOrderCancellationAccepted.event_type), 0)
+        refused = per_type.get((order_id, c.StockOrderCancellationRefused.event_type), 0)
+        if order.kind != "stock-cancel":
+            if accepted or refused:
+                result.problem(f"{order_id}: nobody cancelled it, yet the warehouse answered a cancel "
+                               f"({accepted} accepted, {refused} refused)")
+        elif order.cancel_accepted and (accepted, refused) != (1, 0):
+            result.problem(f"{order_id}: cancelled at the distributor, the warehouse accepted {accepted} and "
+                           f"refused {refused} times")
+        elif not order.cancel_accepted and accepted:
+            result.problem(f"{order_id}: the warehouse accepted its cancel, yet it was signed for and closed")
+
+
 # Events each service publishes at most once per order (a doubled effect would publish it twice, with two ids).
 ONCE_PER_ORDER = {
-    "distributor": (o.OrderForwarded, o.OrderCancelled, o.FinalOrderPlaced, inv.GoodsDirectedToRacks, c.OrderClosed),
+    "distributor": (o.OrderForwarded, o.OrderCancelled, o.FinalOrderPlaced, inv.GoodsDirectedToRacks, c.OrderClosed,
+                    o.StockOrderCancellationRequested),
     "manufacturer": (c.ProductionOrderRejected, c.QualityInspectionRecorded, inv.PreSaleInventoryDetailsForwarded,
                      c.GoodsAllocated),
     "warehouse": (inv.GoodsRacked, c.InventoryCheckReturned, c.GoodsShipped, c.GoodsSignedFor,
-                  inv.GoodsReleasedFromStorage),
+                  inv.GoodsReleasedFromStorage, c.StockOrderCancellationAccepted, c.StockOrderCancellationRefused),
 }
 # Events about a run each service publishes: once for every run, once for a reversed run only, or never.
 PER_RUN: dict[str, tuple[tuple[type[Event], str], ...]] = {
@@ -1020,6 +1157,15 @@ async def _reckon_stock_sales(dbs: Databases, by_id: dict[str, PlannedOrder], ru
     orders = {r["order_id"]: r for r in await dbs.rows("warehouse", wh_tables.stock_orders)}
     for order_id, order in stock_orders.items():
         row = orders.get(order_id)
+        if order.cancel_accepted:
+            # the distributor cancelled it on the warehouse's word: the warehouse must hold it cancelled, nothing
+            # of it shipped, allocated or delivered
+            taken = {lot: q for (oid, lot), q in allocated_to.items() if oid == order_id}
+            mine = [(u["lot"], u["status"]) for u in units if u["order_id"] == order_id]
+            if row is None or row["status"] != "cancelled" or row["shipped"] or taken or mine:
+                result.problem(f"stock order {order_id} cancelled at the distributor, at the warehouse "
+                               f"{row and (row['status'], row['shipped'])}, allocated {taken}, units {mine}")
+            continue
         if row is None or row["status"] != "shipped" or row["shipped"] != order.quantity:
             result.problem(f"stock order {order_id}: {row and (row['status'], row['shipped'])} at the warehouse, "
                            f"expected all {order.quantity} shipped")
@@ -1037,7 +1183,7 @@ async def _reckon_stock_sales(dbs: Databases, by_id: dict[str, PlannedOrder], ru
                 or not set(per_lot) <= lot_of_run:
             result.problem(f"stock order {order_id}: units per lot {dict(per_lot)}, allocated {allocated}, "
                            f"ordered {order.quantity} from the runs' lots {sorted(lot_of_run)}")
-    demand = sum(order.quantity for order in stock_orders.values())
+    demand = sum(order.quantity for order in stock_orders.values() if not order.cancel_accepted)
     free = sum(free_of_run.values(), Decimal(0))
     if free != reported - reversed_ - demand:
         result.problem(f"{free} units free for sale, expected stocked {reported - reversed_} - sold {demand}")
@@ -1045,6 +1191,9 @@ async def _reckon_stock_sales(dbs: Databases, by_id: dict[str, PlannedOrder], ru
         f"{reported} - {reversed_} = {sum(allocated_of_run.values(), Decimal(0))} + {free}")
     awaited = Counter(e["order_id"] for e in await dbs.rows("distributor", dt_tables.order_events)
                       if e["event_type"] == c.FinishedStockAwaited.event_type)
+    cancels = [order for order in stock_orders.values() if order.kind == "stock-cancel"]
+    result.figures["stock orders cancelled by their holders (accepted / refused: shipped first)"] = (
+        f"{sum(1 for o in cancels if o.cancel_accepted)} / {sum(1 for o in cancels if not o.cancel_accepted)}")
     result.figures["stock orders (that waited for stock, signed for in parts)"] = (
         f"{len(stock_orders)} ({sum(1 for o in stock_orders if awaited[o])}, "
         f"{sum(1 for o in stock_orders.values() if len(o.signatures) > 1)})")
@@ -1054,6 +1203,7 @@ async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], runs:
                            result: Reckoning) -> None:
     unpublished: dict[str, int] = {}
     dead: list[str] = []
+    refused_cancels: Counter[str] = Counter()
     totals: dict[str, int] = {}
     inbox_totals: dict[str, str] = {}
     for service, outbox in OUTBOXES.items():
@@ -1095,7 +1245,8 @@ async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], runs:
                     result.problem(f"{order.order_id} waited alone for stock and got one unit short of it first, "
                                    f"yet shipped in {parts[order.order_id]} part(s)")
             for order_id, order in by_id.items():
-                if order.flow != "stock" or shipped.get(order_id) == order.quantity:
+                if order.flow != "stock" or shipped.get(order_id, Decimal(0)) == (
+                        0 if order.cancel_accepted else order.quantity):
                     continue
                 text = f"{order_id}: GoodsShipped for {shipped.get(order_id)} units, ordered {order.quantity}"
                 if shipped.get(order_id, Decimal(0)) > order.quantity:
@@ -1103,17 +1254,25 @@ async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], runs:
                 else:
                     result.problem(text)
         for order_id, order in by_id.items():
-            if service == "manufacturer" and order.kind == "post":
+            if service == "manufacturer" and order.form == "post":
                 for model in (c.ProductionCompleted, inv.GoodsTurnedOver):
                     count = per_type.get((order_id, model.event_type), 0)
                     if count > len(order.completions):
                         result.duplicate(f"manufacturer {model.__name__}",
                                          f"{order_id}: {count} for {len(order.completions)} completions",
                                          count - len(order.completions))
+        if service == "warehouse":
+            _reckon_stock_cancel_answers(by_id, per_type, result)
         for r in rows:
             if r["topic"].endswith(".dlq"):
                 headers = {name: base64.b64decode(value).decode(errors="replace")
                            for name, value in json.loads(r["headers"] or "[]")}
+                order = by_id.get(r["correlation_id"])
+                if service == "distributor" and order is not None and order.kind == "stock-cancel" \
+                        and not order.cancel_accepted and headers.get("ce_type") == \
+                        o.OrderCancellationRequested.event_type and headers.get("dlq_error_type") in REFUSED_CANCEL:
+                    refused_cancels[order.order_id] += 1  # the holder's cancel, refused: the goods had shipped
+                    continue
                 dead.append(f"{service}: {r['correlation_id']} {headers.get('ce_type')}: "
                             f"{headers.get('dlq_error_type')}: {headers.get('dlq_error_message', '')[:200]}")
         inbox = await dbs.rows(service, INBOXES[service])
@@ -1122,11 +1281,126 @@ async def _reckon_outboxes(dbs: Databases, by_id: dict[str, PlannedOrder], runs:
     result.figures["inbox rows (by outcome)"] = inbox_totals
     result.figures["outbox rows"] = totals
     result.figures["unpublished outbox rows"] = unpublished
-    result.figures["dead letters written"] = len(dead)
+    result.figures["dead letters written (refused stock cancels)"] = f"{len(dead)} ({sum(refused_cancels.values())})"
+    for order in by_id.values():
+        want = 1 if order.kind == "stock-cancel" and not order.cancel_accepted else 0
+        if refused_cancels[order.order_id] > want:
+            result.duplicate("refused cancels", f"{order.order_id}: its cancel dead-lettered "
+                                                f"{refused_cancels[order.order_id]} times")
+        elif refused_cancels[order.order_id] < want:
+            result.problem(f"{order.order_id}: shipped and signed for despite its holder's cancel, yet the cancel "
+                           f"was never dead-lettered with the refusal")
+    result.figures["refused stock cancels dead-lettered"] = sum(refused_cancels.values())
     if any(unpublished.values()):
         result.problem(f"outbox rows left unpublished: {unpublished}")
     if dead:
         result.problem(f"dead letters written during the run: {dead[:10]}")
+
+
+_CONSUMED, _RETURNED = c.ConsignedComponentsConsumed.event_type, c.ConsignedComponentsReturned.event_type
+
+
+async def _reckon_contracts(dbs: Databases, catalogue: BomCatalogue, orders: Sequence[PlannedOrder],
+                            consignments: Sequence[Consignment], result: Reckoning) -> None:
+    """Contract manufacturing: per owner and lot, consigned - consumed (net of returns) = on hand in the ledger,
+    never negative, not at the end nor ever in the movement history; no consigned lot moved by another owner's
+    order, an ordinary order or a run; `ConsignedComponentsConsumed` once per posted flush of an owner's order and
+    `ConsignedComponentsReturned` once per reversed one, their lots and quantities those of the ledger's
+    movements of that flush."""
+    if not consignments:
+        return
+    by_id = {order.order_id: order for order in orders}
+    owner_of = {(lot.item, lot.lot): lot.owner for lot in consignments}
+    consigned = {(lot.item, lot.lot): Decimal(lot.quantity) for lot in consignments}
+    movements = sorted(await dbs.rows("manufacturer", mf_tables.ledger_movements), key=lambda m: m["id"])
+    on_hand: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    lowest: dict[tuple[str, str], Decimal] = {}
+    # the ledger's own view of each flush of an owner's order: (flush, consumed or given back) -> whose lines
+    flush_lines: dict[tuple[str, str], Counter[tuple[str, str, str]]] = defaultdict(Counter)
+    for m in movements:
+        key = (m["item"], m["lot"])
+        if m["owner"] is not None and owner_of.get(key) != m["owner"]:
+            result.problem(f"lot {key} moved as {m['owner']}'s ({m['reason']}), consigned by {owner_of.get(key)}")
+        if key in owner_of and m["owner"] != owner_of[key]:
+            result.problem(f"{owner_of[key]}'s lot {key} moved as {m['owner'] or 'our own'} ({m['reason']})")
+        if m["reason"] == "allocation":
+            continue
+        if key in owner_of:
+            on_hand[key] += m["quantity"]
+            lowest[key] = min(lowest.get(key, Decimal(0)), on_hand[key])
+            order = by_id.get(m["production_order"] or "")
+            if m["reason"] != "receipt" and (order is None or order.owner != owner_of[key]):
+                result.problem(f"{owner_of[key]}'s lot {key} moved by {m['production_order']} "
+                               f"({(order.owner or 'an ordinary order') if order else 'not an order of the mix'}): "
+                               f"{m['reason']} "
+                               f"{m['quantity']}")
+        order = by_id.get(m["production_order"] or "")
+        if order is not None and order.owner is not None and m["flush_id"] is not None \
+                and m["reason"] in ("backflush", "reversal"):
+            whose = owner_of.get(key, "own")
+            way = _CONSUMED if m["reason"] == "backflush" else _RETURNED
+            flush_lines[(m["flush_id"], way)][(whose, m["item"], m["lot"])] += abs(m["quantity"])
+
+    rows = await dbs.rows("manufacturer", mf_tables.outbox, mf_tables.outbox.c.event_type.in_([_CONSUMED, _RETURNED]))
+    reported: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    net_reported: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in rows:
+        report = json.loads(row["value"])
+        order = by_id.get(report["order_id"])
+        if order is None or order.owner is None or report["owner"] != order.owner:
+            result.problem(f"{row['event_type']} for {report['order_id']} ({order and order.kind}) told to "
+                           f"{report['owner']}, the order's owner {order and order.owner}")
+        reported[(report["flush_id"], row["event_type"])].append(report)
+        for line in report["consigned"]:
+            sign = 1 if row["event_type"] == _CONSUMED else -1
+            net_reported[(line["item"], line["lot"])] += sign * Decimal(line["quantity"])
+    for (flush_id, way), reports in reported.items():
+        if len(reports) > 1:
+            result.duplicate(f"manufacturer {way.rsplit('.', 1)[-1]}", f"flush {flush_id}: told {len(reports)} "
+                                                                       f"times", len(reports) - 1)
+        report = reports[0]
+        told = Counter({(report["owner"], line["item"], line["lot"]): Decimal(line["quantity"])
+                        for line in report["consigned"]})
+        told.update({("own", line["item"], line["lot"]): Decimal(line["quantity"]) for line in report["own"]})
+        ledger = Counter({k: q for k, q in flush_lines.get((flush_id, way), Counter()).items() if q})
+        if told != ledger:
+            result.problem(f"{way.rsplit('.', 1)[-1]} of flush {flush_id} ({report['order_id']}) told "
+                           f"{dict(told)}, the ledger moved {dict(ledger)}")
+    for (flush_id, way) in flush_lines:
+        if (flush_id, way) not in reported:
+            result.problem(f"flush {flush_id} of an owner's order {way.rsplit('.', 1)[-1]} in the ledger, never "
+                           f"told to the owner")
+    expected = expected_flushes(catalogue, [o for o in orders if o.owner is not None])
+    for flush_id, (order_id, _need) in expected.items():
+        if len(reported.get((flush_id, _CONSUMED), ())) != 1:
+            result.problem(f"flush {flush_id} of {order_id}: ConsignedComponentsConsumed told "
+                           f"{len(reported.get((flush_id, _CONSUMED), ()))} times, expected once")
+
+    per_owner: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    for key, quantity in consigned.items():
+        used = net_reported.get(key, Decimal(0))
+        if on_hand.get(key, Decimal(0)) != quantity - used or lowest.get(key, Decimal(0)) < 0:
+            result.problem(f"{owner_of[key]}'s lot {key}: consigned {quantity} - consumed {used} != on hand "
+                           f"{on_hand.get(key)} (lowest ever {lowest.get(key)})")
+        figures = per_owner[owner_of[key]]
+        figures[0] += quantity
+        figures[1] += used
+        figures[2] += on_hand.get(key, Decimal(0))
+    result.figures["owner stock (consigned = consumed + on hand)"] = {
+        owner: f"{format(a, 'f')} = {format(b, 'f')} + {format(h, 'f')}" for owner, (a, b, h) in per_owner.items()}
+    parked = await dbs.rows("manufacturer", mf_tables.parked_flushes)
+    late_owners = {lot.owner for lot in consignments if lot.late}
+    short = [p for p in parked if any(f"of {owner}'s consigned stock" in p["reason"] for owner in late_owners)]
+    if late_owners and not any(p["status"] == "posted" for p in short):
+        # the driver sends the late lot only once a flush parked on the shortage: it must have posted since
+        result.problem(f"no contract flush parked on its owner's shortage and released by the late consignment: "
+                       f"{[(p['flush_id'], p['status']) for p in short]}")
+    contract_parked = [p for p in parked if (by_id.get(p["order_id"]) or PlannedOrder("", "pre", "", 0, "")).contract]
+    result.figures["contract flushes parked (on their owner's shortage; released)"] = (
+        f"{len(contract_parked)} ({sum(1 for p in parked if 'consigned stock' in p['reason'])}; "
+        f"{sum(1 for p in contract_parked if p['status'] == 'posted')})")
+    result.figures["owner reports (consumed / returned)"] = (
+        f"{sum(1 for _f, way in reported if way == _CONSUMED)} / {sum(1 for _f, way in reported if way == _RETURNED)}")
 
 
 def seat_receipt(lot: str, quantity: int) -> md.ComponentsReceived:
@@ -1136,5 +1410,6 @@ def seat_receipt(lot: str, quantity: int) -> md.ComponentsReceived:
 def order_placed(order: PlannedOrder) -> o.OrderPlaced:
     return o.OrderPlaced(order_id=order.order_id, order_holder=order.holder, flow=order.flow, item=order.item,
                          quantity=Decimal(order.quantity), ship_to="7 Quay Street, Harbourtown",
-                         due_date=dt.date.today() + dt.timedelta(days=21), partial_deliveries=order.partial)
+                         due_date=dt.date.today() + dt.timedelta(days=21), partial_deliveries=order.partial,
+                         contract_manufacturing=order.contract, own_components_allowed=order.own_allowed)
 
