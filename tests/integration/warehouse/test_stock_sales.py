@@ -229,3 +229,24 @@ async def test_every_cancel_request_is_answered_also_when_asked_again(warehouse:
     await apply(warehouse, [stocked("R-1", "L-1", 5)])
     assert await outbox(warehouse, "backflush.completion.goods-shipped") == []  # a cancelled order is never served
     await clean(warehouse)
+
+
+async def test_a_cancel_request_for_an_order_that_is_not_a_stock_order_is_refused_and_its_goods_stay(
+        warehouse: ServiceRuntime) -> None:
+    """Only a stock order's cancel is the warehouse's to decide. A request naming a pre-product order whose goods
+    are racked (a forged or misrouted one) must not mark that order cancelled with its units still stored: it is
+    dead-lettered with the reason, and the order's goods stay as they were."""
+    from backflush_shared.contracts.inventory_details import GoodsDirectedToRacks
+
+    pre = OrderForwarded(order_id="PRE-1", flow=Flow.PRE, item="CHAIR-ERGO", quantity=Decimal(2),
+                         processing=OrderProcessingInfo(order_holder="ACME", ship_to="ACME dock 1",
+                                                        due_date=date(2026, 12, 24)))
+    racked = GoodsDirectedToRacks(order_id="PRE-1", item="CHAIR-ERGO", lot="PRE-1-L1", quantity=Decimal(2),
+                                  certificate_id="QC-PRE-1")
+    await apply(warehouse, [pre, racked])
+    await apply(warehouse, [cancel_request("PRE-1")], dead_letters=1)
+    url = warehouse.settings.database_url
+    assert await rows(url, "SELECT order_id FROM cancelled_orders") == []
+    assert await rows(url, "SELECT order_id, status FROM stock_units WHERE order_id = 'PRE-1'") == [("PRE-1", "stored")]
+    assert await outbox(warehouse, "backflush.completion.stock-order-cancellation-accepted") == []
+    await clean(warehouse)

@@ -22,7 +22,7 @@ from backflush_shared.messaging.processor import HandlerContext
 
 from backflush_warehouse.adapters import repository
 from backflush_warehouse.domain.stock import FreeUnit, WaitingStockOrder, serve_in_arrival_order
-from backflush_warehouse.domain.storage import LocationKind
+from backflush_warehouse.domain.storage import LocationKind, NotAStockOrderError
 
 STOCK_FLOW = "stock"
 ZERO = Decimal(0)
@@ -210,6 +210,8 @@ async def on_cancellation_requested(ctx: HandlerContext) -> None:
         await ctx.emit(c.StockOrderCancellationRefused(order_id=order_id, reason=reason), correlation_id=order_id)
         ctx.log.info("cancel of a stock order refused: it shipped first", reason=reason)
         return
+    if row is None and await repository.holds_goods_of(ctx.session, order_id):
+        raise NotAStockOrderError(order_id)  # dead-lettered with the reason; its goods stay as they are
     if not await repository.is_cancelled(ctx.session, order_id):
         # an order not seen yet is remembered cancelled too, so that it is never served (see on_stock_order)
         await repository.add_cancelled_order(ctx.session, order_id, handlers._now())

@@ -232,6 +232,18 @@ async def waiting_put_aways_in_order(session: AsyncSession) -> Sequence[RowMappi
     return (await session.execute(_WAITING)).mappings().all()
 
 
+_ANY_UNIT_OF_ORDER = select(stock_units.c.id).where(stock_units.c.order_id == _ORDER).limit(1)
+
+
+async def holds_goods_of(session: AsyncSession, order_id: str) -> bool:
+    """Whether the warehouse holds, or held, anything of the order: units (any status), a put-away waiting for
+    space, or a shipment."""
+    for statement in (_ANY_UNIT_OF_ORDER, _ANY_WAITING, _SHIPMENT):
+        if (await session.execute(statement, {"key_order": order_id})).first() is not None:
+            return True
+    return False
+
+
 async def has_waiting_put_away(session: AsyncSession, order_id: str) -> bool:
     return (await session.execute(_ANY_WAITING, {"key_order": order_id})).first() is not None
 

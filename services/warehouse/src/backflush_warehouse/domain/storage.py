@@ -46,6 +46,16 @@ class CancellationAfterShipmentError(WarehouseError):
         self.order_id = order_id
 
 
+class NotAStockOrderError(WarehouseError):
+    """A stock order's cancel names an order the warehouse holds goods of in another flow: that cancel is the
+    distributor's `OrderCancelled` to make, never a stock cancel that would leave the goods stored."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"stock cancel of order {order_id} refused: it is not a stock order, and the warehouse "
+                         "holds goods of it")
+        self.order_id = order_id
+
+
 class NothingRackedError(WarehouseError):
     def __init__(self, order_id: str, state: str) -> None:
         super().__init__(f"delivery of order {order_id} refused: no goods of it are in the racks ({state})")
