@@ -29,6 +29,7 @@ from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.topics import Topic, TopicNames, service_source
 from backflush_shared.errors import ConfigurationError
 from backflush_shared.messaging.admin import ensure_topics, wait_for_broker
+from backflush_shared.messaging.consumer_watch import ConsumerWatch
 from backflush_shared.messaging.processor import BatchLoader, BatchProcessor, Handler
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
@@ -293,8 +294,13 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple
         specification=asyncapi_of(definition, broker),
         logger=logging.getLogger(f"backflush.{definition.name}.app"),
     )
+    # a topic's consume loop that ended on its own is started again, so no topic goes unread while the service
+    # looks healthy (messaging/consumer_watch.py says when that happens)
+    watch = ConsumerWatch(lambda: broker.subscribers, name_of=lambda sub: ", ".join(getattr(sub, "topic_names", [])))
     app.on_startup(runtime.prepare)
     app.after_startup(runtime.relay.start)
+    app.after_startup(watch.start)
+    app.on_shutdown(watch.stop)
     app.after_shutdown(runtime.relay.stop)
     app.after_shutdown(runtime.database.close)
     return app, runtime

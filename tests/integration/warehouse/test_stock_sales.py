@@ -250,3 +250,19 @@ async def test_a_cancel_request_for_an_order_that_is_not_a_stock_order_is_refuse
     assert await rows(url, "SELECT order_id, status FROM stock_units WHERE order_id = 'PRE-1'") == [("PRE-1", "stored")]
     assert await outbox(warehouse, "backflush.completion.stock-order-cancellation-accepted") == []
     await clean(warehouse)
+
+
+async def test_a_cancel_request_for_a_stock_order_id_that_also_holds_racked_goods_is_refused(
+        warehouse: ServiceRuntime) -> None:
+    """Forged records can give one order id a waiting stock order and racked pre-product goods. A stock cancel then
+    must not mark it cancelled with its racked units left in place (a later call-off would ship the goods of a
+    cancelled order): it is dead-lettered with the reason."""
+    from backflush_shared.contracts.inventory_details import GoodsDirectedToRacks
+
+    racked = GoodsDirectedToRacks(order_id="SO-9", item="SEAT-ASSY", lot="SO-9-L1", quantity=Decimal(2),
+                                  certificate_id="QC-SO-9")
+    await apply(warehouse, [stock_order("SO-9", 5), racked])
+    await apply(warehouse, [cancel_request("SO-9")], dead_letters=1)
+    url = warehouse.settings.database_url
+    assert await rows(url, "SELECT order_id FROM cancelled_orders") == []
+    assert await outbox(warehouse, "backflush.completion.stock-order-cancellation-accepted") == []

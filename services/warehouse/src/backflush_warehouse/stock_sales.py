@@ -210,7 +210,9 @@ async def on_cancellation_requested(ctx: HandlerContext) -> None:
         await ctx.emit(c.StockOrderCancellationRefused(order_id=order_id, reason=reason), correlation_id=order_id)
         ctx.log.info("cancel of a stock order refused: it shipped first", reason=reason)
         return
-    if row is None and await repository.holds_goods_of(ctx.session, order_id):
+    if await repository.holds_goods_of(ctx.session, order_id):
+        # a stock order holds units only once something of it shipped (refused above): these are goods of another
+        # flow under the same id, which a stock cancel would leave stored for a cancelled order
         raise NotAStockOrderError(order_id)  # dead-lettered with the reason; its goods stay as they are
     if not await repository.is_cancelled(ctx.session, order_id):
         # an order not seen yet is remembered cancelled too, so that it is never served (see on_stock_order)

@@ -47,8 +47,9 @@ class CancellationAfterShipmentError(WarehouseError):
 
 
 class NotAStockOrderError(WarehouseError):
-    """A stock order's cancel names an order the warehouse holds goods of in another flow: that cancel is the
-    distributor's `OrderCancelled` to make, never a stock cancel that would leave the goods stored."""
+    """A stock order's cancel names an order the warehouse holds goods of in another flow (a stock order holds none
+    before it ships): that cancel is the distributor's `OrderCancelled` to make, never a stock cancel that would
+    leave the goods stored, or let a call-off ship them, for a cancelled order."""
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"stock cancel of order {order_id} refused: it is not a stock order, and the warehouse "

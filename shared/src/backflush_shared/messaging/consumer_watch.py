@@ -1,0 +1,75 @@
+"""Keeps every topic's consumer running: a subscriber whose consume loop ended on its own is started again.
+
+FastStream restarts a consume loop that raised, but not one that returned: its aiokafka loop returns when the
+consumer reports itself stopped (`ConsumerStoppedError`), which a broker restart can bring about. The service
+then stays up and healthy while one of its topics is read by no one, and every order waiting on that topic waits
+for ever (seen once in the crash test: the manufacturer stopped reading `master-data` as the broker came back, so
+a receipt never released the parked flushes). Restarting the subscriber joins its consumer group again and
+resumes from the committed offsets, so nothing is skipped and the inbox absorbs what is read twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import structlog
+
+log = structlog.get_logger("backflush.consumers")
+
+
+class Subscriber(Protocol):
+    tasks: list[asyncio.Task[Any]]
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def ended_on_its_own(subscriber: Subscriber) -> bool:
+    """Whether the subscriber's consume loop is over although nobody stopped it (stopping cancels it)."""
+    tasks = getattr(subscriber, "tasks", None)
+    return bool(tasks) and all(task.done() and not task.cancelled() for task in tasks)
+
+
+class ConsumerWatch:
+    def __init__(self, subscribers: Callable[[], Iterable[Subscriber]], *, interval_seconds: float = 2.0,
+                 name_of: Callable[[Subscriber], str] = repr) -> None:
+        self.subscribers = subscribers
+        self.interval_seconds = interval_seconds
+        self.name_of = name_of
+        self.restarts = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="consumer-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def check(self) -> int:
+        """Start again every subscriber whose loop ended on its own; returns how many."""
+        restarted = 0
+        for subscriber in list(self.subscribers()):
+            if not ended_on_its_own(subscriber):
+                continue
+            log.error("a consumer stopped on its own; starting it again", subscriber=self.name_of(subscriber))
+            await subscriber.stop()
+            await subscriber.start()
+            restarted += 1
+        self.restarts += restarted
+        return restarted
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            try:
+                await self.check()
+            except Exception as error:  # noqa: BLE001 - the watch must outlive a failed restart; it tries again
+                log.error("starting a stopped consumer again failed; trying again", error=str(error),
+                          error_type=type(error).__name__)
