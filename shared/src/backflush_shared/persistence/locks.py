@@ -42,18 +42,20 @@ async def lock_for_transaction(session: AsyncSession, *names: str) -> None:
     """Hold an advisory lock on each name until the transaction ends (PostgreSQL; nothing on SQLite).
 
     Names are taken in sorted order, so two transactions locking the same names in one call never deadlock.
-    A name already held by this transaction costs nothing (savepoint rollbacks do not release these locks)."""
+    A name this transaction holds costs nothing. PostgreSQL releases a lock taken inside a savepoint when that
+    savepoint rolls back (a refused event), so a lock counts as held only while the transaction or savepoint it
+    was taken in is still active: the next event of the batch takes it again (taking a held lock again is free,
+    they nest)."""
     if not is_postgres(session):
         return
-    # what this transaction holds: a session that commits and goes on starts with nothing held
-    transaction = session.sync_session.get_transaction()
-    held = session.info.get(_TAKEN)
-    if held is None or held[0] is not transaction:
-        held = session.info[_TAKEN] = (transaction, set())
-    taken: set[str] = held[1]
-    for name in sorted(set(names) - taken):
+    sync = session.sync_session
+    held: dict[str, Any] = session.info.setdefault(_TAKEN, {})  # name -> the (nested) transaction it was taken in
+    for name in sorted(set(names)):
+        taken_in = held.get(name)
+        if taken_in is not None and taken_in.is_active:
+            continue
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
-        taken.add(name)
+        held[name] = sync.get_nested_transaction() or sync.get_transaction()
 
 
 def is_retryable_conflict(error: BaseException) -> bool:
