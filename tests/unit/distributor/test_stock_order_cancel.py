@@ -16,6 +16,7 @@ from backflush_distributor.domain.lifecycle import (
     await_cancel_answer,
     cancel_accepted,
     cancel_goes_to_warehouse,
+    cancel_answer_awaited,
     cancel_refused,
     check_cancellable,
     refused_by_warehouse,
@@ -65,6 +66,18 @@ def test_an_answer_without_a_pending_request_changes_nothing():
     assert cancel_accepted(order) == order and cancel_refused(order) == order
     closed = stock_order(shipped=True, stock_shipped=D(5), stock_signed=D(5))
     assert cancel_accepted(closed) == closed
+
+
+def test_a_refusal_that_comes_after_the_order_closed_still_answers_the_holder():
+    """The warehouse shipped, the holder signed (the order closed on GoodsSignedFor), and only then did the
+    warehouse read the cancel: its refusal still ends the request, so the holder's cancel gets its answer."""
+    asked = await_cancel_answer(stock_order(**WAITING), "found it cheaper", "{}")
+    closed = asked.with_milestones(shipped=True, stock_shipped=D(5), stock_signed=D(5))
+    assert closed.status.state is OrderState.CLOSED
+    assert cancel_answer_awaited(closed)
+    answered = cancel_refused(closed)
+    assert not cancel_answer_awaited(answered) and answered.milestones.cancel_request_record is None
+    assert answered.status.state is OrderState.CLOSED
 
 
 def test_a_second_request_while_the_first_waits_for_its_answer_changes_nothing():

@@ -31,6 +31,7 @@ from backflush_distributor.domain.lifecycle import (
     await_cancel_answer,
     cancel_accepted,
     cancel_goes_to_warehouse,
+    cancel_answer_awaited,
     cancel_pending,
     cancel_refused,
     check_call_off,
@@ -136,8 +137,8 @@ async def _stock_cancel_accepted(ctx: HandlerContext, order: Order,
 async def _stock_cancel_refused(ctx: HandlerContext, order: Order, event: c.StockOrderCancellationRefused) -> Order:
     """The warehouse shipped (part of) the stock order before it read the cancel: the order goes on, and the
     holder's request is dead-lettered with the reason, as every refused cancel is (README "No cancel after
-    shipment")."""
-    if not cancel_pending(order):
+    shipment"), also when the order closed before the refusal came."""
+    if not cancel_answer_awaited(order):
         ctx.log.warning("cancel refused for an order with no cancel pending: recorded, not applied",
                         state=order.status.state.value)
         return order

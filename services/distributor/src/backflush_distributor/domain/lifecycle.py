@@ -310,9 +310,16 @@ def cancel_accepted(order: Order) -> Order:
                                  cancel_request_record=None)
 
 
+def cancel_answer_awaited(order: Order) -> bool:
+    """A cancel passed on to the warehouse has no answer yet. Unlike `cancel_pending`, also once the order closed:
+    the warehouse may ship, and the holder sign, before it reads the cancel, and its refusal then comes after the
+    close; the holder's request is still answered (dead-lettered with the refusal)."""
+    return order.milestones.cancel_requested is not None
+
+
 def cancel_refused(order: Order) -> Order:
     """The warehouse refused the cancel (it shipped first): the order goes on where its milestones are."""
-    if not cancel_pending(order):
+    if not cancel_answer_awaited(order):
         return order
     return order.with_milestones(cancel_requested=None, cancel_request_record=None)
 
