@@ -4,10 +4,11 @@ place, would only be dead-lettered again if replayed unchanged, so it goes back 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+
+from support.consumed import Record
 
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import master_data as md
@@ -21,16 +22,6 @@ from backflush_shared.messaging.processor import RecordOrigin
 from backflush_shared.messaging.publish import envelope_for
 
 TOPICS = TopicNames("p.")
-
-
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 def sent(event: Event, *, source: str, topic: str | None = None, extra_headers: tuple[tuple[str, bytes], ...] = (),

@@ -4,10 +4,11 @@ what the broker vouches for, so a record claiming another service is refused), w
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+
+from support.consumed import Record
 
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import orders as o
@@ -17,16 +18,6 @@ from backflush_shared.messaging.codec import ConsumedEvent, RejectedRecord, deco
 from backflush_shared.messaging.publish import envelope_for, source_for
 
 TOPICS = TopicNames("p.")
-
-
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 def record(event: Event, source: str) -> Record:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaMessage
 from faststream.kafka.parser import AioKafkaBatchParser
 from sqlalchemy import select
+
+from support.consumed import Record
 
 from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
@@ -32,16 +33,6 @@ from backflush_distributor.adapters.tables import inbox, outbox
 from backflush_distributor.app import SERVICE as DISTRIBUTOR
 
 TOPICS = TopicNames("p.")
-
-
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 def placed(order_id: str = "R-1") -> o.OrderPlaced:

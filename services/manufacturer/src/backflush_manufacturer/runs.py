@@ -172,15 +172,16 @@ async def deliver_stock_lots(p: Production, ctx: HandlerContext, event: c.GoodsS
     order's lot does at its signature (`MovementReason.DELIVERY`). A lot the manufacturer did not produce in a run
     is not on its books: logged and left alone."""
     event_id = str(ctx.consumed.envelope.event_id)
+    produced = {signed.lot: await repo.finished_lot(ctx.session, signed.lot) for signed in event.lots}
+    ledger = await p.ledgers.load(ctx.session, {found[1] for found in produced.values() if found is not None})
     movements: list[LedgerMovement] = []
     for signed in event.lots:
-        produced = await repo.finished_lot(ctx.session, signed.lot)
-        if produced is None:
+        found = produced[signed.lot]
+        if found is None:
             ctx.log.warning("stock lot signed for is not a run lot of ours: nothing to take off the books",
                             lot=signed.lot, quantity=str(signed.quantity))
             continue
-        run_id, item = produced
-        ledger = await p.ledgers.load(ctx.session, [item])
+        run_id, item = found
         left = signed.quantity
         for location, on_hand in sorted(ledger.lot_locations(item, signed.lot).items()):
             taken = min(left, on_hand)
