@@ -266,3 +266,21 @@ async def test_a_cancel_request_for_a_stock_order_id_that_also_holds_racked_good
     url = warehouse.settings.database_url
     assert await rows(url, "SELECT order_id FROM cancelled_orders") == []
     assert await outbox(warehouse, "backflush.completion.stock-order-cancellation-accepted") == []
+
+
+async def test_a_stock_order_under_an_id_whose_consignment_goods_are_stored_is_refused_and_they_stay(
+        warehouse: ServiceRuntime) -> None:
+    """Forged records can name a stock order with the id of a post-product order whose goods sit in consignment
+    storage. Serving it would pick and ship every stored unit of that id, the consignment goods too: the stock
+    order is dead-lettered with the reason, and the consignment goods stay stored."""
+    from backflush_shared.contracts.inventory_details import GoodsTurnedOver
+
+    turned_over = GoodsTurnedOver(order_id="SO-8", item="SEAT-ASSY", lot="SO-8-C1", quantity=Decimal(3),
+                                  owner="manufacturer")
+    await apply(warehouse, [stocked("R-1", "L-1", 5), turned_over])
+    await apply(warehouse, [stock_order("SO-8", 2)], dead_letters=1)
+    url = warehouse.settings.database_url
+    assert await outbox(warehouse, "backflush.completion.goods-shipped") == []
+    assert await rows(url, "SELECT kind, status FROM stock_units WHERE order_id = 'SO-8'") == [
+        ("consignment", "stored")]
+    await clean(warehouse)

@@ -22,7 +22,7 @@ from backflush_shared.messaging.processor import HandlerContext
 
 from backflush_warehouse.adapters import repository
 from backflush_warehouse.domain.stock import FreeUnit, WaitingStockOrder, serve_in_arrival_order
-from backflush_warehouse.domain.storage import LocationKind, NotAStockOrderError
+from backflush_warehouse.domain.storage import LocationKind, NotAStockOrderError, StockOrderIdInUseError
 
 STOCK_FLOW = "stock"
 ZERO = Decimal(0)
@@ -56,6 +56,8 @@ async def on_stock_order(ctx: HandlerContext) -> None:
     if await repository.is_stock_order(ctx.session, event.order_id):
         ctx.log.info("stock order already known")
         return
+    if await repository.holds_goods_of(ctx.session, event.order_id):
+        raise StockOrderIdInUseError(event.order_id)  # dead-lettered with the reason; those goods stay as they are
     if await repository.is_cancelled(ctx.session, event.order_id):
         # its cancel came first (as put-aways of a cancelled order are never stored): serving it now would send out
         # the goods of a cancelled order

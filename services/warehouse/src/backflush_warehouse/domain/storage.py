@@ -57,6 +57,15 @@ class NotAStockOrderError(WarehouseError):
         self.order_id = order_id
 
 
+class StockOrderIdInUseError(WarehouseError):
+    """A stock order under an id the warehouse already holds goods of in another flow: serving it would pick and
+    ship those goods with it, since picking takes every stored unit of the order's id."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"stock order {order_id} refused: the warehouse holds goods of another flow under that id")
+        self.order_id = order_id
+
+
 class NothingRackedError(WarehouseError):
     def __init__(self, order_id: str, state: str) -> None:
         super().__init__(f"delivery of order {order_id} refused: no goods of it are in the racks ({state})")
