@@ -111,7 +111,7 @@ async def manufacturer_snapshot(session: Any) -> ManufacturerSnapshot:
     from backflush_manufacturer.adapters import repository
     from backflush_manufacturer.domain.ledger import MovementReason
 
-    master = await repository.MasterDataCache().get(session)
+    master = await repository.read_master_data(session)
     stock: dict[str, ComponentStock] = {}
     for code, item in sorted(master.catalogue.items.items()):
         # Purchased components, and the seat assembly (a subassembly bought in, whose shortage the demo shows).

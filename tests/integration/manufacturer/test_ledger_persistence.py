@@ -54,6 +54,7 @@ from backflush_shared.messaging.codec import ConsumedEvent, decode, encode
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Claim, Inbox
+from backflush_shared.unit_of_work import UnitOfWork, unit_of_work
 
 D = Decimal
 SAMPLE_DATA = Path(__file__).resolve().parents[3] / "services" / "manufacturer" / "sample_data"
@@ -314,11 +315,11 @@ async def test_a_parked_flush_round_trips_and_posts_once_receipts_cover_it(
     assert {s.item: (s.needed, s.available) for s in outcome.shortages} == {
         "BASE-STAR-5": (D(102), D(60)), "GAS-LIFT-100": (D(102), D(80))
     }
-    async with database.transaction() as session:
-        await repo.park(session, outcome, order_id="PO-5", step="release", reason="short", cause_event_id="e-5")
+    async with unit_of_work(database) as uow:
+        await repo.park(uow, outcome, order_id="PO-5", step="release", reason="short", cause_event_id="e-5")
 
     async with database.reading() as session:
-        [entry] = await repo.waiting_parked(session)
+        [entry] = await repo.read_waiting_parked(session)
     assert (entry.order_id, entry.step, entry.status, entry.reason) == ("PO-5", "release", "waiting", "short")
     assert entry.parked.request == request
     assert entry.parked.requirements == outcome.requirements
@@ -328,16 +329,16 @@ async def test_a_parked_flush_round_trips_and_posts_once_receipts_cover_it(
 
     for receipt in (Receipt("r-bs", "BASE-STAR-5", "BS-2", D(42)), Receipt("r-gl", "GAS-LIFT-100", "GL-2", D(22))):
         await append(database, receive(sample.catalogue, await load(database), receipt))
-    async with database.transaction() as session:
-        waiting = await repo.waiting_parked(session)
-        ledger = await repo.load_ledger(session)
+    async with unit_of_work(database) as uow:
+        waiting = await repo.waiting_parked(uow)
+        ledger = await repo.load_ledger(uow.session)
         result = reprocess_parked(ledger, [e.parked for e in waiting], sample.policies)
         assert [p.flush_id for p in result.posted] == ["PO-5:release"]
-        await repo.append(session, result.movements)
-        await repo.resolve_parked(session, "PO-5:release", "posted")
+        await repo.append(uow.session, result.movements)
+        await repo.resolve_parked(uow, "PO-5:release", "posted")
 
     async with database.reading() as session:
-        assert await repo.waiting_parked(session) == []
+        assert await repo.read_waiting_parked(session) == []
         [resolved] = await repo.all_parked(session)
     assert resolved.status == "posted"
     ledger = await load(database)
@@ -361,11 +362,11 @@ async def test_the_queue_keeps_arrival_order_and_decimal_requirements(database: 
                                D(5), "MAIN", None)
         outcome = backflush(sample.catalogue, await load(database), request, park_all)
         assert isinstance(outcome, ParkedFlush)
-        async with database.transaction() as session:
-            await repo.park(session, outcome, order_id=order, step="completion", reason="grease", cause_event_id="e")
+        async with unit_of_work(database) as uow:
+            await repo.park(uow, outcome, order_id=order, step="completion", reason="grease", cause_event_id="e")
 
     async with database.reading() as session:
-        queue = await repo.waiting_parked(session)
+        queue = await repo.read_waiting_parked(session)
     assert [e.order_id for e in queue] == ["PO-B", "PO-A"]
     assert [[(r.item, str(r.quantity), r.unit) for r in e.parked.requirements if r.item == "GREASE-LI"]
             for e in queue] == [[("GREASE-LI", "0.673", KG)], [("GREASE-LI", "0.589", KG)]]
@@ -378,25 +379,25 @@ async def test_the_queue_keeps_arrival_order_and_decimal_requirements(database: 
 
 async def test_the_master_data_cache_reloads_after_a_change(database: Database) -> None:
     cache, other_instance = repo.MasterDataCache(), repo.MasterDataCache()
-    async with database.transaction() as session:
+    async with unit_of_work(database) as uow:
         for item in (Item("KIT", PCS), Item("BOLT", PCS), Item("OIL", KG)):
-            await repo.save_item(session, item, None)
-        await repo.save_bom(session, Bom("KIT", (BomLine("BOLT", D(4)), BomLine("OIL", D("0.125"), D("0.1")))))
+            await repo.save_item(uow, item, None)
+        await repo.save_bom(uow, Bom("KIT", (BomLine("BOLT", D(4)), BomLine("OIL", D("0.125"), D("0.1")))))
 
     async with database.reading() as session:
-        first = await cache.get(session)
-        again = await cache.get(session)
-        await other_instance.get(session)
+        first = await cache.get(UnitOfWork(session))
+        again = await cache.get(UnitOfWork(session))
+        await other_instance.get(UnitOfWork(session))
     assert again is first, "unchanged master data is served from the cache"
     assert first.catalogue.bom("KIT") == Bom("KIT", (BomLine("BOLT", D(4)), BomLine("OIL", D("0.125"), D("0.1"))))
 
-    async with database.transaction() as session:
-        await repo.save_bom(session, Bom("KIT", (BomLine("BOLT", D(6), flush=FlushPoint.PRE),)))
-        await repo.save_item(session, Item("OIL", KG, description="engine oil"), "allow")
+    async with unit_of_work(database) as uow:
+        await repo.save_bom(uow, Bom("KIT", (BomLine("BOLT", D(6), flush=FlushPoint.PRE),)))
+        await repo.save_item(uow, Item("OIL", KG, description="engine oil"), "allow")
 
     async with database.reading() as session:
-        changed = await cache.get(session)
-        seen_elsewhere = await other_instance.get(session)
+        changed = await cache.get(UnitOfWork(session))
+        seen_elsewhere = await other_instance.get(UnitOfWork(session))
     assert changed.version != first.version
     assert changed.catalogue.bom("KIT") == Bom("KIT", (BomLine("BOLT", D(6), flush=FlushPoint.PRE),))
     assert changed.catalogue.item("OIL").description == "engine oil"
@@ -414,18 +415,18 @@ async def test_the_ledger_cache_keeps_what_commits_and_forgets_what_rolls_back(d
     def receipt(lot: str, quantity: str) -> LedgerMovement:
         return LedgerMovement("FOAM-PU", "MAIN", lot, D(quantity), MovementReason.RECEIPT, f"r-{lot}")
 
-    async with database.transaction() as session:
-        await cache.load(session)
-        await cache.append(session, [receipt("L1", "1.5")])
-        await cache.append(session, [receipt("L2", "2"), receipt("L3", "3")])
+    async with unit_of_work(database) as uow:
+        await cache.load(uow)
+        await cache.append(uow, [receipt("L1", "1.5")])
+        await cache.append(uow, [receipt("L2", "2"), receipt("L3", "3")])
     with pytest.raises(RuntimeError):
-        async with database.transaction() as session:
-            await cache.append(session, [receipt("GONE", "100")])
+        async with unit_of_work(database) as uow:
+            await cache.append(uow, [receipt("GONE", "100")])
             raise RuntimeError("rolled back")
     await append(database, [receipt("ELSEWHERE", "0.25")])  # committed without the cache
-    async with database.transaction() as session:
-        await cache.append(session, [receipt("L4", "4")])
-    async with database.transaction() as session:
-        cached = await cache.load(session)
+    async with unit_of_work(database) as uow:
+        await cache.append(uow, [receipt("L4", "4")])
+    async with unit_of_work(database) as uow:
+        cached = await cache.load(uow)
     assert lots_of(cached) == lots_of(await load(database))
     assert cached.on_hand("FOAM-PU", "MAIN") == D("10.75")

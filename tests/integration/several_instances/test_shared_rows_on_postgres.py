@@ -37,7 +37,8 @@ from backflush_shared.contracts.common import RackPlacement
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.admin import ensure_topics
 from backflush_shared.messaging.codec import ConsumedEvent, EncodedRecord, decode, encode
-from backflush_shared.messaging.processor import Handler, HandlerContext
+from backflush_shared.messaging.processor import Handler
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
@@ -86,9 +87,13 @@ def consumed(event: Event) -> ConsumedEvent:
 async def apply(database: Database, outbox: Outbox, handler: Handler, event: Event, *, hold: float = 0.0) -> None:
     """One event through one handler in one transaction, held open for `hold` seconds before it commits."""
     async with database.transaction() as session:
-        await handler(HandlerContext(session, consumed(event), outbox, structlog.get_logger("test")))
+        uow = UnitOfWork(session, outbox)
+        uow.applying(consumed(event), structlog.get_logger("test"))
+        await handler(uow, uow.event)
         await asyncio.sleep(hold)
+        await uow.committing()
         await outbox.flush(session)
+    uow.committed()
 
 
 def outbox_of(service: Any) -> Outbox:
@@ -101,7 +106,7 @@ def outbox_of(service: Any) -> Outbox:
 async def _take_if_available(database: Database, flush_id: str, quantity: Decimal, *, hold: float = 0.0) -> bool:
     """What a flush does on PostgreSQL: load the item's ledger, decide from it, append, commit."""
     async with database.transaction() as session:
-        ledger = await stock_repo.LedgerCache(enabled=False).load(session, ["SCREW-M6"])
+        ledger = await stock_repo.LedgerCache(enabled=False).load(UnitOfWork(session), ["SCREW-M6"])
         if ledger.on_hand("SCREW-M6", "MAIN", "SC-1") < quantity:
             return False
         await stock_repo.append(session, [LedgerMovement("SCREW-M6", "MAIN", "SC-1", -quantity,
@@ -135,14 +140,14 @@ async def test_a_parked_flush_is_resolved_once_and_a_second_resolution_is_a_retr
     request = FlushRequest("flush-7", "PO-7", "CHAIR-ERGO", FlushPoint.POST, D(1), finished_lot="PO-7-1")
     try:
         async with database.transaction() as session:
-            await stock_repo.park(session, ParkedFlush(request, (), ()), order_id="PO-7", step="completion",
+            await stock_repo.park(UnitOfWork(session), ParkedFlush(request, (), ()), order_id="PO-7", step="completion",
                                   reason="waits", cause_event_id="cause-7")
         async with database.transaction() as session:
-            await stock_repo.resolve_parked(session, "flush-7", "posted")
+            await stock_repo.resolve_parked(UnitOfWork(session), "flush-7", "posted")
 
         with pytest.raises(ConcurrentUpdateError):
             async with database.transaction() as session:
-                await stock_repo.resolve_parked(session, "flush-7", "posted")
+                await stock_repo.resolve_parked(UnitOfWork(session), "flush-7", "posted")
         async with database.reading() as session:
             statuses = (await session.execute(select(manufacturer_tables.parked_flushes.c.status))).scalars().all()
     finally:

@@ -15,6 +15,7 @@ from sqlalchemy import event
 
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_warehouse.adapters import repository
 from backflush_warehouse.app import SERVICE
 from backflush_warehouse.layout import apply_layout
@@ -46,15 +47,16 @@ async def test_a_transaction_reads_the_locations_once_and_sees_the_space_it_took
     event.listen(engine, "before_cursor_execute", count_reads)
     try:
         async with warehouse.database.transaction() as session:
-            first = (await repository.locations_in_order(session))[0].code
-            used_before = (await repository.occupied(session))[first]
-            await repository.occupy(session, {first: Decimal(3)})
-            await repository.locations_in_order(session)
-            seen = (await repository.occupied(session))[first]
+            uow = UnitOfWork(session, warehouse.outbox)
+            first = (await repository.locations_in_order(uow))[0].code
+            used_before = (await repository.occupied(uow))[first]
+            await repository.occupy(uow, {first: Decimal(3)})
+            await repository.locations_in_order(uow)
+            seen = (await repository.occupied(uow))[first]
     finally:
         event.remove(engine, "before_cursor_execute", count_reads)
 
     assert seen == used_before + 3
     assert len(reads) == 2, reads  # the locations once, their used space once
     async with warehouse.database.reading() as session:
-        assert (await repository.occupied(session))[first] == used_before + 3
+        assert (await repository.read_occupied(session))[first] == used_before + 3

@@ -35,7 +35,7 @@ from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.errors import BackflushError
 from backflush_shared.messaging import processor as processor_module
 from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.processor import HandlerContext
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.migrations import upgrade_to_head_async
@@ -94,10 +94,10 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     calls: dict[str, int] = {}
     apply_order = runtime.processor.handlers[o.OrderPlaced]
 
-    async def refusing_bad(ctx: HandlerContext) -> None:
-        order_id = ctx.event.order_id  # type: ignore[attr-defined]
+    async def refusing_bad(uow: UnitOfWork, event: o.OrderPlaced) -> None:
+        order_id = event.order_id
         calls[order_id] = calls.get(order_id, 0) + 1
-        await apply_order(ctx)  # the order row, its history and an OrderForwarded in the outbox buffer ...
+        await apply_order(uow, event)  # the order row, its history and an OrderForwarded in the outbox buffer ...
         if order_id.startswith("BAD"):
             raise NotToday(f"{order_id} is refused after its handler wrote")  # ... all of which must go
 

@@ -22,7 +22,7 @@ from backflush_shared.contracts import master_data as md
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.codec import ConsumedEvent, RejectedRecord, decode, encode
-from backflush_shared.messaging.processor import HandlerContext
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.persistence.urls import masked_url
@@ -137,8 +137,8 @@ async def test_a_handler_building_an_invalid_event_is_refused_at_once(tmp_path: 
     runtime = ServiceRuntime.create(DISTRIBUTOR, ServiceSettings(service="distributor", database_url=url))
     assert runtime.processor is not None
 
-    async def buggy(ctx: HandlerContext) -> None:
-        await ctx.emit(o.OrderForwarded.model_validate({"order_id": "R-1"}))
+    async def buggy(uow: UnitOfWork, event: o.OrderPlaced) -> None:
+        await uow.emit(o.OrderForwarded.model_validate({"order_id": "R-1"}))
 
     runtime.processor.handlers[o.OrderPlaced] = buggy
     try:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 from backflush_shared import service as service_module
 from backflush_shared.contracts import orders as o
 from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.processor import HandlerContext
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import CONFLICT_RETRIES, MAX_ATTEMPTS, ServiceRuntime
@@ -139,9 +139,9 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     deadlocks_left: dict[str, int] = {}
     apply_order = runtime.processor.handlers[o.OrderPlaced]
 
-    async def flaky(ctx: HandlerContext) -> None:
+    async def flaky(uow: UnitOfWork, event: o.OrderPlaced) -> None:
         """The distributor's own handler, behind a database that fails for some orders a number of times."""
-        order_id = ctx.event.order_id  # type: ignore[attr-defined]
+        order_id = event.order_id
         calls[order_id] = calls.get(order_id, 0) + 1
         if failures_left.get(order_id, 0) > 0:
             failures_left[order_id] -= 1
@@ -149,7 +149,7 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         if deadlocks_left.get(order_id, 0) > 0:
             deadlocks_left[order_id] -= 1
             raise OperationalError("UPDATE orders ...", {}, Deadlock("deadlock detected"))
-        await apply_order(ctx)
+        await apply_order(uow, event)
 
     runtime.processor.handlers[o.OrderPlaced] = flaky
 

@@ -7,7 +7,7 @@ from typing import Any
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts.base import Event
-from backflush_shared.messaging.processor import Handler, HandlerContext
+from backflush_shared.messaging.processor import Handler
 
 from backflush_manufacturer.production import Production, handler_table
 from backflush_manufacturer.settings import ManufacturerSettings
@@ -18,14 +18,7 @@ def build_handlers(runtime: Any) -> dict[type[Event], Handler]:
     assert isinstance(settings, ManufacturerSettings)
     production = Production(settings)
     runtime.extras["production"] = production
-
-    def bind(use_case: Any) -> Handler:
-        async def handle(ctx: HandlerContext) -> None:
-            await use_case(ctx, ctx.event)
-
-        return handle
-
-    return {model: bind(use_case) for model, use_case in handler_table(production).items()}
+    return handler_table(production)
 
 
 PUBLISHES: tuple[type[Event], ...] = (

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_manufacturer.adapters import repository as repo
-from backflush_manufacturer.adapters.repository import MasterDataCache, ParkedEntry, ProductionOrder
+from backflush_manufacturer.adapters.repository import ParkedEntry, ProductionOrder
 from backflush_manufacturer.adapters.tables import items as items_table
 from backflush_manufacturer.domain.consignment import StatementLine, period_bounds, statement
 from backflush_manufacturer.domain.genealogy import Genealogy, GenealogyLink
@@ -166,7 +166,7 @@ async def exceptions(session: AsyncSession, *, include_resolved: bool = False) -
     """The parked backflushes in arrival order: the waiting ones, or every one with `include_resolved`."""
     if include_resolved:
         return await repo.all_parked(session)
-    return await repo.waiting_parked(session)
+    return await repo.read_waiting_parked(session)
 
 
 async def parked_entry(session: AsyncSession, entry_id: int) -> ParkedEntry | None:
@@ -179,11 +179,11 @@ async def why_waiting(session: AsyncSession, entry_id: int) -> str:
     The queue is replayed in arrival order against the current ledger (earlier entries keep their place in line);
     an entry that would post now is waiting only for the service to process the retry.
     """
-    queue = await repo.waiting_parked(session)
+    queue = await repo.read_waiting_parked(session)
     entry = next((e for e in queue if e.id == entry_id), None)
     if entry is None:
         return "it no longer waits"
-    master = await MasterDataCache().get(session)
+    master = await repo.read_master_data(session)
     ledger = await repo.load_ledger(session, {r.item for e in queue for r in e.parked.requirements})
     # The service's global policy lives in its settings, not in the database: park stands in for it, so that
     # every shortage shows; per-item overrides (allow) are honoured as the service honours them.
@@ -232,7 +232,7 @@ async def variance(session: AsyncSession, order_id: str) -> OrderVariance | None
     order = await repo.load_order(session, order_id)
     if order is None:
         return None
-    master = await MasterDataCache().get(session)
+    master = await repo.read_master_data(session)
     ledger = await repo.load_ledger(session, await repo.items_of_order(session, order_id))
     unit = master.catalogue.items[order.item].unit if order.item in master.catalogue.items else None
     if order.completed > 0:

@@ -13,7 +13,8 @@ from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import RackPlacement
-from backflush_shared.messaging.processor import Handler, HandlerContext
+from backflush_shared.messaging.processor import Handler
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.persistence.locks import lock_for_transaction
 
 from backflush_warehouse import stock_sales
@@ -45,50 +46,50 @@ def _by_location(units: Sequence[Any], sign: int) -> dict[str, Decimal]:
     return changes
 
 
-async def _place(ctx: HandlerContext, *, order_id: str, item: str, lot: str, kind: LocationKind, owner: str,
+async def _place(uow: UnitOfWork, *, order_id: str, item: str, lot: str, kind: LocationKind, owner: str,
                  plan: list[Placement]) -> None:
-    await repository.add_stored_units(ctx.session, order_id=order_id, item=item, lot=lot, kind=kind, owner=owner,
+    await repository.add_stored_units(uow.session, order_id=order_id, item=item, lot=lot, kind=kind, owner=owner,
                                       placements=[(p.location, p.quantity) for p in plan], at=_now())
-    await repository.occupy(ctx.session, {p.location: p.quantity for p in plan})
+    await repository.occupy(uow, {p.location: p.quantity for p in plan})
     total = sum((p.quantity for p in plan), Decimal(0))
-    if kind is LocationKind.RACK and await repository.is_stocked_run(ctx.session, order_id):
+    if kind is LocationKind.RACK and await repository.is_stocked_run(uow.session, order_id):
         # a run's lot, stock for sale: no order to confirm it to; orders waiting for the item may go now
-        await stock_sales.stock_racked(ctx, order_id, item)
+        await stock_sales.stock_racked(uow, order_id, item)
     elif kind is LocationKind.RACK:
-        await ctx.emit(
+        await uow.emit(
             inv.GoodsRacked(order_id=order_id, item=item, lot=lot,
                             placements=[RackPlacement(location=p.location, quantity=p.quantity) for p in plan]),
             correlation_id=order_id,
         )
-        await ctx.emit(
+        await uow.emit(
             c.InventoryCheckReturned(order_id=order_id, item=item, lot=lot, quantity=total,
                                      locations=[p.location for p in plan]),
             correlation_id=order_id,
         )
     else:
         for placement in plan:
-            await ctx.emit(
+            await uow.emit(
                 inv.ConsignmentStockReceived(order_id=order_id, item=item, lot=lot, quantity=placement.quantity,
                                              owner=owner, location=placement.location),
                 correlation_id=order_id,
             )
-    ctx.log.info("goods put away", kind=kind.value, quantity=str(total), locations=[p.location for p in plan])
+    uow.log.info("goods put away", kind=kind.value, quantity=str(total), locations=[p.location for p in plan])
 
 
-async def _put_away(ctx: HandlerContext, *, order_id: str, item: str, lot: str, quantity: Decimal,
+async def _put_away(uow: UnitOfWork, *, order_id: str, item: str, lot: str, quantity: Decimal,
                     kind: LocationKind, owner: str) -> None:
-    if await repository.is_cancelled(ctx.session, order_id):
-        ctx.log.info("goods for a cancelled order are not put away")
+    if await repository.is_cancelled(uow.session, order_id):
+        uow.log.info("goods for a cancelled order are not put away")
         return
-    if await repository.is_lot_cancelled(ctx.session, order_id, lot):
+    if await repository.is_lot_cancelled(uow.session, order_id, lot):
         # the completion was cancelled before its goods arrived here (another topic): they are not stored
-        ctx.log.info("goods of a cancelled completion are not put away", lot=lot)
+        uow.log.info("goods of a cancelled completion are not put away", lot=lot)
         return
-    of_kind = [loc for loc in await repository.locations_in_order(ctx.session) if loc.kind is kind]
-    occupied = await repository.occupied(ctx.session)
+    of_kind = [loc for loc in await repository.locations_in_order(uow) if loc.kind is kind]
+    occupied = await repository.occupied(uow)
     plan = plan_put_away(of_kind, occupied, quantity)
     if plan is not None:
-        await _place(ctx, order_id=order_id, item=item, lot=lot, kind=kind, owner=owner, plan=plan)
+        await _place(uow, order_id=order_id, item=item, lot=lot, kind=kind, owner=owner, plan=plan)
         return
     capacity = sum((loc.capacity for loc in of_kind), Decimal(0))
     free = sum((max(loc.capacity - occupied.get(loc.code, Decimal(0)), Decimal(0)) for loc in of_kind), Decimal(0))
@@ -96,183 +97,169 @@ async def _put_away(ctx: HandlerContext, *, order_id: str, item: str, lot: str, 
         f"no {kind.value} space for {quantity} units of {item}"
         + (f" (all {kind.value} locations together hold {capacity})" if capacity < quantity else "")
     )
-    await repository.add_waiting_put_away(ctx.session, order_id=order_id, item=item, lot=lot, quantity=quantity,
-                                          kind=kind, owner=owner, cause_event_id=str(ctx.consumed.envelope.event_id),
+    await repository.add_waiting_put_away(uow.session, order_id=order_id, item=item, lot=lot, quantity=quantity,
+                                          kind=kind, owner=owner, cause_event_id=str(uow.consumed.envelope.event_id),
                                           since=_now())
-    await ctx.emit(inv.PutAwayWaiting(order_id=order_id, item=item, quantity=quantity, reason=reason, free=free))
-    ctx.log.info("put-away waits for space", reason=reason)
+    await uow.emit(inv.PutAwayWaiting(order_id=order_id, item=item, quantity=quantity, reason=reason, free=free))
+    uow.log.info("put-away waits for space", reason=reason)
 
 
-async def _retry_waiting_put_aways(ctx: HandlerContext) -> None:
-    rows = await repository.waiting_put_aways_in_order(ctx.session)
+async def _retry_waiting_put_aways(uow: UnitOfWork) -> None:
+    rows = await repository.waiting_put_aways_in_order(uow.session)
     if not rows:
         return
     by_id = {r["id"]: r for r in rows}
     waiting = [WaitingPutAway(r["id"], r["quantity"], LocationKind(r["kind"])) for r in rows]
-    for entry, plan in put_aways_that_fit(waiting, await repository.locations_in_order(ctx.session),
-                                          await repository.occupied(ctx.session)):
+    for entry, plan in put_aways_that_fit(waiting, await repository.locations_in_order(uow),
+                                          await repository.occupied(uow)):
         row = by_id[entry.id]
-        await repository.delete_waiting_put_away(ctx.session, entry.id)
-        await _place(ctx, order_id=row["order_id"], item=row["item"], lot=row["lot"], kind=entry.kind,
+        await repository.delete_waiting_put_away(uow.session, entry.id)
+        await _place(uow, order_id=row["order_id"], item=row["item"], lot=row["lot"], kind=entry.kind,
                      owner=row["owner"], plan=plan)
 
 
-async def _release(ctx: HandlerContext, units: Sequence[Any], at: datetime) -> None:
+async def _release(uow: UnitOfWork, units: Sequence[Any], at: datetime) -> None:
     """The units leave storage without being shipped: their space comes back."""
-    await repository.set_units_status(ctx.session, units, "released", at)
-    await repository.occupy(ctx.session, _by_location(units, -1))
+    await repository.set_units_status(uow.session, units, "released", at)
+    await repository.occupy(uow, _by_location(units, -1))
 
 
-async def on_directed_to_racks(ctx: HandlerContext) -> None:
-    event = ctx.event
-    assert isinstance(event, inv.GoodsDirectedToRacks)
-    await _put_away(ctx, order_id=event.order_id, item=event.item, lot=event.lot, quantity=event.quantity,
+async def on_directed_to_racks(uow: UnitOfWork, event: inv.GoodsDirectedToRacks) -> None:
+    await _put_away(uow, order_id=event.order_id, item=event.item, lot=event.lot, quantity=event.quantity,
                     kind=LocationKind.RACK, owner="manufacturer")
 
 
-async def on_turned_over(ctx: HandlerContext) -> None:
-    event = ctx.event
-    assert isinstance(event, inv.GoodsTurnedOver)
-    await _put_away(ctx, order_id=event.order_id, item=event.item, lot=event.lot, quantity=event.quantity,
+async def on_turned_over(uow: UnitOfWork, event: inv.GoodsTurnedOver) -> None:
+    await _put_away(uow, order_id=event.order_id, item=event.item, lot=event.lot, quantity=event.quantity,
                     kind=LocationKind.CONSIGNMENT, owner=event.owner)
 
 
-async def on_final_order(ctx: HandlerContext) -> None:
-    event = ctx.event
-    assert isinstance(event, o.FinalOrderPlaced)
-    if await repository.is_shipped(ctx.session, event.order_id):
-        ctx.log.info("final order already shipped")
+async def on_final_order(uow: UnitOfWork, event: o.FinalOrderPlaced) -> None:
+    if await repository.is_shipped(uow.session, event.order_id):
+        uow.log.info("final order already shipped")
         return
-    units = await repository.stored_units(ctx.session, event.order_id, LocationKind.CONSIGNMENT)
+    units = await repository.stored_units(uow.session, event.order_id, LocationKind.CONSIGNMENT)
     if not units:
         raise UnknownShipmentOrderError(event.order_id, "final order")
     stored = sum((u["quantity"] for u in units), Decimal(0))
     if stored != event.quantity:
         raise ShipmentQuantityMismatchError(event.order_id, event.quantity, stored)
-    await _ship(ctx, order_id=event.order_id, item=event.item, quantity=event.quantity, ship_to=event.ship_to,
+    await _ship(uow, order_id=event.order_id, item=event.item, quantity=event.quantity, ship_to=event.ship_to,
                 order_holder=event.order_holder, units=units)
 
 
-async def _ship(ctx: HandlerContext, *, order_id: str, item: str, quantity: Decimal, ship_to: str,
+async def _ship(uow: UnitOfWork, *, order_id: str, item: str, quantity: Decimal, ship_to: str,
                 order_holder: str, units: Sequence[Any]) -> None:
     """Pick `units` out of their locations, record the shipment, and give the space to waiting put-aways."""
     at = _now()
-    await repository.set_units_status(ctx.session, units, "shipped", at)
-    await repository.occupy(ctx.session, _by_location(units, -1))
+    await repository.set_units_status(uow.session, units, "shipped", at)
+    await repository.occupy(uow, _by_location(units, -1))
     lots = sorted({u["lot"] for u in units})
-    await repository.add_shipment(ctx.session, order_id=order_id, item=item, quantity=quantity, ship_to=ship_to,
+    await repository.add_shipment(uow.session, order_id=order_id, item=item, quantity=quantity, ship_to=ship_to,
                                   order_holder=order_holder, lots=lots, at=at)
-    await ctx.emit(c.GoodsShipped(order_id=order_id, item=item, quantity=quantity, ship_to=ship_to, lots=lots))
-    ctx.log.info("goods picked and shipped", quantity=str(quantity), lots=lots,
+    await uow.emit(c.GoodsShipped(order_id=order_id, item=item, quantity=quantity, ship_to=ship_to, lots=lots))
+    uow.log.info("goods picked and shipped", quantity=str(quantity), lots=lots,
                  locations=sorted({u["location"] for u in units}))
-    await _retry_waiting_put_aways(ctx)
+    await _retry_waiting_put_aways(uow)
 
 
-async def on_racked_goods_called_off(ctx: HandlerContext) -> None:
+async def on_racked_goods_called_off(uow: UnitOfWork, event: o.RackedGoodsCalledOff) -> None:
     """Pre-product: the distributor accepted the holder's call-off (it checked the holder, and refuses cancels
     from now on); the goods leave the racks, so rack space comes back."""
-    event = ctx.event
-    assert isinstance(event, o.RackedGoodsCalledOff)
-    if await repository.is_shipped(ctx.session, event.order_id):
-        ctx.log.info("delivery already shipped")
+    if await repository.is_shipped(uow.session, event.order_id):
+        uow.log.info("delivery already shipped")
         return
-    units = await repository.stored_units(ctx.session, event.order_id, LocationKind.RACK)
+    units = await repository.stored_units(uow.session, event.order_id, LocationKind.RACK)
     if not units:
-        if await repository.has_waiting_put_away(ctx.session, event.order_id):
+        if await repository.has_waiting_put_away(uow.session, event.order_id):
             state = "still waiting for rack space; request it again once racked"
-        elif await repository.is_cancelled(ctx.session, event.order_id):
+        elif await repository.is_cancelled(uow.session, event.order_id):
             state = "the order was cancelled"
         else:
             state = "nothing racked for it"
         raise NothingRackedError(event.order_id, state)
-    await _ship(ctx, order_id=event.order_id, item=units[0]["item"],
+    await _ship(uow, order_id=event.order_id, item=units[0]["item"],
                 quantity=sum((u["quantity"] for u in units), Decimal(0)), ship_to=event.ship_to,
                 order_holder=event.order_holder, units=units)
 
 
-async def on_delivery_signed(ctx: HandlerContext) -> None:
-    event = ctx.event
-    assert isinstance(event, c.DeliverySigned)
-    shipment = await repository.shipment(ctx.session, event.order_id)
-    if shipment is not None and await repository.is_stock_order(ctx.session, event.order_id):
-        await stock_sales.sign(ctx, event)  # a stock order may be delivered, and signed for, in parts
+async def on_delivery_signed(uow: UnitOfWork, event: c.DeliverySigned) -> None:
+    shipment = await repository.shipment(uow.session, event.order_id)
+    if shipment is not None and await repository.is_stock_order(uow.session, event.order_id):
+        await stock_sales.sign(uow, event)  # a stock order may be delivered, and signed for, in parts
         return
     if shipment is None:
-        state = "still in storage" if await repository.holds_any_unit(ctx.session, event.order_id) \
+        state = "still in storage" if await repository.holds_any_unit(uow.session, event.order_id) \
             else "nothing received for it"
         raise NotShippedError(event.order_id, state)
     if shipment["signed_by"] is not None:
-        ctx.log.info("delivery already signed for", signed_by=shipment["signed_by"])
+        uow.log.info("delivery already signed for", signed_by=shipment["signed_by"])
         return
-    units = await repository.units_with_status(ctx.session, event.order_id, "shipped")
+    units = await repository.units_with_status(uow.session, event.order_id, "shipped")
     at = _now()
     previous_owner = units[0]["owner"] if units else "manufacturer"
     for unit in units:
         await repository.record_ownership_transfer(
-            ctx.session, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
+            uow.session, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
             from_owner=unit["owner"], to_owner=shipment["order_holder"], at=at)
-    await repository.set_units_status(ctx.session, units, "delivered", at, owner=shipment["order_holder"])
-    await repository.sign_shipment(ctx.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
-    await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=shipment["item"], quantity=shipment["quantity"],
+    await repository.set_units_status(uow.session, units, "delivered", at, owner=shipment["order_holder"])
+    await repository.sign_shipment(uow.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
+    await uow.emit(c.GoodsSignedFor(order_id=event.order_id, item=shipment["item"], quantity=shipment["quantity"],
                                     signed_by=event.signed_by, signed_at=event.signed_at,
                                     previous_owner=previous_owner, new_owner=shipment["order_holder"]))
     # closing the order is the distributor's word, on GoodsSignedFor
-    ctx.log.info("goods signed for; ownership moved", signed_by=event.signed_by)
+    uow.log.info("goods signed for; ownership moved", signed_by=event.signed_by)
 
 
-async def on_order_cancelled(ctx: HandlerContext) -> None:
-    event = ctx.event
-    assert isinstance(event, o.OrderCancelled)
+async def on_order_cancelled(uow: UnitOfWork, event: o.OrderCancelled) -> None:
     at = _now()
-    if await repository.is_cancelled(ctx.session, event.order_id):
+    if await repository.is_cancelled(uow.session, event.order_id):
         return
-    shipment = await repository.shipment(ctx.session, event.order_id)
+    shipment = await repository.shipment(uow.session, event.order_id)
     if shipment is not None:
         raise CancellationAfterShipmentError(event.order_id, signed=shipment["signed_by"] is not None)
-    await repository.add_cancelled_order(ctx.session, event.order_id, at)
-    await stock_sales.stock_order_cancelled(ctx, event.order_id)  # a waiting stock order: the next one may go
-    await repository.delete_waiting_put_aways(ctx.session, event.order_id)
-    units = await repository.units_with_status(ctx.session, event.order_id, "stored")
+    await repository.add_cancelled_order(uow.session, event.order_id, at)
+    await stock_sales.stock_order_cancelled(uow, event.order_id)  # a waiting stock order: the next one may go
+    await repository.delete_waiting_put_aways(uow.session, event.order_id)
+    units = await repository.units_with_status(uow.session, event.order_id, "stored")
     if not units:
         return
-    await _release(ctx, units, at)
-    await ctx.emit(
+    await _release(uow, units, at)
+    await uow.emit(
         inv.GoodsReleasedFromStorage(order_id=event.order_id, item=units[0]["item"],
                                      quantity=sum((u["quantity"] for u in units), Decimal(0)),
                                      locations=sorted({u["location"] for u in units}))
     )
-    ctx.log.info("goods of a cancelled order released", locations=sorted({u["location"] for u in units}))
-    await _retry_waiting_put_aways(ctx)
+    uow.log.info("goods of a cancelled order released", locations=sorted({u["location"] for u in units}))
+    await _retry_waiting_put_aways(uow)
 
 
-async def on_completion_cancelled(ctx: HandlerContext) -> None:
+async def on_completion_cancelled(uow: UnitOfWork, event: c.CompletionCancelled) -> None:
     """One completion reversed by the manufacturer: its lot leaves consignment storage (or stops waiting for
     space), and the space goes to waiting put-aways."""
-    event = ctx.event
-    assert isinstance(event, c.CompletionCancelled)
     if event.make_to_stock:
         # its lot was received into the manufacturer's component stock, never turned over to us: nothing to release
-        ctx.log.info("cancelled completion of a make-to-stock order: not ours, ignored", lot=event.lot)
+        uow.log.info("cancelled completion of a make-to-stock order: not ours, ignored", lot=event.lot)
         return
-    shipment = await repository.shipment(ctx.session, event.order_id)
+    shipment = await repository.shipment(uow.session, event.order_id)
     if shipment is not None:
         raise CancellationAfterShipmentError(event.order_id, signed=shipment["signed_by"] is not None)
     # remembered: the lot's GoodsTurnedOver may still be on its way (another topic) and must not be put away then
-    if not await repository.is_lot_cancelled(ctx.session, event.order_id, event.lot):
-        await repository.add_cancelled_lot(ctx.session, event.order_id, event.lot, _now())
-    await repository.delete_waiting_put_aways(ctx.session, event.order_id, lot=event.lot)
-    units = await repository.stored_units_of_lot(ctx.session, event.order_id, event.lot)
+    if not await repository.is_lot_cancelled(uow.session, event.order_id, event.lot):
+        await repository.add_cancelled_lot(uow.session, event.order_id, event.lot, _now())
+    await repository.delete_waiting_put_aways(uow.session, event.order_id, lot=event.lot)
+    units = await repository.stored_units_of_lot(uow.session, event.order_id, event.lot)
     if not units:
-        ctx.log.info("cancelled completion's lot was not in storage", lot=event.lot)
+        uow.log.info("cancelled completion's lot was not in storage", lot=event.lot)
         return
-    await _release(ctx, units, _now())
-    await ctx.emit(
+    await _release(uow, units, _now())
+    await uow.emit(
         inv.GoodsReleasedFromStorage(order_id=event.order_id, item=event.item,
                                      quantity=sum((u["quantity"] for u in units), Decimal(0)),
                                      locations=sorted({u["location"] for u in units}))
     )
-    ctx.log.info("lot of a cancelled completion released", lot=event.lot)
-    await _retry_waiting_put_aways(ctx)
+    uow.log.info("lot of a cancelled completion released", lot=event.lot)
+    await _retry_waiting_put_aways(uow)
 
 
 #: The advisory lock of the warehouse's storage: every location's space, the put-aways waiting for it, and the
@@ -284,9 +271,9 @@ STORAGE_LOCK = "warehouse:storage"
 
 
 def _under_storage_lock(handler: Handler) -> Handler:
-    async def locked(ctx: HandlerContext) -> None:
-        await lock_for_transaction(ctx.session, STORAGE_LOCK)
-        await handler(ctx)
+    async def locked(uow: UnitOfWork, event: Any) -> None:
+        await lock_for_transaction(uow.session, STORAGE_LOCK)
+        await handler(uow, event)
 
     locked.__name__ = locked.__qualname__ = handler.__name__
     locked.__doc__ = handler.__doc__

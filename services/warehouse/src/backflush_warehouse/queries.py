@@ -24,7 +24,7 @@ async def location_use(session: AsyncSession) -> list[LocationUse]:
     for code, quantity in await repository.stored_quantities(session):
         used[code] += quantity
     return [LocationUse(loc.code, loc.kind.value, loc.capacity, used.get(loc.code, Decimal(0)))
-            for loc in await repository.locations_in_order(session)]
+            for loc in await repository.read_locations(session)]
 
 
 async def stock_by_owner(session: AsyncSession) -> list[tuple[str, str, str, str, Decimal]]:

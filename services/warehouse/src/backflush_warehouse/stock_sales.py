@@ -18,7 +18,7 @@ from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.common import LotQuantity
-from backflush_shared.messaging.processor import HandlerContext
+from backflush_shared.unit_of_work import UnitOfWork
 
 from backflush_warehouse.adapters import repository
 from backflush_warehouse.domain.stock import FreeUnit, WaitingStockOrder, serve_in_arrival_order
@@ -28,48 +28,44 @@ STOCK_FLOW = "stock"
 ZERO = Decimal(0)
 
 
-async def on_finished_goods_stocked(ctx: HandlerContext) -> None:
+async def on_finished_goods_stocked(uow: UnitOfWork, event: inv.FinishedGoodsStocked) -> None:
     from backflush_warehouse import handlers  # the put-away is the one every flow uses
 
-    event = ctx.event
-    assert isinstance(event, inv.FinishedGoodsStocked)
-    if await repository.is_stocked_run(ctx.session, event.run_id):
-        ctx.log.info("run already stocked", run_id=event.run_id)
+    if await repository.is_stocked_run(uow.session, event.run_id):
+        uow.log.info("run already stocked", run_id=event.run_id)
         return
-    await repository.add_finished_stock(ctx.session, run_id=event.run_id, item=event.item, lot=event.lot,
+    await repository.add_finished_stock(uow.session, run_id=event.run_id, item=event.item, lot=event.lot,
                                         quantity=event.quantity, owner=event.owner, at=handlers._now())
-    await handlers._put_away(ctx, order_id=event.run_id, item=event.item, lot=event.lot, quantity=event.quantity,
+    await handlers._put_away(uow, order_id=event.run_id, item=event.item, lot=event.lot, quantity=event.quantity,
                              kind=LocationKind.RACK, owner=event.owner)
 
 
-async def stock_racked(ctx: HandlerContext, run_id: str, item: str) -> None:
+async def stock_racked(uow: UnitOfWork, run_id: str, item: str) -> None:
     """A run's units were placed in the racks (at once or after waiting for space): waiting orders may go."""
-    ctx.log.info("finished-goods stock racked for sale", run_id=run_id, item=item)
-    await serve_waiting(ctx, item)
+    uow.log.info("finished-goods stock racked for sale", run_id=run_id, item=item)
+    await serve_waiting(uow, item)
 
 
-async def on_stock_order(ctx: HandlerContext) -> None:
-    event = ctx.event
-    assert isinstance(event, o.OrderForwarded)
+async def on_stock_order(uow: UnitOfWork, event: o.OrderForwarded) -> None:
     if event.flow.value != STOCK_FLOW:
         return
-    if await repository.is_stock_order(ctx.session, event.order_id):
-        ctx.log.info("stock order already known")
+    if await repository.is_stock_order(uow.session, event.order_id):
+        uow.log.info("stock order already known")
         return
-    if await repository.holds_goods_of(ctx.session, event.order_id):
+    if await repository.holds_goods_of(uow.session, event.order_id):
         raise StockOrderIdInUseError(event.order_id)  # dead-lettered with the reason; those goods stay as they are
-    if await repository.is_cancelled(ctx.session, event.order_id):
+    if await repository.is_cancelled(uow.session, event.order_id):
         # its cancel came first (as put-aways of a cancelled order are never stored): serving it now would send out
         # the goods of a cancelled order
-        ctx.log.info("stock order cancelled before it arrived: not served")
+        uow.log.info("stock order cancelled before it arrived: not served")
         return
     from backflush_warehouse import handlers
 
     await repository.add_stock_order(
-        ctx.session, order_id=event.order_id, item=event.item, quantity=event.quantity,
+        uow.session, order_id=event.order_id, item=event.item, quantity=event.quantity,
         order_holder=event.processing.order_holder, ship_to=event.processing.ship_to,
         partial=event.processing.partial_deliveries, since=handlers._now())
-    await serve_waiting(ctx, event.item)
+    await serve_waiting(uow, event.item)
 
 
 async def _free_units(session: AsyncSession, item: str) -> list[FreeUnit]:
@@ -77,17 +73,17 @@ async def _free_units(session: AsyncSession, item: str) -> list[FreeUnit]:
     return [FreeUnit(*row) for row in await repository.free_units(session, item)]
 
 
-async def serve_waiting(ctx: HandlerContext, item: str) -> None:
+async def serve_waiting(uow: UnitOfWork, item: str) -> None:
     """Serve the item's waiting stock orders in arrival order from its free units; tell the rest why they wait."""
     from backflush_warehouse import handlers
 
-    waiting = await repository.waiting_stock_orders(ctx.session, item)
+    waiting = await repository.waiting_stock_orders(uow.session, item)
     if not waiting:
         return
     by_id = {row["order_id"]: row for row in waiting}
     serving = serve_in_arrival_order(
         [WaitingStockOrder(r["order_id"], r["quantity"] - r["shipped"], r["partial"]) for r in waiting],
-        await _free_units(ctx.session, item))
+        await _free_units(uow.session, item))
     at = handlers._now()
     for served in serving.served:
         row = by_id[served.order_id]
@@ -98,20 +94,20 @@ async def serve_waiting(ctx: HandlerContext, item: str) -> None:
                 emptied.append(unit.unit_id)
             # the taken part becomes the order's own row (split off the run's), so that shipping and signing work
             # on the order's units as in every flow; the run keeps what is left
-            await repository.set_unit_quantity(ctx.session, unit.unit_id, unit.quantity - take.quantity, at)
-            await repository.add_stored_units(ctx.session, order_id=served.order_id, item=item, lot=unit.lot,
+            await repository.set_unit_quantity(uow.session, unit.unit_id, unit.quantity - take.quantity, at)
+            await repository.add_stored_units(uow.session, order_id=served.order_id, item=item, lot=unit.lot,
                                               kind=LocationKind.RACK, owner="manufacturer",
                                               placements=[(unit.location, take.quantity)], at=at)
-            await repository.add_stock_allocation(ctx.session, order_id=served.order_id, run_id=unit.run_id,
+            await repository.add_stock_allocation(uow.session, order_id=served.order_id, run_id=unit.run_id,
                                                   item=item, lot=unit.lot, location=unit.location,
                                                   quantity=take.quantity, at=at)
         if emptied:  # a row emptied by the split holds nothing: gone, so the racks never list zero-unit rows
-            await repository.delete_units(ctx.session, emptied)
+            await repository.delete_units(uow.session, emptied)
         shipped = row["shipped"] + served.quantity
-        await repository.update_stock_order(ctx.session, served.order_id, shipped=shipped,
+        await repository.update_stock_order(uow.session, served.order_id, shipped=shipped,
                                             status="shipped" if shipped >= row["quantity"] else "waiting")
-        await _ship_part(ctx, row, served.quantity)
-        ctx.log.info("stock order served from finished-goods stock", order_id=served.order_id,
+        await _ship_part(uow, row, served.quantity)
+        uow.log.info("stock order served from finished-goods stock", order_id=served.order_id,
                      quantity=str(served.quantity), of=str(row["quantity"]),
                      lots=sorted({t.unit.lot for t in served.takes}))
     for still in serving.waiting:
@@ -119,145 +115,141 @@ async def serve_waiting(ctx: HandlerContext, item: str) -> None:
         told = f"{still.needed}/{still.free}"
         if row["told"] == told:
             continue  # told already with these figures
-        await repository.update_stock_order(ctx.session, still.order_id, told=told)
-        await ctx.emit(c.FinishedStockAwaited(order_id=still.order_id, item=item, needed=still.needed,
+        await repository.update_stock_order(uow.session, still.order_id, told=told)
+        await uow.emit(c.FinishedStockAwaited(order_id=still.order_id, item=item, needed=still.needed,
                                               free=still.free), correlation_id=still.order_id)
 
 
-async def _ship_part(ctx: HandlerContext, order: Any, quantity: Decimal) -> None:
+async def _ship_part(uow: UnitOfWork, order: Any, quantity: Decimal) -> None:
     """Pick the order's stored units and ship them: the whole order, or one part of an order that allows partial
     deliveries. The order's shipment adds up its parts; a part shipped after a signature waits for its own."""
     from backflush_warehouse import handlers
 
     order_id = order["order_id"]
-    units = await repository.units_with_status(ctx.session, order_id, "stored")
+    units = await repository.units_with_status(uow.session, order_id, "stored")
     at = handlers._now()
     # a split moved no unit: the location's used space changes only now, as the units are picked
-    await repository.set_units_status(ctx.session, units, "shipped", at)
-    await repository.occupy(ctx.session, handlers._by_location(units, -1))
+    await repository.set_units_status(uow.session, units, "shipped", at)
+    await repository.occupy(uow, handlers._by_location(units, -1))
     lots = sorted({u["lot"] for u in units})
-    shipment = await repository.shipment(ctx.session, order_id)
+    shipment = await repository.shipment(uow.session, order_id)
     if shipment is None:
-        await repository.add_shipment(ctx.session, order_id=order_id, item=order["item"], quantity=quantity,
+        await repository.add_shipment(uow.session, order_id=order_id, item=order["item"], quantity=quantity,
                                       ship_to=order["ship_to"], order_holder=order["order_holder"], lots=lots, at=at)
     else:
-        await repository.add_to_shipment(ctx.session, shipment, quantity=quantity, lots=lots, at=at)
-    await ctx.emit(c.GoodsShipped(order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
+        await repository.add_to_shipment(uow.session, shipment, quantity=quantity, lots=lots, at=at)
+    await uow.emit(c.GoodsShipped(order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
                                   lots=lots), correlation_id=order_id)
-    await handlers._retry_waiting_put_aways(ctx)
+    await handlers._retry_waiting_put_aways(uow)
 
 
-async def sign(ctx: HandlerContext, event: c.DeliverySigned) -> None:
+async def sign(uow: UnitOfWork, event: c.DeliverySigned) -> None:
     """The holder signed for what was shipped to a stock order: ownership of those units moves; the order closes
     once every unit of it is signed for (a partial delivery is signed for on its own)."""
     from backflush_warehouse import handlers
 
-    order = await repository.stock_order(ctx.session, event.order_id)
+    order = await repository.stock_order(uow.session, event.order_id)
     assert order is not None, "called for stock orders only"
-    units = await repository.units_with_status(ctx.session, event.order_id, "shipped")
+    units = await repository.units_with_status(uow.session, event.order_id, "shipped")
     if not units:
-        ctx.log.info("nothing shipped waits for a signature", order_id=event.order_id)
+        uow.log.info("nothing shipped waits for a signature", order_id=event.order_id)
         return
     at = handlers._now()
     for unit in units:
         await repository.record_ownership_transfer(
-            ctx.session, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
+            uow.session, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
             from_owner=unit["owner"], to_owner=order["order_holder"], at=at)
-    await repository.set_units_status(ctx.session, units, "delivered", at, owner=order["order_holder"])
-    await repository.sign_shipment(ctx.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
+    await repository.set_units_status(uow.session, units, "delivered", at, owner=order["order_holder"])
+    await repository.sign_shipment(uow.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
     quantity = sum((u["quantity"] for u in units), ZERO)
     by_lot: dict[str, Decimal] = {}
     for unit in units:
         by_lot[unit["lot"]] = by_lot.get(unit["lot"], ZERO) + unit["quantity"]
-    await ctx.emit(c.GoodsSignedFor(order_id=event.order_id, item=order["item"], quantity=quantity,
+    await uow.emit(c.GoodsSignedFor(order_id=event.order_id, item=order["item"], quantity=quantity,
                                     signed_by=event.signed_by, signed_at=event.signed_at,
                                     previous_owner=units[0]["owner"], new_owner=order["order_holder"],
                                     from_stock=True, lots=tuple(LotQuantity(lot=lot, quantity=units_of_lot)
                                                                 for lot, units_of_lot in sorted(by_lot.items()))),
                    correlation_id=event.order_id)
-    delivered = sum((u["quantity"] for u in await repository.units_with_status(ctx.session, event.order_id,
+    delivered = sum((u["quantity"] for u in await repository.units_with_status(uow.session, event.order_id,
                                                                                "delivered")), ZERO)
     # closing the order is the distributor's word, once GoodsSignedFor covers all of it
-    ctx.log.info("stock delivery signed for; ownership moved", quantity=str(quantity),
+    uow.log.info("stock delivery signed for; ownership moved", quantity=str(quantity),
                  delivered=str(delivered), of=str(order["quantity"]))
 
 
-async def stock_order_cancelled(ctx: HandlerContext, order_id: str) -> None:
+async def stock_order_cancelled(uow: UnitOfWork, order_id: str) -> None:
     """A waiting stock order cancelled: it holds nothing; the orders behind it may go now."""
-    row = await repository.stock_order(ctx.session, order_id)
+    row = await repository.stock_order(uow.session, order_id)
     if row is None or row["status"] != "waiting" or row["shipped"] > 0:
         return  # a partly delivered order is refused a cancel before this (its goods shipped)
-    await repository.update_stock_order(ctx.session, order_id, status="cancelled")
-    await serve_waiting(ctx, row["item"])
+    await repository.update_stock_order(uow.session, order_id, status="cancelled")
+    await serve_waiting(uow, row["item"])
 
 
 def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
 
 
-async def on_cancellation_requested(ctx: HandlerContext) -> None:
+async def on_cancellation_requested(uow: UnitOfWork, event: o.StockOrderCancellationRequested) -> None:
     """The distributor passes on a holder's cancel of a stock order: decided here, under the storage lock that
     every shipment takes, so the answer says truly whether the order shipped first. Nothing shipped: the order is
     cancelled (out of the line: the orders behind it may go) and the answer is `StockOrderCancellationAccepted`;
     something shipped: `StockOrderCancellationRefused` with what shipped. Every request is answered."""
     from backflush_warehouse import handlers
 
-    event = ctx.event
-    assert isinstance(event, o.StockOrderCancellationRequested)
     order_id = event.order_id
-    row = await repository.stock_order(ctx.session, order_id)
+    row = await repository.stock_order(uow.session, order_id)
     if row is not None and row["shipped"] > 0:
         parts = " in part deliveries" if row["shipped"] < row["quantity"] else ""
         reason = f"{_plain(row['shipped'])} of {_plain(row['quantity'])} units shipped{parts}"
-        await ctx.emit(c.StockOrderCancellationRefused(order_id=order_id, reason=reason), correlation_id=order_id)
-        ctx.log.info("cancel of a stock order refused: it shipped first", reason=reason)
+        await uow.emit(c.StockOrderCancellationRefused(order_id=order_id, reason=reason), correlation_id=order_id)
+        uow.log.info("cancel of a stock order refused: it shipped first", reason=reason)
         return
-    if await repository.holds_goods_of(ctx.session, order_id):
+    if await repository.holds_goods_of(uow.session, order_id):
         # a stock order holds units only once something of it shipped (refused above): these are goods of another
         # flow under the same id, which a stock cancel would leave stored for a cancelled order
         raise NotAStockOrderError(order_id)  # dead-lettered with the reason; its goods stay as they are
-    if not await repository.is_cancelled(ctx.session, order_id):
+    if not await repository.is_cancelled(uow.session, order_id):
         # an order not seen yet is remembered cancelled too, so that it is never served (see on_stock_order)
-        await repository.add_cancelled_order(ctx.session, order_id, handlers._now())
-        await stock_order_cancelled(ctx, order_id)
-    await ctx.emit(c.StockOrderCancellationAccepted(order_id=order_id), correlation_id=order_id)
-    ctx.log.info("stock order cancelled: nothing of it had shipped")
+        await repository.add_cancelled_order(uow.session, order_id, handlers._now())
+        await stock_order_cancelled(uow, order_id)
+    await uow.emit(c.StockOrderCancellationAccepted(order_id=order_id), correlation_id=order_id)
+    uow.log.info("stock order cancelled: nothing of it had shipped")
 
 
-async def on_withdrawal_requested(ctx: HandlerContext) -> None:
+async def on_withdrawal_requested(uow: UnitOfWork, event: inv.FinishedStockWithdrawalRequested) -> None:
     """The manufacturer reverses a run: its lot leaves stock for sale if it is still whole and unallocated."""
     from backflush_warehouse import handlers
 
-    event = ctx.event
-    assert isinstance(event, inv.FinishedStockWithdrawalRequested)
-    stock = await repository.finished_stock_of(ctx.session, event.run_id)
+    stock = await repository.finished_stock_of(uow.session, event.run_id)
     if stock is None:
-        await ctx.emit(c.FinishedStockWithdrawalRefused(run_id=event.run_id, reason="its lot was never stocked here"),
+        await uow.emit(c.FinishedStockWithdrawalRefused(run_id=event.run_id, reason="its lot was never stocked here"),
                        correlation_id=event.run_id)
         return
     if stock["status"] == "withdrawn":
-        await ctx.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
+        await uow.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
                                                 quantity=stock["quantity"]), correlation_id=event.run_id)
         return
-    allocated = await repository.allocations_of_run(ctx.session, event.run_id)
+    allocated = await repository.allocations_of_run(uow.session, event.run_id)
     taken = sum((quantity for _order, quantity in allocated), ZERO)
     if taken:
         orders = sorted({order_id for order_id, _quantity in allocated})
-        await ctx.emit(c.FinishedStockWithdrawalRefused(
+        await uow.emit(c.FinishedStockWithdrawalRefused(
             run_id=event.run_id, reason=f"{taken} of its {stock['quantity']} units of lot {stock['lot']} were "
                                         f"allocated and shipped to {', '.join(orders)}"), correlation_id=event.run_id)
         return
     at = handlers._now()
-    await repository.delete_waiting_put_aways(ctx.session, event.run_id)
-    units = await repository.units_with_status(ctx.session, event.run_id, "stored")
+    await repository.delete_waiting_put_aways(uow.session, event.run_id)
+    units = await repository.units_with_status(uow.session, event.run_id, "stored")
     if units:
-        await handlers._release(ctx, units, at)
-    await repository.set_finished_stock_status(ctx.session, event.run_id, "withdrawn")
-    await ctx.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
+        await handlers._release(uow, units, at)
+    await repository.set_finished_stock_status(uow.session, event.run_id, "withdrawn")
+    await uow.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
                                             quantity=stock["quantity"]), correlation_id=event.run_id)
-    ctx.log.info("run's lot withdrawn from stock for sale", run_id=event.run_id)
+    uow.log.info("run's lot withdrawn from stock for sale", run_id=event.run_id)
     if units:
-        await handlers._retry_waiting_put_aways(ctx)
+        await handlers._retry_waiting_put_aways(uow)
 
 
 async def free_stock(session: AsyncSession) -> dict[str, Decimal]:

@@ -39,6 +39,7 @@ from backflush_shared.persistence.database import Database, is_sqlite
 from backflush_shared.persistence.fast_insert import insert_rows
 from backflush_shared.persistence.inbox import Claim, Inbox, InboxBatch
 from backflush_shared.persistence.outbox import Outbox, PendingRecord
+from backflush_shared.unit_of_work import UnitOfWork
 
 log = structlog.get_logger("backflush.processor")
 
@@ -49,32 +50,11 @@ HEADER_REPLAY_OF = "dlq_replay_of"
 #: The dead letter's error type of an event our own handler could not turn into valid events: a bug to fix.
 INTERNAL_VALIDATION_ERROR = "internal-validation-error"
 
-#: `session.info` key of what handlers keep in memory for the current transaction (e.g. a working ledger);
-#: dropped whenever a savepoint rolls back, so that they rebuild it from the database.
-TRANSACTION_CACHES = "backflush_transaction_caches"
-
-
-@dataclass
-class HandlerContext:
-    """What a handler gets: the open transaction, the event, and a way to emit events through the outbox."""
-
-    session: AsyncSession
-    consumed: ConsumedEvent
-    outbox: Outbox
-    log: Any
-
-    @property
-    def event(self) -> Event:
-        return self.consumed.event
-
-    async def emit(self, event: Event, *, correlation_id: str | None = None) -> None:
-        await self.outbox.emit(self.session, event, caused_by=self.consumed, correlation_id=correlation_id)
-
-
-Handler = Callable[[HandlerContext], Awaitable[None]]
-#: What a service loads for a whole batch before its handlers run (see `ServiceDefinition.load_batch`): the open
-#: transaction and the batch's events that its handlers are about to apply, in batch order.
-BatchLoader = Callable[[AsyncSession, Sequence[ConsumedEvent]], Awaitable[None]]
+#: A use case: applies one event (of the type it is registered for) on the batch's unit of work.
+Handler = Callable[[UnitOfWork, Any], Awaitable[None]]
+#: What a service loads for a whole batch before its handlers run (see `ServiceDefinition.load_batch`): the unit
+#: of work and the batch's events that its handlers are about to apply, in batch order.
+BatchLoader = Callable[[UnitOfWork, Sequence[ConsumedEvent]], Awaitable[None]]
 
 
 @dataclass
@@ -141,12 +121,13 @@ class BatchProcessor:
         decoded = [None if self._not_ours(record) else
                    decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
         async with self.database.transaction() as session:
+            uow = UnitOfWork(session, self.outbox)
             inbox = await InboxBatch.load(self.inbox, session, [
                 str(item.envelope.event_id) for item in decoded
                 if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
             ])
             if self.load_batch is not None:
-                await self.load_batch(session, [
+                await self.load_batch(uow, [
                     item for item in decoded if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
                     and str(item.envelope.event_id) not in inbox.known  # a duplicate changes nothing
                 ])
@@ -158,12 +139,14 @@ class BatchProcessor:
                 elif isinstance(item, RejectedRecord):
                     await self._reject(session, item, result, attempts)
                 else:
-                    await self._apply(session, inbox, item, result, isolated)
+                    await self._apply(uow, inbox, item, result, isolated)
                 ranges.add(record, result.applied - applied, result.dead_lettered - dead_lettered)
+            await uow.committing()
             await self._account(session, ranges)
             # the batch's inbox rows and outgoing records, each in one statement
             await inbox.flush(session)
             written = await self.outbox.flush(session, returning=self.hand_over is not None)
+        uow.committed()
         self._committed(written, result.wrote_outbox)
         return result
 
@@ -225,8 +208,9 @@ class BatchProcessor:
             for (topic, partition), r in ranges.by_partition.items()
         ], self._insert_ranges)
 
-    async def _apply(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent,
+    async def _apply(self, uow: UnitOfWork, inbox: InboxBatch, consumed: ConsumedEvent,
                      result: BatchResult, isolated: bool = True) -> None:
+        session = uow.session
         handler = self.handlers.get(type(consumed.event))
         if handler is None:
             result.ignored += 1  # another service's event on a topic we share
@@ -251,10 +235,10 @@ class BatchProcessor:
             result.wrote_outbox = True
             return
         emitted_before = self.outbox.buffered(session)
-        context = HandlerContext(session, consumed, self.outbox, event_log)
+        uow.applying(consumed, event_log)
         if not isolated:
             try:
-                await handler(context)
+                await handler(uow, consumed.event)
             except (BackflushError, ValidationError) as refusal:
                 # its effects so far are in the transaction with the batch's: only a rollback removes them
                 raise _RefusedWithoutSavepoint from refusal
@@ -264,11 +248,11 @@ class BatchProcessor:
         rows_before = row_buffer.mark(session)
         try:
             async with session.begin_nested():
-                await handler(context)
+                await handler(uow, consumed.event)
         except BackflushError as refusal:
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
             row_buffer.discard_after(session, rows_before)
-            await self._refuse(session, inbox, consumed, result, emitted_before, type(refusal).__name__, str(refusal))
+            await self._refuse(uow, inbox, consumed, result, emitted_before, type(refusal).__name__, str(refusal))
             return
         except ValidationError as defect:
             # Our own code built an invalid event (or value): a defect that fails the same way on every attempt,
@@ -277,17 +261,18 @@ class BatchProcessor:
             event_log.error("event refused: our own code failed validation", error_type=INTERNAL_VALIDATION_ERROR,
                             reason=reason, model=defect.title)
             row_buffer.discard_after(session, rows_before)
-            await self._refuse(session, inbox, consumed, result, emitted_before, INTERNAL_VALIDATION_ERROR,
+            await self._refuse(uow, inbox, consumed, result, emitted_before, INTERNAL_VALIDATION_ERROR,
                                f"{defect.title}: {reason}")
             return
         result.applied += 1
         result.wrote_outbox = True  # handlers usually emit; a spare wake-up costs one empty query
 
-    async def _refuse(self, session: AsyncSession, inbox: InboxBatch, consumed: ConsumedEvent, result: BatchResult,
+    async def _refuse(self, uow: UnitOfWork, inbox: InboxBatch, consumed: ConsumedEvent, result: BatchResult,
                       emitted_before: int, error_type: str, reason: str) -> None:
         # The handler's effects rolled back with the savepoint, so whatever a handler kept in memory about this
         # transaction is stale too; the inbox keeps the event as refused, so a redelivery is not refused twice.
-        session.info.pop(TRANSACTION_CACHES, None)
+        session = uow.session
+        uow.forget_caches()
         self.outbox.discard_after(session, emitted_before)  # what the refused handler emitted goes too
         await inbox.set_outcome(session, consumed, "refused")
         await self._write_dead_letter(session, consumed.origin, error_type, reason, 1)

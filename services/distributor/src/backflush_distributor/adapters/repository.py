@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backflush_shared.messaging.processor import TRANSACTION_CACHES
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.persistence.row_buffer import insert_at_commit
 
 from backflush_distributor.adapters.tables import order_events, order_transitions, orders, storage_capacity
@@ -72,13 +72,12 @@ class OrderRow:
 _LOCKED = "distributor_locked_orders"
 
 
-def _locked(session: AsyncSession) -> dict[str, OrderRow]:
-    """The orders this transaction has locked, as it last saved them (dropped with the transaction's caches when
-    a refused event's savepoint rolls back: then each is read again)."""
-    caches = session.info.setdefault(TRANSACTION_CACHES, {})
-    locked: dict[str, OrderRow] | None = caches.get(_LOCKED)
+def _locked(uow: UnitOfWork) -> dict[str, OrderRow]:
+    """The orders this unit of work has locked, as it last saved them (dropped with its caches when a refused
+    event's savepoint rolls back: then each is read again)."""
+    locked: dict[str, OrderRow] | None = uow.caches.get(_LOCKED)
     if locked is None:
-        locked = caches[_LOCKED] = {}
+        locked = uow.caches[_LOCKED] = {}
     return locked
 
 
@@ -87,33 +86,36 @@ def _order_row(row: Any) -> OrderRow:
     return OrderRow(order, row["placed_fingerprint"], order.status, row["waiting_since"], dict(row))
 
 
-async def load(session: AsyncSession, order_id: str, *, for_update: bool = False) -> OrderRow | None:
-    """An order; `for_update` locks its row until the transaction ends (PostgreSQL; SQLite has one writer).
+async def load(session: AsyncSession, order_id: str) -> OrderRow | None:
+    """An order as committed (or as this transaction wrote it), without locking it."""
+    row = (await session.execute(_LOAD, {"order_id": order_id})).mappings().one_or_none()
+    return None if row is None else _order_row(row)
+
+
+async def load_for_update(uow: UnitOfWork, order_id: str) -> OrderRow | None:
+    """An order, its row locked until the unit of work ends (PostgreSQL; SQLite has one writer).
 
     Two events of one order may be applied at once (by the consumers of two topics, or two instances during a
     rebalance): each must start from what the other committed, or `save` writes back a stale order. A row this
-    transaction locked already (`lock_orders`, or an earlier event) is no one else's to change until it commits,
+    unit of work locked already (`lock_orders`, or an earlier event) is no one else's to change until it commits,
     so it is not read again."""
-    if for_update:
-        locked = _locked(session).get(order_id)
-        if locked is not None:
-            return locked
-    row = (await session.execute(_LOAD_FOR_UPDATE if for_update else _LOAD,
-                                 {"order_id": order_id})).mappings().one_or_none()
+    locked = _locked(uow)
+    kept = locked.get(order_id)
+    if kept is not None:
+        return kept
+    row = (await uow.session.execute(_LOAD_FOR_UPDATE, {"order_id": order_id})).mappings().one_or_none()
     if row is None:
         return None
-    loaded = _order_row(row)
-    if for_update:
-        _locked(session)[order_id] = loaded
+    loaded = locked[order_id] = _order_row(row)
     return loaded
 
 
-async def lock_orders(session: AsyncSession, order_ids: Iterable[str]) -> None:
-    """Lock and load the orders a batch is about with one statement, instead of one `load` per event."""
-    locked = _locked(session)
+async def lock_orders(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
+    """Lock and load the orders a batch is about with one statement, instead of one `load_for_update` per event."""
+    locked = _locked(uow)
     wanted = sorted(set(order_ids) - locked.keys())
     for start in range(0, len(wanted), 500):
-        rows = await session.execute(_LOAD_MANY_FOR_UPDATE, {"order_ids": wanted[start:start + 500]})
+        rows = await uow.session.execute(_LOAD_MANY_FOR_UPDATE, {"order_ids": wanted[start:start + 500]})
         for row in rows.mappings().all():
             locked[row["order_id"]] = _order_row(row)
 
@@ -129,7 +131,7 @@ async def add(session: AsyncSession, order: Order, *, fingerprint: str, order_ho
     ))
 
 
-async def save(session: AsyncSession, order: Order, *, previous: OrderStatus, waiting_since: datetime | None,
+async def save(uow: UnitOfWork, order: Order, *, previous: OrderStatus, waiting_since: datetime | None,
                at: datetime) -> bool:
     """Store new milestones; returns whether the state or what it waits for changed."""
     status = order.status
@@ -141,8 +143,8 @@ async def save(session: AsyncSession, order: Order, *, previous: OrderStatus, wa
         waiting_since=(at if changed else waiting_since) if status.waiting_for else None,
         updated_at=at,
     )
-    await session.execute(_SAVE, dict(key=order.order_id, **values))
-    locked = _locked(session)
+    await uow.session.execute(_SAVE, dict(key=order.order_id, **values))
+    locked = _locked(uow)
     before = locked.get(order.order_id)
     if before is not None:  # the next event of the order in this transaction starts from what was just saved
         locked[order.order_id] = OrderRow(order, before.fingerprint, status, values["waiting_since"],
@@ -199,7 +201,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def forget_rejected(session: AsyncSession, order_id: str) -> None:
+async def forget_rejected(uow: UnitOfWork, order_id: str) -> None:
     """Drop a rejected order so that a corrected placement can take its id; its history rows stay."""
-    _locked(session).pop(order_id, None)
-    await session.execute(delete(orders).where(orders.c.order_id == order_id, orders.c.state == "rejected"))
+    _locked(uow).pop(order_id, None)
+    await uow.session.execute(delete(orders).where(orders.c.order_id == order_id, orders.c.state == "rejected"))

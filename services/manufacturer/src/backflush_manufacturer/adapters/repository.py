@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backflush_shared.messaging.processor import TRANSACTION_CACHES
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.persistence.locks import ConcurrentUpdateError, lock_for_transaction
 
 from backflush_manufacturer.adapters.tables import (
@@ -96,10 +96,10 @@ class MasterDataCache:
     def __init__(self) -> None:
         self._cached: MasterData | None = None
 
-    async def get(self, session: AsyncSession) -> MasterData:
-        version = await transaction_version(session)
+    async def get(self, uow: UnitOfWork) -> MasterData:
+        version = await transaction_version(uow)
         if self._cached is None or self._cached.version != version:
-            self._cached = await load_master_data(session, version)
+            self._cached = await load_master_data(uow.session, version)
         return self._cached
 
     def forget(self) -> None:
@@ -114,7 +114,12 @@ async def current_version(session: AsyncSession) -> int:
 _VERSION_KEY = "master_data_version"
 
 
-async def transaction_version(session: AsyncSession) -> int:
+async def read_master_data(session: AsyncSession) -> MasterData:
+    """The master data as committed now (for reports: no unit of work, nothing kept)."""
+    return await load_master_data(session, await current_version(session))
+
+
+async def transaction_version(uow: UnitOfWork) -> int:
     """The master-data version, read once per transaction (several times per event otherwise).
 
     A SQLite write transaction holds the file's write lock from its first statement (`BEGIN IMMEDIATE`), so only
@@ -122,17 +127,17 @@ async def transaction_version(session: AsyncSession) -> int:
     another instance may commit a change meanwhile; the transaction then goes on with the catalogue it started
     with, as if it had committed just before that change (which one comes first between two instances is not
     defined anyway), instead of switching catalogues half-way through a batch."""
-    caches = _caches(session)
-    version = caches.get(_VERSION_KEY)
+    version = uow.caches.get(_VERSION_KEY)
     if version is None:
-        version = caches[_VERSION_KEY] = await current_version(session)
+        version = uow.caches[_VERSION_KEY] = await current_version(uow.session)
     return int(version)
 
 
-async def bump_version(session: AsyncSession) -> None:
+async def bump_version(uow: UnitOfWork) -> None:
     # a random token, not a counter: a version seen in a transaction that rolled back is never reused
     token = secrets.randbelow(2**62) + 1
-    _caches(session).pop(_VERSION_KEY, None)
+    uow.caches.pop(_VERSION_KEY, None)
+    session = uow.session
     if await current_version(session) == 0:
         await session.execute(insert(master_data_version).values(id=1, version=token))
     else:
@@ -162,7 +167,8 @@ def _item(row: Any) -> Item:
                 row.get("supply_location"))
 
 
-async def save_item(session: AsyncSession, item: Item, policy: str | None) -> None:
+async def save_item(uow: UnitOfWork, item: Item, policy: str | None) -> None:
+    session = uow.session
     values = {"description": item.description, "unit": item.unit.code, "decimals": item.unit.decimals,
               "phantom": item.phantom, "negative_stock_policy": policy, "supply_location": item.supply_location}
     exists = (await session.execute(select(items.c.item).where(items.c.item == item.code))).scalar_one_or_none()
@@ -170,10 +176,11 @@ async def save_item(session: AsyncSession, item: Item, policy: str | None) -> No
         await session.execute(update(items).where(items.c.item == item.code).values(**values))
     else:
         await session.execute(insert(items).values(item=item.code, **values))
-    await bump_version(session)
+    await bump_version(uow)
 
 
-async def save_bom(session: AsyncSession, bom: Bom) -> None:
+async def save_bom(uow: UnitOfWork, bom: Bom) -> None:
+    session = uow.session
     await session.execute(delete(bom_lines).where(bom_lines.c.parent == bom.parent))
     for position, line in enumerate(bom.lines):
         await session.execute(
@@ -181,13 +188,14 @@ async def save_bom(session: AsyncSession, bom: Bom) -> None:
                                      quantity_per=line.quantity_per, scrap_factor=line.scrap_factor,
                                      flush=line.flush.value)
         )
-    await bump_version(session)
+    await bump_version(uow)
 
 
-async def save_plan(session: AsyncSession, plan: InspectionPlan) -> None:
+async def save_plan(uow: UnitOfWork, plan: InspectionPlan) -> None:
+    session = uow.session
     await session.execute(delete(inspection_plans).where(inspection_plans.c.item == plan.item))
     await session.execute(insert(inspection_plans).values(item=plan.item, rule=plan.rule.value, remark=plan.reason))
-    await bump_version(session)
+    await bump_version(uow)
 
 
 # -- the ledger ----------------------------------------------------------------------------------------------
@@ -229,53 +237,44 @@ class LedgerCache:
         self._ledger = StockLedger()
         self._high_water = 0
 
-    async def load(self, session: AsyncSession, item_codes: Iterable[str] | None = None) -> StockLedger:
-        await lock_stock(session)
+    async def load(self, uow: UnitOfWork, item_codes: Iterable[str] | None = None) -> StockLedger:
+        await lock_stock(uow.session)
         if not self.enabled:
-            return await load_ledger(session, item_codes)
-        return (await self._working(session))[0]
+            return await load_ledger(uow.session, item_codes)
+        return (await self._working(uow))[0]
 
-    async def append(self, session: AsyncSession, movements: Sequence[LedgerMovement]) -> None:
+    async def append(self, uow: UnitOfWork, movements: Sequence[LedgerMovement]) -> None:
         if not movements:
             return
         if not self.enabled:
-            await append(session, movements)
+            await append(uow.session, movements)
             return
-        ledger, _high_water = await self._working(session)
-        await append(session, movements)
+        ledger, _high_water = await self._working(uow)
+        await append(uow.session, movements)
         # the high water mark matters only once the transaction commits: read then, once per transaction
-        _caches(session)[self._KEY] = (ledger.appended(movements), None)
+        uow.caches[self._KEY] = (ledger.appended(movements), None)
 
-    async def _working(self, session: AsyncSession) -> tuple[StockLedger, int | None]:
-        caches = _caches(session)
-        working = caches.get(self._KEY)
+    async def _working(self, uow: UnitOfWork) -> tuple[StockLedger, int | None]:
+        working = uow.caches.get(self._KEY)
         if working is None:
-            rows = (await session.execute(_LEDGER_SINCE, {"b_high_water": self._high_water})).mappings().all()
+            rows = (await uow.session.execute(_LEDGER_SINCE, {"b_high_water": self._high_water})).mappings().all()
             high_water = rows[-1]["id"] if rows else self._high_water
-            working = caches[self._KEY] = (self._ledger.appended(_movement(r) for r in rows), high_water)
-            if not session.info.get("ledger_cache_hooked"):
-                session.info["ledger_cache_hooked"] = True
-                event.listen(session.sync_session, "before_commit", self._read_high_water)
-                event.listen(session.sync_session, "after_commit", self._adopt)
+            working = uow.caches[self._KEY] = (self._ledger.appended(_movement(r) for r in rows), high_water)
+            uow.before_commit(self._KEY, self._read_high_water)
+            uow.after_commit(self._KEY, self._adopt)
         return working
 
-    def _read_high_water(self, sync_session: Any) -> None:
-        if sync_session.in_nested_transaction():
-            return  # releasing a savepoint: the transaction goes on
-        caches = sync_session.info.get(TRANSACTION_CACHES, {})
-        working = caches.get(self._KEY)
+    async def _read_high_water(self, uow: UnitOfWork) -> None:
+        working = uow.caches.get(self._KEY)
         if working is not None and working[1] is None:
-            caches[self._KEY] = (working[0], int(sync_session.execute(_LEDGER_HIGH_WATER).scalar_one()))
+            high_water = (await uow.session.execute(_LEDGER_HIGH_WATER)).scalar_one()
+            uow.caches[self._KEY] = (working[0], int(high_water))
 
-    def _adopt(self, sync_session: Any) -> None:
-        working = sync_session.info.get(TRANSACTION_CACHES, {}).get(self._KEY)
+    def _adopt(self, uow: UnitOfWork) -> None:
+        working = uow.caches.get(self._KEY)
         if working is not None and working[1] is not None:
             # (without a high water mark the cache stays as it was: the next transaction catches up from the table)
             self._ledger, self._high_water = working
-
-
-def _caches(session: AsyncSession) -> dict[str, Any]:
-    return session.info.setdefault(TRANSACTION_CACHES, {})
 
 
 #: The advisory lock of the manufacturer's stock: every item's lots, the parked-flush queue and the production
@@ -451,10 +450,10 @@ def _parked_from_json(text: str) -> ParkedFlush:
     return ParkedFlush(request, requirements, ())
 
 
-async def park(session: AsyncSession, parked: ParkedFlush, *, order_id: str, step: str, reason: str,
+async def park(uow: UnitOfWork, parked: ParkedFlush, *, order_id: str, step: str, reason: str,
                cause_event_id: str) -> None:
-    _queue_changed(session)
-    await session.execute(_PARK, dict(
+    _queue_changed(uow)
+    await uow.session.execute(_PARK, dict(
         flush_id=parked.flush_id, order_id=order_id, step=step, request=_request_to_json(parked), reason=reason,
         status="waiting", parked_at=now(), cause_event_id=cause_event_id,
     ))
@@ -468,25 +467,28 @@ def _entry(row: Any) -> ParkedEntry:
 _WAITING_KEY = "waiting_parked"
 
 
-async def waiting_parked(session: AsyncSession, order_id: str | None = None) -> list[ParkedEntry]:
+async def read_waiting_parked(session: AsyncSession) -> list[ParkedEntry]:
+    """The waiting queue in arrival order, as committed now (for reports: nothing kept)."""
+    return [_entry(r) for r in (await session.execute(_WAITING_PARKED)).mappings().all()]
+
+
+async def waiting_parked(uow: UnitOfWork, order_id: str | None = None) -> list[ParkedEntry]:
     """The waiting queue (of one order), in arrival order.
 
     Read once per transaction, not per flush (each flush asks two or three times): only this transaction can
     change the queue while it holds the stock lock (SQLite: the file's write lock), and every change to it here
     (`park`, `resolve_parked`, `update_parked_reason`) makes the next call read it again."""
-    await lock_stock(session)
-    caches = _caches(session)
-    entries: list[ParkedEntry] | None = caches.get(_WAITING_KEY)
+    await lock_stock(uow.session)
+    entries: list[ParkedEntry] | None = uow.caches.get(_WAITING_KEY)
     if entries is None:
-        result = await session.execute(_WAITING_PARKED)
-        entries = caches[_WAITING_KEY] = [_entry(r) for r in result.mappings().all()]
+        entries = uow.caches[_WAITING_KEY] = await read_waiting_parked(uow.session)
     if order_id is None:
         return list(entries)
     return [e for e in entries if e.order_id == order_id]
 
 
-def _queue_changed(session: AsyncSession) -> None:
-    _caches(session).pop(_WAITING_KEY, None)
+def _queue_changed(uow: UnitOfWork) -> None:
+    uow.caches.pop(_WAITING_KEY, None)
 
 
 async def all_parked(session: AsyncSession) -> list[ParkedEntry]:
@@ -494,15 +496,15 @@ async def all_parked(session: AsyncSession) -> list[ParkedEntry]:
     return [_entry(r) for r in rows]
 
 
-async def update_parked_reason(session: AsyncSession, flush_id: str, reason: str) -> None:
-    _queue_changed(session)
-    await session.execute(_UPDATE_PARKED, {"b_flush_id": flush_id, "reason": reason})
+async def update_parked_reason(uow: UnitOfWork, flush_id: str, reason: str) -> None:
+    _queue_changed(uow)
+    await uow.session.execute(_UPDATE_PARKED, {"b_flush_id": flush_id, "reason": reason})
 
 
-async def resolve_parked(session: AsyncSession, flush_id: str, status: str) -> None:
+async def resolve_parked(uow: UnitOfWork, flush_id: str, status: str) -> None:
     """Only a waiting flush is resolved: one resolved meanwhile by another transaction is a lost race, retried."""
-    _queue_changed(session)
-    resolved = await session.execute(_RESOLVE_PARKED, {"b_flush_id": flush_id, "status": status,
+    _queue_changed(uow)
+    resolved = await uow.session.execute(_RESOLVE_PARKED, {"b_flush_id": flush_id, "status": status,
                                                        "resolved_at": now()})
     if resolved.rowcount != 1:
         raise ConcurrentUpdateError(f"parked flush {flush_id} was no longer waiting when it was {status}")

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import RowMapping, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backflush_shared.messaging.processor import TRANSACTION_CACHES
+from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.persistence.row_buffer import insert_at_commit
 
 from backflush_warehouse.adapters.tables import (
@@ -52,47 +52,53 @@ _LOCATION_CODES = select(locations.c.code)
 _ADD_LOCATION = insert(locations)
 
 
-# What a transaction read of the locations, kept until it ends (or a refused event's savepoint rolls back, which
-# drops the transaction's caches): every handler holds the storage lock, so no other transaction changes them
+# What a unit of work read of the locations, kept until it ends (or a refused event's savepoint rolls back, which
+# drops its caches): every handler holds the storage lock, so no other transaction changes them
 # meanwhile, and every change here updates or forgets what was kept.
 _LOCATIONS_KEY = "warehouse_locations"
 _OCCUPIED_KEY = "warehouse_occupied"
 
 
-def _caches(session: AsyncSession) -> dict[str, Any]:
-    return session.info.setdefault(TRANSACTION_CACHES, {})  # type: ignore[no-any-return]
+async def read_locations(session: AsyncSession) -> list[Location]:
+    """Every location, in the order put-away fills them, as stored now."""
+    rows = (await session.execute(_LOCATIONS)).mappings().all()
+    return [Location(r["code"], LocationKind(r["kind"]), r["capacity"]) for r in rows]
 
 
-async def locations_in_order(session: AsyncSession) -> list[Location]:
-    """Every location, in the order put-away fills them."""
-    caches = _caches(session)
-    cached: list[Location] | None = caches.get(_LOCATIONS_KEY)
+async def read_occupied(session: AsyncSession) -> dict[str, Decimal]:
+    """Each location's used space, as stored now."""
+    return {code: used for code, used in (await session.execute(_OCCUPIED)).all()}
+
+
+async def locations_in_order(uow: UnitOfWork) -> list[Location]:
+    """Every location, in the order put-away fills them (read once per unit of work)."""
+    cached: list[Location] | None = uow.caches.get(_LOCATIONS_KEY)
     if cached is None:
-        rows = (await session.execute(_LOCATIONS)).mappings().all()
-        cached = caches[_LOCATIONS_KEY] = [Location(r["code"], LocationKind(r["kind"]), r["capacity"]) for r in rows]
+        cached = uow.caches[_LOCATIONS_KEY] = await read_locations(uow.session)
     return list(cached)
 
 
-async def occupied(session: AsyncSession) -> dict[str, Decimal]:
-    caches = _caches(session)
-    cached: dict[str, Decimal] | None = caches.get(_OCCUPIED_KEY)
+async def occupied(uow: UnitOfWork) -> dict[str, Decimal]:
+    """Each location's used space (read once per unit of work, kept up to date by `occupy`)."""
+    cached: dict[str, Decimal] | None = uow.caches.get(_OCCUPIED_KEY)
     if cached is None:
-        cached = caches[_OCCUPIED_KEY] = {code: used for code, used in (await session.execute(_OCCUPIED)).all()}
+        cached = uow.caches[_OCCUPIED_KEY] = await read_occupied(uow.session)
     return dict(cached)
 
 
-async def occupy(session: AsyncSession, changes: dict[str, Decimal]) -> None:
+async def occupy(uow: UnitOfWork, changes: dict[str, Decimal]) -> None:
     """Keep each location's `used` equal to the units stored there (the audit checks it).
 
     `used` is decimal text, so the sum is made here, not in SQL: the rows are read locked (in code order) and
     every handler already holds the storage lock, so no other transaction writes between."""
     if not changes:
         return
+    session = uow.session
     codes = sorted(changes)
     used = {code: value for code, value in (await session.execute(_OCCUPIED_FOR_UPDATE, {"key_codes": codes})).all()}
     now_used = {code: used.get(code, Decimal(0)) + changes[code] for code in codes}
     await session.execute(_SET_LOCATION, [{"key_code": code, "used": value} for code, value in now_used.items()])
-    kept: dict[str, Decimal] | None = _caches(session).get(_OCCUPIED_KEY)
+    kept: dict[str, Decimal] | None = uow.caches.get(_OCCUPIED_KEY)
     if kept is not None:
         kept.update(now_used)
 
@@ -102,18 +108,13 @@ async def location_codes(session: AsyncSession) -> set[str]:
 
 
 async def add_location(session: AsyncSession, *, code: str, kind: str, capacity: Decimal, position: int) -> None:
-    _forget_locations(session)
+    """At start, laying out the racks (no unit of work holds the locations then)."""
     await session.execute(_ADD_LOCATION, {"code": code, "kind": kind, "capacity": capacity, "position": position})
 
 
 async def update_location(session: AsyncSession, *, code: str, kind: str, capacity: Decimal, position: int) -> None:
-    _forget_locations(session)
+    """At start, laying out the racks (no unit of work holds the locations then)."""
     await session.execute(_SET_LOCATION, {"key_code": code, "kind": kind, "capacity": capacity, "position": position})
-
-
-def _forget_locations(session: AsyncSession) -> None:
-    _caches(session).pop(_LOCATIONS_KEY, None)
-    _caches(session).pop(_OCCUPIED_KEY, None)
 
 
 # -- stored units ---------------------------------------------------------------------------------------------------
