@@ -29,7 +29,7 @@ from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.topics import Topic, TopicNames, service_source
 from backflush_shared.errors import ConfigurationError
 from backflush_shared.messaging.admin import ensure_topics, wait_for_broker
-from backflush_shared.messaging.consumer_watch import ConsumerWatch
+from backflush_shared.messaging.consumer_watch import ConsumerWatch, start_until_connected
 from backflush_shared.messaging.processor import BatchLoader, BatchProcessor, Handler
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
@@ -274,6 +274,8 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple
     for topic in Topic:
         if handled_by_topic.get(topic):
             _subscribe(broker, runtime, topic, handled_by_topic[topic])
+    for subscriber in broker.subscribers:
+        start_until_connected(subscriber, name=", ".join(getattr(subscriber, "topic_names", [])))
 
     published_by_topic: dict[Topic, list[type[Event]]] = defaultdict(list)
     for model in definition.publishes:

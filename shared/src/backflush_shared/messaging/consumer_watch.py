@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import structlog
+from aiokafka.errors import KafkaConnectionError
 
 log = structlog.get_logger("backflush.consumers")
 
@@ -73,3 +74,36 @@ class ConsumerWatch:
             except Exception as error:  # noqa: BLE001 - the watch must outlive a failed restart; it tries again
                 log.error("starting a stopped consumer again failed; trying again", error=str(error),
                           error_type=type(error).__name__)
+
+
+#: How long a subscriber waits between attempts to start while the broker cannot be reached, at most.
+START_RETRY_MAX_SECONDS = 5.0
+
+
+def start_until_connected(subscriber: Subscriber, *, name: str, first_retry_seconds: float = 0.5) -> None:
+    """Make `subscriber.start` keep trying while the broker cannot be reached, instead of failing start-up.
+
+    The service checks the broker before it starts its consumers, but the broker may go away while they start (a
+    broker restart right after a service's own restart, seen in the crash test). aiokafka then raises out of the
+    consumer's bootstrap, FastStream abandons start-up and begins to shut down, and that shutdown never ends: the
+    consumers already started keep heartbeating a coordinator that is being closed. The process then neither
+    works nor exits. Retried here, the start waits for the broker like every other client of ours does.
+    """
+    original = subscriber.start
+
+    async def start() -> None:
+        delay = first_retry_seconds
+        while True:
+            try:
+                await original()
+                return
+            except KafkaConnectionError as error:
+                log.warning("a consumer could not reach the broker as it started; trying again",
+                            subscriber=name, error=str(error), retry_in_seconds=delay)
+            # the consumer that failed to bootstrap is dropped before the next attempt builds a new one
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(subscriber.stop(), timeout=10)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, START_RETRY_MAX_SECONDS)
+
+    subscriber.start = start  # type: ignore[method-assign]
