@@ -47,6 +47,7 @@ from typing import Any
 import pytest
 from backflush_manufacturer.adapters import tables as mf_tables
 from backflush_manufacturer.master_data_files import load_master_data
+from backflush_warehouse.adapters import tables as wh_tables
 from backflush_shared.audit import audit
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import orders as o
@@ -179,6 +180,11 @@ class Driver:
             if isinstance(step, PlannedRun):
                 [step.event_id] = await self.publisher.publish(run_reported(step))
                 say(f"line L1 reported run {step.run_id} of {step.quantity} {STOCK_ITEM}")
+                if lead is not None and step is selling[0]:
+                    # Runs are keyed by run id, so two runs' stock may reach the warehouse in either order (a kill
+                    # can hold the first back until the second is in): the lead order is served in parts only if
+                    # the short run's stock is in first, so the next run waits for it (seed 658893).
+                    await self._wait_stocked_at_warehouse(step.run_id)
                 await self._cancel_waiting_stock_orders()  # racing the run just reported, which may serve them
                 await asyncio.sleep(3.0)
                 continue
@@ -234,6 +240,15 @@ class Driver:
                 return
             if run.get("status") == "rejected" or (run.get("reason") or "").startswith("reversal refused"):
                 raise AssertionError(f"run {run_id} ended {run['status']} ({run['reason']}), expected {status}")
+            await asyncio.sleep(0.5)
+
+    async def _wait_stocked_at_warehouse(self, run_id: str) -> None:
+        while True:  # bounded by the driver's deadline (`run` cancels this task)
+            try:
+                if await self.dbs.rows("warehouse", wh_tables.finished_stock, wh_tables.finished_stock.c.run_id == run_id):
+                    return
+            except Exception as error:  # noqa: BLE001 - a database mid-restart: look again shortly
+                say(f"driver could not read the warehouse's stock yet: {type(error).__name__}: {error}")
             await asyncio.sleep(0.5)
 
     async def _wait_order_state(self, order_id: str, state: str) -> None:
