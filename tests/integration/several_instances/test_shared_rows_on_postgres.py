@@ -129,6 +129,48 @@ async def test_two_flushes_of_one_lot_cannot_both_take_what_only_one_of_them_can
     assert ledger.on_hand("SCREW-M6", "MAIN", "SC-1") == D(2)
 
 
+async def _take_through_cache(database: Database, cache: stock_repo.LedgerCache, flush_id: str, quantity: Decimal,
+                              *, hold: float = 0.0) -> bool:
+    """The same flush through an instance's in-memory ledger (what the service runs with)."""
+    async with database.transaction() as session:
+        ledger = await cache.load(session, ["SCREW-M6"])
+        if ledger.on_hand("SCREW-M6", "MAIN", "SC-1") < quantity:
+            return False
+        await cache.append(session, [LedgerMovement("SCREW-M6", "MAIN", "SC-1", -quantity, MovementReason.BACKFLUSH,
+                                                    flush_id, production_order=flush_id, flush_id=flush_id)])
+        await asyncio.sleep(hold)
+        return True
+
+
+async def test_two_instances_in_memory_ledgers_see_each_others_flushes_and_never_overdraw_a_lot(
+        fresh_database: FreshDatabase) -> None:
+    """Each instance keeps the committed ledger in memory and catches up from the table: what the other instance
+    committed meanwhile (while this one waited for the stock lock, or long before) is in what it decides from."""
+    url = await fresh_database(MANUFACTURER)
+    first, second = Database(url), Database(url)
+    first_cache, second_cache = stock_repo.LedgerCache(enabled=True), stock_repo.LedgerCache(enabled=True)
+    try:
+        async with first.transaction() as session:
+            await first_cache.append(session, [LedgerMovement("SCREW-M6", "MAIN", "SC-1", D(10),
+                                                              MovementReason.RECEIPT, "receipt-1")])
+        async with second.transaction() as session:  # the second instance has cached the receipt too
+            assert (await second_cache.load(session, ["SCREW-M6"])).on_hand("SCREW-M6", "MAIN", "SC-1") == D(10)
+
+        raced = await race(_take_through_cache(first, first_cache, "flush-1", D(8), hold=HOLD),
+                           _take_through_cache(second, second_cache, "flush-2", D(8)))
+        after_race = [await _take_through_cache(second, second_cache, "flush-3", D(2)),
+                      await _take_through_cache(first, first_cache, "flush-4", D(1))]
+
+        async with first.reading() as session:
+            ledger = await stock_repo.load_ledger(session, ["SCREW-M6"])
+    finally:
+        await first.close()
+        await second.close()
+    assert raced == [True, False]
+    assert after_race == [True, False], "each cache holds what the other instance took"
+    assert ledger.on_hand("SCREW-M6", "MAIN", "SC-1") == D(0)
+
+
 async def test_a_parked_flush_is_resolved_once_and_a_second_resolution_is_a_retryable_conflict(
         fresh_database: FreshDatabase) -> None:
     database = Database(await fresh_database(MANUFACTURER))
