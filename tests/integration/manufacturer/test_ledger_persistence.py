@@ -51,6 +51,7 @@ from backflush_manufacturer.domain.units import KG, PCS
 from backflush_manufacturer.master_data_files import MasterData, load_master_data
 from backflush_shared.contracts.master_data import ComponentsReceived
 from backflush_shared.messaging.codec import ConsumedEvent, decode, encode
+from backflush_shared.messaging.processor import TRANSACTION_CACHES
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Claim, Inbox
@@ -427,3 +428,39 @@ async def test_the_ledger_cache_keeps_what_commits_and_forgets_what_rolls_back(d
         cached = await cache.load(session)
     assert lots_of(cached) == lots_of(await load(database))
     assert cached.on_hand("FOAM-PU", "MAIN") == D("10.75")
+
+
+class _Refused(Exception):
+    """A handler's refusal of one event (the processor rolls back its savepoint and keeps the batch going)."""
+
+
+class _LostRace(Exception):
+    """What ends a batch after its events were applied, e.g. another instance committed the same events first."""
+
+
+async def test_the_ledger_cache_keeps_nothing_of_a_batch_that_rolls_back_after_a_refused_event(
+        database: Database) -> None:
+    """A batch run with a savepoint per event (as the processor runs one that holds a refused event): an event
+    appends, the next is refused (its savepoint rolls back and the transaction's working ledger is dropped), a
+    third reads the ledger again, which then holds the first event's movements; releasing that savepoint is no
+    commit. When the batch then rolls back, the in-memory ledger must not keep those movements: it did, and a
+    batch another instance committed in its place was counted twice (the PostgreSQL crash test's completion
+    given back twice)."""
+    cache = repo.LedgerCache(enabled=True)
+    receipt = LedgerMovement("FOAM-PU", "MAIN", "L1", D(5), MovementReason.RECEIPT, "r-L1")
+    with pytest.raises(_LostRace):
+        async with database.transaction() as session:
+            async with session.begin_nested():  # event 1: applied
+                await cache.append(session, [receipt])
+            with pytest.raises(_Refused):
+                async with session.begin_nested():  # event 2: refused
+                    await cache.load(session, ["FOAM-PU"])
+                    raise _Refused
+            session.info.pop(TRANSACTION_CACHES, None)  # what the processor does after a refused event
+            async with session.begin_nested():  # event 3: reads the stock (the first event's receipt among it)
+                assert (await cache.load(session, ["FOAM-PU"])).on_hand("FOAM-PU", "MAIN") == D(5)
+            raise _LostRace
+    async with database.transaction() as session:
+        cached = await cache.load(session, ["FOAM-PU"])
+    assert (await load(database, ["FOAM-PU"])).on_hand("FOAM-PU") == D(0)
+    assert cached.on_hand("FOAM-PU") == D(0), "the in-memory ledger holds a receipt that was rolled back"

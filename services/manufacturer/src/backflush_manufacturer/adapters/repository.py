@@ -217,7 +217,8 @@ class LedgerCache:
     Loading every movement of an item for every flush would cost what the item's history costs; instead the
     service keeps the ledger it last committed and reads only the movements added since (`id` above its high
     water mark). A transaction works on its own version (`StockLedger` versions share one log) which becomes
-    the cache only when the transaction commits; a rollback leaves the cache as it was.
+    the cache only when the transaction commits; a rollback leaves the cache as it was. Releasing a savepoint is
+    no commit (SQLAlchemy reports it as one: see `_adopt`), and rolling one back drops the working version.
 
     This needs one writer of the ledger at a time, which both backends give: SQLite has one writer per file, and
     on PostgreSQL every transaction that reads or appends movements holds the stock lock (`lock_stock`) until it
@@ -228,6 +229,7 @@ class LedgerCache:
     """
 
     _KEY = "ledger"
+    _COMMITTING = "ledger:committing"
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
@@ -263,21 +265,35 @@ class LedgerCache:
                 session.info["ledger_cache_hooked"] = True
                 event.listen(session.sync_session, "before_commit", self._read_high_water)
                 event.listen(session.sync_session, "after_commit", self._adopt)
+                event.listen(session.sync_session, "after_rollback", self._forget)
         return working
 
     def _read_high_water(self, sync_session: Any) -> None:
+        """The outermost commit only: what the transaction's working ledger is, as of its high water mark."""
         if sync_session.in_nested_transaction():
             return  # releasing a savepoint: the transaction goes on
         caches = sync_session.info.get(TRANSACTION_CACHES, {})
         working = caches.get(self._KEY)
-        if working is not None and working[1] is None:
-            caches[self._KEY] = (working[0], int(sync_session.execute(_LEDGER_HIGH_WATER).scalar_one()))
+        if working is not None:
+            high_water = working[1]
+            if high_water is None:
+                high_water = int(sync_session.execute(_LEDGER_HIGH_WATER).scalar_one())
+            caches[self._COMMITTING] = (working[0], high_water)
 
     def _adopt(self, sync_session: Any) -> None:
-        working = sync_session.info.get(TRANSACTION_CACHES, {}).get(self._KEY)
-        if working is not None and working[1] is not None:
-            # (without a high water mark the cache stays as it was: the next transaction catches up from the table)
-            self._ledger, self._high_water = working
+        # SQLAlchemy calls this after a savepoint is released too, which is no commit: the working ledger may then
+        # hold this transaction's own movements (read back after a refused event dropped it) that a later rollback
+        # of the batch takes away, so only what `_read_high_water` marked at the outermost commit is adopted.
+        committed = sync_session.info.get(TRANSACTION_CACHES, {}).pop(self._COMMITTING, None)
+        if committed is not None:
+            self._ledger, self._high_water = committed
+
+    def _forget(self, sync_session: Any) -> None:
+        # a savepoint (or the transaction) rolled back: what the working ledger took from it is gone from the table
+        # (and a stock lock taken inside it with it), so the next use reads the table again
+        caches = sync_session.info.get(TRANSACTION_CACHES, {})
+        caches.pop(self._KEY, None)
+        caches.pop(self._COMMITTING, None)
 
 
 def _caches(session: AsyncSession) -> dict[str, Any]:
