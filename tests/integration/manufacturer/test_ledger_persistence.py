@@ -464,3 +464,25 @@ async def test_the_ledger_cache_keeps_nothing_of_a_batch_that_rolls_back_after_a
         cached = await cache.load(session, ["FOAM-PU"])
     assert (await load(database, ["FOAM-PU"])).on_hand("FOAM-PU") == D(0)
     assert cached.on_hand("FOAM-PU") == D(0), "the in-memory ledger holds a receipt that was rolled back"
+
+
+async def test_a_savepoint_that_rolls_back_takes_its_movements_out_of_the_in_memory_ledger_by_itself(
+        database: Database) -> None:
+    """The cache needs no caller to drop the transaction's working ledger after a savepoint rolls back: what was
+    appended inside it is gone from the table, so it is gone from what the transaction commits into memory."""
+    cache = repo.LedgerCache(enabled=True)
+
+    def receipt(lot: str, quantity: str) -> LedgerMovement:
+        return LedgerMovement("FOAM-PU", "MAIN", lot, D(quantity), MovementReason.RECEIPT, f"r-{lot}")
+
+    async with database.transaction() as session:
+        async with session.begin_nested():
+            await cache.append(session, [receipt("KEPT", "1")])
+        with pytest.raises(_Refused):
+            async with session.begin_nested():
+                await cache.append(session, [receipt("UNDONE", "7")])
+                raise _Refused
+    async with database.transaction() as session:
+        cached = await cache.load(session, ["FOAM-PU"])
+    assert lots_of(cached) == lots_of(await load(database, ["FOAM-PU"]))
+    assert cached.on_hand("FOAM-PU") == D(1)
