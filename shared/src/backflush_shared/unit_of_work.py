@@ -66,6 +66,17 @@ class UnitOfWork:
         self._before_commit.clear()
         self._after_commit.clear()
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A savepoint around one event: when the block raises, what it did is rolled back and the unit of work
+        forgets what it kept (which may hold the rolled-back effects), so that the next event reads it again."""
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            self.forget_caches()
+            raise
+
     def before_commit(self, key: str, action: BeforeCommit) -> None:
         """Run `action` once, inside the transaction, just before it commits (registering a key again replaces)."""
         self._before_commit[key] = action

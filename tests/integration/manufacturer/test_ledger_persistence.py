@@ -406,10 +406,8 @@ async def test_the_master_data_cache_reloads_after_a_change(database: Database) 
 
 
 async def test_the_ledger_cache_keeps_what_commits_and_forgets_what_rolls_back(database: Database) -> None:
-    """The in-memory ledger (SQLite's one writer) equals the table after commits of several appends each, after a
-    rollback, and after a movement another path wrote: it catches up from its high water mark, never twice."""
-    if not database.url.startswith("sqlite"):
-        pytest.skip("the cache serves SQLite's one writer; PostgreSQL reads the table")
+    """The in-memory ledger equals the table after commits of several appends each, after a rollback, and after a
+    movement another path wrote: it catches up from its high water mark, never twice (on both backends)."""
     cache = repo.LedgerCache(enabled=True)
 
     def receipt(lot: str, quantity: str) -> LedgerMovement:
@@ -430,3 +428,60 @@ async def test_the_ledger_cache_keeps_what_commits_and_forgets_what_rolls_back(d
         cached = await cache.load(uow)
     assert lots_of(cached) == lots_of(await load(database))
     assert cached.on_hand("FOAM-PU", "MAIN") == D("10.75")
+
+
+class _Refused(Exception):
+    """A handler's refusal of one event (the processor rolls back its savepoint and keeps the batch going)."""
+
+
+class _LostRace(Exception):
+    """What ends a batch after its events were applied, e.g. another instance committed the same events first."""
+
+
+async def test_the_ledger_cache_keeps_nothing_of_a_batch_that_rolls_back_after_a_refused_event(
+        database: Database) -> None:
+    """A batch run with a savepoint per event (as the processor runs one that holds a refused event): an event
+    appends, the next is refused (its savepoint rolls back and the transaction's working ledger is dropped), a
+    third reads the ledger again, which then holds the first event's movements; releasing that savepoint is no
+    commit. When the batch then rolls back, the in-memory ledger must not keep those movements: it did, and a
+    batch another instance committed in its place was counted twice (the PostgreSQL crash test's completion
+    given back twice)."""
+    cache = repo.LedgerCache(enabled=True)
+    receipt = LedgerMovement("FOAM-PU", "MAIN", "L1", D(5), MovementReason.RECEIPT, "r-L1")
+    with pytest.raises(_LostRace):
+        async with unit_of_work(database) as uow:
+            async with uow.savepoint():  # event 1: applied
+                await cache.append(uow, [receipt])
+            with pytest.raises(_Refused):
+                async with uow.savepoint():  # event 2: refused
+                    await cache.load(uow, ["FOAM-PU"])
+                    raise _Refused
+            async with uow.savepoint():  # event 3: reads the stock (the first event's receipt among it)
+                assert (await cache.load(uow, ["FOAM-PU"])).on_hand("FOAM-PU", "MAIN") == D(5)
+            raise _LostRace
+    async with unit_of_work(database) as uow:
+        cached = await cache.load(uow, ["FOAM-PU"])
+    assert (await load(database, ["FOAM-PU"])).on_hand("FOAM-PU") == D(0)
+    assert cached.on_hand("FOAM-PU") == D(0), "the in-memory ledger holds a receipt that was rolled back"
+
+
+async def test_a_savepoint_that_rolls_back_takes_its_movements_out_of_the_in_memory_ledger(
+        database: Database) -> None:
+    """A unit of work's savepoint that rolls back makes it forget its working ledger: what was appended inside it
+    is gone from the table, so it is gone from what the unit of work commits into memory."""
+    cache = repo.LedgerCache(enabled=True)
+
+    def receipt(lot: str, quantity: str) -> LedgerMovement:
+        return LedgerMovement("FOAM-PU", "MAIN", lot, D(quantity), MovementReason.RECEIPT, f"r-{lot}")
+
+    async with unit_of_work(database) as uow:
+        async with uow.savepoint():
+            await cache.append(uow, [receipt("KEPT", "1")])
+        with pytest.raises(_Refused):
+            async with uow.savepoint():
+                await cache.append(uow, [receipt("UNDONE", "7")])
+                raise _Refused
+    async with unit_of_work(database) as uow:
+        cached = await cache.load(uow, ["FOAM-PU"])
+    assert lots_of(cached) == lots_of(await load(database, ["FOAM-PU"]))
+    assert cached.on_hand("FOAM-PU") == D(1)

@@ -38,7 +38,7 @@ from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.admin import ensure_topics
 from backflush_shared.messaging.codec import ConsumedEvent, EncodedRecord, decode, encode
 from backflush_shared.messaging.processor import Handler
-from backflush_shared.unit_of_work import UnitOfWork
+from backflush_shared.unit_of_work import UnitOfWork, unit_of_work
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
@@ -132,6 +132,90 @@ async def test_two_flushes_of_one_lot_cannot_both_take_what_only_one_of_them_can
         await database.close()
     assert taken == [True, False]
     assert ledger.on_hand("SCREW-M6", "MAIN", "SC-1") == D(2)
+
+
+async def _take_through_cache(database: Database, cache: stock_repo.LedgerCache, flush_id: str, quantity: Decimal,
+                              *, hold: float = 0.0) -> bool:
+    """The same flush through an instance's in-memory ledger (what the service runs with)."""
+    async with unit_of_work(database) as uow:
+        ledger = await cache.load(uow, ["SCREW-M6"])
+        if ledger.on_hand("SCREW-M6", "MAIN", "SC-1") < quantity:
+            return False
+        await cache.append(uow, [LedgerMovement("SCREW-M6", "MAIN", "SC-1", -quantity, MovementReason.BACKFLUSH,
+                                                    flush_id, production_order=flush_id, flush_id=flush_id)])
+        await asyncio.sleep(hold)
+        return True
+
+
+async def test_two_instances_in_memory_ledgers_see_each_others_flushes_and_never_overdraw_a_lot(
+        fresh_database: FreshDatabase) -> None:
+    """Each instance keeps the committed ledger in memory and catches up from the table: what the other instance
+    committed meanwhile (while this one waited for the stock lock, or long before) is in what it decides from."""
+    url = await fresh_database(MANUFACTURER)
+    first, second = Database(url), Database(url)
+    first_cache, second_cache = stock_repo.LedgerCache(enabled=True), stock_repo.LedgerCache(enabled=True)
+    try:
+        async with unit_of_work(first) as uow:
+            await first_cache.append(uow, [LedgerMovement("SCREW-M6", "MAIN", "SC-1", D(10),
+                                                          MovementReason.RECEIPT, "receipt-1")])
+        async with unit_of_work(second) as uow:  # the second instance has cached the receipt too
+            assert (await second_cache.load(uow, ["SCREW-M6"])).on_hand("SCREW-M6", "MAIN", "SC-1") == D(10)
+
+        raced = await race(_take_through_cache(first, first_cache, "flush-1", D(8), hold=HOLD),
+                           _take_through_cache(second, second_cache, "flush-2", D(8)))
+        after_race = [await _take_through_cache(second, second_cache, "flush-3", D(2)),
+                      await _take_through_cache(first, first_cache, "flush-4", D(1))]
+
+        async with first.reading() as session:
+            ledger = await stock_repo.load_ledger(session, ["SCREW-M6"])
+    finally:
+        await first.close()
+        await second.close()
+    assert raced == [True, False]
+    assert after_race == [True, False], "each cache holds what the other instance took"
+    assert ledger.on_hand("SCREW-M6", "MAIN", "SC-1") == D(0)
+
+
+class _Refused(Exception):
+    """A handler's refusal of one event: the processor rolls back its savepoint and goes on with the batch."""
+
+
+class _LostRace(Exception):
+    """What rolls a batch back after its events were applied (the other instance committed the same events)."""
+
+
+async def test_an_instance_whose_batch_rolls_back_counts_what_the_other_instance_committed_in_its_place_once(
+        fresh_database: FreshDatabase) -> None:
+    """After a rebalance both instances apply one batch: the second commits it; the first applies it too, with a
+    savepoint per event because another event of the batch is refused, reads the stock again after the refusal,
+    and then rolls back (its inbox finds the events taken). Its in-memory ledger must hold the receipt once, the
+    one the second instance committed: it held its own rolled-back copy as well, and let a flush take stock the
+    table does not have (the crash test's cancelled order given back twice is the same double count)."""
+    url = await fresh_database(MANUFACTURER)
+    first, second = Database(url), Database(url)
+    first_cache, second_cache = stock_repo.LedgerCache(enabled=True), stock_repo.LedgerCache(enabled=True)
+    receipt = LedgerMovement("SCREW-M6", "MAIN", "SC-1", D(10), MovementReason.RECEIPT, "receipt-1")
+    try:
+        async with unit_of_work(second) as uow:
+            await second_cache.append(uow, [receipt])
+        with pytest.raises(_LostRace):
+            async with unit_of_work(first) as uow:
+                async with uow.savepoint():  # the receipt event, applied again
+                    await first_cache.append(uow, [receipt])
+                with pytest.raises(_Refused):
+                    async with uow.savepoint():  # an event the handler refuses
+                        raise _Refused
+                async with uow.savepoint():  # a later event of the batch reads the stock
+                    await first_cache.load(uow, ["SCREW-M6"])
+                raise _LostRace
+        overdrawn = await _take_through_cache(first, first_cache, "flush-1", D(15))
+        async with first.reading() as session:
+            ledger = await stock_repo.load_ledger(session, ["SCREW-M6"])
+    finally:
+        await first.close()
+        await second.close()
+    assert not overdrawn, "the first instance counted the receipt twice"
+    assert ledger.on_hand("SCREW-M6", "MAIN", "SC-1") == D(10)
 
 
 async def test_a_parked_flush_is_resolved_once_and_a_second_resolution_is_a_retryable_conflict(

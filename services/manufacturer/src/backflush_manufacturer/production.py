@@ -19,7 +19,6 @@ from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import ConsumedComponent, OrderProcessingInfo, QualityCertificate
 from backflush_shared.messaging.processor import Handler
-from backflush_shared.persistence.database import is_sqlite
 from backflush_shared.unit_of_work import UnitOfWork
 
 from backflush_manufacturer.adapters import repository as repo
@@ -80,8 +79,8 @@ class Production:
     def __init__(self, settings: ManufacturerSettings) -> None:
         self.settings = settings
         self.master_data = MasterDataCache()
-        # one writer per SQLite file; PostgreSQL may have several instances, so it reads from the database
-        self.ledgers = repo.LedgerCache(enabled=is_sqlite(settings.database_url))
+        # the committed ledger in memory, caught up from the table under the stock lock (one writer at a time)
+        self.ledgers = repo.LedgerCache(enabled=True)
 
     async def _md(self, uow: UnitOfWork) -> MasterData:
         return await self.master_data.get(uow)

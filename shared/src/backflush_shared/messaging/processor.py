@@ -247,7 +247,7 @@ class BatchProcessor:
             return
         rows_before = row_buffer.mark(session)
         try:
-            async with session.begin_nested():
+            async with uow.savepoint():
                 await handler(uow, consumed.event)
         except BackflushError as refusal:
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
@@ -269,10 +269,9 @@ class BatchProcessor:
 
     async def _refuse(self, uow: UnitOfWork, inbox: InboxBatch, consumed: ConsumedEvent, result: BatchResult,
                       emitted_before: int, error_type: str, reason: str) -> None:
-        # The handler's effects rolled back with the savepoint, so whatever a handler kept in memory about this
-        # transaction is stale too; the inbox keeps the event as refused, so a redelivery is not refused twice.
+        # The handler's effects rolled back with its savepoint (and the unit of work forgot what it kept); the inbox
+        # keeps the event as refused, so a redelivery is not refused twice.
         session = uow.session
-        uow.forget_caches()
         self.outbox.discard_after(session, emitted_before)  # what the refused handler emitted goes too
         await inbox.set_outcome(session, consumed, "refused")
         await self._write_dead_letter(session, consumed.origin, error_type, reason, 1)

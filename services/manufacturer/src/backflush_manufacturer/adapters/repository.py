@@ -225,9 +225,16 @@ class LedgerCache:
     Loading every movement of an item for every flush would cost what the item's history costs; instead the
     service keeps the ledger it last committed and reads only the movements added since (`id` above its high
     water mark). A transaction works on its own version (`StockLedger` versions share one log) which becomes
-    the cache only when the transaction commits; a rollback leaves the cache as it was. This needs one writer
-    per database, which is how SQLite runs; with PostgreSQL and several instances (`enabled=False`) each
-    transaction loads the movements of the items it needs instead.
+    the cache only when the unit of work commits (`UnitOfWork.after_commit`, called after the outermost commit
+    only); a rollback leaves the cache as it was, and a refused event's savepoint rollback drops the working
+    version with the unit of work's caches.
+
+    This needs one writer of the ledger at a time, which both backends give: SQLite has one writer per file, and
+    on PostgreSQL every transaction that reads or appends movements holds the stock lock (`lock_stock`) until it
+    commits. So when a transaction has taken the lock, every movement committed before it has a smaller `id` than
+    any appended after it (ids come from one sequence, handed out in time), and what another instance committed
+    since this one's high water mark is exactly the rows above it. `enabled=False` loads the movements of the
+    items asked for from the table instead (tests compare the two).
     """
 
     _KEY = "ledger"
@@ -246,6 +253,7 @@ class LedgerCache:
     async def append(self, uow: UnitOfWork, movements: Sequence[LedgerMovement]) -> None:
         if not movements:
             return
+        await lock_stock(uow.session)  # (taken already by whoever loaded what it decided from: then free)
         if not self.enabled:
             await append(uow.session, movements)
             return
