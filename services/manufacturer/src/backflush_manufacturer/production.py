@@ -37,6 +37,8 @@ from backflush_manufacturer.domain.identifiers import certificate_id, completion
 from backflush_manufacturer.domain.inspection import InspectionPlan, inspect
 from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import DEFAULT_LOCATION, LedgerMovement, MovementReason
+from backflush_manufacturer.domain.order_states import ProductionOrderState as S
+from backflush_manufacturer.domain.order_states import transition
 from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import holds, reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive
@@ -55,7 +57,6 @@ from backflush_manufacturer.errors import (
 )
 from backflush_manufacturer.settings import ManufacturerSettings
 
-FINISHED = ("cancelled", "rejected", "quality-failed")
 #: A make-to-stock production order's flow: like `post` (the shop floor reports completions), but its finished lots
 #: go into the manufacturer's own component stock, not to a customer.
 STOCK = "stock"
@@ -73,6 +74,13 @@ def _code(error: Exception) -> str:
     """`InsufficientComponentStockError` -> `insufficient-component-stock`."""
     name = type(error).__name__.removesuffix("Error")
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def _move(order: ProductionOrder, to: S, reason: str | None) -> None:
+    """Move the order to `to` with `reason` (what it waits for, or why it ended), if its state leads there; an illegal
+    move raises `IllegalProductionOrderTransitionError`, which refuses the event and keeps the state stored."""
+    order.status = transition(order.status, to, run=order.flow == RUN, order_id=order.order_id)
+    order.reason = reason
 
 
 class Production:
@@ -144,7 +152,7 @@ class Production:
         if existing is not None:
             same = (existing.item, existing.quantity, existing.flow, existing.components_owner) == \
                 (event.item, event.quantity, event.flow.value, event.components_owner)
-            if same and existing.status not in FINISHED:
+            if same and not existing.status.finished:
                 uow.log.info("production order exists already")  # a redelivery of the running order
                 return
             # the id is burned by an order that got past validation (rejected for stock, failed quality, or
@@ -157,7 +165,7 @@ class Production:
             await uow.emit(c.ProductionOrderRejected(order_id=event.order_id, code="order-id-in-use", reason=reason))
             return
         md = await self._md(uow)
-        order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, "created",
+        order = ProductionOrder(event.order_id, event.item, event.quantity, event.flow.value, S.CREATED,
                                 event.processing.model_dump(mode="json"), Decimal(0), None, None,
                                 event.components_owner, event.own_components_allowed)
         try:
@@ -171,7 +179,7 @@ class Production:
         if order.flow == "pre":
             result = inspect(md.plans, order.item)
             if result.awaiting_inspector:
-                order.status, order.reason = "awaiting-inspection", result.reason
+                _move(order, S.AWAITING_INSPECTION, result.reason)
                 await repo.save_order(uow.session, order)
                 return
             await self._inspected(uow, md, order, passed=result.passed, inspector="inspection plan",
@@ -189,7 +197,7 @@ class Production:
             # a closed stock order placed again is another batch under a taken id, not a redelivery (those are
             # skipped by their event id): refused, or the planner would wait for seats that are never made
             if (existing.item, existing.quantity, existing.flow) == (event.item, event.quantity, STOCK) \
-                    and existing.status not in (*FINISHED, "closed"):
+                    and not existing.status.finished and existing.status is not S.CLOSED:
                 uow.log.info("stock production order exists already")  # a redelivery
                 return
             why = f"{existing.status}: {existing.reason}" if existing.reason else existing.status
@@ -199,7 +207,7 @@ class Production:
         producible(md.catalogue, event.item, event.quantity)  # raises: nothing stored
         processing = {"make_to_stock": True, "placed_by": event.placed_by,
                       "due_date": event.due_date.isoformat() if event.due_date else None}
-        order = ProductionOrder(event.order_id, event.item, event.quantity, STOCK, "created", processing,
+        order = ProductionOrder(event.order_id, event.item, event.quantity, STOCK, S.CREATED, processing,
                                 Decimal(0), None, None)
         await repo.add_order(uow.session, order)
         uow.log.info("stock production order placed", item=order.item, quantity=str(order.quantity))
@@ -211,8 +219,9 @@ class Production:
         order = await repo.load_order(uow.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "inspection result")
-        if order.status != "awaiting-inspection":
-            uow.log.info("inspection result for an order not waiting for one: recorded only", status=order.status)
+        if order.status is not S.AWAITING_INSPECTION:
+            uow.log.info("inspection result for an order not waiting for one: recorded only",
+                         status=order.status.value)
             return
         await self._inspected(uow, await self._md(uow), order, passed=event.passed, inspector=event.inspected_by,
                               remark=event.remark)
@@ -222,7 +231,7 @@ class Production:
         await uow.emit(c.QualityInspectionRecorded(order_id=order.order_id, item=order.item, passed=passed,
                                                    inspected_by=inspector, remark=remark))
         if not passed:
-            order.status, order.reason = "quality-failed", remark
+            _move(order, S.QUALITY_FAILED, remark)
             await repo.save_order(uow.session, order)
             await uow.emit(c.ProductionOrderRejected(order_id=order.order_id, code="quality-check-failed",
                                                      reason=f"quality check of {order.item} failed: {remark}"))
@@ -248,7 +257,7 @@ class Production:
             # a reprocessing pass runs its continuations in turn: a stock order's completion posted before this
             # release may have posted and produced this order's completions in its nested pass, whose status stands
             if order.completed == 0:
-                await self._settle(uow, order, "released")
+                await self._settle(uow, order, S.RELEASED)
             return
         # pre-product: produced in full right after release; its post lines flush at that completion (the order
         # counts it as completed once it is produced, not before)
@@ -267,7 +276,7 @@ class Production:
             raise CompletionNotExpectedError(order.order_id)
         if event.make_to_stock != (order.flow == STOCK):
             raise MakeToStockMismatchError(order.order_id, stock_order=order.flow == STOCK)
-        if order.status in FINISHED:
+        if order.status.finished:
             raise ProductionOrderClosedError(order.order_id, order.status, "completion reported")
         # `completed` counts only what was produced; a parked completion is reported but waits for its flush, so
         # it is planned after, and leaves room for, the completions before it
@@ -312,7 +321,7 @@ class Production:
             raise refuse("a pre-product order is produced in full at release; cancel the order instead")
         if event.make_to_stock != (order.flow == STOCK):
             raise MakeToStockMismatchError(order.order_id, stock_order=order.flow == STOCK)
-        if order.status in FINISHED or order.status == "delivered":
+        if order.status.finished or order.status is S.DELIVERED:
             raise refuse(f"the production order is {order.status}")
         # a stock order's lots go to no one: its latest completion is reversible while its lot is all on hand
         if order.completed >= order.quantity and order.flow != STOCK:
@@ -349,8 +358,8 @@ class Production:
         await self._report_returned(uow, order, movements)
         await repo.cancel_finished_lot(uow.session, lot_name)
         order.completed -= quantity
-        order.status = "in-production" if order.completed > 0 else "released"
-        order.reason = f"completion {lot_name} cancelled" + (f": {event.reason}" if event.reason else "")
+        _move(order, S.IN_PRODUCTION if order.completed > 0 else S.RELEASED,
+              f"completion {lot_name} cancelled" + (f": {event.reason}" if event.reason else ""))
         await repo.save_order(uow.session, order)
         await uow.emit(c.CompletionCancelled(order_id=order.order_id, completion_id=flush_id or event.completion_id,
                                              item=item, lot=lot_name, quantity=quantity,
@@ -368,7 +377,7 @@ class Production:
         order = await repo.load_order(uow.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "component issue")
-        if order.status in FINISHED:
+        if order.status.finished:
             raise ProductionOrderClosedError(order.order_id, order.status, "component issue")
         md = await self._md(uow)
         # the order's consumption (its movements and variance), not a finished lot's: which lot it went into is not
@@ -423,7 +432,7 @@ class Production:
         if isinstance(outcome, ParkedFlush):
             await repo.park(uow, outcome, order_id=order.order_id, step=step, reason=reason,
                             cause_event_id=str(uow.consumed.envelope.event_id))
-            order.status, order.reason = "parked", reason
+            _move(order, S.PARKED, reason)
             await repo.save_order(uow.session, order)
             await uow.emit(c.BackflushParked(order_id=order.order_id, reason=reason,
                                              make_to_stock=order.flow in OWN_STOCK,
@@ -462,7 +471,7 @@ class Production:
         if step == "completion" and order.flow in REPORTED:
             waiting = await repo.waiting_parked(uow, order.order_id)
             if not waiting:
-                order.status = "in-production" if order.completed > 0 else "released"
+                _move(order, S.IN_PRODUCTION if order.completed > 0 else S.RELEASED, order.reason)
             order.reason = f"completion of {quantity} refused: {error}"
             await repo.save_order(uow.session, order)
             await uow.emit(c.CompletionRefused(order_id=order.order_id, quantity=quantity or Decimal(0),
@@ -471,7 +480,7 @@ class Production:
                                                make_to_stock=order.flow in OWN_STOCK))
             uow.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
             return False
-        order.status, order.reason = "rejected", str(error)
+        _move(order, S.REJECTED, str(error))
         await repo.save_order(uow.session, order)
         # a rejected order consumed nothing: a pre-product order refused at its completion flush gives back what
         # its release flush took
@@ -557,7 +566,7 @@ class Production:
         order.completed += quantity  # produced now: only what was produced counts
         if order.flow == "pre":
             processing = OrderProcessingInfo.model_validate(order.processing)
-            order.status, order.reason = "produced", None
+            _move(order, S.PRODUCED, None)
             await repo.save_order(uow.session, order)
             assert order.certificate is not None
             await uow.emit(inv.PreSaleInventoryDetailsForwarded(
@@ -571,7 +580,7 @@ class Production:
             await uow.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                                  cumulative_quantity=produced, order_quantity=order.quantity,
                                                  make_to_stock=True))
-            await self._settle(uow, order, "closed" if produced >= order.quantity else "in-production")
+            await self._settle(uow, order, S.CLOSED if produced >= order.quantity else S.IN_PRODUCTION)
             uow.log.info("made to stock: lot received into component stock", lot=lot, location=location)
             await self.reprocess_parked(uow)  # like a receipt: parked flushes waiting for the item may post now
             return
@@ -579,13 +588,16 @@ class Production:
                                              cumulative_quantity=produced, order_quantity=order.quantity))
         await uow.emit(inv.GoodsTurnedOver(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                                            owner="manufacturer"))
-        await self._settle(uow, order, "completed" if produced >= order.quantity else "in-production")
+        await self._settle(uow, order, S.COMPLETED if produced >= order.quantity else S.IN_PRODUCTION)
 
-    async def _settle(self, uow: UnitOfWork, order: ProductionOrder, status: str) -> None:
+    async def _settle(self, uow: UnitOfWork, order: ProductionOrder, status: S) -> None:
         """Save the order as `status`, unless a flush of it still waits: then it shows that wait (a completion
         reported but parked is not produced, and the order says what it waits for)."""
         waiting = await repo.waiting_parked(uow, order.order_id)
-        order.status, order.reason = ("parked", waiting[0].reason) if waiting else (status, None)
+        if waiting:
+            _move(order, S.PARKED, waiting[0].reason)
+        else:
+            _move(order, status, None)
         await repo.save_order(uow.session, order)
         if waiting:
             # the posting just told the distributor the order's wait is over (ComponentsBackflushed,
@@ -667,7 +679,7 @@ class Production:
             # and the order name what it waits for now
             await repo.update_parked_reason(uow, entry.flush_id, reason)
             order = await repo.load_order(uow.session, entry.order_id) if first_of_order else None
-            if order is not None and order.status == "parked":
+            if order is not None and order.status is S.PARKED:
                 order.reason = reason
                 await repo.save_order(uow.session, order)
 
@@ -684,8 +696,8 @@ class Production:
         order = await repo.load_order(uow.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "inventory check")
-        if order.status in FINISHED:
-            uow.log.info("inventory check for a closed production order: recorded only", status=order.status)
+        if order.status.finished:
+            uow.log.info("inventory check for a closed production order: recorded only", status=order.status.value)
             return
         produced = {lot: quantity for lot, _item, quantity in await repo.finished_lots_of(uow.session, order.order_id)}
         if produced.get(event.lot) != event.quantity:
@@ -699,20 +711,20 @@ class Production:
                             production_order=order.order_id, event_id=str(uow.consumed.envelope.event_id),
                             location=location)
         await self.ledgers.append(uow, [movement])
-        order.status = "allocated"
+        _move(order, S.ALLOCATED, order.reason)
         await repo.save_order(uow.session, order)
         await uow.emit(c.GoodsAllocated(order_id=order.order_id, item=order.item, lot=event.lot,
                                         quantity=event.quantity))
 
     async def cancel(self, uow: UnitOfWork, event: o.OrderCancelled) -> None:
         order = await repo.load_order(uow.session, event.order_id)
-        if order is None or order.status in FINISHED:
+        if order is None or order.status.finished:
             return  # never reached production, or already finished here: nothing to undo
         if order.flow in OWN_STOCK:
             # the distributor knows customer orders only: a cancellation under a stock order's id is not for it
             uow.log.warning("customer order cancellation for the id of a make-to-stock order: ignored")
             return
-        if order.status == "delivered":
+        if order.status is S.DELIVERED:
             # the goods left with their holder: reversing would count consumed components back into stock
             raise ProductionOrderClosedError(order.order_id, order.status,
                                              "cancellation (a return is another flow)")
@@ -728,7 +740,7 @@ class Production:
         await self._report_returned(uow, order, movements)
         for entry in await repo.waiting_parked(uow, order.order_id):
             await repo.resolve_parked(uow, entry.flush_id, "cancelled")
-        order.status, order.reason = "cancelled", event.reason
+        _move(order, S.CANCELLED, event.reason)
         await repo.save_order(uow.session, order)
         uow.log.info("production order cancelled; flushes reversed", movements=len(movements))
         # what this order no longer takes may let parked flushes of other orders post
@@ -745,8 +757,9 @@ class Production:
         order = await repo.load_order(uow.session, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "signature")
-        if order.status in FINISHED:
-            uow.log.warning("signature for a production order that is not open: recorded only", status=order.status)
+        if order.status.finished:
+            uow.log.warning("signature for a production order that is not open: recorded only",
+                            status=order.status.value)
             return
         ledger = await self.ledgers.load(uow, [order.item])
         # goods promised to the order (pre-product: allocated at the inventory check) are no longer promised once
@@ -760,7 +773,7 @@ class Production:
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.DELIVERY,
                                                 str(uow.consumed.envelope.event_id), production_order=order.order_id))
         await self.ledgers.append(uow, movements)
-        order.status = "delivered"
+        _move(order, S.DELIVERED, order.reason)
         await repo.save_order(uow.session, order)
 
 

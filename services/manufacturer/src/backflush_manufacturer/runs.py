@@ -31,19 +31,15 @@ from backflush_manufacturer.domain.backflush import FlushRequest
 from backflush_manufacturer.domain.bom import FlushPoint
 from backflush_manufacturer.domain.errors import InsufficientComponentStockError, ManufacturerDomainError
 from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason
+from backflush_manufacturer.domain.order_states import ProductionOrderState as S
 from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.receipts import Receipt, receive
 from backflush_manufacturer.domain.reversal import reverse_order
 from backflush_manufacturer.domain.runs import RunFigures, line_variance, run_requirements
 from backflush_manufacturer.domain.units import Unit
 from backflush_manufacturer.domain.variance import ComponentVariance
-from backflush_manufacturer.production import RUN, Production, _code
+from backflush_manufacturer.production import RUN, Production, _code, _move
 
-#: A run's statuses: `parked` (its flush waits for stock), `stocked` (posted, its lot handed to the warehouse),
-#: `withdrawal-requested` (a reversal waits for the warehouse), `cancelled` (reversed), `rejected` (refused under
-#: the `reject` policy: nothing posted).
-STOCKED = "stocked"
-WITHDRAWAL_REQUESTED = "withdrawal-requested"
 
 
 def _details(event: c.RunQuantityReported) -> dict[str, str]:
@@ -78,7 +74,7 @@ class Runs:
             await self._refuse(uow, event.run_id, "lot-in-use", f"lot {event.lot} was produced already; a run "
                                                                  "reports a lot of its own")
             return
-        run = ProductionOrder(event.run_id, event.item, event.quantity, RUN, "reported", _details(event),
+        run = ProductionOrder(event.run_id, event.item, event.quantity, RUN, S.REPORTED, _details(event),
                               Decimal(0), None, None)
         await repo.add_order(uow.session, run)
         event_id = str(uow.consumed.envelope.event_id)
@@ -98,19 +94,19 @@ class Runs:
         if run is None or run.flow != RUN:
             await self._refuse(uow, event.run_id, "unknown-run", f"no run {event.run_id} was reported")
             return
-        if run.status == WITHDRAWAL_REQUESTED:
+        if run.status is S.WITHDRAWAL_REQUESTED:
             uow.log.info("run reversal already asked of the warehouse", run_id=run.order_id)
             return
-        if run.status == "parked":
+        if run.status is S.PARKED:
             # nothing of it posted: it stops waiting, and nothing is at the warehouse to withdraw
             for entry in await repo.waiting_parked(uow, run.order_id):
                 await repo.resolve_parked(uow, entry.flush_id, "cancelled")
             await self._reversed(uow, run, [], event.reason)
             return
-        if run.status != STOCKED:
+        if run.status is not S.STOCKED:
             await self._refuse(uow, run.order_id, "run-not-reversible", f"run {run.order_id} is {run.status}")
             return
-        run.status, run.reason = WITHDRAWAL_REQUESTED, event.reason or None
+        _move(run, S.WITHDRAWAL_REQUESTED, event.reason or None)
         await repo.save_order(uow.session, run)
         await uow.emit(inv.FinishedStockWithdrawalRequested(run_id=run.order_id, item=run.item,
                                                            lot=run.processing["lot"], quantity=run.quantity),
@@ -118,7 +114,7 @@ class Runs:
 
     async def withdrawn(self, uow: UnitOfWork, event: c.FinishedStockWithdrawn) -> None:
         run = await repo.load_order(uow.session, event.run_id)
-        if run is None or run.status != WITHDRAWAL_REQUESTED:
+        if run is None or run.status is not S.WITHDRAWAL_REQUESTED:
             uow.log.info("stock withdrawn for a run not waiting for it: recorded only", run_id=event.run_id)
             return
         p = self.production
@@ -136,15 +132,15 @@ class Runs:
 
     async def withdrawal_refused(self, uow: UnitOfWork, event: c.FinishedStockWithdrawalRefused) -> None:
         run = await repo.load_order(uow.session, event.run_id)
-        if run is None or run.status != WITHDRAWAL_REQUESTED:
+        if run is None or run.status is not S.WITHDRAWAL_REQUESTED:
             return
-        run.status, run.reason = STOCKED, f"reversal refused: {event.reason}"[:1000]
+        _move(run, S.STOCKED, f"reversal refused: {event.reason}"[:1000])
         await repo.save_order(uow.session, run)
         await self._refuse(uow, run.order_id, "run-not-reversible", f"run {run.order_id} stands: {event.reason}")
 
     async def _reversed(self, uow: UnitOfWork, run: ProductionOrder, movements: list[LedgerMovement],
                         reason: str) -> None:
-        run.status, run.reason = "cancelled", reason or None
+        _move(run, S.CANCELLED, reason or None)
         await repo.save_order(uow.session, run)
         await uow.emit(c.RunReversed(run_id=run.order_id, item=run.item, lot=run.processing["lot"],
                                      quantity=run.quantity, reason=reason), correlation_id=run.order_id)
@@ -160,7 +156,8 @@ async def produce_run(p: Production, uow: UnitOfWork, md: MasterData, run: Produ
                       MovementReason.PRODUCTION_RECEIPT, run.order_id)
     await p.ledgers.append(uow, receive(md.catalogue, ledger, receipt))
     await repo.add_finished_lot(uow.session, lot, run.order_id, run.item, quantity)
-    run.completed, run.status, run.reason = quantity, STOCKED, None
+    run.completed = quantity
+    _move(run, S.STOCKED, None)
     await repo.save_order(uow.session, run)
     await uow.emit(inv.FinishedGoodsStocked(run_id=run.order_id, item=run.item, lot=lot, quantity=quantity),
                    correlation_id=run.order_id)
@@ -200,7 +197,7 @@ async def deliver_stock_lots(p: Production, uow: UnitOfWork, event: c.GoodsSigne
 async def refuse_run(p: Production, uow: UnitOfWork, run: ProductionOrder,
                      error: InsufficientComponentStockError) -> None:
     """The `reject` policy refused the run's flush: nothing posted, the run is rejected with the reason."""
-    run.status, run.reason = "rejected", str(error)
+    _move(run, S.REJECTED, str(error))
     await repo.save_order(uow.session, run)
     for entry in await repo.waiting_parked(uow, run.order_id):
         await repo.resolve_parked(uow, entry.flush_id, "cancelled")
@@ -250,7 +247,7 @@ async def run_variance(session: AsyncSession, line: str, period: str) -> tuple[C
     consumed nothing, net)."""
     master = await repo.read_master_data(session)
     chosen = [v.run for v in await runs(session, line=line, period=period) if v.run.completed > 0
-              and v.run.status != "cancelled"]
+              and v.run.status is not S.CANCELLED]
     items = set()
     for run in chosen:
         items |= await repo.items_of_order(session, run.order_id)

@@ -37,6 +37,7 @@ from backflush_manufacturer.domain.inspection import InspectionPlan
 from backflush_manufacturer.domain.items import Item
 from backflush_manufacturer.domain.ledger import LedgerMovement, MovementReason, StockLedger
 from backflush_manufacturer.domain.negative_stock import NegativeStockPolicy, StockPolicies
+from backflush_manufacturer.domain.order_states import ProductionOrderState
 from backflush_manufacturer.domain.units import Unit
 
 
@@ -331,7 +332,8 @@ class ProductionOrder:
     item: str
     quantity: Decimal
     flow: str
-    status: str
+    #: Stored as its string value (the column is text: `ProductionOrderState` names the values it always held).
+    status: ProductionOrderState
     processing: dict[str, Any]
     completed: Decimal
     certificate: dict[str, Any] | None
@@ -346,8 +348,8 @@ async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | 
     row = (await session.execute(_LOAD_ORDER, {"b_order_id": order_id})).mappings().one_or_none()
     if row is None:
         return None
-    return ProductionOrder(row["order_id"], row["item"], row["quantity"], row["flow"], row["status"],
-                           json.loads(row["processing"]), row["completed"],
+    return ProductionOrder(row["order_id"], row["item"], row["quantity"], row["flow"],
+                           ProductionOrderState(row["status"]), json.loads(row["processing"]), row["completed"],
                            json.loads(row["certificate"]) if row["certificate"] else None, row["reason"],
                            row["components_owner"], bool(row["own_components_allowed"]))
 
@@ -355,7 +357,7 @@ async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | 
 async def add_order(session: AsyncSession, order: ProductionOrder) -> None:
     at = now()
     await session.execute(_ADD_ORDER, dict(
-        order_id=order.order_id, item=order.item, quantity=order.quantity, flow=order.flow, status=order.status,
+        order_id=order.order_id, item=order.item, quantity=order.quantity, flow=order.flow, status=order.status.value,
         processing=json.dumps(order.processing, default=str), completed=order.completed,
         certificate=json.dumps(order.certificate) if order.certificate else None, reason=order.reason,
         created_at=at, updated_at=at, components_owner=order.components_owner,
@@ -365,7 +367,7 @@ async def add_order(session: AsyncSession, order: ProductionOrder) -> None:
 
 async def save_order(session: AsyncSession, order: ProductionOrder) -> None:
     await session.execute(_SAVE_ORDER, dict(
-        b_order_id=order.order_id, status=order.status, completed=order.completed,
+        b_order_id=order.order_id, status=order.status.value, completed=order.completed,
         certificate=json.dumps(order.certificate) if order.certificate else None, reason=order.reason,
         updated_at=now(),
     ))

@@ -57,6 +57,12 @@ from backflush_manufacturer.domain.negative_stock import (
     Shortage,
     StockPolicies,
 )
+from backflush_manufacturer.domain.order_states import (
+    IllegalProductionOrderTransitionError,
+    ProductionOrderState,
+    next_states,
+    transition,
+)
 from backflush_manufacturer.domain.orders import producible
 from backflush_manufacturer.domain.parking import Reprocessed, reprocess_parked
 from backflush_manufacturer.domain.receipts import Receipt, receive, receive_all
@@ -86,6 +92,7 @@ __all__ = [
     "FlushRequest",
     "Genealogy",
     "GenealogyLink",
+    "IllegalProductionOrderTransitionError",
     "InspectionPlan",
     "InspectionResult",
     "InspectionRule",
@@ -106,6 +113,7 @@ __all__ = [
     "PhantomProductionOrderError",
     "PhantomWithStockError",
     "PostedFlush",
+    "ProductionOrderState",
     "Receipt",
     "Reprocessed",
     "Requirement",
@@ -128,6 +136,7 @@ __all__ = [
     "inspect",
     "issue",
     "links_from_movements",
+    "next_states",
     "order_variance",
     "plan",
     "post_or_park",
@@ -141,5 +150,6 @@ __all__ = [
     "reverse_flush",
     "reverse_order",
     "standard_consumption",
+    "transition",
     "variance",
 ]
