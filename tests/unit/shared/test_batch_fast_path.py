@@ -6,7 +6,8 @@
   with a savepoint per event: the refused event leaves nothing but its dead letter (not even the history rows
   buffered until the commit) and the others apply once.
 - Another service's event on a shared topic is ignored by its `ce_type` header without its value being read,
-  and still accounted for in `consumed_ranges`.
+  and still accounted for in `consumed_ranges`. A batch holding only such events opens no transaction: its
+  range is written with the next transaction, and until then holds its partition's Kafka commit back.
 
 On the distributor's real processor, inbox and outbox and a SQLite file.
 """
@@ -37,7 +38,7 @@ from backflush_shared.messaging import processor as processor_module
 from backflush_shared.messaging.codec import encode
 from backflush_shared.messaging.processor import HandlerContext
 from backflush_shared.messaging.publish import envelope_for, source_for
-from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.database import WRITE_OPTION, Database
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 from backflush_shared.settings import ServiceSettings
@@ -243,6 +244,7 @@ async def test_another_services_event_is_ignored_unread_and_accounted(
     monkeypatch.setattr(processor_module, "decode", counting_decode)
     try:
         result = await runtime.processor.process([theirs, broken])
+        await runtime.processor.account_deferred()  # what the offset timer does when no transaction came by
         async with runtime.database.reading() as session:
             letters = (await session.execute(select(WAREHOUSE.outbox_table))).all()
             [accounted] = (await session.execute(select(WAREHOUSE.metadata.tables["consumed_ranges"]))).mappings().all()
@@ -254,6 +256,43 @@ async def test_another_services_event_is_ignored_unread_and_accounted(
     assert letters == []
     assert (accounted["topic"], accounted["first_offset"], accounted["last_offset"], accounted["records"],
             accounted["applied"], accounted["dead_lettered"]) == ("orders.intake", 40, 41, 2, 0, 0)
+
+
+async def test_a_batch_of_only_other_services_events_opens_no_transaction_and_is_accounted_with_the_next(
+    tmp_path: Path,
+) -> None:
+    """At 10 orders a second the warehouse's batches are often one event of another service's: a transaction
+    (BEGIN IMMEDIATE, an insert, COMMIT) for nothing but the accounting. The range waits in memory, holding the
+    partition's offset commit back to its first offset, and is written by the next transaction that runs."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'warehouse.db'}"
+    await upgrade_to_head_async(url, WAREHOUSE.migrations)
+    runtime = ServiceRuntime.create(WAREHOUSE, ServiceSettings(service="warehouse", database_url=url,
+                                                               bootstrap_servers="127.0.0.1:9"))
+    assert runtime.processor is not None and runtime.database.sqlite_engine is not None
+    begins: list[int] = []
+    event.listen(runtime.database.sqlite_engine, "begin",  # writers only: the test's own reads begin too
+                 lambda conn: begins.append(1) if conn.get_execution_options().get(WRITE_OPTION) else None)
+    ranges = WAREHOUSE.metadata.tables["consumed_ranges"]
+    theirs = placed("A", 40)
+    try:
+        await runtime.processor.process([theirs])
+        await runtime.processor.process([placed("B", 41)])
+        assert begins == []
+        assert runtime.processor.deferred.floor(theirs.topic, 0) == 40
+        async with runtime.database.reading() as session:
+            assert (await session.execute(select(ranges))).all() == []
+
+        unreadable = Record(theirs.topic, 0, 42, b"C", b"{not json", [])  # ours to dead-letter: a transaction
+        result = await runtime.processor.process([unreadable])
+        async with runtime.database.reading() as session:
+            rows = (await session.execute(select(ranges).order_by(ranges.c.first_offset))).mappings().all()
+    finally:
+        await runtime.database.close()
+
+    assert result.dead_lettered == 1 and len(begins) == 1
+    assert [(r["first_offset"], r["last_offset"], r["records"], r["applied"], r["dead_lettered"]) for r in rows] == [
+        (40, 41, 2, 0, 0), (42, 42, 1, 0, 1)]
+    assert runtime.processor.deferred.floor(theirs.topic, 0) is None
 
 
 async def test_the_rows_every_batch_inserts_go_straight_to_sqlite_and_read_back_as_sqlalchemy_wrote_them(
