@@ -183,7 +183,7 @@ class ServiceRuntime:
         # each partition's position: past what was applied, at what was rewound
         self.offsets.note(message.consumer, positions)
         if self.offsets.immediate:
-            await self.offsets.commit(message.consumer)
+            await self.offsets.commit_logged(message.consumer)
 
     async def _process_retrying_conflicts(self, records: Sequence[Any], **options: Any) -> Any:
         assert self.processor is not None

@@ -40,6 +40,8 @@ class OffsetCommits:
         self._noted: weakref.WeakKeyDictionary[Any, dict[TopicPartition, int]] = weakref.WeakKeyDictionary()
         self._committed: weakref.WeakKeyDictionary[Any, dict[TopicPartition, int]] = weakref.WeakKeyDictionary()
         self._task: asyncio.Task[None] | None = None
+        # one commit at a time: two in flight could land in the other order and move a position back
+        self._lock = asyncio.Lock()
         #: at shutdown: every batch commits at once, as nothing comes after it to do so
         self.immediate = False
 
@@ -52,6 +54,10 @@ class OffsetCommits:
 
         Only partitions still assigned to it are committed: one revoked while its batch ran is another consumer's
         now (which reads it again from the last committed position)."""
+        async with self._lock:
+            await self._commit(consumer, partitions)
+
+    async def _commit(self, consumer: Any, partitions: Iterable[TopicPartition] | None) -> None:
         noted = self._noted.get(consumer)
         if not noted:
             return
@@ -72,14 +78,17 @@ class OffsetCommits:
         await consumer.commit(offsets)
         committed.update(offsets)
 
+    async def commit_logged(self, consumer: Any) -> None:
+        """`commit`, a failure logged: the next try commits the positions, or their next owner reads them again."""
+        try:
+            await self.commit(consumer)
+        except Exception as error:  # noqa: BLE001 - e.g. a rebalance: the next owner reads from the last commit
+            log.warning("could not commit offsets; they are committed later or read again",
+                        error_type=type(error).__name__, error=str(error))
+
     async def commit_all(self) -> None:
-        """Commit every consumer's noted positions; a failure is logged, and the next try commits them."""
         for consumer in list(self._noted):
-            try:
-                await self.commit(consumer)
-            except Exception as error:  # noqa: BLE001 - e.g. a rebalance: the next owner reads from the last commit
-                log.warning("could not commit offsets; they are committed later or read again",
-                            error_type=type(error).__name__, error=str(error))
+            await self.commit_logged(consumer)
 
     async def revoked(self, consumer: Any, partitions: Iterable[TopicPartition]) -> None:
         """Partitions about to be taken away: commit what the database holds of them, then forget them.
