@@ -123,6 +123,37 @@ async def test_sqlite_statements_run_on_the_event_loops_own_thread(tmp_path: Pat
         await database.close()
 
 
+async def test_sqlite_transactions_reuse_one_writer_connection_and_each_starts_with_a_fresh_session(
+    tmp_path: Path,
+) -> None:
+    """A pool checkout and a session per transaction cost about a third of a batch of one event's BEGIN, INSERT
+    and COMMIT; the writer connection is held instead. A failed transaction rolls back and the next one works;
+    what a handler kept in `session.info` does not outlive its transaction."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}")
+    assert database.sqlite_engine is not None
+    checkouts: list[int] = []
+    event.listen(database.sqlite_engine, "checkout", lambda *_args: checkouts.append(1))
+    try:
+        async with database.transaction() as session:
+            await session.execute(text("CREATE TABLE t (a INTEGER)"))
+            session.info["cache"] = "first transaction's"
+        for value in (1, 2):
+            async with database.transaction() as session:
+                assert "cache" not in session.info
+                await session.execute(text("INSERT INTO t VALUES (:a)"), {"a": value})
+        with pytest.raises(RuntimeError):
+            async with database.transaction() as session:
+                await session.execute(text("INSERT INTO t VALUES (3)"))
+                raise RuntimeError("the batch failed")
+        async with database.transaction() as session:
+            await session.execute(text("INSERT INTO t VALUES (4)"))
+        async with database.reading() as session:
+            assert (await session.execute(text("SELECT a FROM t ORDER BY a"))).scalars().all() == [1, 2, 4]
+    finally:
+        await database.close()
+    assert len(checkouts) == 2  # the writer once, the reader once
+
+
 async def test_a_writer_waiting_for_another_connections_lock_waits_asleep_and_then_commits(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
     database = Database(f"sqlite+aiosqlite:///{path}")
