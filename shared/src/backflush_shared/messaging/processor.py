@@ -143,7 +143,7 @@ class BatchProcessor:
         decoded = [None if self._not_ours(record) else
                    decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
         if decoded and all(item is None for item in decoded) and self.deferred.enabled and (
-                self._insert_ranges is None or self.deferred.add(records)):
+                self._insert_ranges is None or self.group_of is None or self.deferred.add(records)):
             # only other services' events: nothing to write but their accounting, which waits for the next
             # transaction (their offsets wait with it: see `DeferredRanges`)
             result.ignored = len(records)
