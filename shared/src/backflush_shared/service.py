@@ -17,7 +17,7 @@ import random
 
 import structlog
 import typer
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream.asgi import AsgiFastStream, make_ping_asgi
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -30,6 +30,7 @@ from backflush_shared.contracts.topics import Topic, TopicNames, service_source
 from backflush_shared.errors import ConfigurationError
 from backflush_shared.messaging.admin import ensure_topics, wait_for_broker
 from backflush_shared.messaging.consumer_watch import ConsumerWatch, start_until_connected
+from backflush_shared.messaging.offsets import OffsetCommits, positions_after
 from backflush_shared.messaging.processor import BatchLoader, BatchProcessor, Handler
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
@@ -100,6 +101,7 @@ class ServiceRuntime:
     outbox: Outbox
     relay: OutboxRelay
     processor: BatchProcessor | None = None
+    offsets: OffsetCommits | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     _failures: dict[tuple[str, int, int], int] = field(default_factory=lambda: defaultdict(int))
 
@@ -125,7 +127,21 @@ class ServiceRuntime:
             group_of=lambda topic: group_id(settings, topics.logical(topic) or topic),
             load_batch=definition.load_batch,
         )
+        runtime.offsets = OffsetCommits(interval=settings.offset_commit_interval_seconds,
+                                        floor=runtime.processor.deferred.floor,
+                                        before_commit=runtime.processor.account_deferred)
         return runtime
+
+    async def start_committing(self) -> None:
+        assert self.offsets is not None
+        self.offsets.start()
+
+    async def stop_committing(self) -> None:
+        """At shutdown, before the consumers stop: every batch accounts for itself and commits its own offsets
+        from now on, and what is deferred or noted is written and committed."""
+        assert self.offsets is not None and self.processor is not None
+        self.processor.deferred.enabled = False
+        await self.offsets.stop()
 
     async def prepare(self) -> None:
         """Before consuming: the schema is current, the broker answers, the topics exist."""
@@ -145,25 +161,29 @@ class ServiceRuntime:
             await self.definition.on_prepare(self)
 
     async def consume(self, records: Sequence[Any], message: KafkaMessage) -> None:
-        """Apply one batch in one transaction, then commit its offsets.
+        """Apply one batch in one transaction, then note its offsets for the next timed commit (`OffsetCommits`).
 
         When the batch fails, its records are applied one by one, partition by partition, so that one bad
         record holds back only its own partition: that partition is rewound to the record and paused for an
         exponentially growing delay, the others go on, and a record still failing after MAX_ATTEMPTS is
         dead-lettered with the attempt count. Nothing spins, and no offset passes an unapplied record.
         """
-        assert self.processor is not None
+        assert self.processor is not None and self.offsets is not None
         try:
             result = await self._process_retrying_conflicts(records)
         except Exception as error:  # noqa: BLE001 - anything unexpected is retried, never swallowed
             log.warning("batch failed; applying its records one by one", error_type=type(error).__name__,
                         error=str(error), records=len(records))
-            await self._record_by_record(records, message.consumer)
+            positions = await self._record_by_record(records, message.consumer)
         else:
+            positions = positions_after(records)
             if result.dead_lettered or result.duplicates:
                 log.info("batch applied", records=len(records), applied=result.applied,
                          duplicates=result.duplicates, dead_lettered=result.dead_lettered)
-        await message.ack()  # commits each partition's position: past what was applied, at what was rewound
+        # each partition's position: past what was applied, at what was rewound
+        self.offsets.note(message.consumer, positions)
+        if self.offsets.immediate:
+            await self.offsets.commit_logged(message.consumer)
 
     async def _process_retrying_conflicts(self, records: Sequence[Any], **options: Any) -> Any:
         assert self.processor is not None
@@ -180,11 +200,13 @@ class ServiceRuntime:
                 await asyncio.sleep(delay)
         return await self.processor.process(records, **options)
 
-    async def _record_by_record(self, records: Sequence[Any], consumer: Any) -> None:
+    async def _record_by_record(self, records: Sequence[Any], consumer: Any) -> dict[TopicPartition, int]:
+        """Each partition's position afterwards: past its last record, or at the record it was rewound to."""
         assert self.processor is not None
         by_partition: dict[TopicPartition, list[Any]] = defaultdict(list)
         for record in records:
             by_partition[TopicPartition(record.topic, record.partition)].append(record)
+        positions = positions_after(records)
         for partition, partition_records in by_partition.items():
             for record in partition_records:
                 key = (record.topic, record.partition, record.offset)
@@ -209,8 +231,10 @@ class ServiceRuntime:
                           retry_in_seconds=delay, error_type=type(failure).__name__, error=str(failure))
                 consumer.seek(partition, record.offset)
                 consumer.pause(partition)
+                positions[partition] = record.offset
                 asyncio.get_running_loop().call_later(delay, _resume, consumer, partition)
                 break  # the rest of this partition is read again after the pause
+        return positions
 
     async def _dead_letter(self, record: Any, error: BaseException, attempts: int) -> bool:
         assert self.processor is not None
@@ -301,6 +325,8 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> tuple
     watch = ConsumerWatch(lambda: broker.subscribers, name_of=lambda sub: ", ".join(getattr(sub, "topic_names", [])))
     app.on_startup(runtime.prepare)
     app.after_startup(runtime.relay.start)
+    app.after_startup(runtime.start_committing)
+    app.on_shutdown(runtime.stop_committing)
     app.after_startup(watch.start)
     app.on_shutdown(watch.stop)
     app.after_shutdown(runtime.relay.stop)
@@ -334,8 +360,23 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, model
     handle.__name__ = f"on_{topic.name.lower()}"
     handle.__qualname__ = handle.__name__
     handle.__doc__ = f"The {runtime.definition.name} applies: " + ", ".join(model.__name__ for model in models)
-    broker.subscriber(
+    assert runtime.offsets is not None
+    offsets = runtime.offsets
+    subscriber: Any = None
+
+    class CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+        """Partitions about to go to another consumer: commit what the database holds of them first."""
+
+        async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+            if subscriber is not None and subscriber.consumer is not None:
+                await offsets.revoked(subscriber.consumer, revoked)
+
+        async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+            pass
+
+    subscriber = broker.subscriber(
         runtime.topics(topic),
+        listener=CommitBeforeRevoke(),
         batch=True,
         group_id=group_id(runtime.settings, topic),
         ack_policy=AckPolicy.MANUAL,  # offsets are committed only after the batch's transaction committed
@@ -346,7 +387,8 @@ def _subscribe(broker: KafkaBroker, runtime: ServiceRuntime, topic: Topic, model
         batch_timeout_ms=runtime.settings.poll_timeout_ms,
         auto_offset_reset="earliest",  # a new group must read what was published before it joined
         title=f"{runtime.topics(topic)}.consumed",
-    )(handle)
+    )
+    subscriber(handle)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:

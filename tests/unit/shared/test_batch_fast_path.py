@@ -6,7 +6,8 @@
   with a savepoint per event: the refused event leaves nothing but its dead letter (not even the history rows
   buffered until the commit) and the others apply once.
 - Another service's event on a shared topic is ignored by its `ce_type` header without its value being read,
-  and still accounted for in `consumed_ranges`.
+  and still accounted for in `consumed_ranges`. A batch holding only such events opens no transaction: its
+  range is written with the next transaction, and until then holds its partition's Kafka commit back.
 
 On the distributor's real processor, inbox and outbox and a SQLite file.
 """
@@ -37,7 +38,7 @@ from backflush_shared.messaging import processor as processor_module
 from backflush_shared.messaging.codec import encode
 from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.messaging.publish import envelope_for, source_for
-from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.database import WRITE_OPTION, Database
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 from backflush_shared.settings import ServiceSettings
@@ -120,6 +121,37 @@ async def test_sqlite_statements_run_on_the_event_loops_own_thread(tmp_path: Pat
             assert threading.active_count() == threads_before  # no connection thread was started
     finally:
         await database.close()
+
+
+async def test_sqlite_transactions_reuse_one_writer_connection_and_each_starts_with_a_fresh_session(
+    tmp_path: Path,
+) -> None:
+    """A pool checkout and a session per transaction cost about a third of a batch of one event's BEGIN, INSERT
+    and COMMIT; the writer connection is held instead. A failed transaction rolls back and the next one works;
+    what a handler kept in `session.info` does not outlive its transaction."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}")
+    assert database.sqlite_engine is not None
+    checkouts: list[int] = []
+    event.listen(database.sqlite_engine, "checkout", lambda *_args: checkouts.append(1))
+    try:
+        async with database.transaction() as session:
+            await session.execute(text("CREATE TABLE t (a INTEGER)"))
+            session.info["cache"] = "first transaction's"
+        for value in (1, 2):
+            async with database.transaction() as session:
+                assert "cache" not in session.info
+                await session.execute(text("INSERT INTO t VALUES (:a)"), {"a": value})
+        with pytest.raises(RuntimeError):
+            async with database.transaction() as session:
+                await session.execute(text("INSERT INTO t VALUES (3)"))
+                raise RuntimeError("the batch failed")
+        async with database.transaction() as session:
+            await session.execute(text("INSERT INTO t VALUES (4)"))
+        async with database.reading() as session:
+            assert (await session.execute(text("SELECT a FROM t ORDER BY a"))).scalars().all() == [1, 2, 4]
+    finally:
+        await database.close()
+    assert len(checkouts) == 2  # the writer once, the reader once
 
 
 async def test_a_writer_waiting_for_another_connections_lock_waits_asleep_and_then_commits(tmp_path: Path) -> None:
@@ -243,6 +275,7 @@ async def test_another_services_event_is_ignored_unread_and_accounted(
     monkeypatch.setattr(processor_module, "decode", counting_decode)
     try:
         result = await runtime.processor.process([theirs, broken])
+        await runtime.processor.account_deferred()  # what the offset timer does when no transaction came by
         async with runtime.database.reading() as session:
             letters = (await session.execute(select(WAREHOUSE.outbox_table))).all()
             [accounted] = (await session.execute(select(WAREHOUSE.metadata.tables["consumed_ranges"]))).mappings().all()
@@ -254,6 +287,43 @@ async def test_another_services_event_is_ignored_unread_and_accounted(
     assert letters == []
     assert (accounted["topic"], accounted["first_offset"], accounted["last_offset"], accounted["records"],
             accounted["applied"], accounted["dead_lettered"]) == ("orders.intake", 40, 41, 2, 0, 0)
+
+
+async def test_a_batch_of_only_other_services_events_opens_no_transaction_and_is_accounted_with_the_next(
+    tmp_path: Path,
+) -> None:
+    """At 10 orders a second the warehouse's batches are often one event of another service's: a transaction
+    (BEGIN IMMEDIATE, an insert, COMMIT) for nothing but the accounting. The range waits in memory, holding the
+    partition's offset commit back to its first offset, and is written by the next transaction that runs."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'warehouse.db'}"
+    await upgrade_to_head_async(url, WAREHOUSE.migrations)
+    runtime = ServiceRuntime.create(WAREHOUSE, ServiceSettings(service="warehouse", database_url=url,
+                                                               bootstrap_servers="127.0.0.1:9"))
+    assert runtime.processor is not None and runtime.database.sqlite_engine is not None
+    begins: list[int] = []
+    event.listen(runtime.database.sqlite_engine, "begin",  # writers only: the test's own reads begin too
+                 lambda conn: begins.append(1) if conn.get_execution_options().get(WRITE_OPTION) else None)
+    ranges = WAREHOUSE.metadata.tables["consumed_ranges"]
+    theirs = placed("A", 40)
+    try:
+        await runtime.processor.process([theirs])
+        await runtime.processor.process([placed("B", 41)])
+        assert begins == []
+        assert runtime.processor.deferred.floor(theirs.topic, 0) == 40
+        async with runtime.database.reading() as session:
+            assert (await session.execute(select(ranges))).all() == []
+
+        unreadable = Record(theirs.topic, 0, 42, b"C", b"{not json", [])  # ours to dead-letter: a transaction
+        result = await runtime.processor.process([unreadable])
+        async with runtime.database.reading() as session:
+            rows = (await session.execute(select(ranges).order_by(ranges.c.first_offset))).mappings().all()
+    finally:
+        await runtime.database.close()
+
+    assert result.dead_lettered == 1 and len(begins) == 1
+    assert [(r["first_offset"], r["last_offset"], r["records"], r["applied"], r["dead_lettered"]) for r in rows] == [
+        (40, 41, 2, 0, 0), (42, 42, 1, 0, 1)]
+    assert runtime.processor.deferred.floor(theirs.topic, 0) is None
 
 
 async def test_the_rows_every_batch_inserts_go_straight_to_sqlite_and_read_back_as_sqlalchemy_wrote_them(

@@ -2,7 +2,7 @@
 
 A record whose handler fails for an unexpected (transient) reason holds back only its own partition: that
 partition is rewound to the record and paused for an exponentially growing delay, the other partitions' records
-are applied and their offsets committed, the record is applied exactly once when it finally succeeds, and after
+are applied and their offsets committed (by the offset timer, never past the rewound record), the record is applied exactly once when it finally succeeds, and after
 5 attempts it is dead-lettered with `dlq_attempts=5` so that its partition moves on.
 
 The consumer and the batch message are fakes that record what the runtime asks of them; everything else (the
@@ -53,11 +53,15 @@ class FakeRecord:
     headers: list[tuple[str, bytes]]
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity, like the real consumer (positions are kept per consumer)
 class FakeConsumer:
     """Records what the runtime asks of the Kafka consumer."""
 
     calls: list[tuple[str, TopicPartition, int | None]] = field(default_factory=list)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.committed.update(offsets)
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.calls.append(("seek", partition, offset))
@@ -105,7 +109,9 @@ class Setup:
     async def consume(self, *records: FakeRecord) -> FakeMessage:
         message = FakeMessage(self.consumer)
         await self.runtime.consume(list(records), message)  # type: ignore[arg-type]
-        assert message.acks == 1  # every batch ends with a commit: past what was applied, at what was rewound
+        assert message.acks == 0  # no commit per batch: the offset timer commits what the batches noted
+        assert self.runtime.offsets is not None
+        await self.runtime.offsets.commit(self.consumer)  # the timer's tick
         return message
 
     async def rows(self, table: Any) -> list[dict[str, Any]]:
@@ -184,6 +190,7 @@ async def test_a_failing_record_holds_back_only_its_partition_and_is_applied_onc
     # the batch failed as a whole; record by record, A failed and its partition was rewound to it and paused,
     # B waits behind it (not tried: the rest of the partition is read again), C and D went through
     assert setup.consumer.take() == [("seek", P0, 10), ("pause", P0, None)]
+    assert setup.consumer.committed == {P0: 10, P1: 7}  # at what was rewound, past what was applied
     assert await setup.order_ids() == ["C", "D"]
     assert await setup.forwarded() == ["C", "D"]
     assert setup.calls == {"A": 2, "C": 1, "D": 1}
@@ -193,8 +200,10 @@ async def test_a_failing_record_holds_back_only_its_partition_and_is_applied_onc
     await setup.consume(a, b)  # partition 0 read again from A: A fails again, rewound and paused longer
     assert setup.consumer.take() == [("seek", P0, 10), ("pause", P0, None)]
     assert await setup.order_ids() == ["C", "D"]
+    assert setup.consumer.committed == {P0: 10, P1: 7}
     await setup.consume(a, b)  # the database answers again: A and B are applied, in order
     assert setup.consumer.take() == []
+    assert setup.consumer.committed == {P0: 12, P1: 7}
     assert await setup.order_ids() == ["A", "B", "C", "D"]
     assert setup.delays == [0.4, 0.8]  # exponential backoff per attempt
     assert setup.calls == {"A": 6, "B": 1, "C": 1, "D": 1}

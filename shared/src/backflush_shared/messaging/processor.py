@@ -10,7 +10,7 @@ nothing, so exactly-once effects hold without a transaction per message (see PER
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,6 +103,8 @@ class BatchProcessor:
         self._insert_ranges = insert(consumed_ranges) if consumed_ranges is not None else None
         self.group_of = group_of
         self.load_batch = load_batch
+        #: the accounting of batches holding only other services' events, written with the next transaction
+        self.deferred = DeferredRanges()
 
     async def process(self, records: Sequence[ConsumerRecordLike], *, attempts: int = 1) -> BatchResult:
         """Apply a batch in one transaction. Raises on infrastructure errors (nothing is then committed).
@@ -120,6 +122,12 @@ class BatchProcessor:
         result = BatchResult()
         decoded = [None if self._not_ours(record) else
                    decode(record, max_value_bytes=self.max_value_bytes, topics=self.topics) for record in records]
+        if decoded and all(item is None for item in decoded) and self.deferred.enabled and (
+                self._insert_ranges is None or self.group_of is None or self.deferred.add(records)):
+            # only other services' events: nothing to write but their accounting, which waits for the next
+            # transaction (their offsets wait with it: see `DeferredRanges`)
+            result.ignored = len(records)
+            return result
         async with self.database.transaction() as session:
             uow = UnitOfWork(session, self.outbox)
             inbox = await InboxBatch.load(self.inbox, session, [
@@ -142,11 +150,12 @@ class BatchProcessor:
                     await self._apply(uow, inbox, item, result, isolated)
                 ranges.add(record, result.applied - applied, result.dead_lettered - dead_lettered)
             await uow.committing()
-            await self._account(session, ranges)
+            accounted = await self._account(session, ranges)
             # the batch's inbox rows and outgoing records, each in one statement
             await inbox.flush(session)
             written = await self.outbox.flush(session, returning=self.hand_over is not None)
         uow.committed()
+        self.deferred.written(accounted)
         self._committed(written, result.wrote_outbox)
         return result
 
@@ -192,21 +201,38 @@ class BatchProcessor:
             await self._write_dead_letter(session, origin, type(error).__name__, str(error) or repr(error), attempts)
             ranges = _Ranges()
             ranges.add(record, 0, 1)
-            await self._account(session, ranges)
+            accounted = await self._account(session, ranges)
             written = await self.outbox.flush(session, returning=self.hand_over is not None)
+        self.deferred.written(accounted)
         self._committed(written, True)
 
-    async def _account(self, session: AsyncSession, ranges: _Ranges) -> None:
-        """One row per partition of what this transaction took care of: `backflush audit` finds lost offsets."""
-        if self._insert_ranges is None or self.group_of is None or not ranges.by_partition:
+    async def account_deferred(self) -> None:
+        """Write the deferred accounting in a transaction of its own, when none came to carry it."""
+        if not self.deferred:
             return
+        async with self.database.transaction() as session:
+            accounted = await self._account(session, _Ranges())
+        self.deferred.written(accounted)
+
+    async def _account(self, session: AsyncSession, ranges: _Ranges) -> list[DeferredRange]:
+        """One row per partition of what this transaction took care of: `backflush audit` finds lost offsets.
+
+        The deferred ranges go with it; returned, so that they are dropped once this transaction committed."""
+        deferred = self.deferred.pending()
+        if self._insert_ranges is None or self.group_of is None or not (ranges.by_partition or deferred):
+            return []
         now = datetime.now(UTC)
         await insert_rows(session, self.consumed_ranges, [
             {"group_id": self.group_of(topic), "topic": topic, "partition": partition, "first_offset": r.first,
              "last_offset": r.last, "records": r.records, "applied": r.applied, "dead_lettered": r.dead_lettered,
              "recorded_at": now}
             for (topic, partition), r in ranges.by_partition.items()
+        ] + [
+            {"group_id": self.group_of(r.topic), "topic": r.topic, "partition": r.partition, "first_offset": r.first,
+             "last_offset": r.last, "records": r.records, "applied": 0, "dead_lettered": 0, "recorded_at": now}
+            for r in deferred
         ], self._insert_ranges)
+        return deferred
 
     async def _apply(self, uow: UnitOfWork, inbox: InboxBatch, consumed: ConsumedEvent,
                      result: BatchResult, isolated: bool = True) -> None:
@@ -321,6 +347,67 @@ class _Ranges:
         found.records += 1
         found.applied += applied
         found.dead_lettered += dead_lettered
+
+
+@dataclass(frozen=True)
+class DeferredRange:
+    """Consecutive offsets of one partition, all other services' events, not yet accounted in the database."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+    records: int
+
+
+class DeferredRanges:
+    """The accounting of batches that hold only other services' events, kept until a transaction writes it.
+
+    Such a batch changes nothing, so it opens no transaction: its range rides along with the next transaction of
+    the service (or the offset timer's, see `OffsetCommits`). Until that commits, `floor` holds the partition's
+    Kafka commit back to the range's first offset, so that a crash loses nothing the audit would miss: the
+    records are read again and ignored again. A range is frozen once made (a batch that follows on replaces it),
+    so a transaction that wrote one drops exactly what it wrote, and a later extension is written again (an
+    overlap the audit accepts)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, int], DeferredRange] = {}
+        #: off at shutdown: every batch then accounts for itself
+        self.enabled = True
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def add(self, records: Sequence[ConsumerRecordLike]) -> bool:
+        """Defer these records' accounting; False (and nothing deferred) when a partition's records do not
+        follow on from its deferred range (a rewind, a rebalance): the batch then runs a transaction as ever."""
+        pending = dict(self._pending)
+        for record in records:
+            key = (record.topic, record.partition)
+            found = pending.get(key)
+            if found is None:
+                pending[key] = DeferredRange(record.topic, record.partition, record.offset, record.offset, 1)
+            elif record.offset == found.last + 1:
+                pending[key] = replace(found, last=record.offset, records=found.records + 1)
+            else:
+                return False
+        self._pending = pending
+        return True
+
+    def pending(self) -> list[DeferredRange]:
+        return list(self._pending.values())
+
+    def written(self, ranges: Sequence[DeferredRange]) -> None:
+        """These ranges are in the database now (unless one was extended since: the extension stays)."""
+        for written in ranges:
+            key = (written.topic, written.partition)
+            if self._pending.get(key) is written:
+                del self._pending[key]
+
+    def floor(self, topic: str, partition: int) -> int | None:
+        """The partition's first offset not yet accounted in the database, if it has one."""
+        found = self._pending.get((topic, partition))
+        return found.first if found is not None else None
 
 
 def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -141,8 +141,10 @@ class Database:
         self.engine = create_engine(url)
         if sqlite:
             self.sqlite_engine: Engine | None = create_sqlite_engine(url)
-            self._sqlite_writers = sessionmaker(self.sqlite_engine.execution_options(**{WRITE_OPTION: True}),
-                                                expire_on_commit=False, autoflush=True)
+            self._sqlite_writer_engine = self.sqlite_engine.execution_options(**{WRITE_OPTION: True})
+            #: the one writer connection, held from the first transaction to `close`: a session and a pool
+            #: checkout per transaction cost about as much as the BEGIN, INSERT and COMMIT of a batch of one
+            self._sqlite_writer: Connection | None = None
             self._sqlite_readers = sessionmaker(self.sqlite_engine, expire_on_commit=False)
             # SQLite has one writer: transactions of this process queue here instead of in SQLite's busy handler
             self._write_lock = asyncio.Lock()
@@ -160,32 +162,55 @@ class Database:
                 yield session
             return
         async with self._write_lock:
-            writer = await self._begin_sqlite_writer()
+            connection = await self._begin_sqlite_writer()
+            # a new session each time (handlers keep per-transaction state in `session.info`), joined to the held
+            # connection's transaction, which is ours to commit or roll back
+            writer = Session(bind=connection, join_transaction_mode="rollback_only", expire_on_commit=False,
+                             autoflush=True)
             try:
                 yield InlineSession(writer)  # type: ignore[misc]  # the part of AsyncSession we use
+                writer.commit()  # flushes; leaves the connection's transaction to us
             except BaseException:
-                writer.rollback()
-                raise
-            else:
-                writer.commit()
-            finally:
                 writer.close()
+                self._end_sqlite_writer(connection, commit=False)
+                raise
+            writer.close()
+            self._end_sqlite_writer(connection, commit=True)
 
-    async def _begin_sqlite_writer(self) -> Session:
-        """A session holding SQLite's write lock; waits asleep while another process's writer holds it."""
+    async def _begin_sqlite_writer(self) -> Connection:
+        """The writer connection in a transaction holding SQLite's write lock; waits asleep while another
+        process's writer holds it."""
         deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT_SECONDS
         pause = 0.005
         while True:
-            writer = self._sqlite_writers()
+            if self._sqlite_writer is None or self._sqlite_writer.closed or self._sqlite_writer.invalidated:
+                self._sqlite_writer = self._sqlite_writer_engine.connect()
             try:
-                writer.connection()  # BEGIN IMMEDIATE
-                return writer
+                self._sqlite_writer.begin()  # BEGIN IMMEDIATE
+                return self._sqlite_writer
             except (OperationalError, sqlite3.OperationalError) as error:  # raw: raised by the `begin` listener
-                writer.close()
+                self._drop_sqlite_writer()  # whatever state a failed BEGIN left it in, a new one starts clean
                 if not is_locked(getattr(error, "orig", error)) or time.monotonic() >= deadline:
                     raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)
+
+    def _end_sqlite_writer(self, connection: Connection, *, commit: bool) -> None:
+        transaction = connection.get_transaction()
+        try:
+            if transaction is not None:
+                transaction.commit() if commit else transaction.rollback()
+        except BaseException:
+            self._drop_sqlite_writer()  # a failed COMMIT or ROLLBACK: start the next transaction on a new one
+            raise
+
+    def _drop_sqlite_writer(self) -> None:
+        writer, self._sqlite_writer = self._sqlite_writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away; the pool discards a broken one
+                writer.invalidate()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -198,6 +223,7 @@ class Database:
 
     async def close(self) -> None:
         if self.sqlite_engine is not None:
+            self._drop_sqlite_writer()
             self.sqlite_engine.dispose()
         await self.engine.dispose()
 
