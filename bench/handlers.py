@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         with before_tree(args.before) as (commit, pythonpath):
             for _ in range(args.rounds):
                 for figures in _run_tree(pythonpath, args):
-                    print(_line(f"before {commit}"[:8], figures), flush=True)
+                    print(_line(f"@{commit}"[:8], figures), flush=True)
                 for figures in _run_here(args):
                     print(_line("ours", figures), flush=True)
         return 0
