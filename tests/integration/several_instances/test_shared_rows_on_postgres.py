@@ -38,7 +38,7 @@ from backflush_shared.contracts.topics import TopicNames
 from backflush_shared.messaging.admin import ensure_topics
 from backflush_shared.messaging.codec import ConsumedEvent, EncodedRecord, decode, encode
 from backflush_shared.messaging.processor import Handler
-from backflush_shared.unit_of_work import UnitOfWork
+from backflush_shared.unit_of_work import UnitOfWork, unit_of_work
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.messaging.relay import OutboxRelay
 from backflush_shared.persistence.database import Database
@@ -163,8 +163,8 @@ async def test_two_events_of_one_order_applied_at_once_both_keep_their_milestone
     outbox = outbox_of(DISTRIBUTOR)
     handlers = distributor_handlers(None)
     try:
-        async with database.transaction() as session:
-            await orders_repo.add(session, Order("ORD-1", "pre", "CHAIR-ERGO", D(5)), fingerprint="f",
+        async with unit_of_work(database) as uow:
+            await orders_repo.add(uow, Order("ORD-1", "pre", "CHAIR-ERGO", D(5)), fingerprint="f",
                                   order_holder="Holder", ship_to="Dock", due_date=date(2027, 1, 1), priority="normal",
                                   at=orders_repo.now())
         inspected = c.QualityInspectionRecorded(order_id="ORD-1", item="CHAIR-ERGO", passed=True, inspected_by="QA")
