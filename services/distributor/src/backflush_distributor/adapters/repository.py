@@ -102,8 +102,10 @@ def _absent(uow: UnitOfWork) -> set[str]:
 
 
 def _order_row(row: Any) -> OrderRow:
-    order = Order(row["order_id"], row["flow"], row["item"], row["quantity"], _milestones_from_json(row["milestones"]))
-    return OrderRow(order, row["placed_fingerprint"], order.status, row["waiting_since"], dict(row))
+    details = dict(row)
+    order = Order(details["order_id"], details["flow"], details["item"], details["quantity"],
+                  _milestones_from_json(details["milestones"]))
+    return OrderRow(order, details["placed_fingerprint"], order.status, details["waiting_since"], details)
 
 
 # -- writes buffered until the commit --------------------------------------------------------------------------------
@@ -199,9 +201,11 @@ async def lock_orders(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
     wanted = sorted(set(order_ids) - locked.keys())
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
-        rows = await uow.session.execute(_LOAD_MANY_FOR_UPDATE, {"order_ids": chunk})
-        for row in rows.mappings().all():
-            locked[row["order_id"]] = _order_row(row)
+        result = await uow.session.execute(_LOAD_MANY_FOR_UPDATE, {"order_ids": chunk})
+        keys = tuple(result.keys())  # once, not per row as a row mapping asks
+        for row in result.all():
+            loaded = _order_row(zip(keys, row, strict=True))
+            locked[loaded.order.order_id] = loaded
         absent.update(order_id for order_id in chunk if order_id not in locked)
 
 
