@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml shared/pyproject.toml services/manufacturer/pyproject.toml \
               services/distributor/pyproject.toml services/warehouse/pyproject.toml
 
-.PHONY: install test demo kafka-up kafka-up-secure kafka-down asyncapi schemas clean bench
+.PHONY: install test demo kafka-up kafka-up-secure kafka-down asyncapi schemas clean bench bench-handlers
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ demo: install
 # `make bench BEFORE=REF` also runs the services from commit REF in the same run. Sizes: see bench/run.py.
 bench: install
 	$(BIN)/python -m bench.run --profile $(if $(BEFORE),--before $(BEFORE))
+
+# CPU per record of the distributor's and the warehouse's batch path, in-process on SQLite, no broker (bench/handlers.py).
+bench-handlers: install
+	$(BIN)/python -m bench.handlers $(if $(BEFORE),--before $(BEFORE))
 
 kafka-up: install
 	$(BIN)/python scripts/kafka_local.py up

@@ -247,8 +247,8 @@ async def test_two_events_of_one_order_applied_at_once_both_keep_their_milestone
     outbox = outbox_of(DISTRIBUTOR)
     handlers = distributor_handlers(None)
     try:
-        async with database.transaction() as session:
-            await orders_repo.add(session, Order("ORD-1", "pre", "CHAIR-ERGO", D(5)), fingerprint="f",
+        async with unit_of_work(database) as uow:
+            await orders_repo.add(uow, Order("ORD-1", "pre", "CHAIR-ERGO", D(5)), fingerprint="f",
                                   order_holder="Holder", ship_to="Dock", due_date=date(2027, 1, 1), priority="normal",
                                   at=orders_repo.now())
         inspected = c.QualityInspectionRecorded(order_id="ORD-1", item="CHAIR-ERGO", passed=True, inspected_by="QA")

@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
-from backflush_shared.unit_of_work import UnitOfWork
+from backflush_shared.unit_of_work import unit_of_work
 from backflush_warehouse.adapters import repository
 from backflush_warehouse.app import SERVICE
 from backflush_warehouse.layout import apply_layout
@@ -46,8 +46,7 @@ async def test_a_transaction_reads_the_locations_once_and_sees_the_space_it_took
 
     event.listen(engine, "before_cursor_execute", count_reads)
     try:
-        async with warehouse.database.transaction() as session:
-            uow = UnitOfWork(session, warehouse.outbox)
+        async with unit_of_work(warehouse.database, warehouse.outbox) as uow:  # its commit writes what `occupy` kept
             first = (await repository.locations_in_order(uow))[0].code
             used_before = (await repository.occupied(uow))[first]
             await repository.occupy(uow, {first: Decimal(3)})

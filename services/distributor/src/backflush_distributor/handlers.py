@@ -59,7 +59,7 @@ def _fingerprint(event: o.OrderPlaced) -> str:
 
 async def _on_order_placed(uow: UnitOfWork, event: o.OrderPlaced) -> None:
     at = repository.now()
-    existing = await repository.load(uow.session, event.order_id)
+    existing = await repository.load_current(uow, event.order_id)
     if existing is not None:
         if existing.fingerprint == _fingerprint(event):
             uow.log.info("order placed again with the same content: nothing to do")
@@ -70,11 +70,11 @@ async def _on_order_placed(uow: UnitOfWork, event: o.OrderPlaced) -> None:
         uow.log.info("rejected order placed again with corrected content", reason=existing.order.milestones.rejected_reason)
         await repository.forget_rejected(uow, event.order_id)
     order = Order(event.order_id, event.flow.value, event.item, event.quantity)
-    too_big = never_fits(order.flow, order.quantity, await repository.capacities(uow.session))
+    too_big = never_fits(order.flow, order.quantity, await repository.capacities(uow))
     if too_big is not None:
         # refused before anything is flushed or produced: waiting for space that can never exist is no wait
         order = order.with_milestones(rejected_reason=f"{too_big} (distributor)")
-    await repository.add(uow.session, order, fingerprint=_fingerprint(event), order_holder=event.order_holder,
+    await repository.add(uow, order, fingerprint=_fingerprint(event), order_holder=event.order_holder,
                          ship_to=event.ship_to, due_date=event.due_date, priority=event.priority.value, at=at)
     await _record(uow, event.order_id)
     await repository.record_transition(uow.session, event.order_id, order.status, at=at,
@@ -172,7 +172,7 @@ def _origin_of(record: str) -> RecordOrigin:
 async def _delivery_requested(uow: UnitOfWork, order: Order, event: o.DeliveryRequested) -> Order:
     """The holder calls off racked goods: checked here, where cancels are checked too, so that a call-off and a
     cancel of one order are decided in the order they were made (same partition of `orders.intake`)."""
-    row = await repository.load(uow.session, order.order_id)
+    row = await repository.load_current(uow, order.order_id)
     assert row is not None
     if not check_call_off(order, order_holder=row.details["order_holder"], requested_by=event.order_holder):
         uow.log.info("racked goods already called off: nothing to do")
@@ -271,7 +271,7 @@ async def _produced(uow: UnitOfWork, order: Order, event: c.ProductionCompleted)
 async def _consigned(uow: UnitOfWork, order: Order, event: inv.ConsignmentStockReceived) -> Order:
     order = order.with_milestones(consigned=order.milestones.consigned + event.quantity)
     if final_order_due(order):
-        row = await repository.load(uow.session, order.order_id)
+        row = await repository.load_current(uow, order.order_id)
         assert row is not None
         await uow.emit(
             o.FinalOrderPlaced(order_id=order.order_id, item=order.item, quantity=order.quantity,
@@ -388,9 +388,9 @@ async def _on_capacity_announced(uow: UnitOfWork, event: inv.StorageCapacityAnno
     cause = str(uow.consumed.envelope.event_id)
     capacities = {"rack": event.rack_capacity, "consignment": event.consignment_capacity}
     for kind, capacity in capacities.items():
-        await repository.set_capacity(uow.session, kind, capacity, at=at, cause_event_id=cause)
+        await repository.set_capacity(uow, kind, capacity, at=at, cause_event_id=cause)
     uow.log.info("storage capacity announced", **{kind: str(value) for kind, value in capacities.items()})
-    for row in await repository.open_orders(uow.session, for_update=True):
+    for row in await repository.open_orders(uow, for_update=True):
         reason = never_fits(row.order.flow, row.order.quantity, capacities)
         if reason is None or not may_cancel_for_capacity(row.order):
             continue
@@ -410,10 +410,11 @@ NOT_ABOUT_ORDERS: frozenset[type[Event]] = frozenset({
 
 
 async def load_batch(uow: UnitOfWork, events: Sequence[ConsumedEvent]) -> None:
-    """Before a batch is applied: lock and load every order its events move, in one statement (see `STEPS`)."""
+    """Before a batch is applied: lock and load every order its events move, in one statement (see `STEPS`); an
+    order placed is looked for too, so that its placement knows without a query of its own whether it is new."""
     await repository.lock_orders(uow, [
         consumed.event.record_key() for consumed in events
-        if type(consumed.event) not in (o.OrderPlaced, inv.StorageCapacityAnnounced)
+        if type(consumed.event) is not inv.StorageCapacityAnnounced
         and not getattr(consumed.event, "make_to_stock", False)
     ])
 

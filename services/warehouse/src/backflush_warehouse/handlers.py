@@ -97,7 +97,7 @@ async def _put_away(uow: UnitOfWork, *, order_id: str, item: str, lot: str, quan
         f"no {kind.value} space for {quantity} units of {item}"
         + (f" (all {kind.value} locations together hold {capacity})" if capacity < quantity else "")
     )
-    await repository.add_waiting_put_away(uow.session, order_id=order_id, item=item, lot=lot, quantity=quantity,
+    await repository.add_waiting_put_away(uow, order_id=order_id, item=item, lot=lot, quantity=quantity,
                                           kind=kind, owner=owner, cause_event_id=str(uow.consumed.envelope.event_id),
                                           since=_now())
     await uow.emit(inv.PutAwayWaiting(order_id=order_id, item=item, quantity=quantity, reason=reason, free=free))
@@ -105,7 +105,7 @@ async def _put_away(uow: UnitOfWork, *, order_id: str, item: str, lot: str, quan
 
 
 async def _retry_waiting_put_aways(uow: UnitOfWork) -> None:
-    rows = await repository.waiting_put_aways_in_order(uow.session)
+    rows = await repository.waiting_put_aways_now(uow)
     if not rows:
         return
     by_id = {r["id"]: r for r in rows}

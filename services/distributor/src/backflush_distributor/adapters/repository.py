@@ -13,37 +13,46 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.unit_of_work import UnitOfWork
+from backflush_shared.persistence.fast_insert import insert_rows
 from backflush_shared.persistence.row_buffer import insert_at_commit
 
 from backflush_distributor.adapters.tables import order_events, order_transitions, orders, storage_capacity
 from backflush_distributor.domain.lifecycle import Milestones, Order, OrderStatus
 
 
-def _milestones_to_json(milestones: Milestones) -> str:
-    def plain(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return format(value, "f")
-        if isinstance(value, datetime):
-            return value.isoformat()
-        return value
+_MILESTONE_FIELDS = tuple(f.name for f in fields(Milestones))
+_DECIMAL_MILESTONES = frozenset(("produced", "consigned", "put_away_needed", "put_away_free", "stock_needed",
+                                 "stock_free", "stock_shipped", "stock_signed"))
+_TIME_MILESTONES = frozenset(name for name in _MILESTONE_FIELDS if name.endswith("_since"))
 
-    return json.dumps({key: plain(value) for key, value in asdict(milestones).items()})
+
+def _milestones_to_json(milestones: Milestones) -> str:
+    # field by field: `dataclasses.asdict` deep-copies every value, which cost more than the rest of a save
+    plain: dict[str, Any] = {}
+    for name in _MILESTONE_FIELDS:
+        value = getattr(milestones, name)
+        if isinstance(value, Decimal):
+            value = format(value, "f")
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        plain[name] = value
+    return json.dumps(plain)
 
 
 def _milestones_from_json(text: str) -> Milestones:
-    raw = json.loads(text)
     values: dict[str, Any] = {}
-    for f in fields(Milestones):
-        value = raw.get(f.name)
-        if value is None:
+    for name, value in json.loads(text).items():
+        if value is None or name not in _FIELD_NAMES:
             continue
-        if f.name in ("produced", "consigned", "put_away_needed", "put_away_free", "stock_needed", "stock_free",
-                      "stock_shipped", "stock_signed"):
+        if name in _DECIMAL_MILESTONES:
             value = Decimal(value)
-        elif f.name.endswith("_since"):
+        elif name in _TIME_MILESTONES:
             value = datetime.fromisoformat(value)
-        values[f.name] = value
+        values[name] = value
     return Milestones(**values)
+
+
+_FIELD_NAMES = frozenset(_MILESTONE_FIELDS)
 
 
 # The statements every event runs, built once: a statement built per call costs SQLAlchemy more (coercing each
@@ -70,6 +79,9 @@ class OrderRow:
 
 
 _LOCKED = "distributor_locked_orders"
+_ABSENT = "distributor_absent_orders"
+_PENDING = "distributor_pending_orders"
+_CAPACITIES = "distributor_capacities"
 
 
 def _locked(uow: UnitOfWork) -> dict[str, OrderRow]:
@@ -81,15 +93,88 @@ def _locked(uow: UnitOfWork) -> dict[str, OrderRow]:
     return locked
 
 
+def _absent(uow: UnitOfWork) -> set[str]:
+    """Order ids `lock_orders` looked for and found no row of (until this unit of work adds one)."""
+    absent: set[str] | None = uow.caches.get(_ABSENT)
+    if absent is None:
+        absent = uow.caches[_ABSENT] = set()
+    return absent
+
+
 def _order_row(row: Any) -> OrderRow:
-    order = Order(row["order_id"], row["flow"], row["item"], row["quantity"], _milestones_from_json(row["milestones"]))
-    return OrderRow(order, row["placed_fingerprint"], order.status, row["waiting_since"], dict(row))
+    details = dict(row)
+    order = Order(details["order_id"], details["flow"], details["item"], details["quantity"],
+                  _milestones_from_json(details["milestones"]))
+    return OrderRow(order, details["placed_fingerprint"], order.status, details["waiting_since"], details)
+
+
+# -- writes buffered until the commit --------------------------------------------------------------------------------
+# An order moves several times in a batch (its events of many topics come together when thousands of orders run at
+# once): one INSERT or UPDATE per event, through SQLAlchemy, cost more than the rest of the event. So within a batch
+# run without savepoints the orders added or saved are kept in the unit of work's caches (with the locked rows the
+# next event starts from) and written once each, with one statement per kind, just before the commit. A refusal in
+# such a run rolls the whole run back, buffer included. A run with a savepoint per event (`in_nested_transaction`)
+# writes at once instead: a refused event's `forget_caches` drops the buffer, and with it the other events' writes.
+# Whatever reads the orders table through SQL in the transaction writes the buffer first (`_write_pending`).
+
+
+class _Pending:
+    __slots__ = ("insert", "order", "values")
+
+    def __init__(self, insert: bool, order: Order, values: dict[str, Any]) -> None:
+        self.insert, self.order, self.values = insert, order, values
+
+
+def _buffering(uow: UnitOfWork) -> bool:
+    return not uow.session.in_nested_transaction()
+
+
+def _buffer(uow: UnitOfWork, order: Order, values: dict[str, Any], *, insert: bool) -> None:
+    pending: dict[str, _Pending] | None = uow.caches.get(_PENDING)
+    if pending is None:
+        pending = uow.caches[_PENDING] = {}
+    before = pending.get(order.order_id)
+    if before is not None:  # added, or saved, earlier in the batch: one row with the latest values
+        insert, values = before.insert, {**before.values, **values}
+    pending[order.order_id] = _Pending(insert, order, values)
+    # registered at every write: a refused event's `forget_caches` drops the action along with the buffer
+    uow.before_commit(_PENDING, _write_pending)
+
+
+async def _write_pending(uow: UnitOfWork) -> None:
+    """Write the orders added and saved since the last write, one statement per kind (serialised once each)."""
+    pending: dict[str, _Pending] | None = uow.caches.pop(_PENDING, None)
+    if not pending:
+        return
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for order_id, entry in pending.items():
+        values = {**entry.values, "milestones": _milestones_to_json(entry.order.milestones)}
+        if entry.insert:
+            inserts.append(values)
+        else:
+            updates.append({"key": order_id, **values})
+    if inserts:
+        await insert_rows(uow.session, orders, inserts, _ADD)
+    if updates:
+        await uow.session.execute(_SAVE, updates)
 
 
 async def load(session: AsyncSession, order_id: str) -> OrderRow | None:
     """An order as committed (or as this transaction wrote it), without locking it."""
     row = (await session.execute(_LOAD, {"order_id": order_id})).mappings().one_or_none()
     return None if row is None else _order_row(row)
+
+
+async def load_current(uow: UnitOfWork, order_id: str) -> OrderRow | None:
+    """An order as this unit of work left it, without locking it: the row it locked, else the table's."""
+    kept = _locked(uow).get(order_id)
+    if kept is not None:
+        return kept
+    if order_id in _absent(uow):
+        return None
+    await _write_pending(uow)
+    return await load(uow.session, order_id)
 
 
 async def load_for_update(uow: UnitOfWork, order_id: str) -> OrderRow | None:
@@ -112,23 +197,34 @@ async def load_for_update(uow: UnitOfWork, order_id: str) -> OrderRow | None:
 
 async def lock_orders(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
     """Lock and load the orders a batch is about with one statement, instead of one `load_for_update` per event."""
-    locked = _locked(uow)
+    locked, absent = _locked(uow), _absent(uow)
     wanted = sorted(set(order_ids) - locked.keys())
     for start in range(0, len(wanted), 500):
-        rows = await uow.session.execute(_LOAD_MANY_FOR_UPDATE, {"order_ids": wanted[start:start + 500]})
-        for row in rows.mappings().all():
-            locked[row["order_id"]] = _order_row(row)
+        chunk = wanted[start:start + 500]
+        result = await uow.session.execute(_LOAD_MANY_FOR_UPDATE, {"order_ids": chunk})
+        keys = tuple(result.keys())  # once, not per row as a row mapping asks
+        for row in result.all():
+            loaded = _order_row(zip(keys, row, strict=True))
+            locked[loaded.order.order_id] = loaded
+        absent.update(order_id for order_id in chunk if order_id not in locked)
 
 
-async def add(session: AsyncSession, order: Order, *, fingerprint: str, order_holder: str, ship_to: str,
+async def add(uow: UnitOfWork, order: Order, *, fingerprint: str, order_holder: str, ship_to: str,
               due_date: date, priority: str, at: datetime) -> None:
     status = order.status
-    await session.execute(_ADD, dict(
+    values = dict(
         order_id=order.order_id, flow=order.flow, item=order.item, quantity=order.quantity,
         order_holder=order_holder, ship_to=ship_to, due_date=due_date, priority=priority,
-        placed_fingerprint=fingerprint, milestones=_milestones_to_json(order.milestones),
-        state=status.state.value, waiting_for=status.waiting_for, waiting_since=at, created_at=at, updated_at=at,
-    ))
+        placed_fingerprint=fingerprint, state=status.state.value, waiting_for=status.waiting_for, waiting_since=at,
+        created_at=at, updated_at=at,
+    )
+    if not _buffering(uow):
+        await uow.session.execute(_ADD, {**values, "milestones": _milestones_to_json(order.milestones)})
+        return
+    # an inserted row is this transaction's alone until it commits: the order's next events start from it
+    _locked(uow)[order.order_id] = OrderRow(order, fingerprint, status, at, values)
+    _absent(uow).discard(order.order_id)
+    _buffer(uow, order, values, insert=True)
 
 
 async def save(uow: UnitOfWork, order: Order, *, previous: OrderStatus, waiting_since: datetime | None,
@@ -137,18 +233,21 @@ async def save(uow: UnitOfWork, order: Order, *, previous: OrderStatus, waiting_
     status = order.status
     changed = status != previous
     values = dict(
-        milestones=_milestones_to_json(order.milestones),
         state=status.state.value,
         waiting_for=status.waiting_for,
         waiting_since=(at if changed else waiting_since) if status.waiting_for else None,
         updated_at=at,
     )
-    await uow.session.execute(_SAVE, dict(key=order.order_id, **values))
     locked = _locked(uow)
     before = locked.get(order.order_id)
     if before is not None:  # the next event of the order in this transaction starts from what was just saved
         locked[order.order_id] = OrderRow(order, before.fingerprint, status, values["waiting_since"],
                                           {**before.details, **values})
+    if before is not None and _buffering(uow):
+        _buffer(uow, order, values, insert=False)
+    else:
+        await uow.session.execute(_SAVE, dict(key=order.order_id, milestones=_milestones_to_json(order.milestones),
+                                              **values))
     return changed
 
 
@@ -170,22 +269,34 @@ async def record_event(session: AsyncSession, *, order_id: str, event_id: str, e
     ))
 
 
-async def capacities(session: AsyncSession) -> dict[str, Decimal]:
-    """The storage capacity per kind the warehouse last announced (empty before its first announcement)."""
-    rows = (await session.execute(select(storage_capacity.c.kind, storage_capacity.c.capacity))).all()
-    return {kind: capacity for kind, capacity in rows}
+async def capacities(uow: UnitOfWork) -> dict[str, Decimal]:
+    """The storage capacity per kind the warehouse last announced (empty before its first announcement): read
+    once per unit of work, as every order placed in a batch asks."""
+    known: dict[str, Decimal] | None = uow.caches.get(_CAPACITIES)
+    if known is None:
+        rows = (await uow.session.execute(_CAPACITIES_NOW)).all()
+        known = uow.caches[_CAPACITIES] = {kind: capacity for kind, capacity in rows}
+    return dict(known)
 
 
-async def set_capacity(session: AsyncSession, kind: str, capacity: Decimal, *, at: datetime,
+_CAPACITIES_NOW = select(storage_capacity.c.kind, storage_capacity.c.capacity)
+
+
+async def set_capacity(uow: UnitOfWork, kind: str, capacity: Decimal, *, at: datetime,
                        cause_event_id: str) -> None:
+    uow.caches.pop(_CAPACITIES, None)
+    session = uow.session
     values = dict(capacity=capacity, announced_at=at, cause_event_id=cause_event_id)
     updated = await session.execute(update(storage_capacity).where(storage_capacity.c.kind == kind).values(**values))
     if updated.rowcount == 0:
         await session.execute(insert(storage_capacity).values(kind=kind, **values))
 
 
-async def open_orders(session: AsyncSession, *, for_update: bool = False) -> list[OrderRow]:
-    """Every order not closed, rejected or cancelled (locked in order id order with `for_update`)."""
+async def open_orders(uow: UnitOfWork, *, for_update: bool = False) -> list[OrderRow]:
+    """Every order not closed, rejected or cancelled (locked in order id order with `for_update`), as this unit of
+    work left them."""
+    await _write_pending(uow)
+    session = uow.session
     ids = (await session.execute(
         select(orders.c.order_id).where(orders.c.state.not_in(("closed", "rejected", "cancelled")))
         .order_by(orders.c.created_at, orders.c.order_id)
@@ -203,5 +314,6 @@ def now() -> datetime:
 
 async def forget_rejected(uow: UnitOfWork, order_id: str) -> None:
     """Drop a rejected order so that a corrected placement can take its id; its history rows stay."""
+    await _write_pending(uow)
     _locked(uow).pop(order_id, None)
     await uow.session.execute(delete(orders).where(orders.c.order_id == order_id, orders.c.state == "rejected"))

@@ -160,7 +160,9 @@ class Order:
     milestones: Milestones = field(default_factory=Milestones)
 
     def with_milestones(self, **changes: object) -> Order:
-        return replace(self, milestones=replace(self.milestones, **changes))  # type: ignore[arg-type]
+        # built directly: a second `replace` (of the order) cost as much as the milestones' own
+        return Order(self.order_id, self.flow, self.item, self.quantity,
+                     replace(self.milestones, **changes))  # type: ignore[arg-type]
 
     @property
     def status(self) -> OrderStatus:
