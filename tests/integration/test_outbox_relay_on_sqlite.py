@@ -44,9 +44,10 @@ def _record(topic: str, n: int) -> EncodedRecord:
 async def _write(database: Database, outbox: Outbox, records: list[EncodedRecord], *,
                  returning: bool) -> list[PendingRecord]:
     async with database.transaction() as session:
+        outgoing = outbox.buffer(session)
         for record in records:
-            await outbox.add(session, record)
-        return await outbox.flush(session, returning=returning)
+            await outgoing.add(record)
+        return await outgoing.flush(returning=returning)
 
 
 async def _until_all_marked(database: Database, outbox: Outbox, seconds: float) -> None:

@@ -1,9 +1,10 @@
 """The unit of work every use case is applied on: one database transaction and what it keeps until its commit.
 
-The batch processor opens one per batch of records: the session of its transaction, the outbox its events go to,
-what use cases keep in memory for the transaction (`caches`: a working ledger, the locations read, the orders
-locked) and what must run when it commits. Use cases and repositories receive it explicitly; nothing of theirs
-lives in the session's `info`.
+The batch processor opens one per batch of records: the session of its transaction, the records it will write
+to the outbox (`outgoing`), the rows it appends and never reads back (an order's history, inserted at its commit
+in one statement per table), what use cases keep in memory for the transaction (`caches`: a working ledger, the
+locations read, the orders locked) and what must run when it commits. Use cases and repositories receive it
+explicitly; nothing of theirs lives in the session's `info`.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from typing import Any
 
 import structlog
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.contracts.base import Event
 from backflush_shared.messaging.codec import ConsumedEvent
 from backflush_shared.persistence.database import Database
-from backflush_shared.persistence.outbox import Outbox
+from backflush_shared.persistence.fast_insert import insert_rows
+from backflush_shared.persistence.outbox import Outbox, OutboxBuffer
 
 _quiet = structlog.get_logger("backflush.unit_of_work")
 
@@ -27,6 +31,16 @@ _quiet = structlog.get_logger("backflush.unit_of_work")
 BeforeCommit = Callable[["UnitOfWork"], Awaitable[None]]
 #: Run once the transaction has committed (in memory only: adopting what the transaction made true).
 AfterCommit = Callable[["UnitOfWork"], None]
+
+
+class Mark(NamedTuple):
+    """How much a unit of work had buffered before an event: what to keep when that event is refused."""
+
+    outgoing: int
+    rows: int
+
+
+_INSERTS: dict[Table, Any] = {}  # one INSERT statement per table, built once
 
 
 @dataclass(eq=False)
@@ -44,6 +58,11 @@ class UnitOfWork:
     log: Any = _quiet
     _before_commit: dict[str, BeforeCommit] = field(default_factory=dict)
     _after_commit: dict[str, AfterCommit] = field(default_factory=dict)
+    _rows: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        #: the records this transaction writes to the outbox, in one statement when it commits
+        self.outgoing: OutboxBuffer | None = self.outbox.buffer(self.session) if self.outbox is not None else None
 
     @property
     def event(self) -> Event:
@@ -56,8 +75,22 @@ class UnitOfWork:
 
     async def emit(self, event: Event, *, correlation_id: str | None = None) -> None:
         """Publish `event` through the outbox, with this transaction, caused by the event being applied."""
-        assert self.outbox is not None, "this unit of work has no outbox: it may only read"
-        await self.outbox.emit(self.session, event, caused_by=self.consumed, correlation_id=correlation_id)
+        assert self.outgoing is not None, "this unit of work has no outbox: it may only read"
+        await self.outgoing.emit(event, caused_by=self.consumed, correlation_id=correlation_id)
+
+    def insert_at_commit(self, table: Table, row: dict[str, Any]) -> None:
+        """Insert `row` into `table` when the unit of work commits (rows nothing reads back before: an order's
+        history), with the other rows of its table in one statement, in the order they were added."""
+        self._rows.append((table, row))
+
+    def mark(self) -> Mark:
+        """What is buffered now: `discard_after` drops what comes after (a refused event's records and rows)."""
+        return Mark(len(self.outgoing) if self.outgoing is not None else 0, len(self._rows))
+
+    def discard_after(self, mark: Mark) -> None:
+        if self.outgoing is not None:
+            self.outgoing.discard_after(mark.outgoing)
+        del self._rows[mark.rows:]
 
     def forget_caches(self) -> None:
         """A savepoint rolled back: what was kept in memory may hold its effects, and what was to run at commit
@@ -86,9 +119,18 @@ class UnitOfWork:
         self._after_commit[key] = action
 
     async def committing(self) -> None:
-        """The processor calls this last thing inside the transaction."""
+        """The processor calls this last thing inside the transaction (then flushes `outgoing`)."""
         for action in list(self._before_commit.values()):
             await action(self)
+        rows, self._rows = self._rows, []
+        by_table: dict[Table, list[dict[str, Any]]] = {}
+        for table, row in rows:
+            by_table.setdefault(table, []).append(row)
+        for table, table_rows in by_table.items():
+            statement = _INSERTS.get(table)
+            if statement is None:
+                statement = _INSERTS[table] = insert(table)
+            await insert_rows(self.session, table, table_rows, statement)
 
     def committed(self) -> None:
         """The processor calls this right after the commit."""
@@ -105,6 +147,6 @@ async def unit_of_work(database: Database, outbox: Outbox | None = None) -> Asyn
         uow = UnitOfWork(session, outbox)
         yield uow
         await uow.committing()
-        if outbox is not None:
-            await outbox.flush(session)
+        if uow.outgoing is not None:
+            await uow.outgoing.flush()
     uow.committed()

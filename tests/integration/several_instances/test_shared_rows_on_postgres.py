@@ -92,7 +92,8 @@ async def apply(database: Database, outbox: Outbox, handler: Handler, event: Eve
         await handler(uow, uow.event)
         await asyncio.sleep(hold)
         await uow.committing()
-        await outbox.flush(session)
+        assert uow.outgoing is not None
+        await uow.outgoing.flush()
     uow.committed()
 
 
@@ -358,10 +359,11 @@ async def test_two_relays_of_one_database_publish_each_row_once(fresh_database: 
     await ensure_topics(kafka.bootstrap_servers, [topic], partitions=1, replication=1)
     rows = 400
     async with database.transaction() as session:
+        outgoing = outbox.buffer(session)
         for n in range(rows):
-            await outbox.add(session, EncodedRecord(topic, f"k{n % 7}".encode(), f"v{n}".encode(),
-                                                    [("ce_id", f"id-{n}".encode())]))
-        await outbox.flush(session)
+            await outgoing.add(EncodedRecord(topic, f"k{n % 7}".encode(), f"v{n}".encode(),
+                                             [("ce_id", f"id-{n}".encode())]))
+        await outgoing.flush()
     relays = [OutboxRelay(database, outbox, kafka.bootstrap_servers, batch_size=50) for _ in range(2)]
     try:
         for relay in relays:

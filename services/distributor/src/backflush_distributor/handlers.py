@@ -77,7 +77,7 @@ async def _on_order_placed(uow: UnitOfWork, event: o.OrderPlaced) -> None:
     await repository.add(uow, order, fingerprint=_fingerprint(event), order_holder=event.order_holder,
                          ship_to=event.ship_to, due_date=event.due_date, priority=event.priority.value, at=at)
     await _record(uow, event.order_id)
-    await repository.record_transition(uow.session, event.order_id, order.status, at=at,
+    await repository.record_transition(uow, event.order_id, order.status, at=at,
                                        cause_event_type=event.event_type,
                                        cause_event_id=str(uow.consumed.envelope.event_id))
     if too_big is not None:
@@ -143,9 +143,10 @@ async def _stock_cancel_refused(uow: UnitOfWork, order: Order, event: c.StockOrd
     request = order.milestones.cancel_request_record
     if request is not None:
         origin = _origin_of(request)
-        await uow.outbox.add(uow.session, dead_letter_record(TopicNames(), origin, error_type=type(refusal).__name__,
-                                                             reason=str(refusal), failed_by=SERVICE),
-                             dedupe_id=dead_letter_id(SERVICE, origin))
+        assert uow.outgoing is not None
+        await uow.outgoing.add(dead_letter_record(TopicNames(), origin, error_type=type(refusal).__name__,
+                                                  reason=str(refusal), failed_by=SERVICE),
+                               dedupe_id=dead_letter_id(SERVICE, origin))
     uow.log.info("cancel of a stock order refused by the warehouse", reason=str(refusal))
     return cancel_refused(order)
 
@@ -345,7 +346,7 @@ async def _record(uow: UnitOfWork, order_id: str) -> None:
     envelope = uow.consumed.envelope
     summary = json.dumps(uow.event.model_dump(mode="json"), separators=(",", ":"))
     await repository.record_event(
-        uow.session, order_id=order_id, event_id=str(envelope.event_id), event_type=envelope.event_type,
+        uow, order_id=order_id, event_id=str(envelope.event_id), event_type=envelope.event_type,
         source=envelope.source, topic=uow.consumed.origin.topic, occurred_at=envelope.occurred_at,
         summary=summary[:2000],
     )
@@ -375,7 +376,7 @@ async def _save(uow: UnitOfWork, row: repository.OrderRow, updated: Order) -> No
     changed = await repository.save(uow, updated, previous=row.status, waiting_since=row.waiting_since, at=at)
     if changed:
         status = updated.status
-        await repository.record_transition(uow.session, updated.order_id, status, at=at,
+        await repository.record_transition(uow, updated.order_id, status, at=at,
                                            cause_event_type=uow.event.event_type,
                                            cause_event_id=str(uow.consumed.envelope.event_id))
         uow.log.info("order moved", order_id=updated.order_id, state=status.state.value,

@@ -200,7 +200,7 @@ async def on_delivery_signed(uow: UnitOfWork, event: c.DeliverySigned) -> None:
     previous_owner = units[0]["owner"] if units else "manufacturer"
     for unit in units:
         await repository.record_ownership_transfer(
-            uow.session, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
+            uow, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
             from_owner=unit["owner"], to_owner=shipment["order_holder"], at=at)
     await repository.set_units_status(uow.session, units, "delivered", at, owner=shipment["order_holder"])
     await repository.sign_shipment(uow.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from backflush_shared.contracts.inventory_details import StorageCapacityAnnounced
-
 from backflush_shared.persistence.locks import lock_for_transaction
+from backflush_shared.unit_of_work import unit_of_work
 
 from backflush_warehouse.adapters import repository
 from backflush_warehouse.domain.storage import LocationKind, capacity_of, parse_layout
@@ -20,7 +20,8 @@ async def apply_layout(runtime: Any) -> None:
     wanted = parse_layout(settings.racks, LocationKind.RACK) + parse_layout(
         settings.consignment_locations, LocationKind.CONSIGNMENT
     )
-    async with runtime.database.transaction() as session:
+    async with unit_of_work(runtime.database, runtime.outbox) as uow:
+        session = uow.session
         # instances starting together lay out one set of locations, not a duplicate key each
         await lock_for_transaction(session, "warehouse:storage")
         known = await repository.location_codes(session)
@@ -30,8 +31,7 @@ async def apply_layout(runtime: Any) -> None:
                           position=position)
         # Announced at every start, through the outbox like any event, so that the distributor (which owns
         # orders) can refuse an order that could never be stored whole, instead of letting it wait for ever.
-        await runtime.outbox.emit(session, StorageCapacityAnnounced(
+        await uow.emit(StorageCapacityAnnounced(
             rack_capacity=capacity_of(wanted, LocationKind.RACK),
             consignment_capacity=capacity_of(wanted, LocationKind.CONSIGNMENT),
-        ))
-        await runtime.outbox.flush(session)
+        ))  # written to the outbox as the unit of work commits

@@ -157,7 +157,7 @@ async def sign(uow: UnitOfWork, event: c.DeliverySigned) -> None:
     at = handlers._now()
     for unit in units:
         await repository.record_ownership_transfer(
-            uow.session, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
+            uow, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
             from_owner=unit["owner"], to_owner=order["order_holder"], at=at)
     await repository.set_units_status(uow.session, units, "delivered", at, owner=order["order_holder"])
     await repository.sign_shipment(uow.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)

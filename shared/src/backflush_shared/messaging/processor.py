@@ -34,12 +34,11 @@ from backflush_shared.messaging.codec import (
     summarise,
 )
 from backflush_shared.messaging.dead_letter import dead_letter_id, dead_letter_record
-from backflush_shared.persistence import row_buffer
 from backflush_shared.persistence.database import Database, is_sqlite
 from backflush_shared.persistence.fast_insert import insert_rows
 from backflush_shared.persistence.inbox import Claim, Inbox, InboxBatch
 from backflush_shared.persistence.outbox import Outbox, PendingRecord
-from backflush_shared.unit_of_work import UnitOfWork
+from backflush_shared.unit_of_work import Mark, UnitOfWork
 
 log = structlog.get_logger("backflush.processor")
 
@@ -145,7 +144,7 @@ class BatchProcessor:
                 if item is None:
                     result.ignored += 1  # another service's event on a topic we share, left unread
                 elif isinstance(item, RejectedRecord):
-                    await self._reject(session, item, result, attempts)
+                    await self._reject(uow, item, result, attempts)
                 else:
                     await self._apply(uow, inbox, item, result, isolated)
                 ranges.add(record, result.applied - applied, result.dead_lettered - dead_lettered)
@@ -153,7 +152,8 @@ class BatchProcessor:
             accounted = await self._account(session, ranges)
             # the batch's inbox rows and outgoing records, each in one statement
             await inbox.flush(session)
-            written = await self.outbox.flush(session, returning=self.hand_over is not None)
+            assert uow.outgoing is not None
+            written = await uow.outgoing.flush(returning=self.hand_over is not None)
         uow.committed()
         self.deferred.written(accounted)
         self._committed(written, result.wrote_outbox)
@@ -198,11 +198,13 @@ class BatchProcessor:
         """Set aside a record whose processing kept failing, so that the partition moves on."""
         origin = RecordOrigin.of(record)
         async with self.database.transaction() as session:
-            await self._write_dead_letter(session, origin, type(error).__name__, str(error) or repr(error), attempts)
+            uow = UnitOfWork(session, self.outbox)
+            await self._write_dead_letter(uow, origin, type(error).__name__, str(error) or repr(error), attempts)
             ranges = _Ranges()
             ranges.add(record, 0, 1)
             accounted = await self._account(session, ranges)
-            written = await self.outbox.flush(session, returning=self.hand_over is not None)
+            assert uow.outgoing is not None
+            written = await uow.outgoing.flush(returning=self.hand_over is not None)
         self.deferred.written(accounted)
         self._committed(written, True)
 
@@ -254,13 +256,13 @@ class BatchProcessor:
         if claim is Claim.CONFLICT:
             event_log.warning("event id reused with different content: dead-lettered")
             await self._write_dead_letter(
-                session, consumed.origin, "event-id-conflict",
+                uow, consumed.origin, "event-id-conflict",
                 f"event id {consumed.envelope.event_id} was already processed with different content", 1,
             )
             result.dead_lettered += 1
             result.wrote_outbox = True
             return
-        emitted_before = self.outbox.buffered(session)
+        before = uow.mark()
         uow.applying(consumed, event_log)
         if not isolated:
             try:
@@ -271,14 +273,12 @@ class BatchProcessor:
             result.applied += 1
             result.wrote_outbox = True
             return
-        rows_before = row_buffer.mark(session)
         try:
             async with uow.savepoint():
                 await handler(uow, consumed.event)
         except BackflushError as refusal:
             event_log.warning("event refused", error_type=type(refusal).__name__, reason=str(refusal))
-            row_buffer.discard_after(session, rows_before)
-            await self._refuse(uow, inbox, consumed, result, emitted_before, type(refusal).__name__, str(refusal))
+            await self._refuse(uow, inbox, consumed, result, before, type(refusal).__name__, str(refusal))
             return
         except ValidationError as defect:
             # Our own code built an invalid event (or value): a defect that fails the same way on every attempt,
@@ -286,26 +286,24 @@ class BatchProcessor:
             reason = summarise(defect)
             event_log.error("event refused: our own code failed validation", error_type=INTERNAL_VALIDATION_ERROR,
                             reason=reason, model=defect.title)
-            row_buffer.discard_after(session, rows_before)
-            await self._refuse(uow, inbox, consumed, result, emitted_before, INTERNAL_VALIDATION_ERROR,
+            await self._refuse(uow, inbox, consumed, result, before, INTERNAL_VALIDATION_ERROR,
                                f"{defect.title}: {reason}")
             return
         result.applied += 1
         result.wrote_outbox = True  # handlers usually emit; a spare wake-up costs one empty query
 
     async def _refuse(self, uow: UnitOfWork, inbox: InboxBatch, consumed: ConsumedEvent, result: BatchResult,
-                      emitted_before: int, error_type: str, reason: str) -> None:
-        # The handler's effects rolled back with its savepoint (and the unit of work forgot what it kept); the inbox
-        # keeps the event as refused, so a redelivery is not refused twice.
-        session = uow.session
-        self.outbox.discard_after(session, emitted_before)  # what the refused handler emitted goes too
-        await inbox.set_outcome(session, consumed, "refused")
-        await self._write_dead_letter(session, consumed.origin, error_type, reason, 1)
+                      before: Mark, error_type: str, reason: str) -> None:
+        # The handler's effects rolled back with its savepoint (and the unit of work forgot what it kept); what it
+        # emitted and buffered goes too. The inbox keeps the event as refused, so a redelivery is not refused twice.
+        uow.discard_after(before)
+        await inbox.set_outcome(uow.session, consumed, "refused")
+        await self._write_dead_letter(uow, consumed.origin, error_type, reason, 1)
         result.refused += 1
         result.dead_lettered += 1
         result.wrote_outbox = True
 
-    async def _reject(self, session: AsyncSession, rejected: RejectedRecord, result: BatchResult, attempts: int) -> None:
+    async def _reject(self, uow: UnitOfWork, rejected: RejectedRecord, result: BatchResult, attempts: int) -> None:
         # An invalid event of a type that only other services handle is theirs to dead-letter, not ours.
         if rejected.event_type and rejected.event_type not in self.handled_types and _is_known_type(rejected.event_type):
             result.ignored += 1
@@ -313,15 +311,16 @@ class BatchProcessor:
         log.warning("unreadable record dead-lettered", topic=rejected.origin.topic, partition=rejected.origin.partition,
                     offset=rejected.origin.offset, error_type=rejected.error_type, reason=rejected.reason,
                     event_id=rejected.event_id)
-        await self._write_dead_letter(session, rejected.origin, rejected.error_type, rejected.reason, attempts)
+        await self._write_dead_letter(uow, rejected.origin, rejected.error_type, rejected.reason, attempts)
         result.dead_lettered += 1
         result.wrote_outbox = True
 
-    async def _write_dead_letter(self, session: AsyncSession, origin: RecordOrigin, error_type: str, reason: str,
+    async def _write_dead_letter(self, uow: UnitOfWork, origin: RecordOrigin, error_type: str, reason: str,
                                  attempts: int) -> None:
         record = dead_letter_record(self.topics, origin, error_type=error_type, reason=reason,
                                     failed_by=self.service, attempts=attempts)
-        await self.outbox.add(session, record, dedupe_id=dead_letter_id(self.service, origin))
+        assert uow.outgoing is not None
+        await uow.outgoing.add(record, dedupe_id=dead_letter_id(self.service, origin))
 
 
 class _RefusedWithoutSavepoint(Exception):

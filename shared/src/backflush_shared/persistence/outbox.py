@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from typing import Any
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Integer, Table, bindparam, event, func, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.envelope import Envelope
@@ -38,17 +36,9 @@ def _headers_from_text(text: str) -> list[tuple[str, bytes]]:
     return [(name, base64.b64decode(value)) for name, value in json.loads(text)]
 
 
-BUFFER = "backflush_outbox_buffer"
-#: The buffered records' headers as bytes, in the buffer's order: what the relay sends when handed the records.
-RAW_HEADERS = "backflush_outbox_raw_headers"
-
-
 class Outbox:
-    """Outgoing records are buffered per transaction and written in one statement by `flush`.
-
-    Whoever opens the transaction flushes before it commits (the batch processor does); a commit with records
-    still buffered raises instead of losing them (see `guard`).
-    """
+    """A service's outbox table: what its transactions write (through an `OutboxBuffer` each) and what the relay
+    reads back, sends and marks published."""
 
     def __init__(self, table: Table, topics: TopicNames, source: str) -> None:
         self.table = table
@@ -64,81 +54,9 @@ class Outbox:
         self._last_id = select(func.max(table.c.id))
         self._dedupe = select(table.c.id).where(table.c.event_id == bindparam("event_id"))
 
-    async def emit(
-        self,
-        session: AsyncSession,
-        event: Event,
-        *,
-        caused_by: ConsumedEvent | None = None,
-        correlation_id: str | None = None,
-    ) -> Envelope:
-        """Write an event to be published once the surrounding transaction commits."""
-        envelope = Envelope.new(
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            # the order an event is about is its correlation id, whatever caused it (a receipt may release many orders)
-            correlation_id=correlation_id or event.correlation_key(),
-            source=self.source,
-            causation_id=caused_by.envelope.event_id if caused_by else None,
-        )
-        await self.add(session, encode(event, envelope, self.topics(event.topic)), envelope)
-        return envelope
-
-    async def add(
-        self,
-        session: AsyncSession,
-        record: EncodedRecord,
-        envelope: Envelope | None = None,
-        *,
-        dedupe_id: str | None = None,
-    ) -> None:
-        """Buffer one record. With `dedupe_id`, a record already written under that id is not written again."""
-        now = datetime.now(UTC)
-        buffer = _buffer(session)
-        if dedupe_id is not None:
-            if any(row["event_id"] == dedupe_id for row in buffer):
-                return
-            exists = (await session.execute(self._dedupe, {"event_id": dedupe_id})).scalar_one_or_none()
-            if exists is not None:
-                return
-        event_id = dedupe_id or (str(envelope.event_id) if envelope else _header(record.headers, "ce_id") or f"raw:{uuid.uuid4().hex}")
-        _raw_headers(session).append(record.headers)
-        buffer.append(
-            dict(
-                event_id=event_id,
-                event_type=(envelope.event_type if envelope else _header(record.headers, "ce_type") or "unknown")[:120],
-                correlation_id=(envelope.correlation_id if envelope else record.key.decode(errors="replace"))[:64],
-                topic=record.topic,
-                record_key=record.key,
-                value=record.value,
-                headers=_headers_to_text(record.headers),
-                created_at=now,
-            )
-        )
-
-    def buffered(self, session: AsyncSession) -> int:
-        return len(_buffer(session))
-
-    def discard_after(self, session: AsyncSession, mark: int) -> None:
-        """Drop what was buffered after `mark` (a handler's savepoint rolled back)."""
-        del _buffer(session)[mark:]
-        del _raw_headers(session)[mark:]
-
-    async def flush(self, session: AsyncSession, *, returning: bool = False) -> list[PendingRecord]:
-        """Write the buffered records in one statement. With `returning`, also give them back as the relay sends
-        them (with their ids, in id order), so that it can send them without reading them back."""
-        rows = session.info.pop(BUFFER, None)
-        headers = session.info.pop(RAW_HEADERS, None) or []
-        if not rows:
-            return []
-        if not returning:
-            await insert_rows(session, self.table, rows, self._insert)
-            return []
-        ids = insert_rows_returning_ids(session, self.table, rows)
-        if ids is None:
-            ids = (await session.execute(self._insert_returning, rows)).scalars().all()
-        return [PendingRecord(id_, row["topic"], row["record_key"], row["value"], list(raw))  # type: ignore[arg-type]
-                for id_, row, raw in zip(ids, rows, headers, strict=True)]
+    def buffer(self, session: AsyncSession) -> OutboxBuffer:
+        """What one transaction (`session`) writes to this outbox, kept until its `flush`."""
+        return OutboxBuffer(self, session)
 
     async def pending(self, session: AsyncSession, limit: int) -> list[PendingRecord]:
         rows = (await session.execute(self._pending, {"limit": limit})).all()
@@ -167,24 +85,81 @@ def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
     return None
 
 
-def _buffer(session: AsyncSession) -> list[dict[str, object]]:
-    buffer = session.info.get(BUFFER)
-    if buffer is None:
-        buffer = session.info[BUFFER] = []
-    return buffer  # type: ignore[no-any-return]
+class OutboxBuffer:
+    """The records one transaction writes to the outbox, kept in memory and written in one statement by `flush`.
 
+    Whoever opens the transaction flushes before it commits (the batch processor does, for its unit of work);
+    what a refused event emitted is dropped with `discard_after`.
+    """
 
-def _raw_headers(session: AsyncSession) -> list[Sequence[tuple[str, bytes]]]:
-    return session.info.setdefault(RAW_HEADERS, [])  # type: ignore[no-any-return]
+    def __init__(self, outbox: Outbox, session: AsyncSession) -> None:
+        self.outbox = outbox
+        self.session = session
+        self._rows: list[dict[str, object]] = []
+        #: the buffered records' headers as bytes, in the buffer's order: what the relay sends when handed them
+        self._headers: list[Sequence[tuple[str, bytes]]] = []
 
+    async def emit(self, event: Event, *, caused_by: ConsumedEvent | None = None,
+                   correlation_id: str | None = None) -> Envelope:
+        """Write an event to be published once the surrounding transaction commits."""
+        outbox = self.outbox
+        envelope = Envelope.new(
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            # the order an event is about is its correlation id, whatever caused it (a receipt may release many orders)
+            correlation_id=correlation_id or event.correlation_key(),
+            source=outbox.source,
+            causation_id=caused_by.envelope.event_id if caused_by else None,
+        )
+        await self.add(encode(event, envelope, outbox.topics(event.topic)), envelope)
+        return envelope
 
-def _refuse_unflushed(sync_session: Any) -> None:
-    if sync_session.in_nested_transaction():
-        return  # releasing a savepoint: the outer transaction flushes later
-    if sync_session.info.get(BUFFER):
-        raise RuntimeError("outbox records buffered but never flushed: call Outbox.flush before committing")
+    async def add(self, record: EncodedRecord, envelope: Envelope | None = None, *,
+                  dedupe_id: str | None = None) -> None:
+        """Buffer one record. With `dedupe_id`, a record already written under that id is not written again."""
+        now = datetime.now(UTC)
+        if dedupe_id is not None:
+            if any(row["event_id"] == dedupe_id for row in self._rows):
+                return
+            exists = (await self.session.execute(self.outbox._dedupe, {"event_id": dedupe_id})).scalar_one_or_none()
+            if exists is not None:
+                return
+        event_id = dedupe_id or (str(envelope.event_id) if envelope else _header(record.headers, "ce_id") or f"raw:{uuid.uuid4().hex}")
+        self._headers.append(record.headers)
+        self._rows.append(
+            dict(
+                event_id=event_id,
+                event_type=(envelope.event_type if envelope else _header(record.headers, "ce_type") or "unknown")[:120],
+                correlation_id=(envelope.correlation_id if envelope else record.key.decode(errors="replace"))[:64],
+                topic=record.topic,
+                record_key=record.key,
+                value=record.value,
+                headers=_headers_to_text(record.headers),
+                created_at=now,
+            )
+        )
 
+    def __len__(self) -> int:
+        return len(self._rows)
 
-# Once for every session (a no-op for those without a buffer): a listener per session cost about 50 µs to
-# register, at every batch.
-event.listen(Session, "before_commit", _refuse_unflushed)
+    def discard_after(self, mark: int) -> None:
+        """Drop what was buffered after `mark` (`len` then; a handler's savepoint rolled back)."""
+        del self._rows[mark:]
+        del self._headers[mark:]
+
+    async def flush(self, *, returning: bool = False) -> list[PendingRecord]:
+        """Write the buffered records in one statement. With `returning`, also give them back as the relay sends
+        them (with their ids, in id order), so that it can send them without reading them back."""
+        rows, headers = self._rows, self._headers
+        self._rows, self._headers = [], []
+        if not rows:
+            return []
+        outbox, session = self.outbox, self.session
+        if not returning:
+            await insert_rows(session, outbox.table, rows, outbox._insert)
+            return []
+        ids = insert_rows_returning_ids(session, outbox.table, rows)
+        if ids is None:
+            ids = (await session.execute(outbox._insert_returning, rows)).scalars().all()
+        return [PendingRecord(id_, row["topic"], row["record_key"], row["value"], list(raw))  # type: ignore[arg-type]
+                for id_, row, raw in zip(ids, rows, headers, strict=True)]

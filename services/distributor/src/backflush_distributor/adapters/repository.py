@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.persistence.fast_insert import insert_rows
-from backflush_shared.persistence.row_buffer import insert_at_commit
 
 from backflush_distributor.adapters.tables import order_events, order_transitions, orders, storage_capacity
 from backflush_distributor.domain.lifecycle import Milestones, Order, OrderStatus
@@ -251,19 +250,19 @@ async def save(uow: UnitOfWork, order: Order, *, previous: OrderStatus, waiting_
     return changed
 
 
-async def record_transition(session: AsyncSession, order_id: str, status: OrderStatus, *, at: datetime,
+async def record_transition(uow: UnitOfWork, order_id: str, status: OrderStatus, *, at: datetime,
                             cause_event_type: str, cause_event_id: str) -> None:
-    """Appended to the order's history when the transaction commits (nothing reads it back before)."""
-    insert_at_commit(session, order_transitions, dict(
+    """Appended to the order's history when the unit of work commits (nothing reads it back before)."""
+    uow.insert_at_commit(order_transitions, dict(
         order_id=order_id, state=status.state.value, waiting_for=status.waiting_for, at=at,
         cause_event_type=cause_event_type, cause_event_id=cause_event_id,
     ))
 
 
-async def record_event(session: AsyncSession, *, order_id: str, event_id: str, event_type: str, source: str,
+async def record_event(uow: UnitOfWork, *, order_id: str, event_id: str, event_type: str, source: str,
                        topic: str, occurred_at: datetime, summary: str) -> None:
-    """Appended to the order's history when the transaction commits (nothing reads it back before)."""
-    insert_at_commit(session, order_events, dict(
+    """Appended to the order's history when the unit of work commits (nothing reads it back before)."""
+    uow.insert_at_commit(order_events, dict(
         order_id=order_id, event_id=event_id, event_type=event_type, source=source, topic=topic,
         occurred_at=occurred_at, summary=summary,
     ))

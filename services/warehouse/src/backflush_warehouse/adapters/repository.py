@@ -17,7 +17,6 @@ from sqlalchemy import RowMapping, bindparam, delete, func, insert, select, upda
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backflush_shared.unit_of_work import UnitOfWork
-from backflush_shared.persistence.row_buffer import insert_at_commit
 
 from backflush_warehouse.adapters.tables import (
     cancelled_lots,
@@ -227,11 +226,11 @@ async def all_units(session: AsyncSession) -> Sequence[RowMapping]:
     return (await session.execute(_ALL_UNITS)).mappings().all()
 
 
-async def record_ownership_transfer(session: AsyncSession, *, order_id: str, item: str, lot: str,
+async def record_ownership_transfer(uow: UnitOfWork, *, order_id: str, item: str, lot: str,
                                     quantity: Decimal, from_owner: str, to_owner: str, at: datetime) -> None:
-    """Appended when the transaction commits: no handler reads the transfers back (only the audit and tests)."""
-    insert_at_commit(session, ownership_transfers, dict(order_id=order_id, item=item, lot=lot, quantity=quantity,
-                                                        from_owner=from_owner, to_owner=to_owner, at=at))
+    """Appended when the unit of work commits: no handler reads the transfers back (only the audit and tests)."""
+    uow.insert_at_commit(ownership_transfers, dict(order_id=order_id, item=item, lot=lot, quantity=quantity,
+                                                   from_owner=from_owner, to_owner=to_owner, at=at))
 
 
 async def free_units(session: AsyncSession, item: str) -> list[tuple[int, str, str, str, Decimal]]:
