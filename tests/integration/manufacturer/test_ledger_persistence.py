@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -485,3 +486,43 @@ async def test_a_savepoint_that_rolls_back_takes_its_movements_out_of_the_in_mem
         cached = await cache.load(uow, ["FOAM-PU"])
     assert lots_of(cached) == lots_of(await load(database, ["FOAM-PU"]))
     assert cached.on_hand("FOAM-PU") == D(1)
+
+
+async def test_a_transaction_catching_up_while_another_of_the_same_instance_adopts_its_commit_counts_it_once(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One instance runs several topics' batches at once (PostgreSQL has no process-wide writer lock). A batch that
+    committed adopts its ledger into memory while another batch of the same instance awaits its catch-up query
+    (rows above the high water mark it read before the await). That batch must build on the ledger and the high
+    water mark it read together: it built on the newly adopted ledger with the rows above the old mark, counted
+    the first batch's movements twice, and a run's reversal then gave back twice what the run had consumed (the
+    PostgreSQL crash test, seed 164128: components back twice, the run's lot -8)."""
+    cache = repo.LedgerCache(enabled=True)
+    receipt = LedgerMovement("FOAM-PU", "MAIN", "L1", D(5), MovementReason.RECEIPT, "r-L1")
+    async with unit_of_work(database) as uow:
+        await cache.load(uow)  # the cache is current: nothing in the table yet
+
+    adopt_first: list[UnitOfWork] = []
+    async with database.transaction() as session:
+        first = UnitOfWork(session)
+        await cache.append(first, [receipt])
+        await first.committing()
+    adopt_first.append(first)  # committed, not yet adopted: its coroutine has not resumed yet
+
+    async with unit_of_work(database) as second:
+        session_type = type(second.session)
+        execute = session_type.execute
+
+        async def execute_while_the_first_adopts(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            if self is second.session and statement is repo._LEDGER_SINCE:
+                for uow in adopt_first:
+                    uow.committed()  # the first batch resumes while the second awaits its catch-up
+                adopt_first.clear()
+            return await execute(self, statement, *args, **kwargs)
+
+        monkeypatch.setattr(session_type, "execute", execute_while_the_first_adopts)
+        ledger = await cache.load(second, ["FOAM-PU"])
+        monkeypatch.undo()
+    assert not adopt_first, "the catch-up query never ran"
+    assert ledger.on_hand("FOAM-PU", "MAIN", "L1") == D(5), "the first batch's receipt counted twice"
+    async with unit_of_work(database) as uow:
+        assert (await cache.load(uow, ["FOAM-PU"])).on_hand("FOAM-PU") == D(5)

@@ -19,7 +19,6 @@ from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import ConsumedComponent, OrderProcessingInfo, QualityCertificate
 from backflush_shared.messaging.processor import Handler
-from backflush_shared.persistence.database import is_sqlite
 from backflush_shared.unit_of_work import UnitOfWork
 
 from backflush_manufacturer.adapters import repository as repo
@@ -88,10 +87,8 @@ class Production:
     def __init__(self, settings: ManufacturerSettings) -> None:
         self.settings = settings
         self.master_data = MasterDataCache()
-        # The committed ledger in memory on SQLite (one writer per file). Not on PostgreSQL: with two instances per
-        # service the crash test still found a run's reversal given back twice with it (seed 164128), after the
-        # savepoint-release defect was fixed; until that is understood each transaction reads the table there.
-        self.ledgers = repo.LedgerCache(enabled=is_sqlite(settings.database_url))
+        # the committed ledger in memory, caught up from the table under the stock lock (one writer at a time)
+        self.ledgers = repo.LedgerCache(enabled=True)
 
     async def _md(self, uow: UnitOfWork) -> MasterData:
         return await self.master_data.get(uow)

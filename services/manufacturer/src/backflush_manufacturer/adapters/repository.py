@@ -235,9 +235,10 @@ class LedgerCache:
     commits. So when a transaction has taken the lock, every movement committed before it has a smaller `id` than
     any appended after it (ids come from one sequence, handed out in time), and what another instance committed
     since this one's high water mark is exactly the rows above it. `enabled=False` loads the movements of the
-    items asked for from the table instead (tests compare the two), which is what the service does on PostgreSQL
-    for now: the crash test with two instances per service found a run's reversal given back twice with the cache
-    on (seed 164128), a cause not yet found (see `Production.__init__`).
+    items asked for from the table instead (tests compare the two).
+
+    On PostgreSQL one instance runs several topics' transactions at once, so a transaction's catch-up may be
+    awaited while another of the same instance adopts its commit: `_working` takes the ledger and its mark together.
     """
 
     _KEY = "ledger"
@@ -268,9 +269,14 @@ class LedgerCache:
     async def _working(self, uow: UnitOfWork) -> tuple[StockLedger, int | None]:
         working = uow.caches.get(self._KEY)
         if working is None:
-            rows = (await uow.session.execute(_LEDGER_SINCE, {"b_high_water": self._high_water})).mappings().all()
-            high_water = rows[-1]["id"] if rows else self._high_water
-            working = uow.caches[self._KEY] = (self._ledger.appended(_movement(r) for r in rows), high_water)
+            # The ledger and its high water mark are taken together, before the query: while it is awaited another
+            # transaction of this instance may adopt its commit, and the rows above the old mark on top of the new
+            # ledger would count that commit's movements twice.
+            ledger, high_water = self._ledger, self._high_water
+            rows = (await uow.session.execute(_LEDGER_SINCE, {"b_high_water": high_water})).mappings().all()
+            if rows:
+                high_water = rows[-1]["id"]
+            working = uow.caches[self._KEY] = (ledger.appended(_movement(r) for r in rows), high_water)
             uow.before_commit(self._KEY, self._read_high_water)
             uow.after_commit(self._KEY, self._adopt)
         return working
@@ -283,8 +289,9 @@ class LedgerCache:
 
     def _adopt(self, uow: UnitOfWork) -> None:
         working = uow.caches.get(self._KEY)
-        if working is not None and working[1] is not None:
-            # (without a high water mark the cache stays as it was: the next transaction catches up from the table)
+        # (without a high water mark the cache stays as it was: the next transaction catches up from the table; an
+        # older commit adopted after a newer one would be consistent too, but it would make the next read longer)
+        if working is not None and working[1] is not None and working[1] >= self._high_water:
             self._ledger, self._high_water = working
 
 
