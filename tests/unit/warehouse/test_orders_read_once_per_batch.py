@@ -226,6 +226,7 @@ async def test_stock_sales_in_one_batch_serve_sign_and_refuse_cancels_as_apart(
         two: tuple[ServiceRuntime, ServiceRuntime]) -> None:
     held = await same_together_as_apart(two, [stocked("RUN-1", 3)], [
         stock_order("S1", 2), signed("S1"), stock_cancel("S1"),  # shipped and signed: its cancel is refused
+        cancelled("RUN-1"),  # what is left of the run's lot after S1 took its part leaves storage
         stock_order("S2", 2),  # waits: one unit left
         stocked("RUN-2", 4),  # S2 served from it
         signed("S2"), stock_cancel("S3"), stock_order("S3", 1),  # cancelled before it arrived: never served
