@@ -230,6 +230,7 @@ async def test_stock_sales_in_one_batch_serve_sign_and_refuse_cancels_as_apart(
         stock_order("S2", 2),  # waits: one unit left
         stocked("RUN-2", 4),  # S2 served from it
         signed("S2"), stock_cancel("S3"), stock_order("S3", 1),  # cancelled before it arrived: never served
-        inv.FinishedStockWithdrawalRequested(run_id="RUN-2", item=ITEM, lot="L-RUN-2", quantity=Decimal(4)),  # refused: allocated to S2
+        # refused: allocated to S2
+        inv.FinishedStockWithdrawalRequested(run_id="RUN-2", item=ITEM, lot="L-RUN-2", quantity=Decimal(4)),
     ])
     assert held["stock_orders"] == [("S1", "2", "shipped"), ("S2", "2", "shipped")]

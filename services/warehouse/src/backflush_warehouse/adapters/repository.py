@@ -282,7 +282,8 @@ async def units_with_status(uow: UnitOfWork, order_id: str, status: str) -> Sequ
     known = _units_of(uow, order_id)
     if known is not None:
         return [u for u in known if u["status"] == status]
-    return (await uow.session.execute(_UNITS_WITH_STATUS, {"key_order": order_id, "key_status": status})).mappings().all()
+    found = await uow.session.execute(_UNITS_WITH_STATUS, {"key_order": order_id, "key_status": status})
+    return found.mappings().all()
 
 
 async def stored_units(uow: UnitOfWork, order_id: str, kind: LocationKind) -> Sequence[RowMapping]:
