@@ -34,4 +34,5 @@ SERVICE = ServiceDefinition(
     cli=_cli,
     settings_class=WarehouseSettings,
     on_prepare=apply_layout,
+    load_batch=handlers.load_batch,
 )

@@ -13,6 +13,7 @@ from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import RackPlacement
+from backflush_shared.messaging.codec import ConsumedEvent
 from backflush_shared.messaging.processor import Handler
 from backflush_shared.unit_of_work import UnitOfWork
 from backflush_shared.persistence.locks import lock_for_transaction
@@ -48,11 +49,11 @@ def _by_location(units: Sequence[Any], sign: int) -> dict[str, Decimal]:
 
 async def _place(uow: UnitOfWork, *, order_id: str, item: str, lot: str, kind: LocationKind, owner: str,
                  plan: list[Placement]) -> None:
-    await repository.add_stored_units(uow.session, order_id=order_id, item=item, lot=lot, kind=kind, owner=owner,
+    await repository.add_stored_units(uow, order_id=order_id, item=item, lot=lot, kind=kind, owner=owner,
                                       placements=[(p.location, p.quantity) for p in plan], at=_now())
     await repository.occupy(uow, {p.location: p.quantity for p in plan})
     total = sum((p.quantity for p in plan), Decimal(0))
-    if kind is LocationKind.RACK and await repository.is_stocked_run(uow.session, order_id):
+    if kind is LocationKind.RACK and await repository.is_stocked_run(uow, order_id):
         # a run's lot, stock for sale: no order to confirm it to; orders waiting for the item may go now
         await stock_sales.stock_racked(uow, order_id, item)
     elif kind is LocationKind.RACK:
@@ -78,10 +79,10 @@ async def _place(uow: UnitOfWork, *, order_id: str, item: str, lot: str, kind: L
 
 async def _put_away(uow: UnitOfWork, *, order_id: str, item: str, lot: str, quantity: Decimal,
                     kind: LocationKind, owner: str) -> None:
-    if await repository.is_cancelled(uow.session, order_id):
+    if await repository.is_cancelled(uow, order_id):
         uow.log.info("goods for a cancelled order are not put away")
         return
-    if await repository.is_lot_cancelled(uow.session, order_id, lot):
+    if await repository.is_lot_cancelled(uow, order_id, lot):
         # the completion was cancelled before its goods arrived here (another topic): they are not stored
         uow.log.info("goods of a cancelled completion are not put away", lot=lot)
         return
@@ -120,7 +121,7 @@ async def _retry_waiting_put_aways(uow: UnitOfWork) -> None:
 
 async def _release(uow: UnitOfWork, units: Sequence[Any], at: datetime) -> None:
     """The units leave storage without being shipped: their space comes back."""
-    await repository.set_units_status(uow.session, units, "released", at)
+    await repository.set_units_status(uow, units, "released", at)
     await repository.occupy(uow, _by_location(units, -1))
 
 
@@ -135,10 +136,10 @@ async def on_turned_over(uow: UnitOfWork, event: inv.GoodsTurnedOver) -> None:
 
 
 async def on_final_order(uow: UnitOfWork, event: o.FinalOrderPlaced) -> None:
-    if await repository.is_shipped(uow.session, event.order_id):
+    if await repository.is_shipped(uow, event.order_id):
         uow.log.info("final order already shipped")
         return
-    units = await repository.stored_units(uow.session, event.order_id, LocationKind.CONSIGNMENT)
+    units = await repository.stored_units(uow, event.order_id, LocationKind.CONSIGNMENT)
     if not units:
         raise UnknownShipmentOrderError(event.order_id, "final order")
     stored = sum((u["quantity"] for u in units), Decimal(0))
@@ -152,10 +153,10 @@ async def _ship(uow: UnitOfWork, *, order_id: str, item: str, quantity: Decimal,
                 order_holder: str, units: Sequence[Any]) -> None:
     """Pick `units` out of their locations, record the shipment, and give the space to waiting put-aways."""
     at = _now()
-    await repository.set_units_status(uow.session, units, "shipped", at)
+    await repository.set_units_status(uow, units, "shipped", at)
     await repository.occupy(uow, _by_location(units, -1))
     lots = sorted({u["lot"] for u in units})
-    await repository.add_shipment(uow.session, order_id=order_id, item=item, quantity=quantity, ship_to=ship_to,
+    await repository.add_shipment(uow, order_id=order_id, item=item, quantity=quantity, ship_to=ship_to,
                                   order_holder=order_holder, lots=lots, at=at)
     await uow.emit(c.GoodsShipped(order_id=order_id, item=item, quantity=quantity, ship_to=ship_to, lots=lots))
     uow.log.info("goods picked and shipped", quantity=str(quantity), lots=lots,
@@ -166,14 +167,14 @@ async def _ship(uow: UnitOfWork, *, order_id: str, item: str, quantity: Decimal,
 async def on_racked_goods_called_off(uow: UnitOfWork, event: o.RackedGoodsCalledOff) -> None:
     """Pre-product: the distributor accepted the holder's call-off (it checked the holder, and refuses cancels
     from now on); the goods leave the racks, so rack space comes back."""
-    if await repository.is_shipped(uow.session, event.order_id):
+    if await repository.is_shipped(uow, event.order_id):
         uow.log.info("delivery already shipped")
         return
-    units = await repository.stored_units(uow.session, event.order_id, LocationKind.RACK)
+    units = await repository.stored_units(uow, event.order_id, LocationKind.RACK)
     if not units:
         if await repository.has_waiting_put_away(uow.session, event.order_id):
             state = "still waiting for rack space; request it again once racked"
-        elif await repository.is_cancelled(uow.session, event.order_id):
+        elif await repository.is_cancelled(uow, event.order_id):
             state = "the order was cancelled"
         else:
             state = "nothing racked for it"
@@ -184,26 +185,26 @@ async def on_racked_goods_called_off(uow: UnitOfWork, event: o.RackedGoodsCalled
 
 
 async def on_delivery_signed(uow: UnitOfWork, event: c.DeliverySigned) -> None:
-    shipment = await repository.shipment(uow.session, event.order_id)
-    if shipment is not None and await repository.is_stock_order(uow.session, event.order_id):
+    shipment = await repository.shipment(uow, event.order_id)
+    if shipment is not None and await repository.is_stock_order(uow, event.order_id):
         await stock_sales.sign(uow, event)  # a stock order may be delivered, and signed for, in parts
         return
     if shipment is None:
-        state = "still in storage" if await repository.holds_any_unit(uow.session, event.order_id) \
+        state = "still in storage" if await repository.holds_any_unit(uow, event.order_id) \
             else "nothing received for it"
         raise NotShippedError(event.order_id, state)
     if shipment["signed_by"] is not None:
         uow.log.info("delivery already signed for", signed_by=shipment["signed_by"])
         return
-    units = await repository.units_with_status(uow.session, event.order_id, "shipped")
+    units = await repository.units_with_status(uow, event.order_id, "shipped")
     at = _now()
     previous_owner = units[0]["owner"] if units else "manufacturer"
     for unit in units:
         await repository.record_ownership_transfer(
             uow, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
             from_owner=unit["owner"], to_owner=shipment["order_holder"], at=at)
-    await repository.set_units_status(uow.session, units, "delivered", at, owner=shipment["order_holder"])
-    await repository.sign_shipment(uow.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
+    await repository.set_units_status(uow, units, "delivered", at, owner=shipment["order_holder"])
+    await repository.sign_shipment(uow, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
     await uow.emit(c.GoodsSignedFor(order_id=event.order_id, item=shipment["item"], quantity=shipment["quantity"],
                                     signed_by=event.signed_by, signed_at=event.signed_at,
                                     previous_owner=previous_owner, new_owner=shipment["order_holder"]))
@@ -213,15 +214,15 @@ async def on_delivery_signed(uow: UnitOfWork, event: c.DeliverySigned) -> None:
 
 async def on_order_cancelled(uow: UnitOfWork, event: o.OrderCancelled) -> None:
     at = _now()
-    if await repository.is_cancelled(uow.session, event.order_id):
+    if await repository.is_cancelled(uow, event.order_id):
         return
-    shipment = await repository.shipment(uow.session, event.order_id)
+    shipment = await repository.shipment(uow, event.order_id)
     if shipment is not None:
         raise CancellationAfterShipmentError(event.order_id, signed=shipment["signed_by"] is not None)
-    await repository.add_cancelled_order(uow.session, event.order_id, at)
+    await repository.add_cancelled_order(uow, event.order_id, at)
     await stock_sales.stock_order_cancelled(uow, event.order_id)  # a waiting stock order: the next one may go
     await repository.delete_waiting_put_aways(uow.session, event.order_id)
-    units = await repository.units_with_status(uow.session, event.order_id, "stored")
+    units = await repository.units_with_status(uow, event.order_id, "stored")
     if not units:
         return
     await _release(uow, units, at)
@@ -241,14 +242,14 @@ async def on_completion_cancelled(uow: UnitOfWork, event: c.CompletionCancelled)
         # its lot was received into the manufacturer's component stock, never turned over to us: nothing to release
         uow.log.info("cancelled completion of a make-to-stock order: not ours, ignored", lot=event.lot)
         return
-    shipment = await repository.shipment(uow.session, event.order_id)
+    shipment = await repository.shipment(uow, event.order_id)
     if shipment is not None:
         raise CancellationAfterShipmentError(event.order_id, signed=shipment["signed_by"] is not None)
     # remembered: the lot's GoodsTurnedOver may still be on its way (another topic) and must not be put away then
-    if not await repository.is_lot_cancelled(uow.session, event.order_id, event.lot):
-        await repository.add_cancelled_lot(uow.session, event.order_id, event.lot, _now())
+    if not await repository.is_lot_cancelled(uow, event.order_id, event.lot):
+        await repository.add_cancelled_lot(uow, event.order_id, event.lot, _now())
     await repository.delete_waiting_put_aways(uow.session, event.order_id, lot=event.lot)
-    units = await repository.stored_units_of_lot(uow.session, event.order_id, event.lot)
+    units = await repository.stored_units_of_lot(uow, event.order_id, event.lot)
     if not units:
         uow.log.info("cancelled completion's lot was not in storage", lot=event.lot)
         return
@@ -278,6 +279,29 @@ def _under_storage_lock(handler: Handler) -> Handler:
     locked.__name__ = locked.__qualname__ = handler.__name__
     locked.__doc__ = handler.__doc__
     return locked
+
+
+def _order_of(event: Event) -> str | None:
+    """The order (or run) whose rows the event's handler reads; None when it reads none."""
+    if isinstance(event, o.OrderForwarded) and event.flow.value != stock_sales.STOCK_FLOW:
+        return None  # not a stock order: ignored by its handler
+    if isinstance(event, c.CompletionCancelled) and event.make_to_stock:
+        return None  # never ours: ignored by its handler
+    for name in ("order_id", "run_id"):
+        value = getattr(event, name, None)
+        if value is not None:
+            return str(value)
+    return None
+
+
+async def load_batch(uow: UnitOfWork, events: Sequence[ConsumedEvent]) -> None:
+    """Before a batch is applied: take the storage lock, then read the rows of every order its events are about,
+    a few statements for the batch instead of a few per event (see `repository.load_orders`)."""
+    order_ids = {order_id for consumed in events if (order_id := _order_of(consumed.event)) is not None}
+    if not order_ids:
+        return
+    await lock_for_transaction(uow.session, STORAGE_LOCK)  # before anything is read, as every handler does
+    await repository.load_orders(uow, order_ids)
 
 
 def build_handlers(_runtime: Any) -> dict[type[Event], Handler]:

@@ -31,10 +31,10 @@ ZERO = Decimal(0)
 async def on_finished_goods_stocked(uow: UnitOfWork, event: inv.FinishedGoodsStocked) -> None:
     from backflush_warehouse import handlers  # the put-away is the one every flow uses
 
-    if await repository.is_stocked_run(uow.session, event.run_id):
+    if await repository.is_stocked_run(uow, event.run_id):
         uow.log.info("run already stocked", run_id=event.run_id)
         return
-    await repository.add_finished_stock(uow.session, run_id=event.run_id, item=event.item, lot=event.lot,
+    await repository.add_finished_stock(uow, run_id=event.run_id, item=event.item, lot=event.lot,
                                         quantity=event.quantity, owner=event.owner, at=handlers._now())
     await handlers._put_away(uow, order_id=event.run_id, item=event.item, lot=event.lot, quantity=event.quantity,
                              kind=LocationKind.RACK, owner=event.owner)
@@ -49,12 +49,12 @@ async def stock_racked(uow: UnitOfWork, run_id: str, item: str) -> None:
 async def on_stock_order(uow: UnitOfWork, event: o.OrderForwarded) -> None:
     if event.flow.value != STOCK_FLOW:
         return
-    if await repository.is_stock_order(uow.session, event.order_id):
+    if await repository.is_stock_order(uow, event.order_id):
         uow.log.info("stock order already known")
         return
-    if await repository.holds_goods_of(uow.session, event.order_id):
+    if await repository.holds_goods_of(uow, event.order_id):
         raise StockOrderIdInUseError(event.order_id)  # dead-lettered with the reason; those goods stay as they are
-    if await repository.is_cancelled(uow.session, event.order_id):
+    if await repository.is_cancelled(uow, event.order_id):
         # its cancel came first (as put-aways of a cancelled order are never stored): serving it now would send out
         # the goods of a cancelled order
         uow.log.info("stock order cancelled before it arrived: not served")
@@ -62,7 +62,7 @@ async def on_stock_order(uow: UnitOfWork, event: o.OrderForwarded) -> None:
     from backflush_warehouse import handlers
 
     await repository.add_stock_order(
-        uow.session, order_id=event.order_id, item=event.item, quantity=event.quantity,
+        uow, order_id=event.order_id, item=event.item, quantity=event.quantity,
         order_holder=event.processing.order_holder, ship_to=event.processing.ship_to,
         partial=event.processing.partial_deliveries, since=handlers._now())
     await serve_waiting(uow, event.item)
@@ -94,17 +94,17 @@ async def serve_waiting(uow: UnitOfWork, item: str) -> None:
                 emptied.append(unit.unit_id)
             # the taken part becomes the order's own row (split off the run's), so that shipping and signing work
             # on the order's units as in every flow; the run keeps what is left
-            await repository.set_unit_quantity(uow.session, unit.unit_id, unit.quantity - take.quantity, at)
-            await repository.add_stored_units(uow.session, order_id=served.order_id, item=item, lot=unit.lot,
+            await repository.set_unit_quantity(uow, unit.unit_id, unit.quantity - take.quantity, at)
+            await repository.add_stored_units(uow, order_id=served.order_id, item=item, lot=unit.lot,
                                               kind=LocationKind.RACK, owner="manufacturer",
                                               placements=[(unit.location, take.quantity)], at=at)
             await repository.add_stock_allocation(uow.session, order_id=served.order_id, run_id=unit.run_id,
                                                   item=item, lot=unit.lot, location=unit.location,
                                                   quantity=take.quantity, at=at)
         if emptied:  # a row emptied by the split holds nothing: gone, so the racks never list zero-unit rows
-            await repository.delete_units(uow.session, emptied)
+            await repository.delete_units(uow, emptied)
         shipped = row["shipped"] + served.quantity
-        await repository.update_stock_order(uow.session, served.order_id, shipped=shipped,
+        await repository.update_stock_order(uow, served.order_id, shipped=shipped,
                                             status="shipped" if shipped >= row["quantity"] else "waiting")
         await _ship_part(uow, row, served.quantity)
         uow.log.info("stock order served from finished-goods stock", order_id=served.order_id,
@@ -115,7 +115,7 @@ async def serve_waiting(uow: UnitOfWork, item: str) -> None:
         told = f"{still.needed}/{still.free}"
         if row["told"] == told:
             continue  # told already with these figures
-        await repository.update_stock_order(uow.session, still.order_id, told=told)
+        await repository.update_stock_order(uow, still.order_id, told=told)
         await uow.emit(c.FinishedStockAwaited(order_id=still.order_id, item=item, needed=still.needed,
                                               free=still.free), correlation_id=still.order_id)
 
@@ -126,18 +126,18 @@ async def _ship_part(uow: UnitOfWork, order: Any, quantity: Decimal) -> None:
     from backflush_warehouse import handlers
 
     order_id = order["order_id"]
-    units = await repository.units_with_status(uow.session, order_id, "stored")
+    units = await repository.units_with_status(uow, order_id, "stored")
     at = handlers._now()
     # a split moved no unit: the location's used space changes only now, as the units are picked
-    await repository.set_units_status(uow.session, units, "shipped", at)
+    await repository.set_units_status(uow, units, "shipped", at)
     await repository.occupy(uow, handlers._by_location(units, -1))
     lots = sorted({u["lot"] for u in units})
-    shipment = await repository.shipment(uow.session, order_id)
+    shipment = await repository.shipment(uow, order_id)
     if shipment is None:
-        await repository.add_shipment(uow.session, order_id=order_id, item=order["item"], quantity=quantity,
+        await repository.add_shipment(uow, order_id=order_id, item=order["item"], quantity=quantity,
                                       ship_to=order["ship_to"], order_holder=order["order_holder"], lots=lots, at=at)
     else:
-        await repository.add_to_shipment(uow.session, shipment, quantity=quantity, lots=lots, at=at)
+        await repository.add_to_shipment(uow, shipment, quantity=quantity, lots=lots, at=at)
     await uow.emit(c.GoodsShipped(order_id=order_id, item=order["item"], quantity=quantity, ship_to=order["ship_to"],
                                   lots=lots), correlation_id=order_id)
     await handlers._retry_waiting_put_aways(uow)
@@ -148,9 +148,9 @@ async def sign(uow: UnitOfWork, event: c.DeliverySigned) -> None:
     once every unit of it is signed for (a partial delivery is signed for on its own)."""
     from backflush_warehouse import handlers
 
-    order = await repository.stock_order(uow.session, event.order_id)
+    order = await repository.stock_order(uow, event.order_id)
     assert order is not None, "called for stock orders only"
-    units = await repository.units_with_status(uow.session, event.order_id, "shipped")
+    units = await repository.units_with_status(uow, event.order_id, "shipped")
     if not units:
         uow.log.info("nothing shipped waits for a signature", order_id=event.order_id)
         return
@@ -159,8 +159,8 @@ async def sign(uow: UnitOfWork, event: c.DeliverySigned) -> None:
         await repository.record_ownership_transfer(
             uow, order_id=event.order_id, item=unit["item"], lot=unit["lot"], quantity=unit["quantity"],
             from_owner=unit["owner"], to_owner=order["order_holder"], at=at)
-    await repository.set_units_status(uow.session, units, "delivered", at, owner=order["order_holder"])
-    await repository.sign_shipment(uow.session, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
+    await repository.set_units_status(uow, units, "delivered", at, owner=order["order_holder"])
+    await repository.sign_shipment(uow, event.order_id, signed_by=event.signed_by, signed_at=event.signed_at)
     quantity = sum((u["quantity"] for u in units), ZERO)
     by_lot: dict[str, Decimal] = {}
     for unit in units:
@@ -171,7 +171,7 @@ async def sign(uow: UnitOfWork, event: c.DeliverySigned) -> None:
                                     from_stock=True, lots=tuple(LotQuantity(lot=lot, quantity=units_of_lot)
                                                                 for lot, units_of_lot in sorted(by_lot.items()))),
                    correlation_id=event.order_id)
-    delivered = sum((u["quantity"] for u in await repository.units_with_status(uow.session, event.order_id,
+    delivered = sum((u["quantity"] for u in await repository.units_with_status(uow, event.order_id,
                                                                                "delivered")), ZERO)
     # closing the order is the distributor's word, once GoodsSignedFor covers all of it
     uow.log.info("stock delivery signed for; ownership moved", quantity=str(quantity),
@@ -180,10 +180,10 @@ async def sign(uow: UnitOfWork, event: c.DeliverySigned) -> None:
 
 async def stock_order_cancelled(uow: UnitOfWork, order_id: str) -> None:
     """A waiting stock order cancelled: it holds nothing; the orders behind it may go now."""
-    row = await repository.stock_order(uow.session, order_id)
+    row = await repository.stock_order(uow, order_id)
     if row is None or row["status"] != "waiting" or row["shipped"] > 0:
         return  # a partly delivered order is refused a cancel before this (its goods shipped)
-    await repository.update_stock_order(uow.session, order_id, status="cancelled")
+    await repository.update_stock_order(uow, order_id, status="cancelled")
     await serve_waiting(uow, row["item"])
 
 
@@ -199,20 +199,20 @@ async def on_cancellation_requested(uow: UnitOfWork, event: o.StockOrderCancella
     from backflush_warehouse import handlers
 
     order_id = event.order_id
-    row = await repository.stock_order(uow.session, order_id)
+    row = await repository.stock_order(uow, order_id)
     if row is not None and row["shipped"] > 0:
         parts = " in part deliveries" if row["shipped"] < row["quantity"] else ""
         reason = f"{_plain(row['shipped'])} of {_plain(row['quantity'])} units shipped{parts}"
         await uow.emit(c.StockOrderCancellationRefused(order_id=order_id, reason=reason), correlation_id=order_id)
         uow.log.info("cancel of a stock order refused: it shipped first", reason=reason)
         return
-    if await repository.holds_goods_of(uow.session, order_id):
+    if await repository.holds_goods_of(uow, order_id):
         # a stock order holds units only once something of it shipped (refused above): these are goods of another
         # flow under the same id, which a stock cancel would leave stored for a cancelled order
         raise NotAStockOrderError(order_id)  # dead-lettered with the reason; its goods stay as they are
-    if not await repository.is_cancelled(uow.session, order_id):
+    if not await repository.is_cancelled(uow, order_id):
         # an order not seen yet is remembered cancelled too, so that it is never served (see on_stock_order)
-        await repository.add_cancelled_order(uow.session, order_id, handlers._now())
+        await repository.add_cancelled_order(uow, order_id, handlers._now())
         await stock_order_cancelled(uow, order_id)
     await uow.emit(c.StockOrderCancellationAccepted(order_id=order_id), correlation_id=order_id)
     uow.log.info("stock order cancelled: nothing of it had shipped")
@@ -222,7 +222,7 @@ async def on_withdrawal_requested(uow: UnitOfWork, event: inv.FinishedStockWithd
     """The manufacturer reverses a run: its lot leaves stock for sale if it is still whole and unallocated."""
     from backflush_warehouse import handlers
 
-    stock = await repository.finished_stock_of(uow.session, event.run_id)
+    stock = await repository.finished_stock_of(uow, event.run_id)
     if stock is None:
         await uow.emit(c.FinishedStockWithdrawalRefused(run_id=event.run_id, reason="its lot was never stocked here"),
                        correlation_id=event.run_id)
@@ -241,10 +241,10 @@ async def on_withdrawal_requested(uow: UnitOfWork, event: inv.FinishedStockWithd
         return
     at = handlers._now()
     await repository.delete_waiting_put_aways(uow.session, event.run_id)
-    units = await repository.units_with_status(uow.session, event.run_id, "stored")
+    units = await repository.units_with_status(uow, event.run_id, "stored")
     if units:
         await handlers._release(uow, units, at)
-    await repository.set_finished_stock_status(uow.session, event.run_id, "withdrawn")
+    await repository.set_finished_stock_status(uow, event.run_id, "withdrawn")
     await uow.emit(c.FinishedStockWithdrawn(run_id=event.run_id, item=stock["item"], lot=stock["lot"],
                                             quantity=stock["quantity"]), correlation_id=event.run_id)
     uow.log.info("run's lot withdrawn from stock for sale", run_id=event.run_id)

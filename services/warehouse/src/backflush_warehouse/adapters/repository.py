@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -145,6 +146,101 @@ async def update_location(session: AsyncSession, *, code: str, kind: str, capaci
     await session.execute(_SET_LOCATION, {"key_code": code, "kind": kind, "capacity": capacity, "position": position})
 
 
+# -- what a batch's events read of their orders ---------------------------------------------------------------------
+
+# The rows of the batch's orders, read once per batch (`load_orders`, from the service's `load_batch`) instead of a
+# few statements per event: every handler holds the storage lock, taken before they are read, so no other
+# transaction changes them until the batch commits. What the batch itself changes, every write here updates (the
+# cancellations, which are only ever added) or forgets (everything else: the next read of that order goes to the
+# table). A refused event's savepoint drops the unit of work's caches, and with them all of this.
+_BATCH_KEY = "warehouse_batch_orders"
+_LOAD_CHUNK = 500  # order ids per statement: far under SQLite's and asyncpg's limits on parameters
+
+
+@dataclass
+class _Known:
+    """One table's rows of the orders in `ids`, by order (absent: none); an order not in `ids` is read from the
+    table."""
+
+    ids: set[str] = field(default_factory=set)
+    rows: dict[str, Any] = field(default_factory=dict)
+
+    def forget(self, *order_ids: str) -> None:
+        for order_id in order_ids:
+            self.ids.discard(order_id)
+            self.rows.pop(order_id, None)
+
+
+@dataclass
+class _BatchOrders:
+    units: _Known = field(default_factory=_Known)  # every unit of the order (any status), by id
+    shipments: _Known = field(default_factory=_Known)
+    cancelled: _Known = field(default_factory=_Known)  # True when the order is cancelled
+    cancelled_lots: _Known = field(default_factory=_Known)  # the order's cancelled lots (a set)
+    stock_orders: _Known = field(default_factory=_Known)
+    finished_stock: _Known = field(default_factory=_Known)  # by run id
+
+
+def _batch(uow: UnitOfWork) -> _BatchOrders | None:
+    batch: _BatchOrders | None = uow.caches.get(_BATCH_KEY)
+    return batch
+
+
+async def load_orders(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
+    """Read the rows the handlers read per order (units, shipment, cancellations, stock order, stocked run) for
+    every order in `order_ids`, a few statements for the lot. The caller holds the storage lock."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return
+    batch = _batch(uow)
+    if batch is None:
+        batch = uow.caches[_BATCH_KEY] = _BatchOrders()
+    session = uow.session
+    for start in range(0, len(ids), _LOAD_CHUNK):
+        chunk = ids[start:start + _LOAD_CHUNK]
+        params = {"key_ids": chunk}
+        units: dict[str, list[RowMapping]] = {}
+        for row in (await session.execute(_UNITS_OF_ORDERS, params)).mappings().all():
+            units.setdefault(row["order_id"], []).append(row)
+        shipped = {row["order_id"]: row for row in (await session.execute(_SHIPMENTS_OF_ORDERS, params)).mappings()}
+        cancelled = set((await session.execute(_CANCELLED_OF_ORDERS, params)).scalars().all())
+        lots: dict[str, set[str]] = {}
+        for order_id, lot in (await session.execute(_CANCELLED_LOTS_OF_ORDERS, params)).all():
+            lots.setdefault(order_id, set()).add(lot)
+        stock = {row["order_id"]: row for row in (await session.execute(_STOCK_ORDERS_OF_ORDERS, params)).mappings()}
+        runs = {row["run_id"]: row for row in (await session.execute(_FINISHED_STOCK_OF_RUNS, params)).mappings()}
+        for known, rows in ((batch.units, units), (batch.shipments, shipped), (batch.stock_orders, stock),
+                            (batch.finished_stock, runs), (batch.cancelled_lots, lots),
+                            (batch.cancelled, dict.fromkeys(cancelled, True))):
+            known.ids.update(chunk)
+            for order_id in chunk:
+                known.rows.pop(order_id, None)
+            known.rows.update(rows)
+
+
+def _units_of(uow: UnitOfWork, order_id: str) -> list[RowMapping] | None:
+    """The order's units (any status, by id) as the batch knows them; None when they must be read."""
+    batch = _batch(uow)
+    if batch is None or order_id not in batch.units.ids:
+        return None
+    units: list[RowMapping] = batch.units.rows.get(order_id, [])
+    return units
+
+
+def _forget_units(uow: UnitOfWork, *order_ids: str) -> None:
+    batch = _batch(uow)
+    if batch is not None:
+        batch.units.forget(*order_ids)
+
+
+def _forget_all_units(uow: UnitOfWork) -> None:
+    """A write by unit id (a run's units split for a stock order): which order's units it changed is not known
+    here, so no order's are kept."""
+    batch = _batch(uow)
+    if batch is not None:
+        batch.units = _Known()
+
+
 # -- stored units ---------------------------------------------------------------------------------------------------
 
 _ADD_UNITS = insert(stock_units)
@@ -160,6 +256,7 @@ _SET_UNIT = update(stock_units).where(stock_units.c.id == bindparam("key_id"))
 _DELETE_UNITS = delete(stock_units).where(stock_units.c.id.in_(_IDS))
 _STORED_QUANTITIES = select(stock_units.c.location, stock_units.c.quantity).where(stock_units.c.status == "stored")
 _ALL_UNITS = select(stock_units)
+_UNITS_OF_ORDERS = select(stock_units).where(stock_units.c.order_id.in_(_IDS)).order_by(stock_units.c.id)
 _FREE_UNITS = (
     select(stock_units.c.id, stock_units.c.order_id, stock_units.c.lot, stock_units.c.location,
            stock_units.c.quantity)
@@ -170,50 +267,67 @@ _FREE_UNITS = (
 )
 
 
-async def add_stored_units(session: AsyncSession, *, order_id: str, item: str, lot: str, kind: LocationKind,
+async def add_stored_units(uow: UnitOfWork, *, order_id: str, item: str, lot: str, kind: LocationKind,
                            owner: str, placements: Iterable[tuple[str, Decimal]], at: datetime) -> None:
     """Units stored at each (location, quantity), in that order (their ids follow it)."""
     rows = [dict(order_id=order_id, item=item, lot=lot, location=location, kind=kind.value, quantity=quantity,
                  owner=owner, status="stored", placed_at=at, updated_at=at) for location, quantity in placements]
     if rows:
-        await session.execute(_ADD_UNITS, rows)
+        _forget_units(uow, order_id)
+        await uow.session.execute(_ADD_UNITS, rows)
 
 
-async def units_with_status(session: AsyncSession, order_id: str, status: str) -> Sequence[RowMapping]:
+async def units_with_status(uow: UnitOfWork, order_id: str, status: str) -> Sequence[RowMapping]:
     """The order's units in `status`, in the order they were placed."""
-    return (await session.execute(_UNITS_WITH_STATUS, {"key_order": order_id, "key_status": status})).mappings().all()
+    known = _units_of(uow, order_id)
+    if known is not None:
+        return [u for u in known if u["status"] == status]
+    found = await uow.session.execute(_UNITS_WITH_STATUS, {"key_order": order_id, "key_status": status})
+    return found.mappings().all()
 
 
-async def stored_units(session: AsyncSession, order_id: str, kind: LocationKind) -> Sequence[RowMapping]:
+async def stored_units(uow: UnitOfWork, order_id: str, kind: LocationKind) -> Sequence[RowMapping]:
     """The order's units still stored in locations of `kind`, in the order they were placed."""
-    return (await session.execute(_UNITS_OF_KIND, {"key_order": order_id, "key_status": "stored",
+    known = _units_of(uow, order_id)
+    if known is not None:
+        return [u for u in known if u["status"] == "stored" and u["kind"] == kind.value]
+    return (await uow.session.execute(_UNITS_OF_KIND, {"key_order": order_id, "key_status": "stored",
                                                    "key_kind": kind.value})).mappings().all()
 
 
-async def stored_units_of_lot(session: AsyncSession, order_id: str, lot: str) -> Sequence[RowMapping]:
-    return (await session.execute(_UNITS_OF_LOT, {"key_order": order_id, "key_status": "stored",
+async def stored_units_of_lot(uow: UnitOfWork, order_id: str, lot: str) -> Sequence[RowMapping]:
+    known = _units_of(uow, order_id)
+    if known is not None:
+        return [u for u in known if u["status"] == "stored" and u["lot"] == lot]
+    return (await uow.session.execute(_UNITS_OF_LOT, {"key_order": order_id, "key_status": "stored",
                                                   "key_lot": lot})).mappings().all()
 
 
-async def holds_any_unit(session: AsyncSession, order_id: str) -> bool:
+async def holds_any_unit(uow: UnitOfWork, order_id: str) -> bool:
     """Whether any unit of the order was ever received (whatever became of it)."""
-    return (await session.execute(_ANY_UNIT, {"key_order": order_id})).first() is not None
+    known = _units_of(uow, order_id)
+    if known is not None:
+        return bool(known)
+    return (await uow.session.execute(_ANY_UNIT, {"key_order": order_id})).first() is not None
 
 
-async def set_units_status(session: AsyncSession, units: Sequence[Any], status: str, at: datetime,
+async def set_units_status(uow: UnitOfWork, units: Sequence[Any], status: str, at: datetime,
                            *, owner: str | None = None) -> None:
     values: dict[str, Any] = {"key_ids": [u["id"] for u in units], "status": status, "updated_at": at}
     if owner is not None:
         values["owner"] = owner
-    await session.execute(_SET_UNITS, values)
+    _forget_units(uow, *{u["order_id"] for u in units})
+    await uow.session.execute(_SET_UNITS, values)
 
 
-async def set_unit_quantity(session: AsyncSession, unit_id: int, quantity: Decimal, at: datetime) -> None:
-    await session.execute(_SET_UNIT, {"key_id": unit_id, "quantity": quantity, "updated_at": at})
+async def set_unit_quantity(uow: UnitOfWork, unit_id: int, quantity: Decimal, at: datetime) -> None:
+    _forget_all_units(uow)
+    await uow.session.execute(_SET_UNIT, {"key_id": unit_id, "quantity": quantity, "updated_at": at})
 
 
-async def delete_units(session: AsyncSession, unit_ids: Sequence[int]) -> None:
-    await session.execute(_DELETE_UNITS, {"key_ids": list(unit_ids)})
+async def delete_units(uow: UnitOfWork, unit_ids: Sequence[int]) -> None:
+    _forget_all_units(uow)
+    await uow.session.execute(_DELETE_UNITS, {"key_ids": list(unit_ids)})
 
 
 async def stored_quantities(session: AsyncSession) -> list[tuple[str, Decimal]]:
@@ -276,16 +390,12 @@ async def waiting_put_aways_now(uow: UnitOfWork) -> Sequence[RowMapping]:
     return rows
 
 
-_ANY_UNIT_OF_ORDER = select(stock_units.c.id).where(stock_units.c.order_id == _ORDER).limit(1)
-
-
-async def holds_goods_of(session: AsyncSession, order_id: str) -> bool:
+async def holds_goods_of(uow: UnitOfWork, order_id: str) -> bool:
     """Whether the warehouse holds, or held, anything of the order: units (any status), a put-away waiting for
     space, or a shipment."""
-    for statement in (_ANY_UNIT_OF_ORDER, _ANY_WAITING, _SHIPMENT):
-        if (await session.execute(statement, {"key_order": order_id})).first() is not None:
-            return True
-    return False
+    if await holds_any_unit(uow, order_id) or await shipment(uow, order_id) is not None:
+        return True
+    return (await uow.session.execute(_ANY_WAITING, {"key_order": order_id})).first() is not None
 
 
 async def has_waiting_put_away(session: AsyncSession, order_id: str) -> bool:
@@ -309,34 +419,48 @@ async def delete_waiting_put_aways(session: AsyncSession, order_id: str, *, lot:
 _SHIPMENT = select(shipments).where(shipments.c.order_id == _ORDER)
 _ADD_SHIPMENT = insert(shipments)
 _SET_SHIPMENT = update(shipments).where(shipments.c.order_id == _ORDER)  # SET: the columns named in the parameters
+_SHIPMENTS_OF_ORDERS = select(shipments).where(shipments.c.order_id.in_(_IDS))
 
 
-async def shipment(session: AsyncSession, order_id: str) -> RowMapping | None:
-    return (await session.execute(_SHIPMENT, {"key_order": order_id})).mappings().one_or_none()
+async def shipment(uow: UnitOfWork, order_id: str) -> RowMapping | None:
+    batch = _batch(uow)
+    if batch is not None and order_id in batch.shipments.ids:
+        found: RowMapping | None = batch.shipments.rows.get(order_id)
+        return found
+    return (await uow.session.execute(_SHIPMENT, {"key_order": order_id})).mappings().one_or_none()
 
 
-async def is_shipped(session: AsyncSession, order_id: str) -> bool:
-    return await shipment(session, order_id) is not None
+async def is_shipped(uow: UnitOfWork, order_id: str) -> bool:
+    return await shipment(uow, order_id) is not None
 
 
-async def add_shipment(session: AsyncSession, *, order_id: str, item: str, quantity: Decimal, ship_to: str,
+def _forget_shipment(uow: UnitOfWork, order_id: str) -> None:
+    batch = _batch(uow)
+    if batch is not None:
+        batch.shipments.forget(order_id)
+
+
+async def add_shipment(uow: UnitOfWork, *, order_id: str, item: str, quantity: Decimal, ship_to: str,
                        order_holder: str, lots: Sequence[str], at: datetime) -> None:
-    await session.execute(_ADD_SHIPMENT, dict(order_id=order_id, item=item, quantity=quantity, ship_to=ship_to,
+    _forget_shipment(uow, order_id)
+    await uow.session.execute(_ADD_SHIPMENT, dict(order_id=order_id, item=item, quantity=quantity, ship_to=ship_to,
                                               order_holder=order_holder, lots=json.dumps(list(lots)),
                                               shipped_at=at))
 
 
-async def add_to_shipment(session: AsyncSession, shipped: RowMapping, *, quantity: Decimal, lots: Sequence[str],
+async def add_to_shipment(uow: UnitOfWork, shipped: RowMapping, *, quantity: Decimal, lots: Sequence[str],
                           at: datetime) -> None:
     """Another part shipped to the order: its shipment adds it up and waits for a new signature."""
-    await session.execute(_SET_SHIPMENT, dict(
+    _forget_shipment(uow, shipped["order_id"])
+    await uow.session.execute(_SET_SHIPMENT, dict(
         key_order=shipped["order_id"], quantity=shipped["quantity"] + quantity,
         lots=json.dumps(sorted(set(json.loads(shipped["lots"])) | set(lots))), shipped_at=at, signed_by=None,
         signed_at=None))
 
 
-async def sign_shipment(session: AsyncSession, order_id: str, *, signed_by: str, signed_at: datetime) -> None:
-    await session.execute(_SET_SHIPMENT, {"key_order": order_id, "signed_by": signed_by, "signed_at": signed_at})
+async def sign_shipment(uow: UnitOfWork, order_id: str, *, signed_by: str, signed_at: datetime) -> None:
+    _forget_shipment(uow, order_id)
+    await uow.session.execute(_SET_SHIPMENT, {"key_order": order_id, "signed_by": signed_by, "signed_at": signed_at})
 
 
 # -- cancellations ----------------------------------------------------------------------------------------------------
@@ -346,23 +470,39 @@ _ADD_CANCELLED_ORDER = insert(cancelled_orders)
 _CANCELLED_LOT = select(cancelled_lots.c.lot).where(cancelled_lots.c.order_id == _ORDER,
                                                     cancelled_lots.c.lot == bindparam("key_lot"))
 _ADD_CANCELLED_LOT = insert(cancelled_lots)
+_CANCELLED_OF_ORDERS = select(cancelled_orders.c.order_id).where(cancelled_orders.c.order_id.in_(_IDS))
+_CANCELLED_LOTS_OF_ORDERS = select(cancelled_lots.c.order_id, cancelled_lots.c.lot).where(
+    cancelled_lots.c.order_id.in_(_IDS))
 
 
-async def is_cancelled(session: AsyncSession, order_id: str) -> bool:
-    return (await session.execute(_CANCELLED_ORDER, {"key_order": order_id})).scalar_one_or_none() is not None
-
-
-async def add_cancelled_order(session: AsyncSession, order_id: str, at: datetime) -> None:
-    await session.execute(_ADD_CANCELLED_ORDER, {"order_id": order_id, "at": at})
-
-
-async def is_lot_cancelled(session: AsyncSession, order_id: str, lot: str) -> bool:
-    found = await session.execute(_CANCELLED_LOT, {"key_order": order_id, "key_lot": lot})
+async def is_cancelled(uow: UnitOfWork, order_id: str) -> bool:
+    batch = _batch(uow)
+    if batch is not None and order_id in batch.cancelled.ids:
+        return order_id in batch.cancelled.rows
+    found = await uow.session.execute(_CANCELLED_ORDER, {"key_order": order_id})
     return found.scalar_one_or_none() is not None
 
 
-async def add_cancelled_lot(session: AsyncSession, order_id: str, lot: str, at: datetime) -> None:
-    await session.execute(_ADD_CANCELLED_LOT, {"order_id": order_id, "lot": lot, "at": at})
+async def add_cancelled_order(uow: UnitOfWork, order_id: str, at: datetime) -> None:
+    await uow.session.execute(_ADD_CANCELLED_ORDER, {"order_id": order_id, "at": at})
+    batch = _batch(uow)
+    if batch is not None and order_id in batch.cancelled.ids:
+        batch.cancelled.rows[order_id] = True  # a cancellation is only ever added: kept, not forgotten
+
+
+async def is_lot_cancelled(uow: UnitOfWork, order_id: str, lot: str) -> bool:
+    batch = _batch(uow)
+    if batch is not None and order_id in batch.cancelled_lots.ids:
+        return lot in batch.cancelled_lots.rows.get(order_id, ())
+    found = await uow.session.execute(_CANCELLED_LOT, {"key_order": order_id, "key_lot": lot})
+    return found.scalar_one_or_none() is not None
+
+
+async def add_cancelled_lot(uow: UnitOfWork, order_id: str, lot: str, at: datetime) -> None:
+    await uow.session.execute(_ADD_CANCELLED_LOT, {"order_id": order_id, "lot": lot, "at": at})
+    batch = _batch(uow)
+    if batch is not None and order_id in batch.cancelled_lots.ids:
+        batch.cancelled_lots.rows.setdefault(order_id, set()).add(lot)
 
 
 # -- finished-goods stock for sale --------------------------------------------------------------------------------
@@ -382,27 +522,41 @@ _WAITING_STOCK_ORDERS = (
 )
 _STOCK_ORDERS_IN_ORDER = select(stock_orders).order_by(stock_orders.c.seq)
 _ADD_ALLOCATION = insert(stock_allocations)
+_FINISHED_STOCK_OF_RUNS = select(finished_stock).where(finished_stock.c.run_id.in_(_IDS))
+_STOCK_ORDERS_OF_ORDERS = select(stock_orders).where(stock_orders.c.order_id.in_(_IDS))
 _ALLOCATIONS_OF_RUN = (
     select(stock_allocations.c.order_id, stock_allocations.c.quantity).where(stock_allocations.c.run_id == _RUN)
 )
 
 
-async def finished_stock_of(session: AsyncSession, run_id: str) -> RowMapping | None:
-    return (await session.execute(_FINISHED_STOCK, {"key_run": run_id})).mappings().one_or_none()
+async def finished_stock_of(uow: UnitOfWork, run_id: str) -> RowMapping | None:
+    batch = _batch(uow)
+    if batch is not None and run_id in batch.finished_stock.ids:
+        found: RowMapping | None = batch.finished_stock.rows.get(run_id)
+        return found
+    return (await uow.session.execute(_FINISHED_STOCK, {"key_run": run_id})).mappings().one_or_none()
 
 
-async def is_stocked_run(session: AsyncSession, run_id: str) -> bool:
-    return await finished_stock_of(session, run_id) is not None
+async def is_stocked_run(uow: UnitOfWork, run_id: str) -> bool:
+    return await finished_stock_of(uow, run_id) is not None
 
 
-async def add_finished_stock(session: AsyncSession, *, run_id: str, item: str, lot: str, quantity: Decimal,
+def _forget_finished_stock(uow: UnitOfWork, run_id: str) -> None:
+    batch = _batch(uow)
+    if batch is not None:
+        batch.finished_stock.forget(run_id)
+
+
+async def add_finished_stock(uow: UnitOfWork, *, run_id: str, item: str, lot: str, quantity: Decimal,
                              owner: str, at: datetime) -> None:
-    await session.execute(_ADD_FINISHED_STOCK, dict(run_id=run_id, item=item, lot=lot, quantity=quantity,
+    _forget_finished_stock(uow, run_id)
+    await uow.session.execute(_ADD_FINISHED_STOCK, dict(run_id=run_id, item=item, lot=lot, quantity=quantity,
                                                     owner=owner, status="stocked", stocked_at=at))
 
 
-async def set_finished_stock_status(session: AsyncSession, run_id: str, status: str) -> None:
-    await session.execute(_SET_FINISHED_STOCK, {"key_run": run_id, "status": status})
+async def set_finished_stock_status(uow: UnitOfWork, run_id: str, status: str) -> None:
+    _forget_finished_stock(uow, run_id)
+    await uow.session.execute(_SET_FINISHED_STOCK, {"key_run": run_id, "status": status})
 
 
 async def finished_stock_in_order(session: AsyncSession) -> Sequence[RowMapping]:
@@ -414,17 +568,28 @@ async def stocked_items(session: AsyncSession) -> list[str]:
     return [item for item, _count in (await session.execute(_STOCKED_ITEMS)).all()]
 
 
-async def stock_order(session: AsyncSession, order_id: str) -> RowMapping | None:
-    return (await session.execute(_STOCK_ORDER, {"key_order": order_id})).mappings().one_or_none()
+async def stock_order(uow: UnitOfWork, order_id: str) -> RowMapping | None:
+    batch = _batch(uow)
+    if batch is not None and order_id in batch.stock_orders.ids:
+        found: RowMapping | None = batch.stock_orders.rows.get(order_id)
+        return found
+    return (await uow.session.execute(_STOCK_ORDER, {"key_order": order_id})).mappings().one_or_none()
 
 
-async def is_stock_order(session: AsyncSession, order_id: str) -> bool:
-    return await stock_order(session, order_id) is not None
+async def is_stock_order(uow: UnitOfWork, order_id: str) -> bool:
+    return await stock_order(uow, order_id) is not None
 
 
-async def add_stock_order(session: AsyncSession, *, order_id: str, item: str, quantity: Decimal, order_holder: str,
+def _forget_stock_order(uow: UnitOfWork, order_id: str) -> None:
+    batch = _batch(uow)
+    if batch is not None:
+        batch.stock_orders.forget(order_id)
+
+
+async def add_stock_order(uow: UnitOfWork, *, order_id: str, item: str, quantity: Decimal, order_holder: str,
                           ship_to: str, partial: bool, since: datetime) -> None:
-    await session.execute(_ADD_STOCK_ORDER, dict(order_id=order_id, item=item, quantity=quantity,
+    _forget_stock_order(uow, order_id)
+    await uow.session.execute(_ADD_STOCK_ORDER, dict(order_id=order_id, item=item, quantity=quantity,
                                                  order_holder=order_holder, ship_to=ship_to, partial=partial,
                                                  shipped=Decimal(0), status="waiting", since=since))
 
@@ -438,9 +603,10 @@ async def stock_orders_in_order(session: AsyncSession) -> Sequence[RowMapping]:
     return (await session.execute(_STOCK_ORDERS_IN_ORDER)).mappings().all()
 
 
-async def update_stock_order(session: AsyncSession, order_id: str, **values: Any) -> None:
+async def update_stock_order(uow: UnitOfWork, order_id: str, **values: Any) -> None:
     """Set `values` (shipped, status, told) on the stock order."""
-    await session.execute(_SET_STOCK_ORDER, {"key_order": order_id, **values})
+    _forget_stock_order(uow, order_id)
+    await uow.session.execute(_SET_STOCK_ORDER, {"key_order": order_id, **values})
 
 
 async def add_stock_allocation(session: AsyncSession, *, order_id: str, run_id: str, item: str, lot: str,
