@@ -82,3 +82,27 @@ def test_a_lots_locations_are_where_it_is_on_hand_in_first_movement_order(
         assert list(older.lot_locations("A", lot).items()) == list(lot_locations_by_scan(first, lot).items())
         assert list(newer.lot_locations("A", lot).items()) == \
             list(lot_locations_by_scan(first + second, lot).items())
+
+
+allocating_movements = st.builds(
+    LedgerMovement,
+    item=st.sampled_from(["A", "B"]),
+    location=st.sampled_from(["MAIN", "FG"]),
+    lot=st.sampled_from(["L1", "L2"]),
+    quantity=st.integers(min_value=-2, max_value=2).map(Decimal),
+    reason=st.sampled_from([MovementReason.RECEIPT, MovementReason.ALLOCATION, MovementReason.ALLOCATION]),
+    event_id=st.just("e"),
+    production_order=st.sampled_from([None, "PO1", "PO2"]),
+)
+
+
+@given(st.lists(allocating_movements, max_size=12), st.lists(allocating_movements, max_size=12))
+def test_an_orders_allocations_are_the_books_allocations_of_that_order_in_the_same_order(
+    first: list[LedgerMovement], second: list[LedgerMovement]
+) -> None:
+    older = StockLedger.from_movements(first)
+    newer = older.appended(second)
+    for ledger in (older, newer):
+        for order in ("PO1", "PO2"):
+            expected = [(key, quantity) for key, quantity in ledger.allocations().items() if key[3] == order]
+            assert list(ledger.allocations_of_order(order).items()) == expected

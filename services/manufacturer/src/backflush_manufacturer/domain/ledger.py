@@ -337,6 +337,19 @@ class StockLedger:
             if quantity
         }
 
+    def allocations_of_order(self, production_order: str) -> dict[tuple[str, str, str, str | None], Decimal]:
+        """`allocations()` of one order (same keys, same order), from the order's own movements: every delivery
+        and cancellation asks, and the whole book of allocations grows with every order ever allocated."""
+        totals: dict[tuple[str, str, str, str | None], Decimal] = {}
+        for m in self._at(self._orders.get(production_order, ())):
+            if m.is_allocation:
+                key = (m.item, m.location, m.lot, production_order)
+                totals[key] = totals.get(key, ZERO) + m.quantity
+        if len({key[0] for key in totals}) > 1:  # items in the order `allocations()` lists them: first appearance
+            rank = {item: position for position, item in enumerate(self._items)}
+            totals = dict(sorted(totals.items(), key=lambda entry: rank[entry[0][0]]))
+        return {key: quantity for key, quantity in totals.items() if quantity}
+
     def items(self) -> tuple[str, ...]:
         """The items this ledger has movements of, in first-appearance order."""
         return tuple(self._items)
