@@ -52,7 +52,7 @@ def _touching(seen: list[str], start: str) -> int:
     return sum(1 for statement in seen if statement.startswith(start))
 
 
-async def test_a_batch_of_many_orders_reads_and_writes_their_orders_and_movements_once_per_batch(
+async def test_a_batch_of_many_orders_reads_and_writes_their_orders_lots_and_movements_once_per_batch(
         database_url: str) -> None:
     await feed(database_url, CATALOGUE)
     runtime = ServiceRuntime.create(SERVICE, ManufacturerSettings(service="manufacturer", database_url=database_url))
@@ -68,6 +68,9 @@ async def test_a_batch_of_many_orders_reads_and_writes_their_orders_and_movement
     assert _touching(seen, "UPDATE PRODUCTION_ORDERS") <= 1
     assert sum(1 for s in seen if s.startswith("SELECT") and "FROM PRODUCTION_ORDERS" in s) == 1
     assert _touching(seen, "INSERT INTO LEDGER_MOVEMENTS") == 1
+    assert _touching(seen, "INSERT INTO FINISHED_LOTS") == 1
+    assert sum(1 for s in seen if s.startswith("SELECT") and "FROM FINISHED_LOTS" in s
+               and "FINISHED_LOTS.LOT =" not in s) == 1  # (a completion's lot name checked against every lot ever)
     # and what they wrote is all there: every order completed, its two flushes and its lot in the ledger
     assert await rows(database_url, "SELECT status, completed, COUNT(*) FROM production_orders GROUP BY 1, 2") == [
         ("completed", "1", 10)]

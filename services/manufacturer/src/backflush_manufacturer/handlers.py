@@ -37,11 +37,11 @@ _ABOUT_AN_ORDER: tuple[type[Event], ...] = (
 
 
 async def load_batch(uow: UnitOfWork, events: Sequence[ConsumedEvent]) -> None:
-    """The orders a batch is about, read with one statement instead of one per event."""
-    await repo.load_orders(uow, [
-        str(getattr(item.event, "order_id", None) or getattr(item.event, "run_id", None))
-        for item in events if isinstance(item.event, _ABOUT_AN_ORDER)
-    ])
+    """The orders a batch is about and their finished lots, read with one statement each instead of per event."""
+    order_ids = [str(getattr(item.event, "order_id", None) or getattr(item.event, "run_id", None))
+                 for item in events if isinstance(item.event, _ABOUT_AN_ORDER)]
+    await repo.load_orders(uow, order_ids)
+    await repo.load_finished_lots(uow, order_ids)
 
 
 PUBLISHES: tuple[type[Event], ...] = (

@@ -290,7 +290,7 @@ class Production:
         before = order.completed + waiting
         lot = completion_lot(order.order_id, item.unit.format(before + event.quantity))
         attempt = 2
-        while await repo.finished_lot_exists(uow.session, lot):  # the name of a cancelled completion is not reused
+        while await repo.finished_lot_exists(uow, lot):  # the name of a cancelled completion is not reused
             lot = completion_lot(order.order_id, f"{item.unit.format(before + event.quantity)}-{attempt}")
             attempt += 1
         request = FlushRequest(str(uow.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
@@ -327,7 +327,7 @@ class Production:
         if order.completed >= order.quantity and order.flow != STOCK:
             # a final order may exist and the goods may ship already: reversing now would race them
             raise refuse(f"the order is completed ({order.completed} of {order.quantity} produced)")
-        lots = await repo.finished_lots_of(uow.session, order.order_id)
+        lots = await repo.finished_lots_of(uow, order.order_id)
         ledger = await self.ledgers.load_of_order(uow, order.order_id)
         flushes = {m.into_lot: flush_id for flush_id in ledger.flush_ids_of_order(order.order_id)
                    for m in ledger.flush_movements(flush_id)
@@ -344,7 +344,7 @@ class Production:
             raise refuse(f"only the latest completion can be cancelled; cancel {lots[-1][0]} first")
         if parked:
             raise refuse("a later completion of the order is parked, planned after this one")
-        if lot_name in await repo.shipped_lots(uow.session, order.order_id):
+        if lot_name in await repo.shipped_lots(uow, order.order_id):
             raise refuse(f"lot {lot_name} was shipped")
         _lot, item, quantity = lots[-1]
         flush_id = flushes.get(lot_name)
@@ -356,7 +356,7 @@ class Production:
             raise refuse(error.why) from None
         await self.ledgers.append(uow, movements)
         await self._report_returned(uow, order, movements)
-        await repo.cancel_finished_lot(uow.session, lot_name)
+        await repo.cancel_finished_lot(uow, lot_name)
         order.completed -= quantity
         _move(order, S.IN_PRODUCTION if order.completed > 0 else S.RELEASED,
               f"completion {lot_name} cancelled" + (f": {event.reason}" if event.reason else ""))
@@ -370,7 +370,7 @@ class Production:
 
     async def record_shipment(self, uow: UnitOfWork, event: c.GoodsShipped) -> None:
         """Shipped lots can no longer be taken back by cancelling their completion."""
-        await repo.mark_lots_shipped(uow.session, event.order_id, event.lots)
+        await repo.mark_lots_shipped(uow, event.order_id, event.lots)
 
     async def report_issue(self, uow: UnitOfWork, event: c.ComponentIssueReported) -> None:
         """A manual line issued, or extra scrap: consumed now, charged to the order (variance shows it)."""
@@ -562,7 +562,7 @@ class Production:
         receipt = Receipt(str(uow.consumed.envelope.event_id), order.item, lot, quantity, location,
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)
         await self.ledgers.append(uow, receive(md.catalogue, ledger, receipt))
-        await repo.add_finished_lot(uow.session, lot, order.order_id, order.item, quantity)
+        await repo.add_finished_lot(uow, lot, order.order_id, order.item, quantity)
         order.completed += quantity  # produced now: only what was produced counts
         if order.flow == "pre":
             processing = OrderProcessingInfo.model_validate(order.processing)
@@ -574,7 +574,7 @@ class Production:
                 certificate=QualityCertificate.model_validate(order.certificate), processing=processing,
             ))
             return
-        produced = sum((q for _lot, _item, q in await repo.finished_lots_of(uow.session, order.order_id)), Decimal(0))
+        produced = sum((q for _lot, _item, q in await repo.finished_lots_of(uow, order.order_id)), Decimal(0))
         if stock:
             # nothing to turn over: the order is done once its quantity is in stock
             await uow.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
@@ -699,7 +699,7 @@ class Production:
         if order.status.finished:
             uow.log.info("inventory check for a closed production order: recorded only", status=order.status.value)
             return
-        produced = {lot: quantity for lot, _item, quantity in await repo.finished_lots_of(uow.session, order.order_id)}
+        produced = {lot: quantity for lot, _item, quantity in await repo.finished_lots_of(uow, order.order_id)}
         if produced.get(event.lot) != event.quantity:
             raise InventoryCheckMismatchError(order.order_id, event.lot, event.quantity, produced.get(event.lot))
         md = await self._md(uow)
@@ -732,7 +732,7 @@ class Production:
         ledger = await self.ledgers.load_of_order(uow, order.order_id)
         movements: list[LedgerMovement] = list(reverse_order(ledger, order.order_id, event_id))
         movements += release_allocations(ledger, production_order=order.order_id, event_id=event_id)
-        for lot, item, _quantity in await repo.finished_lots_of(uow.session, order.order_id):
+        for lot, item, _quantity in await repo.finished_lots_of(uow, order.order_id):
             for location, on_hand in ledger.lot_locations(item, lot).items():  # wherever the lot was received
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.REVERSAL, event_id,
                                                 production_order=order.order_id))
@@ -766,7 +766,7 @@ class Production:
         # they left: without the release the lot would show -N available after the goods went out
         event_id = str(uow.consumed.envelope.event_id)
         movements = list(release_allocations(ledger, production_order=order.order_id, event_id=event_id))
-        for lot, item, _quantity in await repo.finished_lots_of(uow.session, order.order_id):
+        for lot, item, _quantity in await repo.finished_lots_of(uow, order.order_id):
             for location, on_hand in ledger.lot_locations(item, lot).items():
                 if on_hand <= 0:
                     continue

@@ -70,7 +70,7 @@ class Runs:
         except ManufacturerDomainError as error:
             await self._refuse(uow, event.run_id, _code(error), str(error))  # nothing stored: may be sent again
             return
-        if await repo.finished_lot_exists(uow.session, event.lot):
+        if await repo.finished_lot_exists(uow, event.lot):
             await self._refuse(uow, event.run_id, "lot-in-use", f"lot {event.lot} was produced already; a run "
                                                                  "reports a lot of its own")
             return
@@ -126,7 +126,7 @@ class Runs:
             movements.append(LedgerMovement(run.item, location, event.lot, -on_hand, MovementReason.REVERSAL,
                                             event_id, production_order=run.order_id))
         await p.ledgers.append(uow, movements)
-        await repo.cancel_finished_lot(uow.session, event.lot)
+        await repo.cancel_finished_lot(uow, event.lot)
         await self._reversed(uow, run, movements, run.reason or "")
         await p.reprocess_parked(uow)  # the components given back may let parked flushes post
 
@@ -155,7 +155,7 @@ async def produce_run(p: Production, uow: UnitOfWork, md: MasterData, run: Produ
     receipt = Receipt(str(uow.consumed.envelope.event_id), run.item, lot, quantity, location,
                       MovementReason.PRODUCTION_RECEIPT, run.order_id)
     await p.ledgers.append(uow, receive(md.catalogue, ledger, receipt))
-    await repo.add_finished_lot(uow.session, lot, run.order_id, run.item, quantity)
+    await repo.add_finished_lot(uow, lot, run.order_id, run.item, quantity)
     run.completed = quantity
     _move(run, S.STOCKED, None)
     await repo.save_order(uow, run)
@@ -169,7 +169,7 @@ async def deliver_stock_lots(p: Production, uow: UnitOfWork, event: c.GoodsSigne
     order's lot does at its signature (`MovementReason.DELIVERY`). A lot the manufacturer did not produce in a run
     is not on its books: logged and left alone."""
     event_id = str(uow.consumed.envelope.event_id)
-    produced = {signed.lot: await repo.finished_lot(uow.session, signed.lot) for signed in event.lots}
+    produced = {signed.lot: await repo.finished_lot(uow, signed.lot) for signed in event.lots}
     ledger = await p.ledgers.load(uow, {found[1] for found in produced.values() if found is not None})
     movements: list[LedgerMovement] = []
     for signed in event.lots:

@@ -500,40 +500,121 @@ async def list_orders(session: AsyncSession) -> list[ProductionOrder]:
     return [order for (order_id,) in rows if (order := await load_order(session, order_id)) is not None]
 
 
-async def add_finished_lot(session: AsyncSession, lot: str, order_id: str, item: str, quantity: Decimal) -> None:
-    await session.execute(_ADD_FINISHED_LOT, dict(lot=lot, order_id=order_id, item=item, quantity=quantity,
-                                                  produced_at=now()))
+# Finished lots, like orders, are kept per unit of work and added once per batch: the orders' lots are read for the
+# whole batch (`load_finished_lots`), a lot produced is appended to its order's list and written just before the
+# commit (at once in a run with a savepoint per event, see the orders above). What reads the table through SQL either
+# needs no lot added meanwhile (a lot is added unshipped and uncancelled), looks at the added ones first, or writes
+# them first (`_write_pending_lots`).
+
+_LOTS = "finished_lots"  # order id -> its lots standing (lot, item, quantity), as `_FINISHED_LOTS_OF` lists them
+_PENDING_LOTS = "finished_lots_pending"  # the rows of the lots added and not yet written, in the order added
+_FINISHED_LOTS_OF_ORDERS = (select(finished_lots.c.order_id, finished_lots.c.lot, finished_lots.c.item,
+                                   finished_lots.c.quantity)
+                            .where(finished_lots.c.order_id.in_(bindparam("b_order_ids", expanding=True)),
+                                   finished_lots.c.cancelled_at.is_(None))
+                            .order_by(finished_lots.c.produced_at, finished_lots.c.lot))
 
 
-async def finished_lots_of(session: AsyncSession, order_id: str) -> list[tuple[str, str, Decimal]]:
-    rows = await session.execute(_FINISHED_LOTS_OF, {"b_order_id": order_id})
-    return [(r[0], r[1], r[2]) for r in rows]
+def _kept_lots(uow: UnitOfWork) -> dict[str, list[tuple[str, str, Decimal]]]:
+    kept: dict[str, list[tuple[str, str, Decimal]]] | None = uow.caches.get(_LOTS)
+    if kept is None:
+        kept = uow.caches[_LOTS] = {}
+    return kept
 
 
-async def finished_lot_exists(session: AsyncSession, lot: str) -> bool:
+def _pending_lots(uow: UnitOfWork) -> list[dict[str, Any]]:
+    return uow.caches.get(_PENDING_LOTS) or []
+
+
+async def _write_pending_lots(uow: UnitOfWork) -> None:
+    pending: list[dict[str, Any]] | None = uow.caches.pop(_PENDING_LOTS, None)
+    if pending:
+        await uow.session.execute(_ADD_FINISHED_LOT, pending)
+
+
+async def load_finished_lots(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
+    """Read the lots of the orders a batch is about with one statement, instead of one per event."""
+    kept = _kept_lots(uow)
+    wanted = sorted(set(order_ids) - kept.keys())
+    if not wanted:
+        return
+    await _write_pending_lots(uow)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found: dict[str, list[tuple[str, str, Decimal]]] = {order_id: [] for order_id in chunk}
+        for row in await uow.session.execute(_FINISHED_LOTS_OF_ORDERS, {"b_order_ids": chunk}):
+            found[row[0]].append((row[1], row[2], row[3]))
+        kept.update(found)
+
+
+async def add_finished_lot(uow: UnitOfWork, lot: str, order_id: str, item: str, quantity: Decimal) -> None:
+    row = dict(lot=lot, order_id=order_id, item=item, quantity=quantity, produced_at=now())
+    if _buffering(uow):
+        pending: list[dict[str, Any]] | None = uow.caches.get(_PENDING_LOTS)
+        if pending is None:
+            pending = uow.caches[_PENDING_LOTS] = []
+        pending.append(row)
+        # registered at every write: a refused event's `forget_caches` drops the action along with the buffer
+        uow.before_commit(_PENDING_LOTS, _write_pending_lots)
+    else:
+        await uow.session.execute(_ADD_FINISHED_LOT, row)
+    lots = _kept_lots(uow).get(order_id)
+    if lots is not None:
+        # produced now, after every lot read: last (lots produced at the same instant are listed by name)
+        same_instant = [(lot, item, quantity)]
+        while lots and lots[-1][0] > lot and _produced_at(uow, lots[-1][0]) == row["produced_at"]:
+            same_instant.insert(0, lots.pop())
+        lots.extend(sorted(same_instant))
+
+
+def _produced_at(uow: UnitOfWork, lot: str) -> datetime | None:
+    return next((r["produced_at"] for r in _pending_lots(uow) if r["lot"] == lot), None)
+
+
+async def finished_lots_of(uow: UnitOfWork, order_id: str) -> list[tuple[str, str, Decimal]]:
+    """An order's lots standing (not cancelled), in the order they were produced."""
+    kept = _kept_lots(uow)
+    lots = kept.get(order_id)
+    if lots is None:
+        await _write_pending_lots(uow)
+        rows = await uow.session.execute(_FINISHED_LOTS_OF, {"b_order_id": order_id})
+        lots = kept[order_id] = [(r[0], r[1], r[2]) for r in rows]
+    return list(lots)
+
+
+async def finished_lot_exists(uow: UnitOfWork, lot: str) -> bool:
     """Whether a finished lot of this name was ever produced (a cancelled one too: names are never reused)."""
-    found = await session.execute(_FINISHED_LOT_EXISTS, {"b_lot": lot})
+    if any(r["lot"] == lot for r in _pending_lots(uow)):
+        return True
+    found = await uow.session.execute(_FINISHED_LOT_EXISTS, {"b_lot": lot})
     return found.scalar_one_or_none() is not None
 
 
-async def finished_lot(session: AsyncSession, lot: str) -> tuple[str, str] | None:
+async def finished_lot(uow: UnitOfWork, lot: str) -> tuple[str, str] | None:
     """The order (or run) that produced a finished lot still standing, and its item; None for any other lot."""
-    found = (await session.execute(_FINISHED_LOT, {"b_lot": lot})).first()
+    added = next((r for r in _pending_lots(uow) if r["lot"] == lot), None)
+    if added is not None:
+        return added["order_id"], added["item"]
+    found = (await uow.session.execute(_FINISHED_LOT, {"b_lot": lot})).first()
     return (found[0], found[1]) if found is not None else None
 
 
-async def shipped_lots(session: AsyncSession, order_id: str) -> set[str]:
-    rows = await session.execute(_SHIPPED_LOTS, {"b_order_id": order_id})
+async def shipped_lots(uow: UnitOfWork, order_id: str) -> set[str]:
+    # (a lot added and not yet written is not shipped)
+    rows = await uow.session.execute(_SHIPPED_LOTS, {"b_order_id": order_id})
     return {r[0] for r in rows}
 
 
-async def mark_lots_shipped(session: AsyncSession, order_id: str, lots: Iterable[str]) -> None:
-    await session.execute(_MARK_LOTS_SHIPPED, {"b_order_id": order_id, "b_lots": sorted(set(lots)),
-                                               "shipped_at": now()})
+async def mark_lots_shipped(uow: UnitOfWork, order_id: str, lots: Iterable[str]) -> None:
+    await _write_pending_lots(uow)
+    await uow.session.execute(_MARK_LOTS_SHIPPED, {"b_order_id": order_id, "b_lots": sorted(set(lots)),
+                                                   "shipped_at": now()})
 
 
-async def cancel_finished_lot(session: AsyncSession, lot: str) -> None:
-    await session.execute(_CANCEL_FINISHED_LOT, {"b_lot": lot, "cancelled_at": now()})
+async def cancel_finished_lot(uow: UnitOfWork, lot: str) -> None:
+    await _write_pending_lots(uow)
+    uow.caches.pop(_LOTS, None)  # the lot's order lists it no longer: read again
+    await uow.session.execute(_CANCEL_FINISHED_LOT, {"b_lot": lot, "cancelled_at": now()})
 
 
 # -- the exception queue ---------------------------------------------------------------------------------------
