@@ -136,25 +136,10 @@ def _encoded(events: list[Any]) -> list[_Record]:
 
 def feed(orders: int) -> list[_Record]:
     """Every record of `orders` orders (half of each flow), stage by stage: stage k of every order, then k + 1."""
-    from backflush_shared.contracts.topics import TopicNames
-    from backflush_shared.messaging.codec import encode
-    from backflush_shared.messaging.publish import envelope_for, source_for
-
-    topics = TopicNames()
     start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     lives = [_events(f"B-{n:06d}", "pre" if n % 2 else "post", start) for n in range(orders)]
-    offsets: dict[str, int] = {}
-    records: list[_Record] = []
-    for stage in range(max(len(life) for life in lives)):
-        for life in lives:
-            if stage >= len(life):
-                continue
-            event = life[stage]
-            topic = topics(event.topic)
-            encoded = encode(event, envelope_for(event, source_for(event, otherwise="/backflush/bench")), topic)
-            offset = offsets[topic] = offsets.get(topic, -1) + 1
-            records.append(_Record(topic, 0, offset, encoded.key, encoded.value, list(encoded.headers)))
-    return records
+    return _encoded([life[stage] for stage in range(max(len(life) for life in lives)) for life in lives
+                     if stage < len(life)])
 
 
 async def measure(service: str, orders: int, batch: int, profile: str | None) -> dict[str, Any]:
@@ -193,6 +178,7 @@ async def measure(service: str, orders: int, batch: int, profile: str | None) ->
         profiler = cProfile.Profile() if profile else None
         cpu = 0.0
         applied = ignored = refused = 0
+        states: dict[str, int] = {}
         try:
             for start in range(0, len(records), batch):
                 chunk = records[start:start + batch]
@@ -205,13 +191,19 @@ async def measure(service: str, orders: int, batch: int, profile: str | None) ->
                     profiler.disable()
                 applied, ignored, refused = (applied + result.applied, ignored + result.ignored,
                                              refused + result.refused)
+            if service == "manufacturer":  # where the orders ended: the feed must take each to its end
+                from sqlalchemy import text
+
+                async with runtime.database.reading() as session:
+                    states = dict((await session.execute(text(
+                        "SELECT status, COUNT(*) FROM production_orders GROUP BY status ORDER BY status"))).all())
         finally:
             await runtime.database.close()
         if profiler is not None and profile:
             profiler.dump_stats(f"{profile}.{service}")
     return {"service": service, "records": len(records), "applied": applied, "ignored": ignored,
             "refused": refused, "cpu_s": cpu, "us_per_record": cpu / len(records) * 1e6,
-            "us_per_applied": cpu / max(applied, 1) * 1e6, "ms_per_order": cpu / orders * 1e3}
+            "us_per_applied": cpu / max(applied, 1) * 1e6, "ms_per_order": cpu / orders * 1e3, "states": states}
 
 
 def _run_here(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -243,7 +235,8 @@ def _run_tree(pythonpath: str, args: argparse.Namespace) -> list[dict[str, Any]]
 def _line(label: str, figures: dict[str, Any]) -> str:
     return (f"{label:<8} {figures['service']:<12} {figures['records']:>7} records {figures['applied']:>7} applied "
             f"{figures['ignored']:>6} ignored {figures['refused']:>4} refused  {figures['us_per_record']:8.1f} µs/record "
-            f"{figures['us_per_applied']:8.1f} µs/applied  {figures['ms_per_order']:6.3f} ms/order")
+            f"{figures['us_per_applied']:8.1f} µs/applied  {figures['ms_per_order']:6.3f} ms/order"
+            + (f"  orders: {figures['states']}" if figures.get("states") else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
