@@ -28,7 +28,7 @@ demo: install
 bench: install
 	$(BIN)/python -m bench.run --profile $(if $(BEFORE),--before $(BEFORE))
 
-# CPU per record of the distributor's and the warehouse's batch path, in-process on SQLite, no broker (bench/handlers.py).
+# CPU per record of the three services' batch paths, in-process on SQLite, no broker (bench/handlers.py).
 bench-handlers: install
 	$(BIN)/python -m bench.handlers $(if $(BEFORE),--before $(BEFORE))
 

@@ -1,4 +1,4 @@
-"""CPU per event of the distributor's and the warehouse's batch path, in-process, on a real SQLite file.
+"""CPU per event of the three services' batch paths, in-process, on a real SQLite file.
 
 `python -m bench.handlers` builds each service's real `BatchProcessor` (as `ServiceRuntime.create` does, without a
 broker), feeds it the records N orders of both flows put on the topics it reads -- in batches of 500, the stages
@@ -28,7 +28,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-SERVICE_NAMES = ("distributor", "warehouse")
+SERVICE_NAMES = ("manufacturer", "distributor", "warehouse")
+#: The components of the bench's item: two flushed at release, two at completion (the post flow flushes twice).
+PARTS = 4
 
 
 def _events(order_id: str, flow: str, start: dt.datetime) -> list[Any]:
@@ -40,12 +42,16 @@ def _events(order_id: str, flow: str, start: dt.datetime) -> list[Any]:
         ConsumedComponent, OrderProcessingInfo, QualityCertificate, RackPlacement,
     )
 
-    item, lot, one = "CHAIR-ERGO", f"LOT-{order_id}", Decimal(1)
+    from backflush_manufacturer.domain.identifiers import completion_lot, finished_lot
+
+    # the manufacturer's names of the order's finished lot (its inventory check and shipment name it)
+    item, one = "CHAIR-ERGO", Decimal(1)
+    lot = finished_lot(order_id, 1) if flow == "pre" else completion_lot(order_id, "1")
     processing = OrderProcessingInfo(order_holder="Bench Holder", ship_to="1 Bench Road", due_date=dt.date(2030, 1, 1))
     certificate = QualityCertificate(certificate_id=f"QC-{order_id}", item=item, lot=lot, inspected_by="QA",
                                      inspected_at=start, plan="always-pass")
     components = [ConsumedComponent(item=f"PART-{n}", quantity=Decimal(2), unit="pcs", lots=[f"PL-{n}"])
-                  for n in range(4)]
+                  for n in range(PARTS)]
     placed = o.OrderPlaced(order_id=order_id, order_holder="Bench Holder", flow=flow, item=item, quantity=one,
                            ship_to="1 Bench Road", due_date=dt.date(2030, 1, 1))
     forwarded = o.OrderForwarded(order_id=order_id, flow=flow, item=item, quantity=one, processing=processing)
@@ -95,37 +101,61 @@ class _Record:
         self.key, self.value, self.headers = key, value, headers
 
 
-def feed(orders: int) -> list[_Record]:
-    """Every record of `orders` orders (half of each flow), stage by stage: stage k of every order, then k + 1."""
+def master_data(orders: int) -> list[Any]:
+    """What the manufacturer must know before the orders: the items, the BOM, the inspection plan, and receipts of
+    every component (ten lots each, FIFO takes them in turn) covering every order with some to spare."""
+    from backflush_shared.contracts import master_data as md
+
+    events: list[Any] = [md.ItemDefined(item="CHAIR-ERGO", unit="pcs", decimals=0)]
+    events += [md.ItemDefined(item=f"PART-{n}", unit="pcs", decimals=0) for n in range(PARTS)]
+    events.append(md.BomDefined(parent="CHAIR-ERGO", lines=[
+        md.BomLineDefinition(component=f"PART-{n}", quantity_per=Decimal(2), flush="pre" if n % 2 else "post")
+        for n in range(PARTS)]))
+    events.append(md.InspectionPlanDefined(item="CHAIR-ERGO", rule="pass"))
+    per_lot = Decimal(2 * orders // 10 + 10)
+    events += [md.ComponentsReceived(receipt_id=f"R-{n}-{k}", item=f"PART-{n}", lot=f"PL-{n}-{k}", quantity=per_lot)
+               for k in range(10) for n in range(PARTS)]
+    return events
+
+
+def _encoded(events: list[Any]) -> list[_Record]:
     from backflush_shared.contracts.topics import TopicNames
     from backflush_shared.messaging.codec import encode
     from backflush_shared.messaging.publish import envelope_for, source_for
 
     topics = TopicNames()
-    start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    lives = [_events(f"B-{n:06d}", "pre" if n % 2 else "post", start) for n in range(orders)]
     offsets: dict[str, int] = {}
     records: list[_Record] = []
-    for stage in range(max(len(life) for life in lives)):
-        for life in lives:
-            if stage >= len(life):
-                continue
-            event = life[stage]
-            topic = topics(event.topic)
-            encoded = encode(event, envelope_for(event, source_for(event, otherwise="/backflush/bench")), topic)
-            offset = offsets[topic] = offsets.get(topic, -1) + 1
-            records.append(_Record(topic, 0, offset, encoded.key, encoded.value, list(encoded.headers)))
+    for event in events:
+        topic = topics(event.topic)
+        encoded = encode(event, envelope_for(event, source_for(event, otherwise="/backflush/bench")), topic)
+        offset = offsets[topic] = offsets.get(topic, -1) + 1
+        records.append(_Record(topic, 0, offset, encoded.key, encoded.value, list(encoded.headers)))
     return records
+
+
+def feed(orders: int) -> list[_Record]:
+    """Every record of `orders` orders (half of each flow), stage by stage: stage k of every order, then k + 1."""
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    lives = [_events(f"B-{n:06d}", "pre" if n % 2 else "post", start) for n in range(orders)]
+    return _encoded([life[stage] for stage in range(max(len(life) for life in lives)) for life in lives
+                     if stage < len(life)])
 
 
 async def measure(service: str, orders: int, batch: int, profile: str | None) -> dict[str, Any]:
     from backflush_shared.persistence.migrations import upgrade_to_head_async
     from backflush_shared.service import ServiceRuntime
 
-    if service == "distributor":
+    setup: list[_Record] = []
+    if service == "manufacturer":
+        from backflush_manufacturer.app import SERVICE as definition
+        from backflush_manufacturer.settings import ManufacturerSettings as settings_class
+        extra: dict[str, Any] = {}
+        setup = _encoded(master_data(orders))  # applied before the measured batches, not measured
+    elif service == "distributor":
         from backflush_distributor.app import SERVICE as definition
         from backflush_shared.settings import ServiceSettings as settings_class
-        extra: dict[str, Any] = {}
+        extra = {}
     else:
         from backflush_warehouse.app import SERVICE as definition
         from backflush_warehouse.settings import WarehouseSettings as settings_class
@@ -142,9 +172,13 @@ async def measure(service: str, orders: int, batch: int, profile: str | None) ->
             await definition.on_prepare(runtime)
         read = {runtime.topics(model.topic) for model in processor.handlers}  # the topics it subscribes to
         records = [r for r in feed(orders) if r.topic in read]
+        if setup:
+            for start in range(0, len(setup), batch):
+                await processor.process(setup[start:start + batch])
         profiler = cProfile.Profile() if profile else None
         cpu = 0.0
         applied = ignored = refused = 0
+        states: dict[str, int] = {}
         try:
             for start in range(0, len(records), batch):
                 chunk = records[start:start + batch]
@@ -157,13 +191,19 @@ async def measure(service: str, orders: int, batch: int, profile: str | None) ->
                     profiler.disable()
                 applied, ignored, refused = (applied + result.applied, ignored + result.ignored,
                                              refused + result.refused)
+            if service == "manufacturer":  # where the orders ended: the feed must take each to its end
+                from sqlalchemy import text
+
+                async with runtime.database.reading() as session:
+                    states = dict((await session.execute(text(
+                        "SELECT status, COUNT(*) FROM production_orders GROUP BY status ORDER BY status"))).all())
         finally:
             await runtime.database.close()
         if profiler is not None and profile:
             profiler.dump_stats(f"{profile}.{service}")
     return {"service": service, "records": len(records), "applied": applied, "ignored": ignored,
             "refused": refused, "cpu_s": cpu, "us_per_record": cpu / len(records) * 1e6,
-            "us_per_applied": cpu / max(applied, 1) * 1e6, "ms_per_order": cpu / orders * 1e3}
+            "us_per_applied": cpu / max(applied, 1) * 1e6, "ms_per_order": cpu / orders * 1e3, "states": states}
 
 
 def _run_here(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -195,7 +235,8 @@ def _run_tree(pythonpath: str, args: argparse.Namespace) -> list[dict[str, Any]]
 def _line(label: str, figures: dict[str, Any]) -> str:
     return (f"{label:<8} {figures['service']:<12} {figures['records']:>7} records {figures['applied']:>7} applied "
             f"{figures['ignored']:>6} ignored {figures['refused']:>4} refused  {figures['us_per_record']:8.1f} µs/record "
-            f"{figures['us_per_applied']:8.1f} µs/applied  {figures['ms_per_order']:6.3f} ms/order")
+            f"{figures['us_per_applied']:8.1f} µs/applied  {figures['ms_per_order']:6.3f} ms/order"
+            + (f"  orders: {figures['states']}" if figures.get("states") else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

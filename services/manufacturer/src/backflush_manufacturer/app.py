@@ -30,6 +30,7 @@ SERVICE = ServiceDefinition(
     outbox_table=tables.outbox,
     migrations=Path(__file__).parent / "migrations",
     build_handlers=handlers.build_handlers,
+    load_batch=handlers.load_batch,
     publishes=handlers.PUBLISHES,
     cli=_cli,
     settings_class=ManufacturerSettings,

@@ -148,7 +148,7 @@ class Production:
             # sold from finished-goods stock at the warehouse: nothing to make here
             uow.log.info("stock order: served by the warehouse from stock, not produced")
             return
-        existing = await repo.load_order(uow.session, event.order_id)
+        existing = await repo.order_for_update(uow, event.order_id)
         if existing is not None:
             same = (existing.item, existing.quantity, existing.flow, existing.components_owner) == \
                 (event.item, event.quantity, event.flow.value, event.components_owner)
@@ -175,12 +175,12 @@ class Production:
             uow.log.info("production order refused at validation; nothing stored", reason=str(error))
             await uow.emit(c.ProductionOrderRejected(order_id=order.order_id, code=_code(error), reason=str(error)))
             return
-        await repo.add_order(uow.session, order)
+        await repo.add_order(uow, order)
         if order.flow == "pre":
             result = inspect(md.plans, order.item)
             if result.awaiting_inspector:
                 _move(order, S.AWAITING_INSPECTION, result.reason)
-                await repo.save_order(uow.session, order)
+                await repo.save_order(uow, order)
                 return
             await self._inspected(uow, md, order, passed=result.passed, inspector="inspection plan",
                                   remark=result.reason)
@@ -192,7 +192,7 @@ class Production:
         """A planner's make-to-stock order: validated and released like any production order; the shop floor reports
         its completions, and each finished lot is received into component stock at the item's supply location.
         A refusal is dead-lettered with its reason (like any master-data refusal) and leaves no order behind."""
-        existing = await repo.load_order(uow.session, event.order_id)
+        existing = await repo.order_for_update(uow, event.order_id)
         if existing is not None:
             # a closed stock order placed again is another batch under a taken id, not a redelivery (those are
             # skipped by their event id): refused, or the planner would wait for seats that are never made
@@ -209,14 +209,14 @@ class Production:
                       "due_date": event.due_date.isoformat() if event.due_date else None}
         order = ProductionOrder(event.order_id, event.item, event.quantity, STOCK, S.CREATED, processing,
                                 Decimal(0), None, None)
-        await repo.add_order(uow.session, order)
+        await repo.add_order(uow, order)
         uow.log.info("stock production order placed", item=order.item, quantity=str(order.quantity))
         await self._release(uow, md, order)
 
     async def record_outside_inspection(self, uow: UnitOfWork, event: c.QualityInspectionReported) -> None:
         # Arrives on the shop floor's intake only (ACLs: no one else writes it), so it is an outside inspector's:
         # our own results go out as QualityInspectionRecorded, which we never read back.
-        order = await repo.load_order(uow.session, event.order_id)
+        order = await repo.order_for_update(uow, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "inspection result")
         if order.status is not S.AWAITING_INSPECTION:
@@ -232,7 +232,7 @@ class Production:
                                                    inspected_by=inspector, remark=remark))
         if not passed:
             _move(order, S.QUALITY_FAILED, remark)
-            await repo.save_order(uow.session, order)
+            await repo.save_order(uow, order)
             await uow.emit(c.ProductionOrderRejected(order_id=order.order_id, code="quality-check-failed",
                                                      reason=f"quality check of {order.item} failed: {remark}"))
             return
@@ -241,7 +241,7 @@ class Production:
             "inspected_by": inspector, "inspected_at": datetime.now(UTC).isoformat(),
             "plan": md.plans[order.item].rule.value if order.item in md.plans else "external",
         }
-        await repo.save_order(uow.session, order)
+        await repo.save_order(uow, order)
         await self._release(uow, md, order)
 
     async def _release(self, uow: UnitOfWork, md: MasterData, order: ProductionOrder) -> None:
@@ -269,7 +269,7 @@ class Production:
             await self._produce(uow, md, order, order.quantity, _lot(order, 1))
 
     async def report_completion(self, uow: UnitOfWork, event: c.CompletionReported) -> None:
-        order = await repo.load_order(uow.session, event.order_id)
+        order = await repo.order_for_update(uow, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "completion reported")
         if order.flow not in REPORTED:
@@ -290,7 +290,7 @@ class Production:
         before = order.completed + waiting
         lot = completion_lot(order.order_id, item.unit.format(before + event.quantity))
         attempt = 2
-        while await repo.finished_lot_exists(uow.session, lot):  # the name of a cancelled completion is not reused
+        while await repo.finished_lot_exists(uow, lot):  # the name of a cancelled completion is not reused
             lot = completion_lot(order.order_id, f"{item.unit.format(before + event.quantity)}-{attempt}")
             attempt += 1
         request = FlushRequest(str(uow.consumed.envelope.event_id), order.order_id, order.item, FlushPoint.POST,
@@ -310,7 +310,7 @@ class Production:
 
         Only the order's latest posted completion can be reversed (cancel later ones first): partial flushes are
         planned on what was completed before, so reversing one in the middle would make the rest drift."""
-        order = await repo.load_order(uow.session, event.order_id)
+        order = await repo.order_for_update(uow, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "completion cancellation")
 
@@ -327,8 +327,8 @@ class Production:
         if order.completed >= order.quantity and order.flow != STOCK:
             # a final order may exist and the goods may ship already: reversing now would race them
             raise refuse(f"the order is completed ({order.completed} of {order.quantity} produced)")
-        lots = await repo.finished_lots_of(uow.session, order.order_id)
-        ledger = await self.ledgers.load(uow, await repo.items_of_order(uow.session, order.order_id))
+        lots = await repo.finished_lots_of(uow, order.order_id)
+        ledger = await self.ledgers.load_of_order(uow, order.order_id)
         flushes = {m.into_lot: flush_id for flush_id in ledger.flush_ids_of_order(order.order_id)
                    for m in ledger.flush_movements(flush_id)
                    if m.into_lot is not None and m.reason is MovementReason.BACKFLUSH}
@@ -344,7 +344,7 @@ class Production:
             raise refuse(f"only the latest completion can be cancelled; cancel {lots[-1][0]} first")
         if parked:
             raise refuse("a later completion of the order is parked, planned after this one")
-        if lot_name in await repo.shipped_lots(uow.session, order.order_id):
+        if lot_name in await repo.shipped_lots(uow, order.order_id):
             raise refuse(f"lot {lot_name} was shipped")
         _lot, item, quantity = lots[-1]
         flush_id = flushes.get(lot_name)
@@ -356,11 +356,11 @@ class Production:
             raise refuse(error.why) from None
         await self.ledgers.append(uow, movements)
         await self._report_returned(uow, order, movements)
-        await repo.cancel_finished_lot(uow.session, lot_name)
+        await repo.cancel_finished_lot(uow, lot_name)
         order.completed -= quantity
         _move(order, S.IN_PRODUCTION if order.completed > 0 else S.RELEASED,
               f"completion {lot_name} cancelled" + (f": {event.reason}" if event.reason else ""))
-        await repo.save_order(uow.session, order)
+        await repo.save_order(uow, order)
         await uow.emit(c.CompletionCancelled(order_id=order.order_id, completion_id=flush_id or event.completion_id,
                                              item=item, lot=lot_name, quantity=quantity,
                                              cumulative_quantity=order.completed, order_quantity=order.quantity,
@@ -370,11 +370,11 @@ class Production:
 
     async def record_shipment(self, uow: UnitOfWork, event: c.GoodsShipped) -> None:
         """Shipped lots can no longer be taken back by cancelling their completion."""
-        await repo.mark_lots_shipped(uow.session, event.order_id, event.lots)
+        await repo.mark_lots_shipped(uow, event.order_id, event.lots)
 
     async def report_issue(self, uow: UnitOfWork, event: c.ComponentIssueReported) -> None:
         """A manual line issued, or extra scrap: consumed now, charged to the order (variance shows it)."""
-        order = await repo.load_order(uow.session, event.order_id)
+        order = await repo.order_for_update(uow, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "component issue")
         if order.status.finished:
@@ -433,7 +433,7 @@ class Production:
             await repo.park(uow, outcome, order_id=order.order_id, step=step, reason=reason,
                             cause_event_id=str(uow.consumed.envelope.event_id))
             _move(order, S.PARKED, reason)
-            await repo.save_order(uow.session, order)
+            await repo.save_order(uow, order)
             await uow.emit(c.BackflushParked(order_id=order.order_id, reason=reason,
                                              make_to_stock=order.flow in OWN_STOCK,
                                              missing=[
@@ -473,7 +473,7 @@ class Production:
             if not waiting:
                 _move(order, S.IN_PRODUCTION if order.completed > 0 else S.RELEASED, order.reason)
             order.reason = f"completion of {quantity} refused: {error}"
-            await repo.save_order(uow.session, order)
+            await repo.save_order(uow, order)
             await uow.emit(c.CompletionRefused(order_id=order.order_id, quantity=quantity or Decimal(0),
                                                code=_code(error), reason=str(error),
                                                waits_for_components=bool(waiting),
@@ -481,10 +481,10 @@ class Production:
             uow.log.info("completion refused under the reject policy; the order stays open", reason=str(error))
             return False
         _move(order, S.REJECTED, str(error))
-        await repo.save_order(uow.session, order)
+        await repo.save_order(uow, order)
         # a rejected order consumed nothing: a pre-product order refused at its completion flush gives back what
         # its release flush took
-        ledger = await self.ledgers.load(uow, await repo.items_of_order(uow.session, order.order_id))
+        ledger = await self.ledgers.load_of_order(uow, order.order_id)
         reversal = reverse_order(ledger, order.order_id, str(uow.consumed.envelope.event_id))
         if reversal:
             await self.ledgers.append(uow, reversal)
@@ -562,19 +562,19 @@ class Production:
         receipt = Receipt(str(uow.consumed.envelope.event_id), order.item, lot, quantity, location,
                           MovementReason.PRODUCTION_RECEIPT, order.order_id)
         await self.ledgers.append(uow, receive(md.catalogue, ledger, receipt))
-        await repo.add_finished_lot(uow.session, lot, order.order_id, order.item, quantity)
+        await repo.add_finished_lot(uow, lot, order.order_id, order.item, quantity)
         order.completed += quantity  # produced now: only what was produced counts
         if order.flow == "pre":
             processing = OrderProcessingInfo.model_validate(order.processing)
             _move(order, S.PRODUCED, None)
-            await repo.save_order(uow.session, order)
+            await repo.save_order(uow, order)
             assert order.certificate is not None
             await uow.emit(inv.PreSaleInventoryDetailsForwarded(
                 order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
                 certificate=QualityCertificate.model_validate(order.certificate), processing=processing,
             ))
             return
-        produced = sum((q for _lot, _item, q in await repo.finished_lots_of(uow.session, order.order_id)), Decimal(0))
+        produced = sum((q for _lot, _item, q in await repo.finished_lots_of(uow, order.order_id)), Decimal(0))
         if stock:
             # nothing to turn over: the order is done once its quantity is in stock
             await uow.emit(c.ProductionCompleted(order_id=order.order_id, item=order.item, lot=lot, quantity=quantity,
@@ -598,7 +598,7 @@ class Production:
             _move(order, S.PARKED, waiting[0].reason)
         else:
             _move(order, status, None)
-        await repo.save_order(uow.session, order)
+        await repo.save_order(uow, order)
         if waiting:
             # the posting just told the distributor the order's wait is over (ComponentsBackflushed,
             # ProductionCompleted); it is not, so say again what it waits for
@@ -629,7 +629,7 @@ class Production:
         for parked, error in result.refused:
             entry = by_flush[parked.flush_id]
             await repo.resolve_parked(uow, entry.flush_id, "refused")
-            refused_order = await repo.load_order(uow.session, entry.order_id)
+            refused_order = await repo.order_for_update(uow, entry.order_id)
             assert refused_order is not None
             uow.log.info("parked backflush refused under the reject policy", parked_order=entry.order_id,
                          step=entry.step, reason=str(error))
@@ -641,14 +641,14 @@ class Production:
         continuations: list[tuple[ParkedEntry, ProductionOrder]] = []
         for posted in result.posted:
             entry = by_flush[posted.flush_id]
-            order = await repo.load_order(uow.session, entry.order_id)
+            order = await repo.order_for_update(uow, entry.order_id)
             assert order is not None
             await self._posted(uow, order, posted)
             await repo.resolve_parked(uow, entry.flush_id, "posted")
             continuations.append((entry, order))
         for entry, posted_order in continuations:
             # fresh: an earlier continuation of the same order may have produced (and counted) already
-            order = await repo.load_order(uow.session, posted_order.order_id) or posted_order
+            order = await repo.order_for_update(uow, posted_order.order_id) or posted_order
             uow.log.info("parked backflush posted", parked_order=order.order_id, step=entry.step)
             request = entry.parked.request
             assert isinstance(request, FlushRequest)
@@ -678,10 +678,10 @@ class Production:
             # what it waited for at first may be over (the earlier flush posted, part of the stock came): the queue
             # and the order name what it waits for now
             await repo.update_parked_reason(uow, entry.flush_id, reason)
-            order = await repo.load_order(uow.session, entry.order_id) if first_of_order else None
+            order = await repo.order_for_update(uow, entry.order_id) if first_of_order else None
             if order is not None and order.status is S.PARKED:
                 order.reason = reason
-                await repo.save_order(uow.session, order)
+                await repo.save_order(uow, order)
 
     async def retry_parked(self, uow: UnitOfWork, event: md_events.ParkedBackflushRetryRequested) -> None:
         entries = [e for e in await repo.waiting_parked(uow) if e.id == event.entry_id]
@@ -693,13 +693,13 @@ class Production:
     # -- after production ------------------------------------------------------------------------------------------
 
     async def allocate_on_inventory_check(self, uow: UnitOfWork, event: c.InventoryCheckReturned) -> None:
-        order = await repo.load_order(uow.session, event.order_id)
+        order = await repo.order_for_update(uow, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "inventory check")
         if order.status.finished:
             uow.log.info("inventory check for a closed production order: recorded only", status=order.status.value)
             return
-        produced = {lot: quantity for lot, _item, quantity in await repo.finished_lots_of(uow.session, order.order_id)}
+        produced = {lot: quantity for lot, _item, quantity in await repo.finished_lots_of(uow, order.order_id)}
         if produced.get(event.lot) != event.quantity:
             raise InventoryCheckMismatchError(order.order_id, event.lot, event.quantity, produced.get(event.lot))
         md = await self._md(uow)
@@ -712,12 +712,12 @@ class Production:
                             location=location)
         await self.ledgers.append(uow, [movement])
         _move(order, S.ALLOCATED, order.reason)
-        await repo.save_order(uow.session, order)
+        await repo.save_order(uow, order)
         await uow.emit(c.GoodsAllocated(order_id=order.order_id, item=order.item, lot=event.lot,
                                         quantity=event.quantity))
 
     async def cancel(self, uow: UnitOfWork, event: o.OrderCancelled) -> None:
-        order = await repo.load_order(uow.session, event.order_id)
+        order = await repo.order_for_update(uow, event.order_id)
         if order is None or order.status.finished:
             return  # never reached production, or already finished here: nothing to undo
         if order.flow in OWN_STOCK:
@@ -729,10 +729,10 @@ class Production:
             raise ProductionOrderClosedError(order.order_id, order.status,
                                              "cancellation (a return is another flow)")
         event_id = str(uow.consumed.envelope.event_id)
-        ledger = await self.ledgers.load(uow, await repo.items_of_order(uow.session, order.order_id))
+        ledger = await self.ledgers.load_of_order(uow, order.order_id)
         movements: list[LedgerMovement] = list(reverse_order(ledger, order.order_id, event_id))
         movements += release_allocations(ledger, production_order=order.order_id, event_id=event_id)
-        for lot, item, _quantity in await repo.finished_lots_of(uow.session, order.order_id):
+        for lot, item, _quantity in await repo.finished_lots_of(uow, order.order_id):
             for location, on_hand in ledger.lot_locations(item, lot).items():  # wherever the lot was received
                 movements.append(LedgerMovement(item, location, lot, -on_hand, MovementReason.REVERSAL, event_id,
                                                 production_order=order.order_id))
@@ -741,7 +741,7 @@ class Production:
         for entry in await repo.waiting_parked(uow, order.order_id):
             await repo.resolve_parked(uow, entry.flush_id, "cancelled")
         _move(order, S.CANCELLED, event.reason)
-        await repo.save_order(uow.session, order)
+        await repo.save_order(uow, order)
         uow.log.info("production order cancelled; flushes reversed", movements=len(movements))
         # what this order no longer takes may let parked flushes of other orders post
         await self.reprocess_parked(uow)
@@ -754,7 +754,7 @@ class Production:
 
             await deliver_stock_lots(self, uow, event)
             return
-        order = await repo.load_order(uow.session, event.order_id)
+        order = await repo.order_for_update(uow, event.order_id)
         if order is None:
             raise UnknownProductionOrderError(event.order_id, "signature")
         if order.status.finished:
@@ -766,7 +766,7 @@ class Production:
         # they left: without the release the lot would show -N available after the goods went out
         event_id = str(uow.consumed.envelope.event_id)
         movements = list(release_allocations(ledger, production_order=order.order_id, event_id=event_id))
-        for lot, item, _quantity in await repo.finished_lots_of(uow.session, order.order_id):
+        for lot, item, _quantity in await repo.finished_lots_of(uow, order.order_id):
             for location, on_hand in ledger.lot_locations(item, lot).items():
                 if on_hand <= 0:
                     continue
@@ -774,7 +774,7 @@ class Production:
                                                 str(uow.consumed.envelope.event_id), production_order=order.order_id))
         await self.ledgers.append(uow, movements)
         _move(order, S.DELIVERED, order.reason)
-        await repo.save_order(uow.session, order)
+        await repo.save_order(uow, order)
 
 
 #: The exception queue's reason for a flush queued behind an earlier parked flush of its own order (the audit

@@ -52,7 +52,7 @@ class Runs:
 
     async def report(self, uow: UnitOfWork, event: c.RunQuantityReported) -> None:
         p = self.production
-        existing = await repo.load_order(uow.session, event.run_id)
+        existing = await repo.order_for_update(uow, event.run_id)
         if existing is not None:
             same = (existing.flow, existing.item, existing.quantity) == (RUN, event.item, event.quantity) \
                 and {k: existing.processing.get(k) for k in ("line", "period", "lot")} == \
@@ -70,13 +70,13 @@ class Runs:
         except ManufacturerDomainError as error:
             await self._refuse(uow, event.run_id, _code(error), str(error))  # nothing stored: may be sent again
             return
-        if await repo.finished_lot_exists(uow.session, event.lot):
+        if await repo.finished_lot_exists(uow, event.lot):
             await self._refuse(uow, event.run_id, "lot-in-use", f"lot {event.lot} was produced already; a run "
                                                                  "reports a lot of its own")
             return
         run = ProductionOrder(event.run_id, event.item, event.quantity, RUN, S.REPORTED, _details(event),
                               Decimal(0), None, None)
-        await repo.add_order(uow.session, run)
+        await repo.add_order(uow, run)
         event_id = str(uow.consumed.envelope.event_id)
         request = FlushRequest(event_id, run.order_id, run.item, FlushPoint.POST, run.quantity,
                                finished_lot=event.lot, event_id=event_id)
@@ -90,7 +90,7 @@ class Runs:
         await uow.emit(c.RunReportRefused(run_id=run_id, code=code, reason=reason[:1000]), correlation_id=run_id)
 
     async def cancel(self, uow: UnitOfWork, event: c.RunCancellationRequested) -> None:
-        run = await repo.load_order(uow.session, event.run_id)
+        run = await repo.order_for_update(uow, event.run_id)
         if run is None or run.flow != RUN:
             await self._refuse(uow, event.run_id, "unknown-run", f"no run {event.run_id} was reported")
             return
@@ -107,41 +107,41 @@ class Runs:
             await self._refuse(uow, run.order_id, "run-not-reversible", f"run {run.order_id} is {run.status}")
             return
         _move(run, S.WITHDRAWAL_REQUESTED, event.reason or None)
-        await repo.save_order(uow.session, run)
+        await repo.save_order(uow, run)
         await uow.emit(inv.FinishedStockWithdrawalRequested(run_id=run.order_id, item=run.item,
                                                            lot=run.processing["lot"], quantity=run.quantity),
                        correlation_id=run.order_id)
 
     async def withdrawn(self, uow: UnitOfWork, event: c.FinishedStockWithdrawn) -> None:
-        run = await repo.load_order(uow.session, event.run_id)
+        run = await repo.order_for_update(uow, event.run_id)
         if run is None or run.status is not S.WITHDRAWAL_REQUESTED:
             uow.log.info("stock withdrawn for a run not waiting for it: recorded only", run_id=event.run_id)
             return
         p = self.production
         event_id = str(uow.consumed.envelope.event_id)
-        ledger = await p.ledgers.load(uow, await repo.items_of_order(uow.session, run.order_id))
+        ledger = await p.ledgers.load_of_order(uow, run.order_id)
         # every flush and issue charged to the run, back to the lots it came from; then its lot leaves the books
         movements = list(reverse_order(ledger, run.order_id, event_id))
         for location, on_hand in ledger.lot_locations(run.item, event.lot).items():
             movements.append(LedgerMovement(run.item, location, event.lot, -on_hand, MovementReason.REVERSAL,
                                             event_id, production_order=run.order_id))
         await p.ledgers.append(uow, movements)
-        await repo.cancel_finished_lot(uow.session, event.lot)
+        await repo.cancel_finished_lot(uow, event.lot)
         await self._reversed(uow, run, movements, run.reason or "")
         await p.reprocess_parked(uow)  # the components given back may let parked flushes post
 
     async def withdrawal_refused(self, uow: UnitOfWork, event: c.FinishedStockWithdrawalRefused) -> None:
-        run = await repo.load_order(uow.session, event.run_id)
+        run = await repo.order_for_update(uow, event.run_id)
         if run is None or run.status is not S.WITHDRAWAL_REQUESTED:
             return
         _move(run, S.STOCKED, f"reversal refused: {event.reason}"[:1000])
-        await repo.save_order(uow.session, run)
+        await repo.save_order(uow, run)
         await self._refuse(uow, run.order_id, "run-not-reversible", f"run {run.order_id} stands: {event.reason}")
 
     async def _reversed(self, uow: UnitOfWork, run: ProductionOrder, movements: list[LedgerMovement],
                         reason: str) -> None:
         _move(run, S.CANCELLED, reason or None)
-        await repo.save_order(uow.session, run)
+        await repo.save_order(uow, run)
         await uow.emit(c.RunReversed(run_id=run.order_id, item=run.item, lot=run.processing["lot"],
                                      quantity=run.quantity, reason=reason), correlation_id=run.order_id)
         uow.log.info("run reversed", run_id=run.order_id, movements=len(movements))
@@ -155,10 +155,10 @@ async def produce_run(p: Production, uow: UnitOfWork, md: MasterData, run: Produ
     receipt = Receipt(str(uow.consumed.envelope.event_id), run.item, lot, quantity, location,
                       MovementReason.PRODUCTION_RECEIPT, run.order_id)
     await p.ledgers.append(uow, receive(md.catalogue, ledger, receipt))
-    await repo.add_finished_lot(uow.session, lot, run.order_id, run.item, quantity)
+    await repo.add_finished_lot(uow, lot, run.order_id, run.item, quantity)
     run.completed = quantity
     _move(run, S.STOCKED, None)
-    await repo.save_order(uow.session, run)
+    await repo.save_order(uow, run)
     await uow.emit(inv.FinishedGoodsStocked(run_id=run.order_id, item=run.item, lot=lot, quantity=quantity),
                    correlation_id=run.order_id)
     uow.log.info("run produced: lot handed to the warehouse as finished-goods stock", run_id=run.order_id, lot=lot)
@@ -169,7 +169,7 @@ async def deliver_stock_lots(p: Production, uow: UnitOfWork, event: c.GoodsSigne
     order's lot does at its signature (`MovementReason.DELIVERY`). A lot the manufacturer did not produce in a run
     is not on its books: logged and left alone."""
     event_id = str(uow.consumed.envelope.event_id)
-    produced = {signed.lot: await repo.finished_lot(uow.session, signed.lot) for signed in event.lots}
+    produced = {signed.lot: await repo.finished_lot(uow, signed.lot) for signed in event.lots}
     ledger = await p.ledgers.load(uow, {found[1] for found in produced.values() if found is not None})
     movements: list[LedgerMovement] = []
     for signed in event.lots:
@@ -198,7 +198,7 @@ async def refuse_run(p: Production, uow: UnitOfWork, run: ProductionOrder,
                      error: InsufficientComponentStockError) -> None:
     """The `reject` policy refused the run's flush: nothing posted, the run is rejected with the reason."""
     _move(run, S.REJECTED, str(error))
-    await repo.save_order(uow.session, run)
+    await repo.save_order(uow, run)
     for entry in await repo.waiting_parked(uow, run.order_id):
         await repo.resolve_parked(uow, entry.flush_id, "cancelled")
     await uow.emit(c.RunReportRefused(run_id=run.order_id, code=_code(error), reason=str(error)[:1000]),

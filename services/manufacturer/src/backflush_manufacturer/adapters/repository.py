@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -58,6 +58,8 @@ _APPEND_MOVEMENTS = insert(ledger_movements)
 _ITEMS_OF_ORDER = (select(ledger_movements.c.item).where(ledger_movements.c.production_order == bindparam("b_order_id"))
                    .distinct())
 _LOAD_ORDER = select(production_orders).where(production_orders.c.order_id == bindparam("b_order_id"))
+_LOAD_ORDERS = select(production_orders).where(
+    production_orders.c.order_id.in_(bindparam("b_order_ids", expanding=True)))
 _ADD_ORDER = insert(production_orders)
 _SAVE_ORDER = update(production_orders).where(production_orders.c.order_id == bindparam("b_order_id"))
 _ADD_FINISHED_LOT = insert(finished_lots)
@@ -242,6 +244,7 @@ class LedgerCache:
     """
 
     _KEY = "ledger"
+    _PENDING = "ledger_pending"  # the rows of the movements appended and not yet written
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
@@ -254,6 +257,12 @@ class LedgerCache:
             return await load_ledger(uow.session, item_codes)
         return (await self._working(uow))[0]
 
+    async def load_of_order(self, uow: UnitOfWork, order_id: str) -> StockLedger:
+        """The ledger of (at least) the items a production order has movements of."""
+        if self.enabled:  # the whole ledger: no need to ask the table which items
+            return await self.load(uow)
+        return await self.load(uow, await items_of_order(uow.session, order_id))
+
     async def append(self, uow: UnitOfWork, movements: Sequence[LedgerMovement]) -> None:
         if not movements:
             return
@@ -262,7 +271,16 @@ class LedgerCache:
             await append(uow.session, movements)
             return
         ledger, _high_water = await self._working(uow)
-        await append(uow.session, movements)
+        if uow.session.in_nested_transaction():
+            # a savepoint per event: a refused event's `forget_caches` would drop a buffer, others' rows with it
+            await append(uow.session, movements)
+        else:
+            # written with the batch's other movements, in append order, just before the commit (`_before_commit`):
+            # within the transaction the ledger is read from the working version only, never from the table
+            pending: list[dict[str, Any]] | None = uow.caches.get(self._PENDING)
+            if pending is None:
+                pending = uow.caches[self._PENDING] = []
+            pending += _movement_rows(movements, now())
         # the high water mark matters only once the transaction commits: read then, once per transaction
         uow.caches[self._KEY] = (ledger.appended(movements), None)
 
@@ -277,11 +295,14 @@ class LedgerCache:
             if rows:
                 high_water = rows[-1]["id"]
             working = uow.caches[self._KEY] = (ledger.appended(_movement(r) for r in rows), high_water)
-            uow.before_commit(self._KEY, self._read_high_water)
+            uow.before_commit(self._KEY, self._before_commit)
             uow.after_commit(self._KEY, self._adopt)
         return working
 
-    async def _read_high_water(self, uow: UnitOfWork) -> None:
+    async def _before_commit(self, uow: UnitOfWork) -> None:
+        pending = uow.caches.pop(self._PENDING, None)
+        if pending:
+            await uow.session.execute(_APPEND_MOVEMENTS, pending)
         working = uow.caches.get(self._KEY)
         if working is not None and working[1] is None:
             high_water = (await uow.session.execute(_LEDGER_HIGH_WATER)).scalar_one()
@@ -312,19 +333,19 @@ async def items_of_order(session: AsyncSession, order_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def _movement_rows(movements: Sequence[LedgerMovement], at: datetime) -> list[dict[str, Any]]:
+    return [
+        {"item": m.item, "location": m.location, "lot": m.lot, "quantity": m.quantity, "reason": m.reason.value,
+         "event_id": m.event_id, "production_order": m.production_order, "flush_id": m.flush_id,
+         "into_item": m.into_item, "into_lot": m.into_lot, "owner": m.owner, "posted_at": at}
+        for m in movements
+    ]
+
+
 async def append(session: AsyncSession, movements: Sequence[LedgerMovement]) -> None:
     if not movements:
         return
-    at = now()
-    await session.execute(
-        _APPEND_MOVEMENTS,
-        [
-            {"item": m.item, "location": m.location, "lot": m.lot, "quantity": m.quantity, "reason": m.reason.value,
-             "event_id": m.event_id, "production_order": m.production_order, "flush_id": m.flush_id,
-             "into_item": m.into_item, "into_lot": m.into_lot, "owner": m.owner, "posted_at": at}
-            for m in movements
-        ],
-    )
+    await session.execute(_APPEND_MOVEMENTS, _movement_rows(movements, now()))
 
 
 async def all_movements(session: AsyncSession) -> list[tuple[int, LedgerMovement, datetime]]:
@@ -352,34 +373,136 @@ class ProductionOrder:
     own_components_allowed: bool = False
 
 
-async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | None:
-    await lock_stock(session)  # first, so that the order and the stock are always locked in the same order
-    row = (await session.execute(_LOAD_ORDER, {"b_order_id": order_id})).mappings().one_or_none()
-    if row is None:
-        return None
+def _order(row: Any) -> ProductionOrder:
     return ProductionOrder(row["order_id"], row["item"], row["quantity"], row["flow"],
                            ProductionOrderState(row["status"]), json.loads(row["processing"]), row["completed"],
                            json.loads(row["certificate"]) if row["certificate"] else None, row["reason"],
                            row["components_owner"], bool(row["own_components_allowed"]))
 
 
-async def add_order(session: AsyncSession, order: ProductionOrder) -> None:
-    at = now()
-    await session.execute(_ADD_ORDER, dict(
+async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | None:
+    """An order as committed (or as this transaction wrote it), for reports; use cases use `order_for_update`."""
+    await lock_stock(session)  # first, so that the order and the stock are always locked in the same order
+    row = (await session.execute(_LOAD_ORDER, {"b_order_id": order_id})).mappings().one_or_none()
+    return None if row is None else _order(row)
+
+
+# -- orders kept and written per batch -----------------------------------------------------------------------------
+# The events of many orders come together when thousands run at once, and each moves its order once or twice: one
+# SELECT, INSERT or UPDATE per move, through SQLAlchemy, cost more than the flush itself. So a unit of work keeps the
+# orders it read or wrote (as they were last saved: a use case gets a copy, and what it changes without saving is
+# not kept), and, within a batch run without savepoints, writes the orders added and saved once each, one statement
+# per kind, just before the commit. A refusal in such a run rolls the whole run back, buffer included. A run with a
+# savepoint per event (`in_nested_transaction`) writes at once instead: a refused event's `forget_caches` drops the
+# buffer (and the orders kept), and with it the other events' writes. Kept orders stay right for the transaction:
+# every writer of an order holds the stock lock (`lock_stock`, taken before an order is read) until it commits.
+
+_ORDERS = "production_orders"  # order id -> the order as this unit of work last saw or saved it; None: no such order
+_PENDING_ORDERS = "production_orders_pending"  # order id -> _PendingOrder
+
+
+@dataclass
+class _PendingOrder:
+    insert: bool
+    order: ProductionOrder
+    at: datetime
+
+
+def _kept_orders(uow: UnitOfWork) -> dict[str, ProductionOrder | None]:
+    kept: dict[str, ProductionOrder | None] | None = uow.caches.get(_ORDERS)
+    if kept is None:
+        kept = uow.caches[_ORDERS] = {}
+    return kept
+
+
+async def order_for_update(uow: UnitOfWork, order_id: str) -> ProductionOrder | None:
+    """An order as this unit of work last saved it (else as committed), under the stock lock; a copy to change."""
+    await lock_stock(uow.session)
+    kept = _kept_orders(uow)
+    if order_id in kept:
+        found = kept[order_id]
+        return None if found is None else replace(found)
+    order = await load_order(uow.session, order_id)
+    kept[order_id] = None if order is None else replace(order)
+    return order
+
+
+async def load_orders(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
+    """Read the orders a batch is about with one statement, instead of one per event (`order_for_update`)."""
+    kept = _kept_orders(uow)
+    wanted = sorted(set(order_ids) - kept.keys())
+    if not wanted:
+        return
+    await lock_stock(uow.session)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        rows = (await uow.session.execute(_LOAD_ORDERS, {"b_order_ids": chunk})).mappings().all()
+        found = {row["order_id"]: _order(row) for row in rows}
+        for order_id in chunk:
+            kept[order_id] = found.get(order_id)
+
+
+def _buffering(uow: UnitOfWork) -> bool:
+    return not uow.session.in_nested_transaction()
+
+
+def _buffer(uow: UnitOfWork, order: ProductionOrder, *, insert: bool) -> None:
+    pending: dict[str, _PendingOrder] | None = uow.caches.get(_PENDING_ORDERS)
+    if pending is None:
+        pending = uow.caches[_PENDING_ORDERS] = {}
+    before = pending.get(order.order_id)
+    pending[order.order_id] = _PendingOrder(before.insert if before is not None else insert, order, now())
+    # registered at every write: a refused event's `forget_caches` drops the action along with the buffer
+    uow.before_commit(_PENDING_ORDERS, write_pending_orders)
+
+
+def _insert_values(order: ProductionOrder, at: datetime) -> dict[str, Any]:
+    return dict(
         order_id=order.order_id, item=order.item, quantity=order.quantity, flow=order.flow, status=order.status.value,
         processing=json.dumps(order.processing, default=str), completed=order.completed,
         certificate=json.dumps(order.certificate) if order.certificate else None, reason=order.reason,
         created_at=at, updated_at=at, components_owner=order.components_owner,
         own_components_allowed=order.own_components_allowed,
-    ))
+    )
 
 
-async def save_order(session: AsyncSession, order: ProductionOrder) -> None:
-    await session.execute(_SAVE_ORDER, dict(
+def _update_values(order: ProductionOrder, at: datetime) -> dict[str, Any]:
+    return dict(
         b_order_id=order.order_id, status=order.status.value, completed=order.completed,
         certificate=json.dumps(order.certificate) if order.certificate else None, reason=order.reason,
-        updated_at=now(),
-    ))
+        updated_at=at,
+    )
+
+
+async def write_pending_orders(uow: UnitOfWork) -> None:
+    """Write the orders added and saved since the last write: one INSERT and one UPDATE, serialised once each."""
+    pending: dict[str, _PendingOrder] | None = uow.caches.pop(_PENDING_ORDERS, None)
+    if not pending:
+        return
+    inserts = [_insert_values(p.order, p.at) for p in pending.values() if p.insert]
+    updates = [_update_values(p.order, p.at) for p in pending.values() if not p.insert]
+    if inserts:
+        await uow.session.execute(_ADD_ORDER, inserts)
+    if updates:
+        await uow.session.execute(_SAVE_ORDER, updates)
+
+
+async def add_order(uow: UnitOfWork, order: ProductionOrder) -> None:
+    kept = replace(order)
+    _kept_orders(uow)[order.order_id] = kept
+    if _buffering(uow):
+        _buffer(uow, kept, insert=True)
+        return
+    await uow.session.execute(_ADD_ORDER, _insert_values(order, now()))
+
+
+async def save_order(uow: UnitOfWork, order: ProductionOrder) -> None:
+    kept = replace(order)
+    _kept_orders(uow)[order.order_id] = kept
+    if _buffering(uow):
+        _buffer(uow, kept, insert=False)
+        return
+    await uow.session.execute(_SAVE_ORDER, _update_values(order, now()))
 
 
 async def list_orders(session: AsyncSession) -> list[ProductionOrder]:
@@ -387,40 +510,121 @@ async def list_orders(session: AsyncSession) -> list[ProductionOrder]:
     return [order for (order_id,) in rows if (order := await load_order(session, order_id)) is not None]
 
 
-async def add_finished_lot(session: AsyncSession, lot: str, order_id: str, item: str, quantity: Decimal) -> None:
-    await session.execute(_ADD_FINISHED_LOT, dict(lot=lot, order_id=order_id, item=item, quantity=quantity,
-                                                  produced_at=now()))
+# Finished lots, like orders, are kept per unit of work and added once per batch: the orders' lots are read for the
+# whole batch (`load_finished_lots`), a lot produced is appended to its order's list and written just before the
+# commit (at once in a run with a savepoint per event, see the orders above). What reads the table through SQL either
+# needs no lot added meanwhile (a lot is added unshipped and uncancelled), looks at the added ones first, or writes
+# them first (`_write_pending_lots`).
+
+_LOTS = "finished_lots"  # order id -> its lots standing (lot, item, quantity), as `_FINISHED_LOTS_OF` lists them
+_PENDING_LOTS = "finished_lots_pending"  # the rows of the lots added and not yet written, in the order added
+_FINISHED_LOTS_OF_ORDERS = (select(finished_lots.c.order_id, finished_lots.c.lot, finished_lots.c.item,
+                                   finished_lots.c.quantity)
+                            .where(finished_lots.c.order_id.in_(bindparam("b_order_ids", expanding=True)),
+                                   finished_lots.c.cancelled_at.is_(None))
+                            .order_by(finished_lots.c.produced_at, finished_lots.c.lot))
 
 
-async def finished_lots_of(session: AsyncSession, order_id: str) -> list[tuple[str, str, Decimal]]:
-    rows = await session.execute(_FINISHED_LOTS_OF, {"b_order_id": order_id})
-    return [(r[0], r[1], r[2]) for r in rows]
+def _kept_lots(uow: UnitOfWork) -> dict[str, list[tuple[str, str, Decimal]]]:
+    kept: dict[str, list[tuple[str, str, Decimal]]] | None = uow.caches.get(_LOTS)
+    if kept is None:
+        kept = uow.caches[_LOTS] = {}
+    return kept
 
 
-async def finished_lot_exists(session: AsyncSession, lot: str) -> bool:
+def _pending_lots(uow: UnitOfWork) -> list[dict[str, Any]]:
+    return uow.caches.get(_PENDING_LOTS) or []
+
+
+async def _write_pending_lots(uow: UnitOfWork) -> None:
+    pending: list[dict[str, Any]] | None = uow.caches.pop(_PENDING_LOTS, None)
+    if pending:
+        await uow.session.execute(_ADD_FINISHED_LOT, pending)
+
+
+async def load_finished_lots(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
+    """Read the lots of the orders a batch is about with one statement, instead of one per event."""
+    kept = _kept_lots(uow)
+    wanted = sorted(set(order_ids) - kept.keys())
+    if not wanted:
+        return
+    await _write_pending_lots(uow)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found: dict[str, list[tuple[str, str, Decimal]]] = {order_id: [] for order_id in chunk}
+        for row in await uow.session.execute(_FINISHED_LOTS_OF_ORDERS, {"b_order_ids": chunk}):
+            found[row[0]].append((row[1], row[2], row[3]))
+        kept.update(found)
+
+
+async def add_finished_lot(uow: UnitOfWork, lot: str, order_id: str, item: str, quantity: Decimal) -> None:
+    row = dict(lot=lot, order_id=order_id, item=item, quantity=quantity, produced_at=now())
+    if _buffering(uow):
+        pending: list[dict[str, Any]] | None = uow.caches.get(_PENDING_LOTS)
+        if pending is None:
+            pending = uow.caches[_PENDING_LOTS] = []
+        pending.append(row)
+        # registered at every write: a refused event's `forget_caches` drops the action along with the buffer
+        uow.before_commit(_PENDING_LOTS, _write_pending_lots)
+    else:
+        await uow.session.execute(_ADD_FINISHED_LOT, row)
+    lots = _kept_lots(uow).get(order_id)
+    if lots is not None:
+        # produced now, after every lot read: last (lots produced at the same instant are listed by name)
+        same_instant = [(lot, item, quantity)]
+        while lots and lots[-1][0] > lot and _produced_at(uow, lots[-1][0]) == row["produced_at"]:
+            same_instant.insert(0, lots.pop())
+        lots.extend(sorted(same_instant))
+
+
+def _produced_at(uow: UnitOfWork, lot: str) -> datetime | None:
+    return next((r["produced_at"] for r in _pending_lots(uow) if r["lot"] == lot), None)
+
+
+async def finished_lots_of(uow: UnitOfWork, order_id: str) -> list[tuple[str, str, Decimal]]:
+    """An order's lots standing (not cancelled), in the order they were produced."""
+    kept = _kept_lots(uow)
+    lots = kept.get(order_id)
+    if lots is None:
+        await _write_pending_lots(uow)
+        rows = await uow.session.execute(_FINISHED_LOTS_OF, {"b_order_id": order_id})
+        lots = kept[order_id] = [(r[0], r[1], r[2]) for r in rows]
+    return list(lots)
+
+
+async def finished_lot_exists(uow: UnitOfWork, lot: str) -> bool:
     """Whether a finished lot of this name was ever produced (a cancelled one too: names are never reused)."""
-    found = await session.execute(_FINISHED_LOT_EXISTS, {"b_lot": lot})
+    if any(r["lot"] == lot for r in _pending_lots(uow)):
+        return True
+    found = await uow.session.execute(_FINISHED_LOT_EXISTS, {"b_lot": lot})
     return found.scalar_one_or_none() is not None
 
 
-async def finished_lot(session: AsyncSession, lot: str) -> tuple[str, str] | None:
+async def finished_lot(uow: UnitOfWork, lot: str) -> tuple[str, str] | None:
     """The order (or run) that produced a finished lot still standing, and its item; None for any other lot."""
-    found = (await session.execute(_FINISHED_LOT, {"b_lot": lot})).first()
+    added = next((r for r in _pending_lots(uow) if r["lot"] == lot), None)
+    if added is not None:
+        return added["order_id"], added["item"]
+    found = (await uow.session.execute(_FINISHED_LOT, {"b_lot": lot})).first()
     return (found[0], found[1]) if found is not None else None
 
 
-async def shipped_lots(session: AsyncSession, order_id: str) -> set[str]:
-    rows = await session.execute(_SHIPPED_LOTS, {"b_order_id": order_id})
+async def shipped_lots(uow: UnitOfWork, order_id: str) -> set[str]:
+    # (a lot added and not yet written is not shipped)
+    rows = await uow.session.execute(_SHIPPED_LOTS, {"b_order_id": order_id})
     return {r[0] for r in rows}
 
 
-async def mark_lots_shipped(session: AsyncSession, order_id: str, lots: Iterable[str]) -> None:
-    await session.execute(_MARK_LOTS_SHIPPED, {"b_order_id": order_id, "b_lots": sorted(set(lots)),
-                                               "shipped_at": now()})
+async def mark_lots_shipped(uow: UnitOfWork, order_id: str, lots: Iterable[str]) -> None:
+    await _write_pending_lots(uow)
+    await uow.session.execute(_MARK_LOTS_SHIPPED, {"b_order_id": order_id, "b_lots": sorted(set(lots)),
+                                                   "shipped_at": now()})
 
 
-async def cancel_finished_lot(session: AsyncSession, lot: str) -> None:
-    await session.execute(_CANCEL_FINISHED_LOT, {"b_lot": lot, "cancelled_at": now()})
+async def cancel_finished_lot(uow: UnitOfWork, lot: str) -> None:
+    await _write_pending_lots(uow)
+    uow.caches.pop(_LOTS, None)  # the lot's order lists it no longer: read again
+    await uow.session.execute(_CANCEL_FINISHED_LOT, {"b_lot": lot, "cancelled_at": now()})
 
 
 # -- the exception queue ---------------------------------------------------------------------------------------

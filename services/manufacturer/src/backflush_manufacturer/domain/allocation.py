@@ -45,6 +45,6 @@ def release_allocations(
     """Release everything still promised to an order (optionally of one item only)."""
     return tuple(
         LedgerMovement(i, location, lot, -quantity, MovementReason.ALLOCATION, event_id, production_order=order)
-        for (i, location, lot, order), quantity in ledger.allocations().items()
-        if order == production_order and item in (None, i)
+        for (i, location, lot, order), quantity in ledger.allocations_of_order(production_order).items()
+        if item in (None, i)
     )

@@ -143,6 +143,9 @@ class _ItemState:
     lots: dict[str, list[str]] = field(default_factory=dict)  # location -> lots in receipt order
     debts: dict[str, dict[str, _Debt]] = field(default_factory=dict)  # location -> flush id -> debt
     owners: dict[str, str] = field(default_factory=dict)  # lot -> its owner (consigned lots only)
+    # lot -> the locations it has on-hand movements at, in first-movement order (`on_hand`'s order): an item's
+    # finished lots run into the thousands, and a lot's locations are asked for at every delivery and allocation
+    places: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def clone(self) -> _ItemState:
         return _ItemState(
@@ -158,6 +161,7 @@ class _ItemState:
                 for location, debts in self.debts.items()
             },
             dict(self.owners),
+            dict(self.places),
         )
 
     def add(self, m: LedgerMovement) -> None:
@@ -172,7 +176,12 @@ class _ItemState:
             by_lot = (m.location, m.lot)
             self.allocated_by_lot[by_lot] = self.allocated_by_lot.get(by_lot, ZERO) + m.quantity
             return
-        self.on_hand[(m.location, m.lot)] = self.on_hand.get((m.location, m.lot), ZERO) + m.quantity
+        key = (m.location, m.lot)
+        before = self.on_hand.get(key)
+        if before is None:
+            self.places[m.lot] = self.places.get(m.lot, ()) + (m.location,)
+            before = ZERO
+        self.on_hand[key] = before + m.quantity
         if m.flush_id is not None and m.lot == NEGATIVE_LOT:
             debts = self.debts.setdefault(m.location, {})
             debt = debts.setdefault(m.flush_id, _Debt(ZERO, m.production_order, m.into_item, m.into_lot))
@@ -260,7 +269,9 @@ class StockLedger:
 
     def lot_locations(self, item: str, lot: str) -> dict[str, Decimal]:
         """Where a lot of `item` is on hand: `{location: on hand}`, non-zero only."""
-        return {loc: quantity for (loc, lt), quantity in self._state(item).on_hand.items() if lt == lot and quantity}
+        state = self._state(item)
+        on_hand = state.on_hand
+        return {loc: quantity for loc in state.places.get(lot, ()) if (quantity := on_hand[(loc, lot)])}
 
     def allocated(
         self,
@@ -325,6 +336,19 @@ class StockLedger:
             for (location, lot, order), quantity in state.allocated.items()
             if quantity
         }
+
+    def allocations_of_order(self, production_order: str) -> dict[tuple[str, str, str, str | None], Decimal]:
+        """`allocations()` of one order (same keys, same order), from the order's own movements: every delivery
+        and cancellation asks, and the whole book of allocations grows with every order ever allocated."""
+        totals: dict[tuple[str, str, str, str | None], Decimal] = {}
+        for m in self._at(self._orders.get(production_order, ())):
+            if m.is_allocation:
+                key = (m.item, m.location, m.lot, production_order)
+                totals[key] = totals.get(key, ZERO) + m.quantity
+        if len({key[0] for key in totals}) > 1:  # items in the order `allocations()` lists them: first appearance
+            rank = {item: position for position, item in enumerate(self._items)}
+            totals = dict(sorted(totals.items(), key=lambda entry: rank[entry[0][0]]))
+        return {key: quantity for key, quantity in totals.items() if quantity}
 
     def items(self) -> tuple[str, ...]:
         """The items this ledger has movements of, in first-appearance order."""
