@@ -30,7 +30,9 @@ class ServiceSettings(KafkaSecurity):
     topic_partitions: int = Field(3, ge=1, description="Partitions of the topics the service creates if missing.")
     topic_replication: int = Field(1, ge=1)
     max_batch: int = Field(500, ge=1, le=10_000, description="Most records applied in one transaction.")
-    poll_timeout_ms: int = Field(20, ge=1, le=1000, description="How long an idle consumer waits between polls.")
+    poll_timeout_ms: int = Field(
+        500, ge=1, le=10_000,
+        description="How long one poll of an idle consumer waits for records (it returns when one arrives).")
     offset_commit_interval_seconds: float = Field(
         1.0, gt=0, le=3600, description="How often consumed offsets are committed to Kafka (after their transaction).")
     max_value_bytes: int = Field(1_000_000, ge=1024, description="Larger records are dead-lettered unread.")
