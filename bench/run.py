@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
 import shlex
 import shutil
