@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from backflush_shared.messaging.consumer_watch import ConsumerWatch, ended_on_its_own
+from backflush_shared.messaging.consumer_watch import ConsumerWatch, ended_on_its_own, start_until_connected
 
 
 class FakeSubscriber:
@@ -59,3 +59,40 @@ async def test_the_watch_runs_on_its_own_and_stops_when_asked() -> None:
     await watch.stop()
     assert subscriber.starts == 1 and watch.restarts == 1
     await subscriber.stop()
+
+
+class SlowStartingSubscriber(FakeSubscriber):
+    """A subscriber whose start is still connecting when a stop comes (FastStream clears its consumer on stop)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.connecting = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.consumer: object | None = None
+        self.loop_started_without_consumer = False
+
+    async def start(self) -> None:
+        self.consumer = object()
+        self.connecting.set()
+        await self.connected.wait()
+        if self.consumer is None:
+            self.loop_started_without_consumer = True  # FastStream: "You should start subscriber at first."
+        await super().start()
+
+    async def stop(self) -> None:
+        self.consumer = None
+        await super().stop()
+
+
+async def test_a_stop_during_a_start_waits_for_it_and_leaves_nothing_running() -> None:
+    subscriber = SlowStartingSubscriber("slow")
+    start_until_connected(subscriber, name="slow")
+    starting = asyncio.create_task(subscriber.start())
+    await subscriber.connecting.wait()
+    stopping = asyncio.create_task(subscriber.stop())
+    await asyncio.sleep(0.01)
+    assert not stopping.done(), "the stop did not wait for the start in progress"
+    subscriber.connected.set()
+    await asyncio.wait_for(asyncio.gather(starting, stopping), timeout=5)
+    assert not subscriber.loop_started_without_consumer
+    assert subscriber.tasks == [] and subscriber.consumer is None

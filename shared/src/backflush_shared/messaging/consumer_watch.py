@@ -81,29 +81,48 @@ START_RETRY_MAX_SECONDS = 5.0
 
 
 def start_until_connected(subscriber: Subscriber, *, name: str, first_retry_seconds: float = 0.5) -> None:
-    """Make `subscriber.start` keep trying while the broker cannot be reached, instead of failing start-up.
+    """Make `subscriber.start` keep trying while the broker cannot be reached, instead of failing start-up; and
+    make a stop wait for a start in progress.
 
     The service checks the broker before it starts its consumers, but the broker may go away while they start (a
     broker restart right after a service's own restart, seen in the crash test). aiokafka then raises out of the
     consumer's bootstrap, FastStream abandons start-up and begins to shut down, and that shutdown never ends: the
     consumers already started keep heartbeating a coordinator that is being closed. The process then neither
     works nor exits. Retried here, the start waits for the broker like every other client of ours does.
+
+    A SIGTERM may also come while a consumer is starting (the health check answers before every consumer runs):
+    FastStream's stop then cleared the consumer under the start, whose consume loop began with none and failed
+    with a traceback. A stop now waits for the attempt in progress, and no attempt begins once it was asked.
     """
-    original = subscriber.start
+    original_start, original_stop = subscriber.start, subscriber.stop
+    turn = asyncio.Lock()  # one of start or stop at a time
+    stopping = False
 
     async def start() -> None:
+        nonlocal stopping
+        stopping = False
         delay = first_retry_seconds
         while True:
-            try:
-                await original()
-                return
-            except KafkaConnectionError as error:
-                log.warning("a consumer could not reach the broker as it started; trying again",
-                            subscriber=name, error=str(error), retry_in_seconds=delay)
-            # the consumer that failed to bootstrap is dropped before the next attempt builds a new one
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(subscriber.stop(), timeout=10)
+            async with turn:
+                if stopping:
+                    return
+                try:
+                    await original_start()
+                    return
+                except KafkaConnectionError as error:
+                    log.warning("a consumer could not reach the broker as it started; trying again",
+                                subscriber=name, error=str(error), retry_in_seconds=delay)
+                # the consumer that failed to bootstrap is dropped before the next attempt builds a new one
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(original_stop(), timeout=10)
             await asyncio.sleep(delay)
             delay = min(delay * 2, START_RETRY_MAX_SECONDS)
 
+    async def stop() -> None:
+        nonlocal stopping
+        stopping = True
+        async with turn:
+            await original_stop()
+
     subscriber.start = start  # type: ignore[method-assign]
+    subscriber.stop = stop  # type: ignore[method-assign]
