@@ -10,7 +10,6 @@ import base64
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -26,18 +25,11 @@ from backflush_shared.messaging.codec import encode
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.database import Database
 from backflush_shared.service import ServiceRuntime
+from support.consumed import Record
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "services" / "manufacturer" / "sample_data"
 
 
-@dataclass(frozen=True)
-class _Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 _offsets = itertools.count(10_000)
@@ -60,7 +52,7 @@ async def apply(runtime: ServiceRuntime, events: Sequence[Event], *, dead_letter
     for event in events:
         source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
         encoded = encode(event, envelope_for(event, source), runtime.topics(event.topic))
-        records.append(_Record(encoded.topic, 0, next(_offsets), encoded.key, encoded.value, encoded.headers))
+        records.append(Record.of(encoded, next(_offsets)))
     result = await runtime.processor.process(records)
     assert result.dead_lettered == dead_letters, result
 

@@ -78,6 +78,13 @@ class UnitOfWork:
         assert self.outgoing is not None, "this unit of work has no outbox: it may only read"
         await self.outgoing.emit(event, caused_by=self.consumed, correlation_id=correlation_id)
 
+    @property
+    def defers_writes(self) -> bool:
+        """Whether a repository may keep a write in `caches` for a before-commit action to make: not inside a
+        savepoint (a batch run with one per event, after a refusal), where a refused event's `forget_caches` would
+        drop the other events' waiting writes with its own."""
+        return not self.session.in_nested_transaction()
+
     def insert_at_commit(self, table: Table, row: dict[str, Any]) -> None:
         """Insert `row` into `table` when the unit of work commits (rows nothing reads back before: an order's
         history), with the other rows of its table in one statement, in the order they were added."""

@@ -17,7 +17,6 @@ Figures from `services/manufacturer/sample_data` (worked by hand):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.inbox import Claim, Inbox
 from backflush_shared.unit_of_work import UnitOfWork, unit_of_work
+from support.consumed import Record
 
 D = Decimal
 SAMPLE_DATA = Path(__file__).resolve().parents[3] / "services" / "manufacturer" / "sample_data"
@@ -154,14 +154,6 @@ async def test_lots_keep_their_append_order_for_first_in_first_out(database: Dat
 # -- one transaction: the posting and the event that caused it ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 def consumed_receipt(offset: int = 0) -> ConsumedEvent:
@@ -169,7 +161,7 @@ def consumed_receipt(offset: int = 0) -> ConsumedEvent:
     event = ComponentsReceived(receipt_id="R-77", item="SCREW-M6", lot="SC-7777", quantity=D(777))
     source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
     encoded = encode(event, envelope_for(event, source), "master-data")
-    decoded = decode(_Record(encoded.topic, 0, offset, encoded.key, encoded.value, encoded.headers))
+    decoded = decode(Record.of(encoded, offset))
     assert isinstance(decoded, ConsumedEvent), decoded
     return decoded
 
@@ -218,7 +210,7 @@ async def test_a_redelivered_event_posts_nothing(database: Database, sample: Mas
     consumed = consumed_receipt()
     await apply_receipt(database, inbox, consumed, sample)
 
-    redelivered = decode(_Record(consumed.origin.topic, 0, 1, consumed.origin.key, consumed.origin.value,
+    redelivered = decode(Record(consumed.origin.topic, 0, 1, consumed.origin.key, consumed.origin.value,
                                  list(consumed.origin.headers)))
     assert isinstance(redelivered, ConsumedEvent)
     assert await apply_receipt(database, inbox, redelivered, sample) is Claim.DUPLICATE

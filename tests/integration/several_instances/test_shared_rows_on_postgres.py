@@ -48,6 +48,7 @@ from backflush_shared.service import ServiceDefinition
 from backflush_warehouse.adapters import tables as warehouse_tables
 from backflush_warehouse.app import SERVICE as WAREHOUSE
 from backflush_warehouse.handlers import build_handlers as warehouse_handlers
+from support.consumed import Record
 
 pytestmark = pytest.mark.postgres
 
@@ -67,10 +68,6 @@ async def race(first: Awaitable[Any], second: Awaitable[T]) -> list[Any]:
     return list(await asyncio.gather(first, _second(second)))
 
 
-class _Record:
-    def __init__(self, encoded: EncodedRecord, offset: int) -> None:
-        self.topic, self.partition, self.offset = encoded.topic, 0, offset
-        self.key, self.value, self.headers = encoded.key, encoded.value, encoded.headers
 
 
 _offsets = iter(range(1_000_000))
@@ -79,7 +76,7 @@ _offsets = iter(range(1_000_000))
 def consumed(event: Event) -> ConsumedEvent:
     source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
     encoded = encode(event, envelope_for(event, source), TOPICS(event.topic))
-    decoded = decode(_Record(encoded, next(_offsets)))
+    decoded = decode(Record.of(encoded, next(_offsets)))
     assert isinstance(decoded, ConsumedEvent), decoded
     return decoded
 

@@ -23,9 +23,6 @@ from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import RackPlacement
-from backflush_shared.contracts.topics import TopicNames
-from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 from backflush_shared.settings import ServiceSettings
@@ -33,14 +30,9 @@ from backflush_shared.settings import ServiceSettings
 from backflush_distributor.adapters import repository
 from backflush_distributor.adapters.tables import order_transitions
 from backflush_distributor.app import SERVICE as DISTRIBUTOR
+from support.consumed import Record
 
 
-class _Record:
-    def __init__(self, event: Event, offset: int) -> None:
-        self.topic = TopicNames()(event.topic)
-        encoded = encode(event, envelope_for(event, source_for(event, otherwise="/backflush/tests")), self.topic)
-        self.partition, self.offset = 0, offset
-        self.key, self.value, self.headers = encoded.key, encoded.value, list(encoded.headers)
 
 
 def placed(order_id: str) -> o.OrderPlaced:
@@ -71,7 +63,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
 
 async def apply(runtime: ServiceRuntime, *events: Event, first_offset: int) -> Any:
     assert runtime.processor is not None
-    return await runtime.processor.process([_Record(e, first_offset + n) for n, e in enumerate(events)])
+    return await runtime.processor.process([Record.of_event(e, first_offset + n) for n, e in enumerate(events)])
 
 
 async def milestones(runtime: ServiceRuntime, order_id: str) -> tuple[bool, bool]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -45,6 +44,7 @@ from backflush_shared.messaging.codec import encode
 from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
+from support.consumed import Record
 
 SAMPLE_DATA = Path(__file__).resolve().parents[3] / "services" / "manufacturer" / "sample_data"
 
@@ -64,16 +64,6 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-@dataclass(frozen=True)
-class _Record:
-    """What the batch processor reads from a Kafka record."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 _offsets = itertools.count()
@@ -86,7 +76,7 @@ async def feed(runtime: ServiceRuntime, events: Sequence[Event]) -> None:
     for event in events:
         source = source_for(event, otherwise="/backflush/tests")  # a service topic's events come from its writer
         encoded = encode(event, envelope_for(event, source), runtime.topics(event.topic))
-        records.append(_Record(encoded.topic, 0, next(_offsets), encoded.key, encoded.value, encoded.headers))
+        records.append(Record.of(encoded, next(_offsets)))
     result = await runtime.processor.process(records)
     assert result.dead_lettered == 0, result
 

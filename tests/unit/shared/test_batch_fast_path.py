@@ -47,16 +47,9 @@ from backflush_distributor.adapters import repository as distributor_repository
 from backflush_distributor.adapters.tables import inbox, order_events, order_transitions, orders, outbox
 from backflush_distributor.app import SERVICE as DISTRIBUTOR
 from backflush_warehouse.app import SERVICE as WAREHOUSE
+from support.consumed import Record
 
 
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 def record_of(event: Any, topic: str, partition: int, offset: int) -> Record:

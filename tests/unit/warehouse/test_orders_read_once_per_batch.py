@@ -24,27 +24,19 @@ from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import Flow, OrderProcessingInfo
-from backflush_shared.contracts.topics import TopicNames
-from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 
 from backflush_warehouse.app import SERVICE as WAREHOUSE
 from backflush_warehouse.layout import apply_layout
 from backflush_warehouse.settings import WarehouseSettings
+from support.consumed import Record
 
 ITEM = "CHAIR-ERGO"
 SIGNED_AT = datetime(2030, 1, 1, tzinfo=UTC)
 ORDER_TABLES = ("stock_units", "shipments", "cancelled_orders", "cancelled_lots", "stock_orders", "finished_stock")
 
 
-class _Record:
-    def __init__(self, event: Event, offset: int) -> None:
-        self.topic = TopicNames()(event.topic)
-        encoded = encode(event, envelope_for(event, source_for(event, otherwise="/backflush/tests")), self.topic)
-        self.partition, self.offset = 0, offset
-        self.key, self.value, self.headers = encoded.key, encoded.value, list(encoded.headers)
 
 
 def directed(order_id: str, lot: str | None = None) -> inv.GoodsDirectedToRacks:
@@ -121,7 +113,7 @@ async def apply(runtime: ServiceRuntime, events: Sequence[Event]) -> tuple[int, 
     assert runtime.processor is not None
     start = _offsets.get(id(runtime), 0)
     _offsets[id(runtime)] = start + len(events)
-    result = await runtime.processor.process([_Record(e, start + n) for n, e in enumerate(events)])
+    result = await runtime.processor.process([Record.of_event(e, start + n) for n, e in enumerate(events)])
     return result.applied, result.refused
 
 

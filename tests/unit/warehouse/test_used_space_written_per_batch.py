@@ -18,9 +18,6 @@ from sqlalchemy import event, select
 from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
-from backflush_shared.contracts.topics import TopicNames
-from backflush_shared.messaging.codec import encode
-from backflush_shared.messaging.publish import envelope_for, source_for
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
 
@@ -28,14 +25,9 @@ from backflush_warehouse.adapters.tables import locations, stock_units
 from backflush_warehouse.app import SERVICE as WAREHOUSE
 from backflush_warehouse.layout import apply_layout
 from backflush_warehouse.settings import WarehouseSettings
+from support.consumed import Record
 
 
-class _Record:
-    def __init__(self, event: Event, offset: int) -> None:
-        self.topic = TopicNames()(event.topic)
-        encoded = encode(event, envelope_for(event, source_for(event, otherwise="/backflush/tests")), self.topic)
-        self.partition, self.offset = 0, offset
-        self.key, self.value, self.headers = encoded.key, encoded.value, list(encoded.headers)
 
 
 def directed(order_id: str) -> inv.GoodsDirectedToRacks:
@@ -63,7 +55,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
 
 async def apply(runtime: ServiceRuntime, *events: Event) -> Any:
     assert runtime.processor is not None
-    return await runtime.processor.process([_Record(e, n) for n, e in enumerate(events)])
+    return await runtime.processor.process([Record.of_event(e, n) for n, e in enumerate(events)])
 
 
 async def used_and_stored(runtime: ServiceRuntime) -> tuple[Decimal, Decimal]:

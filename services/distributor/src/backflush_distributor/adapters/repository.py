@@ -20,6 +20,7 @@ from backflush_distributor.domain.lifecycle import Milestones, Order, OrderStatu
 
 
 _MILESTONE_FIELDS = tuple(f.name for f in fields(Milestones))
+_FIELD_NAMES = frozenset(_MILESTONE_FIELDS)
 _DECIMAL_MILESTONES = frozenset(("produced", "consigned", "put_away_needed", "put_away_free", "stock_needed",
                                  "stock_free", "stock_shipped", "stock_signed"))
 _TIME_MILESTONES = frozenset(name for name in _MILESTONE_FIELDS if name.endswith("_since"))
@@ -51,12 +52,10 @@ def _milestones_from_json(text: str) -> Milestones:
     return Milestones(**values)
 
 
-_FIELD_NAMES = frozenset(_MILESTONE_FIELDS)
-
-
 # The statements every event runs, built once: a statement built per call costs SQLAlchemy more (coercing each
 # value, computing its cache key) than SQLite takes to run it; a prebuilt one keeps its cache key.
 _LOAD = select(orders).where(orders.c.order_id == bindparam("order_id"))
+_CAPACITIES_NOW = select(storage_capacity.c.kind, storage_capacity.c.capacity)
 _LOAD_FOR_UPDATE = _LOAD.with_for_update()
 # one statement, rows locked in order id order: two transactions locking several orders take them in the same order
 _LOAD_MANY_FOR_UPDATE = (select(orders).where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
@@ -112,7 +111,7 @@ def _order_row(row: Any) -> OrderRow:
 # once): one INSERT or UPDATE per event, through SQLAlchemy, cost more than the rest of the event. So within a batch
 # run without savepoints the orders added or saved are kept in the unit of work's caches (with the locked rows the
 # next event starts from) and written once each, with one statement per kind, just before the commit. A refusal in
-# such a run rolls the whole run back, buffer included. A run with a savepoint per event (`in_nested_transaction`)
+# such a run rolls the whole run back, buffer included. A run with a savepoint per event (`UnitOfWork.defers_writes`)
 # writes at once instead: a refused event's `forget_caches` drops the buffer, and with it the other events' writes.
 # Whatever reads the orders table through SQL in the transaction writes the buffer first (`_write_pending`).
 
@@ -122,10 +121,6 @@ class _Pending:
 
     def __init__(self, insert: bool, order: Order, values: dict[str, Any]) -> None:
         self.insert, self.order, self.values = insert, order, values
-
-
-def _buffering(uow: UnitOfWork) -> bool:
-    return not uow.session.in_nested_transaction()
 
 
 def _buffer(uow: UnitOfWork, order: Order, values: dict[str, Any], *, insert: bool) -> None:
@@ -217,7 +212,7 @@ async def add(uow: UnitOfWork, order: Order, *, fingerprint: str, order_holder: 
         placed_fingerprint=fingerprint, state=status.state.value, waiting_for=status.waiting_for, waiting_since=at,
         created_at=at, updated_at=at,
     )
-    if not _buffering(uow):
+    if not uow.defers_writes:
         await uow.session.execute(_ADD, {**values, "milestones": _milestones_to_json(order.milestones)})
         return
     # an inserted row is this transaction's alone until it commits: the order's next events start from it
@@ -242,7 +237,7 @@ async def save(uow: UnitOfWork, order: Order, *, previous: OrderStatus, waiting_
     if before is not None:  # the next event of the order in this transaction starts from what was just saved
         locked[order.order_id] = OrderRow(order, before.fingerprint, status, values["waiting_since"],
                                           {**before.details, **values})
-    if before is not None and _buffering(uow):
+    if before is not None and uow.defers_writes:
         _buffer(uow, order, values, insert=False)
     else:
         await uow.session.execute(_SAVE, dict(key=order.order_id, milestones=_milestones_to_json(order.milestones),
@@ -276,9 +271,6 @@ async def capacities(uow: UnitOfWork) -> dict[str, Decimal]:
         rows = (await uow.session.execute(_CAPACITIES_NOW)).all()
         known = uow.caches[_CAPACITIES] = {kind: capacity for kind, capacity in rows}
     return dict(known)
-
-
-_CAPACITIES_NOW = select(storage_capacity.c.kind, storage_capacity.c.capacity)
 
 
 async def set_capacity(uow: UnitOfWork, kind: str, capacity: Decimal, *, at: datetime,

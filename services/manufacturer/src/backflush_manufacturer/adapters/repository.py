@@ -271,8 +271,7 @@ class LedgerCache:
             await append(uow.session, movements)
             return
         ledger, _high_water = await self._working(uow)
-        if uow.session.in_nested_transaction():
-            # a savepoint per event: a refused event's `forget_caches` would drop a buffer, others' rows with it
+        if not uow.defers_writes:
             await append(uow.session, movements)
         else:
             # written with the batch's other movements, in append order, just before the commit (`_before_commit`):
@@ -393,7 +392,7 @@ async def load_order(session: AsyncSession, order_id: str) -> ProductionOrder | 
 # orders it read or wrote (as they were last saved: a use case gets a copy, and what it changes without saving is
 # not kept), and, within a batch run without savepoints, writes the orders added and saved once each, one statement
 # per kind, just before the commit. A refusal in such a run rolls the whole run back, buffer included. A run with a
-# savepoint per event (`in_nested_transaction`) writes at once instead: a refused event's `forget_caches` drops the
+# savepoint per event (`UnitOfWork.defers_writes`) writes at once instead: a refused event's `forget_caches` drops the
 # buffer (and the orders kept), and with it the other events' writes. Kept orders stay right for the transaction:
 # every writer of an order holds the stock lock (`lock_stock`, taken before an order is read) until it commits.
 
@@ -442,10 +441,6 @@ async def load_orders(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
             kept[order_id] = found.get(order_id)
 
 
-def _buffering(uow: UnitOfWork) -> bool:
-    return not uow.session.in_nested_transaction()
-
-
 def _buffer(uow: UnitOfWork, order: ProductionOrder, *, insert: bool) -> None:
     pending: dict[str, _PendingOrder] | None = uow.caches.get(_PENDING_ORDERS)
     if pending is None:
@@ -490,7 +485,7 @@ async def write_pending_orders(uow: UnitOfWork) -> None:
 async def add_order(uow: UnitOfWork, order: ProductionOrder) -> None:
     kept = replace(order)
     _kept_orders(uow)[order.order_id] = kept
-    if _buffering(uow):
+    if uow.defers_writes:
         _buffer(uow, kept, insert=True)
         return
     await uow.session.execute(_ADD_ORDER, _insert_values(order, now()))
@@ -499,7 +494,7 @@ async def add_order(uow: UnitOfWork, order: ProductionOrder) -> None:
 async def save_order(uow: UnitOfWork, order: ProductionOrder) -> None:
     kept = replace(order)
     _kept_orders(uow)[order.order_id] = kept
-    if _buffering(uow):
+    if uow.defers_writes:
         _buffer(uow, kept, insert=False)
         return
     await uow.session.execute(_SAVE_ORDER, _update_values(order, now()))
@@ -559,7 +554,7 @@ async def load_finished_lots(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
 
 async def add_finished_lot(uow: UnitOfWork, lot: str, order_id: str, item: str, quantity: Decimal) -> None:
     row = dict(lot=lot, order_id=order_id, item=item, quantity=quantity, produced_at=now())
-    if _buffering(uow):
+    if uow.defers_writes:
         pending: list[dict[str, Any]] | None = uow.caches.get(_PENDING_LOTS)
         if pending is None:
             pending = uow.caches[_PENDING_LOTS] = []

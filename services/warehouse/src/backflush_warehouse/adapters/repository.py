@@ -105,7 +105,7 @@ async def occupy(uow: UnitOfWork, changes: dict[str, Decimal]) -> None:
     if kept is not None:
         for code, change in changes.items():
             kept[code] = kept.get(code, Decimal(0)) + change
-    if uow.session.in_nested_transaction():
+    if not uow.defers_writes:
         await _write_used(uow)
         await _add_used(uow, changes)
         return
