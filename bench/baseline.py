@@ -571,7 +571,7 @@ async def run_baseline(config: BaselineConfig, bootstrap_servers: str, workdir: 
     for name, start in before.items():
         end = after.get(name)
         if start is not None and end is not None:
-            usage[name] = {"cpu_seconds": round(end.cpu_seconds - start.cpu_seconds, 2),
+            usage[name] = {"cpu_seconds": round(end.cpu_seconds - start.cpu_seconds, 4),
                                "cpu_seconds_since_start": round(end.cpu_seconds, 2),
                                "peak_rss_mib": round(end.peak_rss_mib, 1)}
     usage["bench process"] = {"cpu_seconds": round(bench_cpu, 2), "cpu_seconds_since_start": None,

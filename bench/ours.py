@@ -539,7 +539,7 @@ def _figures(config: OursConfig, flows: dict[str, str], placed_at: dict[str, flo
         end = after.get(name)
         if start is None or end is None:
             continue
-        services[name] = {"cpu_seconds": round(end.cpu_seconds - start.cpu_seconds, 2),
+        services[name] = {"cpu_seconds": round(end.cpu_seconds - start.cpu_seconds, 4),
                           "cpu_seconds_since_start": round(end.cpu_seconds, 2),
                           "peak_rss_mib": round(end.peak_rss_mib, 1)}
     services["bench process"] = {"cpu_seconds": round(bench_cpu, 2), "cpu_seconds_since_start": None,
@@ -548,7 +548,7 @@ def _figures(config: OursConfig, flows: dict[str, str], placed_at: dict[str, flo
     for name in SERVICES:
         mine = [figures for key, figures in services.items() if key == name or key.startswith(f"{name}-")]
         if mine:
-            per_service[name] = {"cpu_seconds": round(sum(f["cpu_seconds"] for f in mine), 2),
+            per_service[name] = {"cpu_seconds": round(sum(f["cpu_seconds"] for f in mine), 4),
                                  "cpu_ms_per_order": round(sum(f["cpu_seconds"] for f in mine) / config.orders * 1000,
                                                            3),
                                  "peak_rss_mib": max(f["peak_rss_mib"] for f in mine), "processes": len(mine)}
