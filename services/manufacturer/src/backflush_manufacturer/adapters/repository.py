@@ -227,10 +227,12 @@ class LedgerCache:
 
     Loading every movement of an item for every flush would cost what the item's history costs; instead the
     service keeps the ledger it last committed and reads only the movements added since (`id` above its high
-    water mark). A transaction works on its own version (`StockLedger` versions share one log) which becomes
+    water mark). A transaction works on its own working version (`StockLedger.working()`: versions share one log,
+    and the working one is appended to in place, each item's state copied at its first append only) which becomes
     the cache only when the unit of work commits (`UnitOfWork.after_commit`, called after the outermost commit
-    only); a rollback leaves the cache as it was, and a refused event's savepoint rollback drops the working
-    version with the unit of work's caches.
+    only, which freezes it); the cached version itself is never changed, so a rollback leaves the cache as it was,
+    and a refused event's savepoint rollback drops the working version with the unit of work's caches. `load`
+    returns that working version: a ledger a use case loaded shows what the transaction appends after too.
 
     This needs one writer of the ledger at a time, which both backends give: SQLite has one writer per file, and
     on PostgreSQL every transaction that reads or appends movements holds the stock lock (`lock_stock`) until it
@@ -280,8 +282,9 @@ class LedgerCache:
             if pending is None:
                 pending = uow.caches[self._PENDING] = []
             pending += _movement_rows(movements, now())
+        ledger.append(movements)  # in place: the transaction's own version
         # the high water mark matters only once the transaction commits: read then, once per transaction
-        uow.caches[self._KEY] = (ledger.appended(movements), None)
+        uow.caches[self._KEY] = (ledger, None)
 
     async def _working(self, uow: UnitOfWork) -> tuple[StockLedger, int | None]:
         working = uow.caches.get(self._KEY)
@@ -293,7 +296,9 @@ class LedgerCache:
             rows = (await uow.session.execute(_LEDGER_SINCE, {"b_high_water": high_water})).mappings().all()
             if rows:
                 high_water = rows[-1]["id"]
-            working = uow.caches[self._KEY] = (ledger.appended(_movement(r) for r in rows), high_water)
+            own = ledger.working()
+            own.append(_movement(r) for r in rows)
+            working = uow.caches[self._KEY] = (own, high_water)
             uow.before_commit(self._KEY, self._before_commit)
             uow.after_commit(self._KEY, self._adopt)
         return working
@@ -312,7 +317,8 @@ class LedgerCache:
         # (without a high water mark the cache stays as it was: the next transaction catches up from the table; an
         # older commit adopted after a newer one would be consistent too, but it would make the next read longer)
         if working is not None and working[1] is not None and working[1] >= self._high_water:
-            self._ledger, self._high_water = working
+            # frozen: shared from now on by every transaction that starts from it, it must never change again
+            self._ledger, self._high_water = working[0].freeze(), working[1]
 
 
 #: The advisory lock of the manufacturer's stock: every item's lots, the parked-flush queue and the production

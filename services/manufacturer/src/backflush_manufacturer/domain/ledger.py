@@ -24,7 +24,8 @@ movements; so are the lots' receipt order (first in, first out) and the debts ca
 
 The ledger is a value: `appended(movements)` returns a new ledger and leaves this one as it was. A persistence
 layer loads the movements of the involved items, builds the ledger, calls the pure functions of this package
-and appends the movements they return.
+and appends the movements they return. The one exception is a transaction's working ledger (`working()`), which
+`append` extends in place and which no other version ever sees change (see `StockLedger`).
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ class _Debt:
 
 @dataclass(slots=True)
 class _ItemState:
-    """Everything derived for one item; cloned only when an append touches the item (copy on write)."""
+    """Everything derived for one item; cloned only when an append touches the item (copy on write), and by a
+    working ledger only at its first append of the item (see `StockLedger`)."""
 
     on_hand: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (location, lot)
     allocated: dict[tuple[str, str, str | None], Decimal] = field(default_factory=dict)  # (location, lot, order)
@@ -196,9 +198,20 @@ class StockLedger:
     appended to again (a branch). So appending costs what is appended, not what came before, and a service can
     keep years of movements in memory. The per-flush and per-order indexes hold log positions, each version
     reading only the positions below its own length.
+
+    What is derived per item (`_ItemState`: every lot's balance, the FIFO order, the debts) grows with the item's
+    history, so copying it is what an append costs. `appended` copies the state of each item it touches and
+    leaves every other version as it was. A transaction appends many times to its one version: it takes
+    `working()`, a version of its own that `append` extends in place, copying an item's state only at the
+    working ledger's first append of that item (copy on first write) and never touching a state another version
+    holds. So the working ledger sees every movement appended to it (a reference to it taken before an `append`
+    sees that append too), and the version it was taken from, like every other, never changes. `freeze()` ends
+    the appending in place (a working ledger that becomes a shared version, e.g. a cache's, once its transaction
+    commits); `appended` on a working ledger returns a value as on any version, and the working ledger copies
+    again the states they then share before it next changes them.
     """
 
-    __slots__ = ("_log", "_length", "_items", "_flushes", "_orders")
+    __slots__ = ("_log", "_length", "_items", "_flushes", "_orders", "_owned")
 
     def __init__(self) -> None:
         self._log: list[LedgerMovement] = []
@@ -206,6 +219,8 @@ class StockLedger:
         self._items: dict[str, _ItemState] = {}
         self._flushes: dict[str, list[int]] = {}  # flush id -> log positions of its on-hand movements
         self._orders: dict[str, list[int]] = {}  # production order -> log positions of its movements
+        # a working ledger's items whose state it alone holds, and may change in place; None: not a working ledger
+        self._owned: set[str] | None = None
 
     @classmethod
     def from_movements(cls, movements: Iterable[LedgerMovement]) -> StockLedger:
@@ -214,30 +229,64 @@ class StockLedger:
 
     def appended(self, movements: Iterable[LedgerMovement]) -> StockLedger:
         """A new ledger with `movements` appended; this one is left as it was."""
-        new = tuple(movements)
-        ledger = StockLedger()
-        if self._length == len(self._log):
-            ledger._log, ledger._flushes, ledger._orders = self._log, self._flushes, self._orders
-        else:  # an older version appended to again: it branches off with copies of its own part
-            ledger._log = self._log[: self._length]
-            ledger._flushes = _index_below(self._flushes, self._length)
-            ledger._orders = _index_below(self._orders, self._length)
-        ledger._items = dict(self._items)
-        touched: set[str] = set()
-        for movement in new:
-            if movement.item not in touched:
-                previous = ledger._items.get(movement.item)
-                ledger._items[movement.item] = previous.clone() if previous else _ItemState()
-                touched.add(movement.item)
-            ledger._items[movement.item].add(movement)
-            position = len(ledger._log)
-            ledger._log.append(movement)
-            if movement.flush_id is not None and not movement.is_allocation:
-                ledger._flushes.setdefault(movement.flush_id, []).append(position)
-            if movement.production_order is not None:
-                ledger._orders.setdefault(movement.production_order, []).append(position)
-        ledger._length = len(ledger._log)
+        ledger = self._sharing()
+        ledger._owned = set()
+        ledger._extend(movements)
+        ledger._owned = None
+        if self._owned is not None:
+            self._owned.clear()  # the new version holds this working ledger's states too: copied before a change
         return ledger
+
+    def working(self) -> StockLedger:
+        """A working ledger starting as this version: `append` extends it in place, and this one is left as it was."""
+        ledger = self._sharing()
+        ledger._owned = set()
+        return ledger
+
+    def append(self, movements: Iterable[LedgerMovement]) -> None:
+        """Append `movements` to this working ledger, in place (`working()`; never another version)."""
+        if self._owned is None:
+            raise TypeError("only a working ledger is appended to in place: take working(), or use appended()")
+        self._extend(movements)
+
+    def freeze(self) -> StockLedger:
+        """This ledger, no longer appended to in place (`append` refuses from now on): a version others may share."""
+        self._owned = None
+        return self
+
+    def _sharing(self) -> StockLedger:
+        """A ledger of this version's movements sharing its log, indexes and item states (copied on first write)."""
+        ledger = StockLedger()
+        ledger._log, ledger._length = self._log, self._length
+        ledger._flushes, ledger._orders = self._flushes, self._orders
+        ledger._items = dict(self._items)
+        return ledger
+
+    def _extend(self, movements: Iterable[LedgerMovement]) -> None:
+        owned = self._owned
+        assert owned is not None
+        movements = tuple(movements)  # (all of them decided before any is appended)
+        if self._length != len(self._log):
+            # another version was appended to the shared log since this one's end: this one branches off with
+            # copies of its own part
+            self._log = self._log[: self._length]
+            self._flushes = _index_below(self._flushes, self._length)
+            self._orders = _index_below(self._orders, self._length)
+        log, items = self._log, self._items
+        for movement in movements:
+            item = movement.item
+            if item not in owned:
+                previous = items.get(item)
+                items[item] = previous.clone() if previous is not None else _ItemState()
+                owned.add(item)
+            items[item].add(movement)
+            position = len(log)
+            log.append(movement)
+            if movement.flush_id is not None and not movement.is_allocation:
+                self._flushes.setdefault(movement.flush_id, []).append(position)
+            if movement.production_order is not None:
+                self._orders.setdefault(movement.production_order, []).append(position)
+        self._length = len(log)
 
     def _at(self, positions: Iterable[int]) -> tuple[LedgerMovement, ...]:
         return tuple(self._log[p] for p in positions if p < self._length)
