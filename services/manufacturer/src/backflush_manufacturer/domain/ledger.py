@@ -142,7 +142,9 @@ class _ItemState:
     on_hand: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (location, lot)
     allocated: dict[tuple[str, str, str | None], Decimal] = field(default_factory=dict)  # (location, lot, order)
     allocated_by_lot: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (location, lot)
-    lots: dict[str, list[str]] = field(default_factory=dict)  # location -> lots in receipt order
+    # location -> its lots in receipt order (a dict for its order and an O(1) test of a lot: an item's finished
+    # lots at one location run into the thousands, and every movement asks whether its lot is new there)
+    lots: dict[str, dict[str, None]] = field(default_factory=dict)
     debts: dict[str, dict[str, _Debt]] = field(default_factory=dict)  # location -> flush id -> debt
     owners: dict[str, str] = field(default_factory=dict)  # lot -> its owner (consigned lots only)
     # lot -> the locations it has on-hand movements at, in first-movement order (`on_hand`'s order): an item's
@@ -154,7 +156,7 @@ class _ItemState:
             dict(self.on_hand),
             dict(self.allocated),
             dict(self.allocated_by_lot),
-            {location: list(lots) for location, lots in self.lots.items()},
+            {location: dict(lots) for location, lots in self.lots.items()},
             {
                 location: {
                     flush: _Debt(d.outstanding, d.production_order, d.into_item, d.into_lot)
@@ -167,9 +169,9 @@ class _ItemState:
         )
 
     def add(self, m: LedgerMovement) -> None:
-        lots = self.lots.setdefault(m.location, [])
+        lots = self.lots.setdefault(m.location, {})
         if m.lot not in lots:
-            lots.append(m.lot)  # first appearance = receipt order, which is what FIFO follows
+            lots[m.lot] = None  # first appearance = receipt order, which is what FIFO follows
         if m.owner is not None and m.lot not in self.owners:
             self.owners[m.lot] = m.owner
         if m.is_allocation:
@@ -348,7 +350,7 @@ class StockLedger:
     def lots(self, item: str, location: str = DEFAULT_LOCATION) -> tuple[LotBalance, ...]:
         """Every lot of `item` at `location` in receipt order (first in, first out), the negative lot last."""
         state = self._state(item)
-        known = state.lots.get(location, [])
+        known = state.lots.get(location, {})
         ordered = [lot for lot in known if lot != NEGATIVE_LOT] + [lot for lot in known if lot == NEGATIVE_LOT]
         allocated: dict[str, Decimal] = {}
         for (loc, lot, _order), quantity in state.allocated.items():
