@@ -20,10 +20,15 @@ class ProcSample:
     rss_mib: float
 
 
-def _stat_fields(pid: int | str) -> list[str]:
+def stat_fields(pid: int | str) -> list[str]:
     stat = Path(f"/proc/{pid}/stat").read_text()
     # the command name (field 2) may hold spaces and parentheses: split after its closing parenthesis
     return stat[stat.rindex(")") + 2 :].split()
+
+
+def command(pid: int | str) -> str:
+    """The process's command name (proc(5)'s comm: what PostgreSQL's backends keep whatever title they show)."""
+    return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
 def _children_ticks(pid: int) -> int:
@@ -33,7 +38,7 @@ def _children_ticks(pid: int) -> int:
         if not entry.name.isdigit():
             continue
         try:
-            fields = _stat_fields(entry.name)
+            fields = stat_fields(entry.name)
         except (OSError, ValueError):
             continue
         if fields[1] == str(pid):  # field 4 of proc(5): the parent
@@ -57,7 +62,7 @@ def _process_cpu_clock_seconds(pid: int) -> float | None:
 def sample(pid: int, children: bool = False) -> ProcSample | None:
     """None once the process is gone. With `children`, their CPU counts too (PostgreSQL's backends)."""
     try:
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
