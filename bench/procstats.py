@@ -15,30 +15,56 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class ProcSample:
-    cpu_seconds: float  # user + system, this process only (its threads included, children not)
+    cpu_seconds: float  # user + system: its threads included, its children only when sampled with them
     peak_rss_mib: float  # VmHWM: the high-water mark of its resident memory
     rss_mib: float
 
 
-def _stat_fields(pid: int | str) -> list[str]:
+def stat_fields(pid: int | str) -> list[str]:
     stat = Path(f"/proc/{pid}/stat").read_text()
     # the command name (field 2) may hold spaces and parentheses: split after its closing parenthesis
     return stat[stat.rindex(")") + 2 :].split()
 
 
-def _children_ticks(pid: int) -> int:
-    """CPU ticks of the children of `pid`: the reaped ones (cutime, cstime) and the live ones (a server's backends)."""
-    ticks = 0
+def command(pid: int | str) -> str:
+    """The process's command name (proc(5)'s comm: what PostgreSQL's backends keep whatever title they show)."""
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _live_children_seconds(pid: int) -> float:
+    """CPU seconds of the live children of `pid` (a server's backends), each from its own CPU clock."""
+    seconds = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = _stat_fields(entry.name)
+            fields = stat_fields(entry.name)
         except (OSError, ValueError):
             continue
         if fields[1] == str(pid):  # field 4 of proc(5): the parent
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks
+            clock = _process_cpu_clock_seconds(int(entry.name))
+            seconds += clock if clock is not None else (int(fields[11]) + int(fields[12])) / _TICKS
+    return seconds
+
+
+def _children_seconds(pid: int, fields: list[str]) -> float:
+    """CPU seconds of every child of `pid`, reaped or live; `fields` is the stat it was sampled with.
+
+    The reaped ones are only in the parent's cutime and cstime, whole ticks of their summed CPU (so off by under
+    two ticks in all, however many); the live ones each read from their CPU clock. A child reaped between reading
+    the parent and the children would count in neither (or twice if read the other way round): read again then.
+    """
+    for _ in range(5):
+        reaped = int(fields[13]) + int(fields[14])  # cutime, cstime: fields 16 and 17 of proc(5)
+        live = _live_children_seconds(pid)
+        try:
+            again = stat_fields(pid)
+        except OSError:
+            break
+        if int(again[13]) + int(again[14]) == reaped:
+            break
+        fields = again
+    return reaped / _TICKS + live
 
 
 def _process_cpu_clock_seconds(pid: int) -> float | None:
@@ -57,16 +83,14 @@ def _process_cpu_clock_seconds(pid: int) -> float | None:
 def sample(pid: int, children: bool = False) -> ProcSample | None:
     """None once the process is gone. With `children`, their CPU counts too (PostgreSQL's backends)."""
     try:
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    own = _process_cpu_clock_seconds(pid)
+    cpu_seconds = own if own is not None else (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
     if children:
-        utime += int(fields[13]) + int(fields[14]) + _children_ticks(pid)  # cutime, cstime: reaped children
-    cpu_seconds = (utime + stime) / _TICKS
-    if not children:
-        cpu_seconds = _process_cpu_clock_seconds(pid) or cpu_seconds
+        cpu_seconds += _children_seconds(pid, fields)
     memory = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith("Vm")}
     return ProcSample(
         cpu_seconds=cpu_seconds,

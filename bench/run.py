@@ -237,13 +237,24 @@ async def postmaster_pid(server_url: str) -> int | None:
     connection = await asyncpg.connect(asyncpg_dsn(server_url))
     try:
         backend = int(await connection.fetchval("SELECT pg_backend_pid()"))
+        # read while the connection is open: once it closes, the backend exits and the postmaster reaps it, and
+        # /proc no longer says whose child it was (a whole run once went without the server's CPU that way)
+        return _postgres_parent(backend)
     finally:
         await connection.close()
+
+
+def _postgres_parent(backend: int) -> int | None:
+    """The parent of `backend` when both are PostgreSQL processes here; None for a server elsewhere (another host,
+    another PID namespace), whose backend's number may be an unrelated process of ours."""
     try:
-        stat = Path(f"/proc/{backend}/stat").read_text()
-    except OSError:
+        fields = procstats.stat_fields(backend)
+        parent = int(fields[1])  # field 4 of proc(5)
+        if procstats.command(backend) != "postgres" or procstats.command(parent) != "postgres":
+            return None
+    except (OSError, ValueError, IndexError):
         return None
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
+    return parent
 
 
 async def measure(args: argparse.Namespace, bootstrap_servers: str, extra_pids: dict[str, int],

@@ -55,6 +55,10 @@ def test_a_tiny_benchmark_measures_ours_against_both_chains_on_sqlite_and_postgr
         assert config["guaranteed"]["shape"] == "guaranteed" and config["raw"]["shape"] == "raw"
     assert figures["configs"]["pg1"]["after"]["database"] == figures["configs"]["pg1"]["guaranteed"]["database"] \
         == "PostgreSQL"
+    for key in ("after", "before", "guaranteed"):  # the server's CPU, backends included, counts in pg1's goals
+        assert figures["configs"]["pg1"][key]["processes"]["postgresql server"]["cpu_seconds"] > 0, key
+    for key in ("after", "before"):
+        assert "postgresql server" not in figures["configs"]["sqlite"][key]["processes"], key
     assert figures["configs"]["rate"]["after"]["rate_per_s"] == 10
     assert figures["meta"]["before_commit"] is not None
 
