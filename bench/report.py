@@ -63,11 +63,13 @@ def database_cpu_per_item(run: dict[str, Any] | None, count_key: str) -> float |
 
 
 def cpu_with_database(run: dict[str, Any] | None, count_key: str) -> float | None:
-    """Services and database server together: on SQLite the engine's work is inside the services already."""
+    """Services and database server together, for the PostgreSQL goals; None when the server was not measured
+    (a remote --postgres-url), so a goal reads "no figure" rather than one that leaves the server out."""
     services = cpu_per_item(run, count_key)
-    if services is None:
+    server = database_cpu_per_item(run, count_key)
+    if services is None or server is None:
         return None
-    return round(services + (database_cpu_per_item(run, count_key) or 0.0), 6)
+    return round(services + server, 6)
 
 
 def _divide(a: float | None, b: float | None) -> float | None:
