@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -67,7 +67,10 @@ class RecordOrigin:
             offset=record.offset,
             key=record.key,
             value=record.value,
-            headers=tuple((name, bytes(value or b"")) for name, value in (record.headers or ())),
+            # a list built in place, and bytes kept as they are (aiokafka's are): a generator copying each value
+            # cost more per record than the rest of this method
+            headers=tuple([(name, value if value.__class__ is bytes else bytes(value or b""))
+                           for name, value in (record.headers or ())]),
         )
 
 
@@ -77,6 +80,12 @@ class ConsumedEvent:
     event: Event
     origin: RecordOrigin
     content_hash: str
+    #: `str(envelope.event_id)`, formed once: the inbox, the logs and the history each asked for it (a UUID formats
+    #: itself anew each time, in Python)
+    event_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event_id", str(self.envelope.event_id))
 
     @property
     def order_id(self) -> str:

@@ -27,15 +27,17 @@ _TIME_MILESTONES = frozenset(name for name in _MILESTONE_FIELDS if name.endswith
 
 
 def _milestones_to_json(milestones: Milestones) -> str:
-    # field by field: `dataclasses.asdict` deep-copies every value, which cost more than the rest of a save
-    plain: dict[str, Any] = {}
-    for name in _MILESTONE_FIELDS:
-        value = getattr(milestones, name)
+    # field by field: `dataclasses.asdict` deep-copies every value, which cost more than the rest of a save; only
+    # the fields that hold a decimal or a time are looked at (the others are JSON as they are)
+    plain = {name: getattr(milestones, name) for name in _MILESTONE_FIELDS}
+    for name in _DECIMAL_MILESTONES:
+        value = plain[name]
         if isinstance(value, Decimal):
-            value = format(value, "f")
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        plain[name] = value
+            plain[name] = format(value, "f")
+    for name in _TIME_MILESTONES:
+        value = plain[name]
+        if isinstance(value, datetime):
+            plain[name] = value.isoformat()
     return json.dumps(plain)
 
 
@@ -49,7 +51,11 @@ def _milestones_from_json(text: str) -> Milestones:
         elif name in _TIME_MILESTONES:
             value = datetime.fromisoformat(value)
         values[name] = value
-    return Milestones(**values)
+    # the defaults with what was stored: `Milestones(**values)` passes each of the 26 fields through `__init__`
+    return _NO_MILESTONES.but(values)
+
+
+_NO_MILESTONES = Milestones()
 
 
 # The statements every event runs, built once: a statement built per call costs SQLAlchemy more (coercing each
