@@ -60,18 +60,23 @@ _NO_MILESTONES = Milestones()
 
 # The statements every event runs, built once: a statement built per call costs SQLAlchemy more (coercing each
 # value, computing its cache key) than SQLite takes to run it; a prebuilt one keeps its cache key.
-_LOAD = select(orders).where(orders.c.order_id == bindparam("order_id"))
+# An order is loaded with the columns an `OrderRow` holds, not the dates and states the tools read: each date or
+# time column read is parsed in Python, and the rows of a whole batch are read at once.
+_ROW_COLUMNS = (orders.c.order_id, orders.c.flow, orders.c.item, orders.c.quantity, orders.c.order_holder,
+                orders.c.ship_to, orders.c.placed_fingerprint, orders.c.milestones, orders.c.waiting_since)
+_LOAD = select(*_ROW_COLUMNS).where(orders.c.order_id == bindparam("order_id"))
 _CAPACITIES_NOW = select(storage_capacity.c.kind, storage_capacity.c.capacity)
 _LOAD_FOR_UPDATE = _LOAD.with_for_update()
 # one statement, rows locked in order id order: two transactions locking several orders take them in the same order
-_LOAD_MANY_FOR_UPDATE = (select(orders).where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
+_LOAD_MANY_FOR_UPDATE = (select(*_ROW_COLUMNS).where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
                          .order_by(orders.c.order_id).with_for_update())
 _ADD = insert(orders)
 _SAVE = update(orders).where(orders.c.order_id == bindparam("key"))  # SET: the columns named in the parameters
 
 
 class OrderRow:
-    """An order as stored, with what the domain needs and what the tables add."""
+    """An order as stored, with what the domain needs and what the tables add (`details`: the stored columns the
+    handlers read, `order_holder` and `ship_to` among them; what `add` and `save` wrote, once they did)."""
 
     def __init__(self, order: Order, fingerprint: str, status: OrderStatus, waiting_since: datetime | None,
                  details: dict[str, Any]) -> None:
