@@ -29,7 +29,7 @@ _TIME_MILESTONES = frozenset(name for name in _MILESTONE_FIELDS if name.endswith
 def _milestones_to_json(milestones: Milestones) -> str:
     # field by field: `dataclasses.asdict` deep-copies every value, which cost more than the rest of a save; only
     # the fields that hold a decimal or a time are looked at (the others are JSON as they are)
-    plain = {name: getattr(milestones, name) for name in _MILESTONE_FIELDS}
+    plain = dict(milestones.__dict__)  # the fields, in their order (a frozen dataclass keeps them there)
     for name in _DECIMAL_MILESTONES:
         value = plain[name]
         if isinstance(value, Decimal):
