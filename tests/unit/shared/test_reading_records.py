@@ -109,6 +109,37 @@ def test_a_quantity_sent_as_a_json_number_is_refused(number: float) -> None:
     assert "quantity" in item.reason and "never as a JSON number" in item.reason
 
 
+def test_a_value_is_read_as_the_event_that_parsing_then_validating_it_gives() -> None:
+    """One pydantic step reads what `json.loads` then `model_validate` read: text stripped, a repeated key's last
+    value taken (here a changed ship-to), whitespace between tokens ignored."""
+    value = (b'{ "order_id": "R-1", "order_holder": "  Reader Ltd ", "flow": "pre", "item": "CHAIR-ERGO", '
+             b'"quantity": "1.5", "ship_to": "first", "due_date": "2030-01-01", "ship_to": "1 Read Road" }')
+    item = decode(record(value=value), topics=TOPICS)
+    assert isinstance(item, ConsumedEvent)
+    assert item.event == o.OrderPlaced.model_validate(json.loads(value)) == placed()
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (b"{not json", "the value is not JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+                   "(char 1)"),
+    (b'{"a": "\xc3\x28"}', "the value is not JSON: 'utf-8' codec can't decode byte 0xc3 in position 7: invalid "
+                         "continuation byte"),
+    (b'{"order_id": "R-1"}', "OrderPlaced: order_holder: Field required; flow: Field required; item: Field "
+                             "required; quantity: Field required; ship_to: Field required"),
+])
+def test_a_refused_value_gets_the_reason_of_the_step_that_refused_it(value: bytes, reason: str) -> None:
+    item = rejected(decode(record(value=value), topics=TOPICS))
+    assert (item.error_type, item.reason) == ("not-json" if "JSON" in reason else "invalid-event", reason)
+
+
+def test_an_event_id_sent_in_capitals_is_filed_under_its_canonical_form() -> None:
+    encoded = record()
+    sent = dict(encoded.headers)["ce_id"]
+    item = decode(record(header_changes={"ce_id": sent.upper()}), topics=TOPICS)
+    assert isinstance(item, ConsumedEvent)
+    assert item.event_id == str(item.envelope.event_id) == sent.decode()  # what the inbox and history store
+
+
 def test_our_own_encoder_sends_decimals_as_strings() -> None:
     line = md.BomLineDefinition(component="SEAT", quantity_per=Decimal("2.5"), scrap_factor=Decimal("0.1"),
                                 flush="pre")

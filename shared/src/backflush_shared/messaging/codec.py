@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -67,7 +67,10 @@ class RecordOrigin:
             offset=record.offset,
             key=record.key,
             value=record.value,
-            headers=tuple((name, bytes(value or b"")) for name, value in (record.headers or ())),
+            # a list built in place, and bytes kept as they are (aiokafka's are): a generator copying each value
+            # cost more per record than the rest of this method
+            headers=tuple([(name, value if value.__class__ is bytes else bytes(value or b""))
+                           for name, value in (record.headers or ())]),
         )
 
 
@@ -77,6 +80,12 @@ class ConsumedEvent:
     event: Event
     origin: RecordOrigin
     content_hash: str
+    #: `str(envelope.event_id)`, formed once: the inbox, the logs and the history each asked for it (a UUID formats
+    #: itself anew each time, in Python)
+    event_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event_id", str(self.envelope.event_id))
 
     @property
     def order_id(self) -> str:
@@ -114,19 +123,26 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
     """Read one record; with `topics`, an event on a topic other than its own is refused ('wrong-topic'), and one
     on a service's topic whose `ce_source` is not that service's ('source-mismatch')."""
     origin = RecordOrigin.of(record)
-    headers: dict[str, str] = {}
-    unreadable: list[str] = []
-    seen: set[str] = set()
-    twice: set[str] = set()  # counted by hand: a Counter per record cost more than the rest of this loop
-    for name, raw in origin.headers:
-        if name in seen:
-            twice.add(name)
-        seen.add(name)
-        try:
-            headers[name] = raw.decode()
-        except UnicodeDecodeError:
-            unreadable.append(name)
-    repeated = sorted(twice)
+    try:  # every record we send: each header once, all UTF-8, told in one comprehension
+        headers = {name: raw.decode() for name, raw in origin.headers}
+    except UnicodeDecodeError:
+        headers = {}
+    if len(headers) == len(origin.headers):
+        unreadable: list[str] = []
+        repeated: list[str] = []
+    else:  # which header is unreadable or repeated, for the reason
+        headers, unreadable = {}, []
+        seen: set[str] = set()
+        twice: set[str] = set()  # counted by hand: a Counter per record cost more than the rest of this loop
+        for name, raw in origin.headers:
+            if name in seen:
+                twice.add(name)
+            seen.add(name)
+            try:
+                headers[name] = raw.decode()
+            except UnicodeDecodeError:
+                unreadable.append(name)
+        repeated = sorted(twice)
 
     # a header read twice or not at all names nobody for sure: its name is then not trusted
     event_id = headers.get(HEADER_ID) if HEADER_ID not in repeated else None
@@ -179,18 +195,16 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
                                                f"{expected!r}, not from {envelope.source!r}")
 
     try:
-        payload = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return rejected("not-json", f"the value is not JSON: {error}")
-    except RecursionError:
-        # the parser recurses once per level: a small record nested thousands deep exhausts the stack
-        return rejected("too-deep", "the value is JSON nested too deep to read")
-    try:
-        event = model.model_validate(payload)
-    except ValidationError as error:
-        return rejected("invalid-event", f"{model.__name__}: {summarise(error)}")
-    except RecursionError:
-        return rejected("too-deep", "the value is JSON nested too deep to read")
+        # parsed and validated in one step, as every valid record is; pydantic's parser takes the same JSON as
+        # `json.loads` (the last of a repeated key wins in both), so what it accepts is the same event
+        event = model.model_validate_json(value)
+    except (ValidationError, RecursionError):
+        # refused: read it again the way that tells why (not JSON, nested too deep, or which field is invalid);
+        # what `json.loads` and `model_validate` take is taken, should pydantic's own parser ever refuse it
+        read = _read_in_steps(model, value)
+        if isinstance(read, tuple):
+            return rejected(*read)
+        event = read
     order_id = getattr(event, "order_id", None)
     if order_id is not None and envelope.correlation_id != str(order_id):
         # the correlation id is what logs, the inbox and the tools file the event under: it must be its order
@@ -203,6 +217,23 @@ def decode(record: ConsumerRecordLike, *, max_value_bytes: int = DEFAULT_MAX_VAL
         origin=origin,
         content_hash=content_hash(envelope.event_type, envelope.schema_version, value),
     )
+
+
+def _read_in_steps(model: type[Event], value: bytes) -> Event | tuple[str, str]:
+    """`value` parsed, then validated as `model`; or the error type and reason of the step that refused it."""
+    try:
+        payload = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return "not-json", f"the value is not JSON: {error}"
+    except RecursionError:
+        # the parser recurses once per level: a small record nested thousands deep exhausts the stack
+        return "too-deep", "the value is JSON nested too deep to read"
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        return "invalid-event", f"{model.__name__}: {summarise(error)}"
+    except RecursionError:
+        return "too-deep", "the value is JSON nested too deep to read"
 
 
 def summarise(error: ValidationError) -> str:

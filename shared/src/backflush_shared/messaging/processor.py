@@ -130,13 +130,13 @@ class BatchProcessor:
         async with self.database.transaction() as session:
             uow = UnitOfWork(session, self.outbox)
             inbox = await InboxBatch.load(self.inbox, session, [
-                str(item.envelope.event_id) for item in decoded
+                item.event_id for item in decoded
                 if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
             ])
             if self.load_batch is not None:
                 await self.load_batch(uow, [
                     item for item in decoded if isinstance(item, ConsumedEvent) and type(item.event) in self.handlers
-                    and str(item.envelope.event_id) not in inbox.known  # a duplicate changes nothing
+                    and item.event_id not in inbox.known  # a duplicate changes nothing
                 ])
             ranges = _Ranges()
             for record, item in zip(records, decoded, strict=True):
@@ -243,7 +243,7 @@ class BatchProcessor:
         if handler is None:
             result.ignored += 1  # another service's event on a topic we share
             return
-        event_log = log.bind(order_id=consumed.envelope.correlation_id, event_id=str(consumed.envelope.event_id),
+        event_log = log.bind(order_id=consumed.envelope.correlation_id, event_id=consumed.event_id,
                              event_type=consumed.envelope.event_type)
         replay_of = _header(consumed.origin.headers, HEADER_REPLAY_OF)
         claim = await inbox.claim(session, consumed, retry_refused=replay_of is not None)

@@ -24,7 +24,7 @@ _RAW_CONNECTION = "backflush_raw_sqlite_connection"
 
 
 class _Compiled:
-    __slots__ = ("sql", "names", "processors")
+    __slots__ = ("sql", "names", "processors", "_pairs")
 
     def __init__(self, table: Table, columns: tuple[str, ...]) -> None:
         compiled = insert(table).compile(dialect=_DIALECT, column_keys=list(columns))
@@ -32,10 +32,13 @@ class _Compiled:
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         bind = compiled._bind_processors  # noqa: SLF001 - the dialect's own conversions, so storage is identical
         self.processors: tuple[Callable[[Any], Any] | None, ...] = tuple(bind.get(name) for name in self.names)
+        self._pairs = tuple(zip(self.names, self.processors, strict=True))
 
     def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(value if process is None or value is None else process(value)
-                     for process, value in zip(self.processors, (row[name] for name in self.names), strict=True))
+        # a list comprehension over prebuilt pairs: two chained generators cost three times as much, on every
+        # value of every row a batch inserts
+        return tuple([row[name] if process is None or row[name] is None else process(row[name])
+                      for name, process in self._pairs])
 
 
 _compiled: dict[tuple[Table, tuple[str, ...]], _Compiled | None] = {}

@@ -36,7 +36,7 @@ class Inbox:
         claimed again: its row now points at the replayed record, and the caller applies it once more. An event
         applied before stays a duplicate, so a replay never applies anything twice.
         """
-        event_id = str(consumed.envelope.event_id)
+        event_id = consumed.event_id
         known = (await session.execute(self._known, {"event_id": event_id})).one_or_none()
         if known is not None:
             if known.content_hash != consumed.content_hash:
@@ -65,7 +65,7 @@ class Inbox:
 
     async def set_outcome(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str) -> None:
         await session.execute(
-            self.table.update().where(self.table.c.event_id == str(consumed.envelope.event_id)).values(outcome=outcome)
+            self.table.update().where(self.table.c.event_id == consumed.event_id).values(outcome=outcome)
         )
 
 
@@ -95,7 +95,7 @@ class InboxBatch:
         return cls(inbox, known)
 
     async def claim(self, session: AsyncSession, consumed: ConsumedEvent, *, retry_refused: bool = False) -> Claim:
-        event_id = str(consumed.envelope.event_id)
+        event_id = consumed.event_id
         pending = self.new.get(event_id)
         if pending is not None:
             return Claim.DUPLICATE if pending["content_hash"] == consumed.content_hash else Claim.CONFLICT
@@ -115,7 +115,7 @@ class InboxBatch:
         return Claim.NEW
 
     async def set_outcome(self, session: AsyncSession, consumed: ConsumedEvent, outcome: str) -> None:
-        pending = self.new.get(str(consumed.envelope.event_id))
+        pending = self.new.get(consumed.event_id)
         if pending is not None:
             pending["outcome"] = outcome
         else:

@@ -27,15 +27,17 @@ _TIME_MILESTONES = frozenset(name for name in _MILESTONE_FIELDS if name.endswith
 
 
 def _milestones_to_json(milestones: Milestones) -> str:
-    # field by field: `dataclasses.asdict` deep-copies every value, which cost more than the rest of a save
-    plain: dict[str, Any] = {}
-    for name in _MILESTONE_FIELDS:
-        value = getattr(milestones, name)
+    # field by field: `dataclasses.asdict` deep-copies every value, which cost more than the rest of a save; only
+    # the fields that hold a decimal or a time are looked at (the others are JSON as they are)
+    plain = dict(milestones.__dict__)  # the fields, in their order (a frozen dataclass keeps them there)
+    for name in _DECIMAL_MILESTONES:
+        value = plain[name]
         if isinstance(value, Decimal):
-            value = format(value, "f")
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        plain[name] = value
+            plain[name] = format(value, "f")
+    for name in _TIME_MILESTONES:
+        value = plain[name]
+        if isinstance(value, datetime):
+            plain[name] = value.isoformat()
     return json.dumps(plain)
 
 
@@ -49,23 +51,32 @@ def _milestones_from_json(text: str) -> Milestones:
         elif name in _TIME_MILESTONES:
             value = datetime.fromisoformat(value)
         values[name] = value
-    return Milestones(**values)
+    # the defaults with what was stored: `Milestones(**values)` passes each of the 26 fields through `__init__`
+    return _NO_MILESTONES.but(values)
+
+
+_NO_MILESTONES = Milestones()
 
 
 # The statements every event runs, built once: a statement built per call costs SQLAlchemy more (coercing each
 # value, computing its cache key) than SQLite takes to run it; a prebuilt one keeps its cache key.
-_LOAD = select(orders).where(orders.c.order_id == bindparam("order_id"))
+# An order is loaded with the columns an `OrderRow` holds, not the dates and states the tools read: each date or
+# time column read is parsed in Python, and the rows of a whole batch are read at once.
+_ROW_COLUMNS = (orders.c.order_id, orders.c.flow, orders.c.item, orders.c.quantity, orders.c.order_holder,
+                orders.c.ship_to, orders.c.placed_fingerprint, orders.c.milestones, orders.c.waiting_since)
+_LOAD = select(*_ROW_COLUMNS).where(orders.c.order_id == bindparam("order_id"))
 _CAPACITIES_NOW = select(storage_capacity.c.kind, storage_capacity.c.capacity)
 _LOAD_FOR_UPDATE = _LOAD.with_for_update()
 # one statement, rows locked in order id order: two transactions locking several orders take them in the same order
-_LOAD_MANY_FOR_UPDATE = (select(orders).where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
+_LOAD_MANY_FOR_UPDATE = (select(*_ROW_COLUMNS).where(orders.c.order_id.in_(bindparam("order_ids", expanding=True)))
                          .order_by(orders.c.order_id).with_for_update())
 _ADD = insert(orders)
 _SAVE = update(orders).where(orders.c.order_id == bindparam("key"))  # SET: the columns named in the parameters
 
 
 class OrderRow:
-    """An order as stored, with what the domain needs and what the tables add."""
+    """An order as stored, with what the domain needs and what the tables add (`details`: the stored columns the
+    handlers read, `order_holder` and `ship_to` among them; what `add` and `save` wrote, once they did)."""
 
     def __init__(self, order: Order, fingerprint: str, status: OrderStatus, waiting_since: datetime | None,
                  details: dict[str, Any]) -> None:

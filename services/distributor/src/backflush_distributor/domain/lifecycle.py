@@ -9,7 +9,7 @@ events gives the same state; a transition is recorded whenever the derived state
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -144,6 +144,20 @@ class Milestones:
     cancel_requested: str | None = None
     cancel_request_record: str | None = None
 
+    def but(self, changes: dict[str, object]) -> Milestones:
+        """These milestones with `changes` (field names; another name is a TypeError, as with `replace`)."""
+        if not _MILESTONE_NAMES.issuperset(changes):
+            raise TypeError(f"not milestones: {', '.join(sorted(set(changes) - _MILESTONE_NAMES))}")
+        # the frozen instance's attributes copied, then changed, as `replace` would leave them: `replace` checks
+        # and passes every one of the 26 fields through `__init__`, six times the cost, on every event applied
+        changed = object.__new__(Milestones)
+        changed.__dict__.update(self.__dict__)
+        changed.__dict__.update(changes)
+        return changed
+
+
+_MILESTONE_NAMES = frozenset(f.name for f in fields(Milestones))
+
 
 @dataclass(frozen=True)
 class OrderStatus:
@@ -161,8 +175,7 @@ class Order:
 
     def with_milestones(self, **changes: object) -> Order:
         # built directly: a second `replace` (of the order) cost as much as the milestones' own
-        return Order(self.order_id, self.flow, self.item, self.quantity,
-                     replace(self.milestones, **changes))  # type: ignore[arg-type]
+        return Order(self.order_id, self.flow, self.item, self.quantity, self.milestones.but(changes))
 
     @property
     def status(self) -> OrderStatus:
