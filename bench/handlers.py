@@ -170,6 +170,12 @@ async def measure(service: str, orders: int, batch: int, profile: str | None) ->
         processor.hand_over = lambda _rows: None  # what the relay would publish: not measured here
         if definition.on_prepare is not None:
             await definition.on_prepare(runtime)
+        try:  # what `serve` does once the service is built; a --before tree may predate it
+            from backflush_shared.gc_tuning import settle_after_start
+        except ImportError:
+            pass
+        else:
+            settle_after_start()
         read = {runtime.topics(model.topic) for model in processor.handlers}  # the topics it subscribes to
         records = [r for r in feed(orders) if r.topic in read]
         if setup:

@@ -29,6 +29,7 @@ from sqlalchemy import MetaData, Table
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.topics import Topic, TopicNames, service_source
 from backflush_shared.errors import ConfigurationError
+from backflush_shared.gc_tuning import settle_after_start
 from backflush_shared.messaging.admin import ensure_topics, wait_for_broker
 from backflush_shared.messaging.consumer_watch import ConsumerWatch, start_until_connected
 from backflush_shared.messaging.offsets import OffsetCommits, positions_after
@@ -441,6 +442,7 @@ def consume_directly(subscriber: Any, runtime: ServiceRuntime) -> None:
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:
     """Run until SIGTERM or SIGINT; configuration errors stop start-up with one clear line."""
     app, _runtime = build_app(definition, settings)  # a bad database URL stops us here, before any waiting
+    settle_after_start()
     await wait_for_broker(settings.bootstrap_servers, settings.startup_timeout_seconds, security=settings)
     await app.run(
         log_level=logging.getLevelName(settings.log_level),

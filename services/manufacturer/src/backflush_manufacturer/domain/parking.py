@@ -60,7 +60,6 @@ def reprocess_parked(ledger: StockLedger, queue: Iterable[ParkedFlush], policies
     held: set[tuple[str, str, str | None]] = set()  # (item, location, owner) an earlier flush is still short of
     held_orders: set[str] = set()  # production orders with an earlier flush still waiting
     for parked in queue:
-        location = parked.request.location
         order = parked.request.production_order
         if order in held_orders or holds(held, parked.request, parked.requirements):
             # behind an earlier flush of the same order (a completion never posts before its release), or in the
