@@ -237,12 +237,13 @@ def print_tables(console: Console, results: dict[str, Any]) -> None:
         goals_table.add_row(goal["config"], goal["figure"], goal["goal"], _goal_value(goal["before"], goal["figure"]),
                             _goal_value(goal["after"], goal["figure"]), _verdict(goal["after_met"]))
     console.print(goals_table)
-    ours = _get(results, "configs", "sqlite", "after")
+    profiled, ours = _profiled(results.get("configs", {}))
     profile = (ours or {}).get("profile")
     busiest = (ours or {}).get("busiest_service")
     if profile and busiest in profile.get("services", {}):
         entries = profile["services"][busiest]
-        top = Table(title=f"where the {busiest} spends its time (sqlite, py-spy, {entries['samples']} working samples)")
+        top = Table(title=f"where the {busiest} spends its time ({profiled}, py-spy, {entries['samples']} working "
+                          "samples)")
         top.add_column("#", justify="right")
         top.add_column("function (file)")
         top.add_column("share", justify="right")
@@ -443,19 +444,27 @@ def render_docs(results: dict[str, Any], image: str, analysis: str) -> str:
                 lines.append(f"| {name} | {key} | {process} | {figures['cpu_seconds']:.1f} | "
                              f"{'-' if rss is None else f'{rss:.0f}'} |")
     lines.append("")
-    lines += _profile_lines(ours)
+    lines += _profile_lines(*_profiled(configs))
     lines += ["## Analysis: the goals, where the time goes, what is left", "", ANALYSIS_BEGIN]
     lines += [analysis.strip("\n"), ANALYSIS_END, ""]
     return "\n".join(lines)
 
 
-def _profile_lines(ours: dict[str, Any] | None) -> list[str]:
+def _profiled(configs: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """The configuration whose `after` run was sampled (`--profile-config`), and that run."""
+    for name, config in configs.items():
+        if _get(config, "after", "profile"):
+            return name, config["after"]
+    return "sqlite", None
+
+
+def _profile_lines(profiled: str, ours: dict[str, Any] | None) -> list[str]:
     profile = _get(ours, "profile")
     busiest = _get(ours, "busiest_service")
     if not profile or busiest not in profile.get("services", {}):
         return []
     entries = profile["services"][busiest]
-    lines = [f"### Where the time goes: the {busiest} (the busiest service, sqlite, after), py-spy", "",
+    lines = [f"### Where the time goes: the {busiest} (the busiest service, {profiled}, after), py-spy", "",
              f"{entries['samples']} working samples at {profile['rate_hz']} Hz over the measured run "
              "(`py-spy record --nonblocking`, all threads; a further "
              f"{entries['waiting_share'] * 100:.0f} % of the samples waited in epoll or on a condition). Own time:",

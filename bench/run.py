@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also run our services from this git commit (a temporary worktree), for before/after")
     parser.add_argument("--post-share", type=float, default=0.5, help="fraction of post-product orders")
     parser.add_argument("--profile", action="store_true",
-                        help="sample the services with py-spy in the sqlite configuration (ours, after)")
+                        help="sample the services with py-spy in one configuration (ours, after)")
+    parser.add_argument("--profile-config", default="sqlite", choices=CONFIGS,
+                        help="with --profile: which configuration is sampled")
     parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second")
     parser.add_argument("--profile-waits", type=int, default=10, metavar="SECONDS",
                         help="with --profile: a wall-clock snapshot of every service this long")
@@ -198,7 +200,7 @@ async def run_config(name: str, args: argparse.Namespace, bootstrap_servers: str
             made = await create_databases(server_url, [f"bench_{name}_{key}_{s}" for s in SERVICES])
             urls = {s: made[f"bench_{name}_{key}_{s}"] for s in SERVICES}
         config = OursConfig(orders=orders, post_share=args.post_share, log_level=args.log_level,
-                            profile=args.profile and name == "sqlite" and key == "after",
+                            profile=args.profile and name == args.profile_config and key == "after",
                             profile_rate=args.profile_rate, stall_timeout=args.stall_timeout,
                             snapshot_seconds=args.profile_waits, rate=rate, instances=instances,
                             database_urls=urls, pythonpath=pythonpath)
