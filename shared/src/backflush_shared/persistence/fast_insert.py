@@ -62,7 +62,7 @@ def sqlite_session(session: Any) -> Session | None:
     return session.sync_session if isinstance(session, InlineSession) else None
 
 
-def _raw(sync_session: Session) -> Any:
+def raw_connection(sync_session: Session) -> Any:
     """The sqlite3 connection of the session's transaction (kept for the transaction: the session's info goes
     with it)."""
     raw = sync_session.info.get(_RAW_CONNECTION)
@@ -83,7 +83,7 @@ def insert_rows_sync(sync_session: Session, table: Table, rows: Sequence[dict[st
     keys = rows[0].keys()
     if compiled is None or any(row.keys() != keys for row in rows):
         return False
-    _raw(sync_session).executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+    raw_connection(sync_session).executemany(compiled.sql, [compiled.parameters(row) for row in rows])
     return True
 
 
@@ -105,7 +105,7 @@ def insert_rows_returning_ids(session: Any, table: Table, rows: Sequence[dict[st
     keys = rows[0].keys()
     if compiled is None or any(row.keys() != keys for row in rows):
         return None
-    cursor = _raw(sync_session).cursor()
+    cursor = raw_connection(sync_session).cursor()
     try:
         ids: list[int] = []
         for row in rows:
@@ -128,4 +128,4 @@ def select_in(session: Any, table: Table, columns: Sequence[str], key: str,
     quote = _DIALECT.identifier_preparer.quote
     sql = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {_DIALECT.identifier_preparer.format_table(table)} "
            f"WHERE {quote(key)} IN ({', '.join('?' * len(values))})")
-    return _raw(sync_session).execute(sql, tuple(values)).fetchall()  # type: ignore[no-any-return]
+    return raw_connection(sync_session).execute(sql, tuple(values)).fetchall()  # type: ignore[no-any-return]

@@ -32,6 +32,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, SessionTransaction
 
+from backflush_shared.persistence.fast_select import execute_select
+
 #: SQLite's own busy handler, for a statement other than BEGIN that finds the file locked (in WAL mode only rare
 #: cases: a reader during another connection's recovery, a checkpoint). It blocks the loop, so it is short; the
 #: statement then fails like any database error and the batch is retried.
@@ -236,13 +238,18 @@ class InlineSession:
         return self.sync_session.info
 
     async def execute(self, statement: Any, params: Any = None, **options: Any) -> Any:
+        if not options and (params is None or isinstance(params, dict)):
+            # a SELECT straight on the connection, for a tenth of SQLAlchemy's cost (see fast_select.py)
+            result = execute_select(self.sync_session, statement, params)
+            if result is not None:
+                return result
         return self.sync_session.execute(statement, params, **options)
 
     async def scalar(self, statement: Any, params: Any = None, **options: Any) -> Any:
-        return self.sync_session.scalar(statement, params, **options)
+        return (await self.execute(statement, params, **options)).scalar()
 
     async def scalars(self, statement: Any, params: Any = None, **options: Any) -> Any:
-        return self.sync_session.scalars(statement, params, **options)
+        return (await self.execute(statement, params, **options)).scalars()
 
     async def flush(self) -> None:
         self.sync_session.flush()
