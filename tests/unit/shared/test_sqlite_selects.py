@@ -1,0 +1,151 @@
+"""SELECTs on SQLite run straight on the connection, and give exactly what SQLAlchemy gives.
+
+At batches of one event SQLAlchemy's execution machinery around a prebuilt SELECT cost ten times what SQLite takes
+to run it, so `InlineSession.execute` runs a Core SELECT on the transaction's sqlite3 connection
+(persistence/fast_select.py). What a caller reads must not change: the same rows, keys and Python types (exact
+decimals, aware datetimes), `IN` lists of any length, values held by the statement itself, `scalars`, `mappings`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, bindparam, func, insert, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Select
+
+from backflush_shared.persistence.database import Database
+from backflush_shared.persistence.migrations import upgrade_to_head_async
+from backflush_shared.persistence.types import DecimalText
+from backflush_shared.service import ServiceRuntime
+from backflush_shared.settings import ServiceSettings
+
+from backflush_shared.contracts import completions as c
+from backflush_shared.contracts import orders as o
+from backflush_shared.contracts.topics import TopicNames
+from backflush_shared.messaging.codec import encode
+from backflush_shared.messaging.publish import envelope_for, source_for
+
+from backflush_distributor.adapters import repository
+from backflush_distributor.app import SERVICE as DISTRIBUTOR
+from support.consumed import Record
+
+metadata = MetaData()
+lots = Table(
+    "lots", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("lot", String(40), nullable=False),
+    Column("quantity", DecimalText(), nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(20), nullable=False),
+)
+NOON = dt.datetime(2030, 1, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
+
+STATEMENTS: list[tuple[str, Select[Any], dict[str, Any] | None]] = [
+    ("every column, one id in a list", select(lots).where(lots.c.lot.in_(bindparam("lots", expanding=True))),
+     {"lots": ["L-2"]}),
+    ("every column, three ids in a list, ordered",
+     select(lots).where(lots.c.lot.in_(bindparam("lots", expanding=True))).order_by(lots.c.id.desc()),
+     {"lots": ["L-1", "L-3", "missing"]}),
+    ("a value the statement holds", select(lots.c.lot, lots.c.quantity).where(lots.c.status == "stored")
+     .order_by(lots.c.lot), None),
+    ("a value given and a list", select(lots.c.lot).where(lots.c.status == bindparam("status"),
+                                                          lots.c.lot.in_(bindparam("lots", expanding=True))),
+     {"status": "stored", "lots": ["L-1", "L-2", "L-3"]}),
+    ("an aggregate", select(func.max(lots.c.id)), None),
+    ("a limit", select(lots.c.id, lots.c.received_at).order_by(lots.c.id).limit(bindparam("limit", type_=Integer)),
+     {"limit": 2}),
+    ("locked for update (nothing on SQLite)",
+     select(lots.c.lot).where(lots.c.lot == bindparam("lot")).with_for_update(), {"lot": "L-3"}),
+]
+
+
+def record_of(event: Any, offset: int) -> Record:
+    topic = TopicNames()(event.topic)
+    encoded = encode(event, envelope_for(event, source_for(event, otherwise="/backflush/tests")), topic)
+    return Record(topic, 0, offset, encoded.key, encoded.value, encoded.headers)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'selects.db'}")
+    assert database.sqlite_engine is not None
+    with database.sqlite_engine.begin() as connection:
+        metadata.create_all(connection)
+        connection.execute(insert(lots), [
+            {"lot": "L-1", "quantity": Decimal("1.250"), "received_at": NOON, "status": "stored"},
+            {"lot": "L-2", "quantity": None, "received_at": None, "status": "shipped"},
+            {"lot": "L-3", "quantity": Decimal("0.000001"), "received_at": NOON, "status": "stored"},
+        ])
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.mark.parametrize(("label", "statement", "params"), STATEMENTS, ids=[s[0] for s in STATEMENTS])
+async def test_a_select_on_sqlite_reads_what_sqlalchemy_reads(database: Database, label: str,
+                                                              statement: Select[Any], params: Any) -> None:
+    async with database.transaction() as session:
+        for _ in range(2):  # the first run compiles, the second reuses what it compiled
+            fast = await session.execute(statement, params)
+            expected = session.sync_session.execute(statement, params)
+            assert list(fast.keys()) == list(expected.keys())
+            fast_rows, expected_rows = fast.all(), expected.all()
+            assert fast_rows == expected_rows
+            assert [[type(v) for v in row] for row in fast_rows] == [[type(v) for v in row] for row in expected_rows]
+
+
+async def test_a_select_on_sqlite_answers_the_ways_callers_read_it(database: Database) -> None:
+    by_lot = select(lots).where(lots.c.lot == bindparam("lot"))
+    async with database.transaction() as session:
+        row = (await session.execute(by_lot, {"lot": "L-1"})).one_or_none()
+        # SQLite keeps no time zone: SQLAlchemy reads the time back naive, and so does this
+        assert row is not None and (row.quantity, row.received_at) == (Decimal("1.250"), NOON.replace(tzinfo=None))
+        assert (await session.execute(by_lot, {"lot": "none"})).mappings().one_or_none() is None
+        assert (await session.execute(by_lot, {"lot": "L-3"})).mappings().one()["quantity"] == Decimal("0.000001")
+        assert await session.scalar(select(func.count()).select_from(lots)) == 3
+        assert (await session.scalars(select(lots.c.lot).order_by(lots.c.lot))).all() == ["L-1", "L-2", "L-3"]
+        # what the transaction wrote itself, before it commits
+        await session.execute(insert(lots), {"lot": "L-4", "status": "stored"})
+        assert (await session.execute(by_lot, {"lot": "L-4"})).mappings().one()["status"] == "stored"
+
+
+async def test_a_distributor_batch_of_one_runs_no_select_through_sqlalchemy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batch's reads (the inbox's known ids, the locked orders) go straight to SQLite on the writer's
+    connection: no SELECT pays for `Session.execute`."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'distributor.db'}"
+    await upgrade_to_head_async(url, DISTRIBUTOR.migrations)
+    runtime = ServiceRuntime.create(DISTRIBUTOR, ServiceSettings(service="distributor", database_url=url,
+                                                                 bootstrap_servers="127.0.0.1:9"))
+    processor = runtime.processor
+    assert processor is not None
+    selects: list[str] = []
+    execute = Session.execute
+
+    def counting(self: Session, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(statement, Select):
+            selects.append(str(statement))
+        return execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "execute", counting)
+    inspected = c.QualityInspectionRecorded(order_id="A", item="CHAIR-ERGO", passed=True, inspected_by="QA")
+    try:
+        placed = o.OrderPlaced(order_id="A", order_holder="Small Ltd", flow="pre", item="CHAIR-ERGO",
+                               quantity=Decimal(1), ship_to="1 Small Road", due_date=dt.date(2030, 1, 1))
+        assert (await processor.process([record_of(placed, 10)])).applied == 1
+        result = await processor.process([record_of(inspected, 20)])
+        assert result.applied == 1
+        async with runtime.database.reading() as session:
+            stored = await repository.load(session, "A")
+    finally:
+        await runtime.database.close()
+    assert stored is not None and stored.order.milestones.quality_passed
+    assert selects == []
