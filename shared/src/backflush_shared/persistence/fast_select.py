@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Select
 
-from backflush_shared.persistence.fast_insert import raw_connection
+if TYPE_CHECKING:
+    from backflush_shared.persistence.inline_sqlite import InlineSession
 
 #: Counts the statements run here, for tests that pin how many a batch runs (SQLAlchemy's events do not see them).
 statements_run = 0
@@ -97,14 +97,14 @@ def _plan(entry: _Statement, lengths: tuple[int, ...], dialect: Any) -> _Plan:
                  result_processors if any(result_processors) else None)
 
 
-def execute_select(sync_session: Session, statement: Any, params: Mapping[str, Any] | None) -> Result[Any] | None:
-    """Run `statement` (a Core SELECT) with `params` on SQLite's connection of `sync_session`'s transaction; None
-    when SQLAlchemy must run it instead."""
+def execute_select(session: InlineSession, statement: Any, params: Mapping[str, Any] | None) -> Result[Any] | None:
+    """Run `statement` (a Core SELECT) with `params` on SQLite's connection of `session`'s transaction; None when
+    SQLAlchemy must run it instead."""
     global statements_run  # noqa: PLW0603 - a counter for tests
     if type(statement) is not Select:
         return None
-    bind = sync_session.bind
-    if bind is None or bind.dialect.name != "sqlite" or bind.dispatch.before_cursor_execute:
+    bind = session.sync_session
+    if bind.dispatch.before_cursor_execute:
         return None  # someone watches the statements: let them see this one
     dialect = bind.dialect
     entry = _statements.get(statement, _statements)
@@ -128,7 +128,9 @@ def execute_select(sync_session: Session, statement: Any, params: Mapping[str, A
     for name, index, process in plan.binds:
         value = values[name] if index < 0 else values[name][index]
         parameters.append(value if process is None or value is None else process(value))
-    rows = raw_connection(sync_session).execute(plan.sql, parameters).fetchall()
+    from backflush_shared.persistence.fast_insert import raw_connection  # it imports the session's module
+
+    rows = raw_connection(session).execute(plan.sql, parameters).fetchall()
     statements_run += 1
     if plan.processors is not None:
         pairs = plan.processors

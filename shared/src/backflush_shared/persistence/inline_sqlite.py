@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.engine import Connection, NestedTransaction
 
 from backflush_shared.persistence.fast_select import execute_select
 
@@ -219,28 +219,31 @@ def is_locked(error: BaseException | None) -> bool:
 
 
 class InlineSession:
-    """What our code uses of an `AsyncSession`, over a plain (sync) `Session` on SQLite.
+    """What our code uses of an `AsyncSession`, over a plain (sync) `Connection` on SQLite.
 
     Even with statements run inline, `AsyncSession.execute` spawns a greenlet and goes through the asyncio
-    adapter layers for every statement: measured, two to four times what the plain `Session.execute` costs for
-    the same statement. Nothing on SQLite ever needs to wait for I/O (see the module's docstring), so the
-    session's methods run the sync session's directly. The face is the part of `AsyncSession` this project uses:
-    `execute`, `scalar`, `scalars`, `begin_nested`, `flush`, `connection`, `get_bind`, `info`, `sync_session`.
+    adapter layers for every statement: measured, two to four times what the plain call costs for the same
+    statement. Nothing on SQLite ever needs to wait for I/O (see the module's docstring), so the methods run the
+    sync ones directly. And on the connection, not a `Session`: our code is Core only (no ORM objects to flush
+    or track), and a session per transaction -- built, joined to the connection's transaction, committed, closed
+    -- cost more than SQLite's BEGIN and COMMIT of a batch of one (27 µs of 42). The face is the part of
+    `AsyncSession` this project uses: `execute`, `scalar`, `scalars`, `begin_nested`, `flush`, `connection`,
+    `get_bind`, `info` (this transaction's own), `sync_session` (here the connection).
     """
 
-    __slots__ = ("sync_session",)
+    __slots__ = ("sync_session", "info", "raw")
 
-    def __init__(self, sync_session: Session) -> None:
-        self.sync_session = sync_session
-
-    @property
-    def info(self) -> dict[Any, Any]:
-        return self.sync_session.info
+    def __init__(self, connection: Connection) -> None:
+        #: the connection, under the name `AsyncSession` gives its sync half
+        self.sync_session = connection
+        self.info: dict[Any, Any] = {}
+        #: the sqlite3 connection under it, once a fast path asked for it (see fast_insert.raw_connection)
+        self.raw: sqlite3.Connection | None = None
 
     async def execute(self, statement: Any, params: Any = None, **options: Any) -> Any:
         if not options and (params is None or isinstance(params, dict)):
             # a SELECT straight on the connection, for a tenth of SQLAlchemy's cost (see fast_select.py)
-            result = execute_select(self.sync_session, statement, params)
+            result = execute_select(self, statement, params)
             if result is not None:
                 return result
         return self.sync_session.execute(statement, params, **options)
@@ -252,13 +255,15 @@ class InlineSession:
         return (await self.execute(statement, params, **options)).scalars()
 
     async def flush(self) -> None:
-        self.sync_session.flush()
+        return None  # Core only: nothing waits to be flushed
 
-    async def connection(self, **options: Any) -> Any:
-        return self.sync_session.connection(**options)
+    async def connection(self, **options: Any) -> Connection:
+        if options.get("execution_options"):
+            self.sync_session.execution_options(**options["execution_options"])
+        return self.sync_session
 
-    def get_bind(self, *args: Any, **options: Any) -> Any:
-        return self.sync_session.get_bind(*args, **options)
+    def get_bind(self, *_args: Any, **_options: Any) -> Connection:
+        return self.sync_session
 
     def in_nested_transaction(self) -> bool:
         return self.sync_session.in_nested_transaction()
@@ -270,14 +275,14 @@ class InlineSession:
 class _InlineSavepoint:
     """`async with session.begin_nested():` -- released on success, rolled back on an exception."""
 
-    __slots__ = ("_session", "_transaction")
+    __slots__ = ("_connection", "_transaction")
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self._transaction: SessionTransaction | None = None
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._transaction: NestedTransaction | None = None
 
     async def __aenter__(self) -> _InlineSavepoint:
-        self._transaction = self._session.begin_nested()
+        self._transaction = self._connection.begin_nested()
         return self
 
     async def __aexit__(self, kind: Any, error: Any, traceback: Any) -> None:
