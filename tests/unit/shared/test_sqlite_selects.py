@@ -149,3 +149,37 @@ async def test_a_distributor_batch_of_one_runs_no_select_through_sqlalchemy(
         await runtime.database.close()
     assert stored is not None and stored.order.milestones.quality_passed
     assert selects == []
+
+
+async def test_a_sqlite_unit_of_work_builds_no_orm_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's transaction runs on the held writer connection: building, joining, committing and closing a
+    `Session` per transaction cost more than SQLite's BEGIN and COMMIT. What it wrote still commits, what failed
+    still rolls back, and a savepoint still undoes only its own part."""
+    built: list[int] = []
+    init = Session.__init__
+
+    def counting(self: Session, *args: Any, **kwargs: Any) -> None:
+        built.append(1)
+        init(self, *args, **kwargs)
+
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}")
+    assert database.sqlite_engine is not None
+    with database.sqlite_engine.begin() as connection:
+        metadata.create_all(connection)
+    monkeypatch.setattr(Session, "__init__", counting)
+    try:
+        async with database.transaction() as session:
+            await session.execute(insert(lots), {"lot": "kept", "status": "stored"})
+            with pytest.raises(RuntimeError):
+                async with session.begin_nested():
+                    await session.execute(insert(lots), {"lot": "undone", "status": "stored"})
+                    raise RuntimeError("refused")
+        with pytest.raises(RuntimeError):
+            async with database.transaction() as session:
+                await session.execute(insert(lots), {"lot": "rolled back", "status": "stored"})
+                raise RuntimeError("the batch failed")
+        async with database.reading() as session:
+            assert (await session.scalars(select(lots.c.lot))).all() == ["kept"]
+    finally:
+        await database.close()
+    assert built == []
