@@ -13,6 +13,7 @@ goes through SQLAlchemy as before.
 
 from __future__ import annotations
 
+import sqlite3
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -56,8 +57,10 @@ class _Statement:
         self.plans: dict[tuple[int, ...], _Plan] = {}
 
 
-#: statement object -> its entry, or None (SQLAlchemy runs it); weak: a statement built per call goes with it
-_statements: weakref.WeakKeyDictionary[Select[Any], _Statement | None] = weakref.WeakKeyDictionary()
+_SEEN_ONCE = _Statement(None, (), frozenset())
+_NOT_HERE = _Statement(None, (), frozenset())  # SQLAlchemy runs it, always
+#: statement object -> what is known of it; weak: a statement built per call goes with it
+_statements: weakref.WeakKeyDictionary[Select[Any], _Statement] = weakref.WeakKeyDictionary()
 
 
 def _prepare(statement: Select[Any], dialect: Any) -> _Statement | None:
@@ -107,16 +110,21 @@ def execute_select(session: InlineSession, statement: Any, params: Mapping[str, 
     if bind.dispatch.before_cursor_execute:
         return None  # someone watches the statements: let them see this one
     dialect = bind.dialect
-    entry = _statements.get(statement, _statements)
-    if entry is _statements:
-        entry = _statements[statement] = _prepare(statement, dialect)
+    entry = _statements.get(statement)
     if entry is None:
+        # the first time, SQLAlchemy runs it (from its cache of compiled forms): a statement built per call is
+        # never seen again, and compiling it here every time would cost more than it saves
+        _statements[statement] = _SEEN_ONCE
+        return None
+    if entry is _SEEN_ONCE:
+        entry = _statements[statement] = _prepare(statement, dialect) or _NOT_HERE
+    if entry is _NOT_HERE:
         return None
     given = params or {}
-    try:
-        lengths = tuple(len(given[name]) for name in entry.expanding)
-    except (KeyError, TypeError):
-        return None  # a list missing or not a list: SQLAlchemy says what is wrong
+    lists = [given.get(name) for name in entry.expanding]
+    if any(type(values) not in (list, tuple) for values in lists):
+        return None  # a list missing, or another collection: SQLAlchemy's way (or its error)
+    lengths = tuple(len(values) for values in lists)  # type: ignore[arg-type]
     if 0 in lengths:
         return None  # an empty `IN`: SQLAlchemy renders it its own way
     plan = entry.plans.get(lengths)
@@ -130,7 +138,11 @@ def execute_select(session: InlineSession, statement: Any, params: Mapping[str, 
         parameters.append(value if process is None or value is None else process(value))
     from backflush_shared.persistence.fast_insert import raw_connection  # it imports the session's module
 
-    rows = raw_connection(session).execute(plan.sql, parameters).fetchall()
+    try:
+        rows = raw_connection(session).execute(plan.sql, parameters).fetchall()
+    except sqlite3.Error:
+        # SQLAlchemy runs it again (a read changes nothing) and raises the error its way, which callers catch
+        return None
     statements_run += 1
     if plan.processors is not None:
         pairs = plan.processors

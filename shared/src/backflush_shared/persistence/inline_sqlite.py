@@ -258,8 +258,8 @@ class InlineSession:
         return None  # Core only: nothing waits to be flushed
 
     async def connection(self, **options: Any) -> Connection:
-        if options.get("execution_options"):
-            self.sync_session.execution_options(**options["execution_options"])
+        if options:  # they would stay on the held writer connection, past this transaction
+            raise TypeError(f"the inline SQLite session takes no connection options: {sorted(options)}")
         return self.sync_session
 
     def get_bind(self, *_args: Any, **_options: Any) -> Connection:
