@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Select
 
+from backflush_shared.persistence import fast_select
 from backflush_shared.persistence.database import Database
 from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.persistence.types import DecimalText
@@ -93,8 +94,10 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
 async def test_a_select_on_sqlite_reads_what_sqlalchemy_reads(database: Database, label: str,
                                                               statement: Select[Any], params: Any) -> None:
     async with database.transaction() as session:
-        for _ in range(3):  # SQLAlchemy runs a statement seen once; the second compiles, the third reuses
+        for attempt in range(3):  # SQLAlchemy runs a statement seen once; the second compiles, the third reuses
+            run_before = fast_select.statements_run
             fast = await session.execute(statement, params)
+            assert fast_select.statements_run == run_before + (attempt > 0)  # on the connection from the second
             expected = session.sync_session.execute(statement, params)
             assert list(fast.keys()) == list(expected.keys())
             fast_rows, expected_rows = fast.all(), expected.all()

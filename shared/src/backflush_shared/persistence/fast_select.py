@@ -75,7 +75,7 @@ def _prepare(statement: Select[Any], dialect: Any) -> _Statement | None:
     keys = [column.keyname for column in compiled._result_columns]  # noqa: SLF001 - what the cursor result reads
     if len(set(keys)) != len(keys) or not keys:
         return None  # ambiguous names (a join's two `id`s): SQLAlchemy's result says how each is meant
-    names = [compiled.bind_names[bind] for bind in compiled.binds.values()]
+    names = list(compiled.bind_names.values())  # (`binds` holds an anonymous parameter under two keys)
     if len(set(names)) != len(names):
         return None
     return _Statement(compiled, tuple(expanding), frozenset(names))
