@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, bindparam, func, insert, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Select
@@ -193,3 +194,27 @@ async def test_a_sqlite_unit_of_work_builds_no_orm_session(tmp_path: Path, monke
     finally:
         await database.close()
     assert built == []
+
+
+async def test_an_update_on_sqlite_writes_what_sqlalchemy_writes_and_counts_its_rows(database: Database) -> None:
+    """UPDATEs run on the connection too (from the second time a statement is seen): the values stored exactly as
+    SQLAlchemy stores them, `rowcount` right for a conditional write, a constraint's error SQLAlchemy's."""
+    by_lot = update(lots).where(lots.c.lot == bindparam("key"))  # SET: the columns the parameters name
+    ship = update(lots).where(lots.c.lot == bindparam("key"), lots.c.status == "stored").values(status="shipped")
+    values = {"quantity": Decimal("2.500"), "received_at": NOON}
+    async with database.transaction() as session:
+        session.sync_session.execute(by_lot, {"key": "L-1", **values})  # SQLAlchemy's own, for comparison
+        await session.execute(by_lot, {"key": "L-2", **values})  # seen once: SQLAlchemy's
+        run_before = fast_select.statements_run
+        written = await session.execute(by_lot, [{"key": "L-3", **values}, {"key": "missing", **values}])
+        assert (written.rowcount, fast_select.statements_run) == (1, run_before + 1)
+        await session.execute(ship, {"key": "L-1"})
+        assert [(await session.execute(ship, {"key": lot})).rowcount for lot in ("L-3", "L-3")] == [1, 0]
+        with pytest.raises(IntegrityError):
+            await session.execute(by_lot, {"key": "L-1", "status": None})
+    assert database.sqlite_engine is not None
+    with database.sqlite_engine.connect() as connection:  # the text stored, not what it reads back as
+        stored = connection.exec_driver_sql("SELECT lot, quantity, received_at, status FROM lots ORDER BY lot").all()
+    assert [tuple(row) for row in stored] == [
+        ("L-1", "2.500", stored[0][2], "shipped"), ("L-2", "2.500", stored[0][2], "shipped"),
+        ("L-3", "2.500", stored[0][2], "shipped")]

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.exc import CompileError, DBAPIError
+from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.selectable import Select
 
 if TYPE_CHECKING:
@@ -63,17 +65,22 @@ _NOT_HERE = _Statement(None, (), frozenset())  # SQLAlchemy runs it, always
 _statements: weakref.WeakKeyDictionary[Select[Any], _Statement] = weakref.WeakKeyDictionary()
 
 
-def _prepare(statement: Select[Any], dialect: Any) -> _Statement | None:
-    compiled = statement.compile(dialect=dialect)
+def _prepare(statement: Select[Any] | Update, dialect: Any, column_keys: list[str] | None = None) -> _Statement | None:
+    try:
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+    except CompileError:
+        return None  # SQLAlchemy says what is wrong when it runs it
     if compiled.literal_execute_params or compiled.escaped_bind_names or compiled.positiontup is None:
         return None
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        return None  # a default SQLAlchemy computes in Python for each row
     expanding = []
     for bind in compiled.post_compile_params:
         if not bind.expanding or bind.literal_execute or bind.type._is_tuple_type:
             return None
         expanding.append(bind.key)
     keys = [column.keyname for column in compiled._result_columns]  # noqa: SLF001 - what the cursor result reads
-    if len(set(keys)) != len(keys) or not keys:
+    if len(set(keys)) != len(keys) or (not keys and column_keys is None):
         return None  # ambiguous names (a join's two `id`s): SQLAlchemy's result says how each is meant
     names = list(compiled.bind_names.values())  # (`binds` holds an anonymous parameter under two keys)
     if len(set(names)) != len(names):
@@ -149,3 +156,65 @@ def execute_select(session: InlineSession, statement: Any, params: Mapping[str, 
         rows = [tuple([value if process is None or value is None else process(value)
                        for process, value in zip(pairs, row, strict=True)]) for row in rows]
     return IteratorResult(plan.metadata, iter(rows))
+
+
+class WriteResult:
+    """What callers read of an UPDATE's result: how many rows it changed (a conditional write checks it)."""
+
+    __slots__ = ("rowcount",)
+
+    def __init__(self, rowcount: int) -> None:
+        self.rowcount = rowcount
+
+
+#: UPDATE statement object -> the keys its parameters name (its SET clause) -> what is known of it
+_updates: weakref.WeakKeyDictionary[Update, dict[frozenset[str], _Statement]] = weakref.WeakKeyDictionary()
+
+
+def execute_update(session: InlineSession, statement: Any, params: Any) -> WriteResult | None:
+    """Run `statement` (a Core UPDATE, SET from the parameters' keys) for each of `params` (a dict or a list of
+    dicts with the same keys) on SQLite's connection, as one `executemany`; None when SQLAlchemy must run it."""
+    global statements_run  # noqa: PLW0603 - a counter for tests
+    if type(statement) is not Update or statement._returning:  # noqa: SLF001
+        return None
+    rows = [params] if type(params) is dict else params
+    if type(rows) is not list or not rows or type(rows[0]) is not dict:
+        return None
+    keys = rows[0].keys()
+    if any(type(row) is not dict or row.keys() != keys for row in rows):
+        return None
+    bind = session.sync_session
+    if bind.dispatch.before_cursor_execute:
+        return None  # someone watches the statements: let them see this one
+    shapes = _updates.get(statement)
+    if shapes is None:
+        _updates[statement] = {}  # the first time, SQLAlchemy's (see execute_select)
+        return None
+    shape = frozenset(keys)
+    entry = shapes.get(shape)
+    if entry is None:
+        entry = shapes[shape] = _prepare(statement, bind.dialect, list(keys)) or _NOT_HERE
+    if entry is _NOT_HERE or (entry.expanding and len(rows) > 1):
+        return None
+    if not entry.names <= keys:  # a value the statement holds itself (`status == "waiting"`), as SQLAlchemy binds it
+        rows = [entry.compiled.construct_params(row) for row in rows]
+    lists = [rows[0][name] for name in entry.expanding]
+    if any(type(values) not in (list, tuple) or not values for values in lists):
+        return None
+    lengths = tuple(len(values) for values in lists)
+    plan = entry.plans.get(lengths)
+    if plan is None:
+        plan = entry.plans[lengths] = _plan(entry, lengths, bind.dialect)
+    parameters = [[value if process is None or value is None else process(value)
+                   for value, process in ((row[name] if index < 0 else row[name][index], process)
+                                          for name, index, process in plan.binds)] for row in rows]
+    from backflush_shared.persistence.fast_insert import raw_connection
+
+    raw = raw_connection(session)
+    try:
+        cursor = raw.executemany(plan.sql, parameters) if len(parameters) > 1 else raw.execute(plan.sql, parameters[0])
+    except sqlite3.Error as error:
+        # not run again (an executemany may have changed some rows): SQLAlchemy's error for it, as callers expect
+        raise DBAPIError.instance(plan.sql, parameters, error, sqlite3.Error, dialect=bind.dialect) from error
+    statements_run += 1
+    return WriteResult(cursor.rowcount)

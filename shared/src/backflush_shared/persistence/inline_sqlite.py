@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, NestedTransaction
 
-from backflush_shared.persistence.fast_select import execute_select
+from backflush_shared.persistence.fast_select import execute_select, execute_update
 
 #: SQLite's own busy handler, for a statement other than BEGIN that finds the file locked (in WAL mode only rare
 #: cases: a reader during another connection's recovery, a checkpoint). It blocks the loop, so it is short; the
@@ -241,11 +241,16 @@ class InlineSession:
         self.raw: sqlite3.Connection | None = None
 
     async def execute(self, statement: Any, params: Any = None, **options: Any) -> Any:
-        if not options and (params is None or isinstance(params, dict)):
-            # a SELECT straight on the connection, for a tenth of SQLAlchemy's cost (see fast_select.py)
-            result = execute_select(self, statement, params)
-            if result is not None:
-                return result
+        if not options:
+            # a SELECT or an UPDATE straight on the connection, for a fraction of SQLAlchemy's cost (fast_select.py)
+            if params is None or type(params) is dict:
+                result = execute_select(self, statement, params)
+                if result is not None:
+                    return result
+            if params is not None:
+                written = execute_update(self, statement, params)
+                if written is not None:
+                    return written
         return self.sync_session.execute(statement, params, **options)
 
     async def scalar(self, statement: Any, params: Any = None, **options: Any) -> Any:
