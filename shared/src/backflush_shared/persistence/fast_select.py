@@ -1,14 +1,16 @@
-"""SELECTs of the consume path, straight on SQLite's connection (what fast_insert.py does for INSERTs).
+"""SELECTs and UPDATEs of the consume path, straight on SQLite's connection (what fast_insert.py does for INSERTs).
 
-At batches of one event, a prebuilt SELECT through `Session.execute` cost about 40 µs of SQLAlchemy (the
+At batches of one event, a prebuilt statement through `Session.execute` cost about 40 µs of SQLAlchemy (the
 session's execution path, the compiled-cache lookup, the expansion of an `IN` list, the cursor result) around the
 few microseconds SQLite takes; the distributor's one `lock_orders` statement took 12 % of its CPU. On SQLite
-(`InlineSession.execute`) a Core SELECT runs here instead: compiled once per statement object (and length of each
-`IN` list) by the session's own dialect, its values through the dialect's bind processors, its rows through the
-result processors SQLAlchemy would have applied, and handed back as a real `Result` (`mappings`, `scalars`,
-`one_or_none` ... behave as ever). Anything else -- another statement kind, options, a statement this module
-cannot run exactly as SQLAlchemy would, or an engine someone listens to for statements (tests counting them) --
-goes through SQLAlchemy as before.
+(`InlineSession.execute`) a Core SELECT or UPDATE runs here instead, from the second time its statement object is
+seen (a statement built per call is left to SQLAlchemy's cache): compiled once per statement (per length of each
+`IN` list; per set of keys an UPDATE's parameters name, its SET clause) by the connection's own dialect, its
+values through the dialect's bind processors, a SELECT's rows through the result processors SQLAlchemy would have
+applied and handed back as a real `Result` (`mappings`, `scalars`, `one_or_none` ... behave as ever), an UPDATE's
+`rowcount` kept for conditional writes. Anything else -- another statement kind, options, RETURNING, a default
+computed in Python, a statement this module cannot run exactly as SQLAlchemy would, or an engine someone listens
+to for statements (tests counting them) -- goes through SQLAlchemy as before. PostgreSQL never comes here.
 """
 
 from __future__ import annotations

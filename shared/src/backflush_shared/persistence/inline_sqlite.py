@@ -1,7 +1,8 @@
 """SQLite without a thread hop, or a greenlet, per statement.
 
-Two ways, one reason. `Database` runs its SQLite units of work on a plain (sync) `Session` behind
-`InlineSession`, the part of `AsyncSession` our code uses; `create_engine` (migrations, code that wants an
+Two ways, one reason. `Database` runs its SQLite units of work on a plain (sync) `Connection` behind
+`InlineSession`, the part of `AsyncSession` our code uses (its prebuilt SELECTs and UPDATEs straight on the
+sqlite3 connection, see fast_select.py); `create_engine` (migrations, code that wants an
 `AsyncEngine`) gets the aiosqlite dialect over `InlineConnection`. Why:
 
 SQLAlchemy's `sqlite+aiosqlite` dialect hands every statement, fetch, commit and rollback to aiosqlite's worker
