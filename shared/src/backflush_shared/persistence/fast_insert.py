@@ -22,7 +22,6 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from backflush_shared.persistence.inline_sqlite import InlineSession
 
 _DIALECT = SQLiteDialect_pysqlite()
-_RAW_CONNECTION = "backflush_raw_sqlite_connection"
 
 
 class _Compiled:
