@@ -218,3 +218,26 @@ async def test_an_update_on_sqlite_writes_what_sqlalchemy_writes_and_counts_its_
     assert [tuple(row) for row in stored] == [
         ("L-1", "2.500", stored[0][2], "shipped"), ("L-2", "2.500", stored[0][2], "shipped"),
         ("L-3", "2.500", stored[0][2], "shipped")]
+
+
+async def test_a_prebuilt_insert_on_sqlite_stores_what_sqlalchemy_stores(database: Database) -> None:
+    """A plain `insert(table)` the code keeps runs on the connection from the second time (one statement for a
+    list of rows); one with more to it (here `OR IGNORE`) stays SQLAlchemy's and keeps its meaning."""
+    add = insert(lots)
+    add_unless_there = insert(lots).prefix_with("OR IGNORE")
+    row = {"lot": "N", "quantity": Decimal("3.000"), "received_at": NOON, "status": "stored"}
+    async with database.transaction() as session:
+        session.sync_session.execute(add, {**row, "id": 10})  # SQLAlchemy's own, for comparison
+        await session.execute(add, {**row, "id": 11})  # seen once: SQLAlchemy's
+        run_before = fast_select.statements_run
+        written = await session.execute(add, [{**row, "id": 12}, {**row, "id": 13}])
+        assert (written.rowcount, fast_select.statements_run) == (2, run_before + 1)
+        for _ in range(3):
+            await session.execute(add_unless_there, {**row, "id": 10})  # already there: ignored
+        with pytest.raises(IntegrityError):
+            await session.execute(add, {**row, "id": 10})
+    assert database.sqlite_engine is not None
+    with database.sqlite_engine.connect() as connection:  # the text stored, not what it reads back as
+        stored = connection.exec_driver_sql(
+            "SELECT lot, quantity, received_at, status FROM lots WHERE id >= 10 ORDER BY id").all()
+    assert [tuple(r) for r in stored] == [tuple(stored[0])] * 4 and stored[0][1] == "3.000"

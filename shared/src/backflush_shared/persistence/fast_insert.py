@@ -13,12 +13,16 @@ SQLAlchemy -- goes through SQLAlchemy as before.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
+from backflush_shared.persistence import fast_select
 from backflush_shared.persistence.inline_sqlite import InlineSession
 
 _DIALECT = SQLiteDialect_pysqlite()
@@ -133,3 +137,40 @@ def select_in(session: Any, table: Table, columns: Sequence[str], key: str,
             f"SELECT {', '.join(quote(c) for c in columns)} FROM {_DIALECT.identifier_preparer.format_table(table)} "
             f"WHERE {quote(key)} IN ({', '.join('?' * len(values))})")
     return raw_connection(sync_session).execute(sql, tuple(values)).fetchall()  # type: ignore[no-any-return]
+
+
+#: INSERT statement object -> whether it is a plain `insert(table)` (None: seen once, SQLAlchemy ran it)
+_plain_inserts: weakref.WeakKeyDictionary[Insert, bool | None] = weakref.WeakKeyDictionary()
+
+
+def execute_insert(session: InlineSession, statement: Any, params: Any) -> int | None:
+    """A prebuilt plain `insert(table)` with a dict or a list of dicts (the same keys) as its rows, run by
+    `insert_rows_sync`; the rows inserted, or None when SQLAlchemy must run it (a statement built per call, one
+    with values, RETURNING, prefixes..., or someone listening to the engine for statements)."""
+    if type(statement) is not Insert:
+        return None
+    plain = _plain_inserts.get(statement, _plain_inserts)
+    if plain is _plain_inserts:
+        _plain_inserts[statement] = None  # the first time, SQLAlchemy's: one built per call is never seen again
+        return None
+    if plain is None:
+        table = statement.table
+        plain = _plain_inserts[statement] = (
+            isinstance(table, Table) and not statement._returning and not statement._return_defaults  # noqa: SLF001
+            and str(statement.compile(dialect=_DIALECT)) == str(insert(table).compile(dialect=_DIALECT)))
+    if not plain:
+        return None
+    rows = [params] if type(params) is dict else params
+    if type(rows) is not list or not rows or any(type(row) is not dict for row in rows):
+        return None
+    if session.sync_session.dispatch.before_cursor_execute:
+        return None  # someone watches the statements: let them see this one
+    try:
+        done = insert_rows_sync(session, statement.table, rows)
+    except sqlite3.Error as error:
+        # not run again (an executemany may have inserted some rows): SQLAlchemy's error, as callers expect
+        raise DBAPIError.instance(str(statement), rows, error, sqlite3.Error, dialect=_DIALECT) from error
+    if not done:
+        return None
+    fast_select.statements_run += 1
+    return len(rows)

@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, NestedTransaction
 
-from backflush_shared.persistence.fast_select import execute_select, execute_update
+from backflush_shared.persistence.fast_select import WriteResult, execute_select, execute_update
 
 #: SQLite's own busy handler, for a statement other than BEGIN that finds the file locked (in WAL mode only rare
 #: cases: a reader during another connection's recovery, a checkpoint). It blocks the loop, so it is short; the
@@ -252,6 +252,11 @@ class InlineSession:
                 written = execute_update(self, statement, params)
                 if written is not None:
                     return written
+                from backflush_shared.persistence.fast_insert import execute_insert  # it imports this module
+
+                inserted = execute_insert(self, statement, params)
+                if inserted is not None:
+                    return WriteResult(inserted)
         return self.sync_session.execute(statement, params, **options)
 
     async def scalar(self, statement: Any, params: Any = None, **options: Any) -> Any:
