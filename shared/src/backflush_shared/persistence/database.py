@@ -14,7 +14,6 @@ import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -127,7 +126,7 @@ def create_sqlite_engine(url: str) -> Engine:
 class Database:
     """The service's database: an engine and the sessions of its units of work.
 
-    On SQLite the sessions are `InlineSession`s over plain sessions (see inline_sqlite.py): every statement runs
+    On SQLite the sessions are `InlineSession`s over plain connections (see inline_sqlite.py): every statement runs
     on the event loop's thread in microseconds, with no thread hand-off and no greenlet per statement."""
 
     def __init__(self, url: str) -> None:
@@ -145,7 +144,6 @@ class Database:
             #: the one writer connection, held from the first transaction to `close`: a session and a pool
             #: checkout per transaction cost about as much as the BEGIN, INSERT and COMMIT of a batch of one
             self._sqlite_writer: Connection | None = None
-            self._sqlite_readers = sessionmaker(self.sqlite_engine, expire_on_commit=False)
             # SQLite has one writer: transactions of this process queue here instead of in SQLite's busy handler
             self._write_lock = asyncio.Lock()
             return
@@ -163,18 +161,13 @@ class Database:
             return
         async with self._write_lock:
             connection = await self._begin_sqlite_writer()
-            # a new session each time (handlers keep per-transaction state in `session.info`), joined to the held
-            # connection's transaction, which is ours to commit or roll back
-            writer = Session(bind=connection, join_transaction_mode="rollback_only", expire_on_commit=False,
-                             autoflush=True)
+            # a new InlineSession each time (its `info` is this transaction's), on the held connection, whose
+            # transaction is ours to commit or roll back
             try:
-                yield InlineSession(writer)  # type: ignore[misc]  # the part of AsyncSession we use
-                writer.commit()  # flushes; leaves the connection's transaction to us
+                yield InlineSession(connection)  # type: ignore[misc]  # the part of AsyncSession we use
             except BaseException:
-                writer.close()
                 self._end_sqlite_writer(connection, commit=False)
                 raise
-            writer.close()
             self._end_sqlite_writer(connection, commit=True)
 
     async def _begin_sqlite_writer(self) -> Connection:
@@ -218,7 +211,7 @@ class Database:
             async with self._readers() as session:
                 yield session
             return
-        with self._sqlite_readers() as reader:
+        with self.sqlite_engine.connect() as reader:  # its read transaction rolls back when it closes
             yield InlineSession(reader)  # type: ignore[misc]
 
     async def close(self) -> None:

@@ -12,15 +12,20 @@ SQLAlchemy -- goes through SQLAlchemy as before.
 
 from __future__ import annotations
 
+import sqlite3
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-from sqlalchemy.orm import Session
+
+from backflush_shared.persistence import fast_select
+from backflush_shared.persistence.inline_sqlite import InlineSession
 
 _DIALECT = SQLiteDialect_pysqlite()
-_RAW_CONNECTION = "backflush_raw_sqlite_connection"
 
 
 class _Compiled:
@@ -55,35 +60,31 @@ def _compile(table: Table, row: dict[str, Any]) -> _Compiled | None:
     return found  # type: ignore[return-value]
 
 
-def sqlite_session(session: Any) -> Session | None:
-    """The plain session behind an `InlineSession` (SQLite), else None."""
-    from backflush_shared.persistence.inline_sqlite import InlineSession
-
-    return session.sync_session if isinstance(session, InlineSession) else None
+def sqlite_session(session: Any) -> InlineSession | None:
+    """The session when it is an `InlineSession` (SQLite), else None."""
+    return session if type(session) is InlineSession else None
 
 
-def _raw(sync_session: Session) -> Any:
-    """The sqlite3 connection of the session's transaction (kept for the transaction: the session's info goes
-    with it)."""
-    raw = sync_session.info.get(_RAW_CONNECTION)
+def raw_connection(session: InlineSession) -> sqlite3.Connection:
+    """The sqlite3 connection of the session's transaction (kept on the session, which lives as long)."""
+    raw = session.raw
     if raw is None:
-        raw = sync_session.connection().connection.driver_connection
-        sync_session.info[_RAW_CONNECTION] = raw
+        connection = session.sync_session
+        if not connection.in_transaction():
+            connection.begin()  # as SQLAlchemy would before a statement: a reader's reads share one snapshot
+        raw = session.raw = connection.connection.driver_connection
     return raw
 
 
-def insert_rows_sync(sync_session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
+def insert_rows_sync(sync_session: InlineSession, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
     """Insert `rows` (all with the same keys) on SQLite's connection; False (nothing done) when SQLAlchemy must."""
-    bind = sync_session.bind
-    if bind is None or bind.dialect.name != "sqlite":
-        return False
     if not rows:
         return True
     compiled = _compile(table, rows[0])
     keys = rows[0].keys()
     if compiled is None or any(row.keys() != keys for row in rows):
         return False
-    _raw(sync_session).executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+    raw_connection(sync_session).executemany(compiled.sql, [compiled.parameters(row) for row in rows])
     return True
 
 
@@ -105,7 +106,7 @@ def insert_rows_returning_ids(session: Any, table: Table, rows: Sequence[dict[st
     keys = rows[0].keys()
     if compiled is None or any(row.keys() != keys for row in rows):
         return None
-    cursor = _raw(sync_session).cursor()
+    cursor = raw_connection(sync_session).cursor()
     try:
         ids: list[int] = []
         for row in rows:
@@ -116,16 +117,60 @@ def insert_rows_returning_ids(session: Any, table: Table, rows: Sequence[dict[st
         cursor.close()
 
 
+_selects: dict[tuple[Table, tuple[str, ...], str, int], str] = {}
+
+
 def select_in(session: Any, table: Table, columns: Sequence[str], key: str,
               values: Sequence[Any]) -> list[tuple[Any, ...]] | None:
     """SQLite: `SELECT columns FROM table WHERE key IN values` on the connection (text columns only: no result
     processing); None when this cannot be done here (the caller then asks SQLAlchemy)."""
     sync_session = sqlite_session(session)
-    if sync_session is None or sync_session.bind is None or sync_session.bind.dialect.name != "sqlite":
+    if sync_session is None:
         return None
     if not values:
         return []
-    quote = _DIALECT.identifier_preparer.quote
-    sql = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {_DIALECT.identifier_preparer.format_table(table)} "
-           f"WHERE {quote(key)} IN ({', '.join('?' * len(values))})")
-    return _raw(sync_session).execute(sql, tuple(values)).fetchall()  # type: ignore[no-any-return]
+    shape = (table, tuple(columns), key, len(values))
+    sql = _selects.get(shape)
+    if sql is None:  # built once per shape: at batches of one, building it cost more than SQLite running it
+        quote = _DIALECT.identifier_preparer.quote
+        sql = _selects[shape] = (
+            f"SELECT {', '.join(quote(c) for c in columns)} FROM {_DIALECT.identifier_preparer.format_table(table)} "
+            f"WHERE {quote(key)} IN ({', '.join('?' * len(values))})")
+    return raw_connection(sync_session).execute(sql, tuple(values)).fetchall()  # type: ignore[no-any-return]
+
+
+#: INSERT statement object -> whether it is a plain `insert(table)` (None: seen once, SQLAlchemy ran it)
+_plain_inserts: weakref.WeakKeyDictionary[Insert, bool | None] = weakref.WeakKeyDictionary()
+
+
+def execute_insert(session: InlineSession, statement: Any, params: Any) -> int | None:
+    """A prebuilt plain `insert(table)` with a dict or a list of dicts (the same keys) as its rows, run by
+    `insert_rows_sync`; the rows inserted, or None when SQLAlchemy must run it (a statement built per call, one
+    with values, RETURNING, prefixes..., or someone listening to the engine for statements)."""
+    if type(statement) is not Insert:
+        return None
+    plain = _plain_inserts.get(statement, _plain_inserts)
+    if plain is _plain_inserts:
+        _plain_inserts[statement] = None  # the first time, SQLAlchemy's: one built per call is never seen again
+        return None
+    if plain is None:
+        table = statement.table
+        plain = _plain_inserts[statement] = (
+            isinstance(table, Table) and not statement._returning and not statement._return_defaults  # noqa: SLF001
+            and str(statement.compile(dialect=_DIALECT)) == str(insert(table).compile(dialect=_DIALECT)))
+    if not plain:
+        return None
+    rows = [params] if type(params) is dict else params
+    if type(rows) is not list or not rows or any(type(row) is not dict for row in rows):
+        return None
+    if session.sync_session.dispatch.before_cursor_execute:
+        return None  # someone watches the statements: let them see this one
+    try:
+        done = insert_rows_sync(session, statement.table, rows)
+    except sqlite3.Error as error:
+        # not run again (an executemany may have inserted some rows): SQLAlchemy's error, as callers expect
+        raise DBAPIError.instance(str(statement), rows, error, sqlite3.Error, dialect=_DIALECT) from error
+    if not done:
+        return None
+    fast_select.statements_run += 1
+    return len(rows)

@@ -1,7 +1,8 @@
 """SQLite without a thread hop, or a greenlet, per statement.
 
-Two ways, one reason. `Database` runs its SQLite units of work on a plain (sync) `Session` behind
-`InlineSession`, the part of `AsyncSession` our code uses; `create_engine` (migrations, code that wants an
+Two ways, one reason. `Database` runs its SQLite units of work on a plain (sync) `Connection` behind
+`InlineSession`, the part of `AsyncSession` our code uses (its prebuilt SELECTs and UPDATEs straight on the
+sqlite3 connection, see fast_select.py); `create_engine` (migrations, code that wants an
 `AsyncEngine`) gets the aiosqlite dialect over `InlineConnection`. Why:
 
 SQLAlchemy's `sqlite+aiosqlite` dialect hands every statement, fetch, commit and rollback to aiosqlite's worker
@@ -30,7 +31,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.engine import Connection, NestedTransaction
+
+from backflush_shared.persistence.fast_select import WriteResult, execute_select, execute_update
 
 #: SQLite's own busy handler, for a statement other than BEGIN that finds the file locked (in WAL mode only rare
 #: cases: a reader during another connection's recovery, a checkpoint). It blocks the loop, so it is short; the
@@ -217,41 +220,61 @@ def is_locked(error: BaseException | None) -> bool:
 
 
 class InlineSession:
-    """What our code uses of an `AsyncSession`, over a plain (sync) `Session` on SQLite.
+    """What our code uses of an `AsyncSession`, over a plain (sync) `Connection` on SQLite.
 
     Even with statements run inline, `AsyncSession.execute` spawns a greenlet and goes through the asyncio
-    adapter layers for every statement: measured, two to four times what the plain `Session.execute` costs for
-    the same statement. Nothing on SQLite ever needs to wait for I/O (see the module's docstring), so the
-    session's methods run the sync session's directly. The face is the part of `AsyncSession` this project uses:
-    `execute`, `scalar`, `scalars`, `begin_nested`, `flush`, `connection`, `get_bind`, `info`, `sync_session`.
+    adapter layers for every statement: measured, two to four times what the plain call costs for the same
+    statement. Nothing on SQLite ever needs to wait for I/O (see the module's docstring), so the methods run the
+    sync ones directly. And on the connection, not a `Session`: our code is Core only (no ORM objects to flush
+    or track), and a session per transaction -- built, joined to the connection's transaction, committed, closed
+    -- cost more than SQLite's BEGIN and COMMIT of a batch of one (27 µs of 42). The face is the part of
+    `AsyncSession` this project uses: `execute`, `scalar`, `scalars`, `begin_nested`, `flush`, `connection`,
+    `get_bind`, `info` (this transaction's own), `sync_session` (here the connection).
     """
 
-    __slots__ = ("sync_session",)
+    __slots__ = ("sync_session", "info", "raw")
 
-    def __init__(self, sync_session: Session) -> None:
-        self.sync_session = sync_session
-
-    @property
-    def info(self) -> dict[Any, Any]:
-        return self.sync_session.info
+    def __init__(self, connection: Connection) -> None:
+        #: the connection, under the name `AsyncSession` gives its sync half
+        self.sync_session = connection
+        self.info: dict[Any, Any] = {}
+        #: the sqlite3 connection under it, once a fast path asked for it (see fast_insert.raw_connection)
+        self.raw: sqlite3.Connection | None = None
 
     async def execute(self, statement: Any, params: Any = None, **options: Any) -> Any:
+        if not options:
+            # a SELECT or an UPDATE straight on the connection, for a fraction of SQLAlchemy's cost (fast_select.py)
+            if params is None or type(params) is dict:
+                result = execute_select(self, statement, params)
+                if result is not None:
+                    return result
+            if params is not None:
+                written = execute_update(self, statement, params)
+                if written is not None:
+                    return written
+                from backflush_shared.persistence.fast_insert import execute_insert  # it imports this module
+
+                inserted = execute_insert(self, statement, params)
+                if inserted is not None:
+                    return WriteResult(inserted)
         return self.sync_session.execute(statement, params, **options)
 
     async def scalar(self, statement: Any, params: Any = None, **options: Any) -> Any:
-        return self.sync_session.scalar(statement, params, **options)
+        return (await self.execute(statement, params, **options)).scalar()
 
     async def scalars(self, statement: Any, params: Any = None, **options: Any) -> Any:
-        return self.sync_session.scalars(statement, params, **options)
+        return (await self.execute(statement, params, **options)).scalars()
 
     async def flush(self) -> None:
-        self.sync_session.flush()
+        return None  # Core only: nothing waits to be flushed
 
-    async def connection(self, **options: Any) -> Any:
-        return self.sync_session.connection(**options)
+    async def connection(self, **options: Any) -> Connection:
+        if options:  # they would stay on the held writer connection, past this transaction
+            raise TypeError(f"the inline SQLite session takes no connection options: {sorted(options)}")
+        return self.sync_session
 
-    def get_bind(self, *args: Any, **options: Any) -> Any:
-        return self.sync_session.get_bind(*args, **options)
+    def get_bind(self, *_args: Any, **_options: Any) -> Connection:
+        return self.sync_session
 
     def in_nested_transaction(self) -> bool:
         return self.sync_session.in_nested_transaction()
@@ -263,14 +286,14 @@ class InlineSession:
 class _InlineSavepoint:
     """`async with session.begin_nested():` -- released on success, rolled back on an exception."""
 
-    __slots__ = ("_session", "_transaction")
+    __slots__ = ("_connection", "_transaction")
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self._transaction: SessionTransaction | None = None
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._transaction: NestedTransaction | None = None
 
     async def __aenter__(self) -> _InlineSavepoint:
-        self._transaction = self._session.begin_nested()
+        self._transaction = self._connection.begin_nested()
         return self
 
     async def __aexit__(self, kind: Any, error: Any, traceback: Any) -> None:
