@@ -103,7 +103,8 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
 
 
 async def test_sqlite_statements_run_on_the_event_loops_own_thread(tmp_path: Path) -> None:
-    threads_before = threading.active_count()
+    # by identity, not by count: a thread an earlier test left may end meanwhile and hide a new one
+    threads_before = {thread.ident for thread in threading.enumerate()}
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
     try:
         async with database.transaction() as session:
@@ -111,7 +112,8 @@ async def test_sqlite_statements_run_on_the_event_loops_own_thread(tmp_path: Pat
             await session.execute(text("INSERT INTO t VALUES (1)"))
         async with database.reading() as session:
             assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 1
-            assert threading.active_count() == threads_before  # no connection thread was started
+            started = [t.name for t in threading.enumerate() if t.ident not in threads_before]
+            assert started == []  # no connection thread was started
     finally:
         await database.close()
 
