@@ -42,8 +42,7 @@ def _live_children_seconds(pid: int) -> float:
         except (OSError, ValueError):
             continue
         if fields[1] == str(pid):  # field 4 of proc(5): the parent
-            clock = _process_cpu_clock_seconds(int(entry.name))
-            seconds += clock if clock is not None else (int(fields[11]) + int(fields[12])) / _TICKS
+            seconds += _own_seconds(int(entry.name), fields)
     return seconds
 
 
@@ -80,6 +79,12 @@ def _process_cpu_clock_seconds(pid: int) -> float | None:
         return None
 
 
+def _own_seconds(pid: int, fields: list[str]) -> float:
+    """The process's own CPU (its threads, not its children): its CPU clock, else utime + stime in ticks."""
+    clock = _process_cpu_clock_seconds(pid)
+    return clock if clock is not None else (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def sample(pid: int, children: bool = False) -> ProcSample | None:
     """None once the process is gone. With `children`, their CPU counts too (PostgreSQL's backends)."""
     try:
@@ -87,8 +92,7 @@ def sample(pid: int, children: bool = False) -> ProcSample | None:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    own = _process_cpu_clock_seconds(pid)
-    cpu_seconds = own if own is not None else (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    cpu_seconds = _own_seconds(pid, fields)
     if children:
         cpu_seconds += _children_seconds(pid, fields)
     memory = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith("Vm")}

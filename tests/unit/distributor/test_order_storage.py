@@ -8,37 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from dataclasses import fields, replace
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from backflush_shared.contracts import completions as c
 from backflush_shared.contracts import orders as o
-from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
-from backflush_shared.settings import ServiceSettings
 
 from backflush_distributor.adapters.repository import _milestones_from_json, _milestones_to_json
 from backflush_distributor.adapters.tables import order_events
-from backflush_distributor.app import SERVICE as DISTRIBUTOR
 from backflush_distributor.domain.lifecycle import Milestones, Order
 from support.consumed import Record
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'distributor.db'}"
-    await upgrade_to_head_async(url, DISTRIBUTOR.migrations)
-    runtime = ServiceRuntime.create(DISTRIBUTOR, ServiceSettings(service="distributor", database_url=url,
-                                                                 bootstrap_servers="127.0.0.1:9"))
-    try:
-        yield runtime
-    finally:
-        await runtime.database.close()
 
 
 async def test_the_history_keeps_each_event_as_validated_in_its_own_json(runtime: ServiceRuntime) -> None:

@@ -10,12 +10,9 @@ On the distributor's real processor and a SQLite file.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select
 
 from backflush_shared.contracts import completions as c
@@ -23,16 +20,11 @@ from backflush_shared.contracts import inventory_details as inv
 from backflush_shared.contracts import orders as o
 from backflush_shared.contracts.base import Event
 from backflush_shared.contracts.common import RackPlacement
-from backflush_shared.persistence.migrations import upgrade_to_head_async
 from backflush_shared.service import ServiceRuntime
-from backflush_shared.settings import ServiceSettings
 
 from backflush_distributor.adapters import repository
 from backflush_distributor.adapters.tables import order_transitions
-from backflush_distributor.app import SERVICE as DISTRIBUTOR
 from support.consumed import Record
-
-
 
 
 def placed(order_id: str) -> o.OrderPlaced:
@@ -47,18 +39,6 @@ def inspected(order_id: str) -> c.QualityInspectionRecorded:
 def racked(order_id: str) -> inv.GoodsRacked:
     return inv.GoodsRacked(order_id=order_id, item="CHAIR-ERGO", lot="L-1",
                            placements=[RackPlacement(location="DC-A1", quantity=Decimal(1))])
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'distributor.db'}"
-    await upgrade_to_head_async(url, DISTRIBUTOR.migrations)
-    runtime = ServiceRuntime.create(DISTRIBUTOR, ServiceSettings(service="distributor", database_url=url,
-                                                                 bootstrap_servers="127.0.0.1:9"))
-    try:
-        yield runtime
-    finally:
-        await runtime.database.close()
 
 
 async def apply(runtime: ServiceRuntime, *events: Event, first_offset: int) -> Any:

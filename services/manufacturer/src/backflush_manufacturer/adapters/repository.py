@@ -489,21 +489,23 @@ async def write_pending_orders(uow: UnitOfWork) -> None:
 
 
 async def add_order(uow: UnitOfWork, order: ProductionOrder) -> None:
-    kept = replace(order)
-    _kept_orders(uow)[order.order_id] = kept
-    if uow.defers_writes:
-        _buffer(uow, kept, insert=True)
-        return
-    await uow.session.execute(_ADD_ORDER, _insert_values(order, now()))
+    await _write_order(uow, order, insert=True)
 
 
 async def save_order(uow: UnitOfWork, order: ProductionOrder) -> None:
+    await _write_order(uow, order, insert=False)
+
+
+async def _write_order(uow: UnitOfWork, order: ProductionOrder, *, insert: bool) -> None:
     kept = replace(order)
     _kept_orders(uow)[order.order_id] = kept
     if uow.defers_writes:
-        _buffer(uow, kept, insert=False)
+        _buffer(uow, kept, insert=insert)
         return
-    await uow.session.execute(_SAVE_ORDER, _update_values(order, now()))
+    if insert:
+        await uow.session.execute(_ADD_ORDER, _insert_values(order, now()))
+    else:
+        await uow.session.execute(_SAVE_ORDER, _update_values(order, now()))
 
 
 async def list_orders(session: AsyncSession) -> list[ProductionOrder]:

@@ -8,10 +8,11 @@ reads is not changed by another transaction before the same handler writes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import RowMapping, bindparam, delete, func, insert, select, update
@@ -186,6 +187,24 @@ def _batch(uow: UnitOfWork) -> _BatchOrders | None:
     return batch
 
 
+_Pick = Callable[[_BatchOrders], _Known]
+
+
+async def _one_row(uow: UnitOfWork, pick: _Pick, key: str, statement: Any, params: dict[str, str]) -> RowMapping | None:
+    """The row the batch knows for `key` in the table `pick` names, or else the table's."""
+    batch = _batch(uow)
+    if batch is not None and key in pick(batch).ids:
+        found: RowMapping | None = pick(batch).rows.get(key)
+        return found
+    return (await uow.session.execute(statement, params)).mappings().one_or_none()
+
+
+def _forget(uow: UnitOfWork, pick: _Pick, *keys: str) -> None:
+    batch = _batch(uow)
+    if batch is not None:
+        pick(batch).forget(*keys)
+
+
 async def load_orders(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
     """Read the rows the handlers read per order (units, shipment, cancellations, stock order, stocked run) for
     every order in `order_ids`, a few statements for the lot. The caller holds the storage lock."""
@@ -228,9 +247,7 @@ def _units_of(uow: UnitOfWork, order_id: str) -> list[RowMapping] | None:
 
 
 def _forget_units(uow: UnitOfWork, *order_ids: str) -> None:
-    batch = _batch(uow)
-    if batch is not None:
-        batch.units.forget(*order_ids)
+    _forget(uow, attrgetter("units"), *order_ids)
 
 
 def _forget_all_units(uow: UnitOfWork) -> None:
@@ -423,11 +440,7 @@ _SHIPMENTS_OF_ORDERS = select(shipments).where(shipments.c.order_id.in_(_IDS))
 
 
 async def shipment(uow: UnitOfWork, order_id: str) -> RowMapping | None:
-    batch = _batch(uow)
-    if batch is not None and order_id in batch.shipments.ids:
-        found: RowMapping | None = batch.shipments.rows.get(order_id)
-        return found
-    return (await uow.session.execute(_SHIPMENT, {"key_order": order_id})).mappings().one_or_none()
+    return await _one_row(uow, attrgetter("shipments"), order_id, _SHIPMENT, {"key_order": order_id})
 
 
 async def is_shipped(uow: UnitOfWork, order_id: str) -> bool:
@@ -435,9 +448,7 @@ async def is_shipped(uow: UnitOfWork, order_id: str) -> bool:
 
 
 def _forget_shipment(uow: UnitOfWork, order_id: str) -> None:
-    batch = _batch(uow)
-    if batch is not None:
-        batch.shipments.forget(order_id)
+    _forget(uow, attrgetter("shipments"), order_id)
 
 
 async def add_shipment(uow: UnitOfWork, *, order_id: str, item: str, quantity: Decimal, ship_to: str,
@@ -530,11 +541,7 @@ _ALLOCATIONS_OF_RUN = (
 
 
 async def finished_stock_of(uow: UnitOfWork, run_id: str) -> RowMapping | None:
-    batch = _batch(uow)
-    if batch is not None and run_id in batch.finished_stock.ids:
-        found: RowMapping | None = batch.finished_stock.rows.get(run_id)
-        return found
-    return (await uow.session.execute(_FINISHED_STOCK, {"key_run": run_id})).mappings().one_or_none()
+    return await _one_row(uow, attrgetter("finished_stock"), run_id, _FINISHED_STOCK, {"key_run": run_id})
 
 
 async def is_stocked_run(uow: UnitOfWork, run_id: str) -> bool:
@@ -542,9 +549,7 @@ async def is_stocked_run(uow: UnitOfWork, run_id: str) -> bool:
 
 
 def _forget_finished_stock(uow: UnitOfWork, run_id: str) -> None:
-    batch = _batch(uow)
-    if batch is not None:
-        batch.finished_stock.forget(run_id)
+    _forget(uow, attrgetter("finished_stock"), run_id)
 
 
 async def add_finished_stock(uow: UnitOfWork, *, run_id: str, item: str, lot: str, quantity: Decimal,
@@ -569,11 +574,7 @@ async def stocked_items(session: AsyncSession) -> list[str]:
 
 
 async def stock_order(uow: UnitOfWork, order_id: str) -> RowMapping | None:
-    batch = _batch(uow)
-    if batch is not None and order_id in batch.stock_orders.ids:
-        found: RowMapping | None = batch.stock_orders.rows.get(order_id)
-        return found
-    return (await uow.session.execute(_STOCK_ORDER, {"key_order": order_id})).mappings().one_or_none()
+    return await _one_row(uow, attrgetter("stock_orders"), order_id, _STOCK_ORDER, {"key_order": order_id})
 
 
 async def is_stock_order(uow: UnitOfWork, order_id: str) -> bool:
@@ -581,9 +582,7 @@ async def is_stock_order(uow: UnitOfWork, order_id: str) -> bool:
 
 
 def _forget_stock_order(uow: UnitOfWork, order_id: str) -> None:
-    batch = _batch(uow)
-    if batch is not None:
-        batch.stock_orders.forget(order_id)
+    _forget(uow, attrgetter("stock_orders"), order_id)
 
 
 async def add_stock_order(uow: UnitOfWork, *, order_id: str, item: str, quantity: Decimal, order_holder: str,
